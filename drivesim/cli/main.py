@@ -1,0 +1,145 @@
+"""The `drivesim` command: `drivesim <command> [<subcommand>] key=value ...`.
+
+Every command has a primary Hydra config under `conf/` that the key=value overrides
+(Hydra override grammar) are applied to. This package is the only place that
+composes Hydra configs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+
+@dataclass(frozen=True)
+class Command:
+    config_name: str
+    run: Callable[[DictConfig], object]
+    help: str
+
+
+def _demo(cfg: DictConfig) -> object:
+    from drivesim.cli.demo import run_demo
+
+    return run_demo(cfg)
+
+
+def _data_synth(cfg: DictConfig) -> object:
+    from drivesim.cli.data_cmds import run_synth
+
+    return run_synth(cfg)
+
+
+def _data_show(cfg: DictConfig) -> object:
+    from drivesim.cli.data_cmds import run_show
+
+    return run_show(cfg)
+
+
+def _data_bdd100k(cfg: DictConfig) -> object:
+    from drivesim.cli.data_cmds import run_bdd100k
+
+    return run_bdd100k(cfg)
+
+
+def _train(cfg: DictConfig) -> object:
+    from drivesim.cli.train_cmds import run_train
+
+    return run_train(cfg)
+
+
+def _eval(cfg: DictConfig) -> object:
+    from drivesim.cli.eval_cmds import run_eval
+
+    return run_eval(cfg)
+
+
+COMMANDS: dict[tuple[str, ...], Command] = {
+    ("demo",): Command("demo", _demo, "render a demo drive into outputs/demo/"),
+    ("data", "synth"): Command("data_synth", _data_synth, "render a dataset from the procedural world"),
+    ("data", "show"): Command("data_show", _data_show, "storyboard PNG of one clip with boxes and labels"),
+    ("data", "bdd100k"): Command("data_bdd100k", _data_bdd100k, "convert BDD100K videos+labels to our format"),
+    ("train",): Command("train", _train, "train one stage: stage=probes|autoencoder|temporal_decoder|..."),
+    ("eval",): Command("eval", _eval, "evaluate generated videos against real ones with the probes"),
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+def _usage() -> str:
+    lines = ["usage: drivesim <command> [key=value ...]", "", "commands:"]
+    for words, cmd in COMMANDS.items():
+        lines.append(f"  {' '.join(words):<16} {cmd.help}")
+    lines.append("")
+    lines.append("Overrides use Hydra's grammar, e.g. `drivesim data synth out=/tmp/ds num_clips=8`.")
+    return "\n".join(lines)
+
+
+def parse(argv: list[str]) -> tuple[Command, list[str]]:
+    """Split argv into the command (leading words without '=') and Hydra overrides."""
+    words = [a for a in argv if "=" not in a and not a.startswith("-")]
+    overrides = [a for a in argv if "=" in a]
+    flags = [a for a in argv if a.startswith("-") and "=" not in a]
+    if flags:
+        raise UsageError(f"unknown flag(s) {flags}; drivesim takes key=value overrides only")
+    key = tuple(words)
+    if key not in COMMANDS:
+        known = [" ".join(k) for k in COMMANDS]
+        raise UsageError(f"unknown command {' '.join(words)!r}; known commands: {known}")
+    return COMMANDS[key], overrides
+
+
+def compose(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose `conf/<config_name>.yaml` with overrides; errors name the bad override."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from drivesim.paths import conf_dir
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = hydra_compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise UsageError(f"bad override for `{config_name}`: {exc}") from None
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("help", "-h", "--help"):
+        print(_usage())
+        return 0
+    try:
+        cmd, overrides = parse(argv)
+        cfg = compose(cmd.config_name, overrides)
+        cmd.run(cfg)
+    except UsageError as exc:
+        print(f"drivesim: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"drivesim: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def to_dataclass(cfg: DictConfig, cls: type) -> object:
+    """Validate a composed config against a typed dataclass; unknown or ill-typed keys raise
+    a UsageError that names the key."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cls), cfg)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        raise UsageError(f"bad config for {cls.__name__}: {exc}") from None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
