@@ -45,10 +45,14 @@ def _data_bdd100k(cfg: DictConfig) -> object:
     return run_bdd100k(cfg)
 
 
-def _train(cfg: DictConfig) -> object:
-    from drivesim.cli.train_cmds import run_train
+def _data_latents(cfg: DictConfig) -> object:
+    from drivesim.cli.latents_cmd import run_latents
 
-    return run_train(cfg)
+    return run_latents(cfg)
+
+
+def _train(cfg: DictConfig) -> object:
+    raise UsageError("train needs stage=NAME")
 
 
 def _eval(cfg: DictConfig) -> object:
@@ -61,7 +65,8 @@ COMMANDS: dict[tuple[str, ...], Command] = {
     ("demo",): Command("demo", _demo, "render a demo drive into outputs/demo/"),
     ("data", "synth"): Command("data_synth", _data_synth, "render a dataset from the procedural world"),
     ("data", "show"): Command("data_show", _data_show, "storyboard PNG of one clip with boxes and labels"),
-    ("data", "bdd100k"): Command("data_bdd100k", _data_bdd100k, "convert BDD100K videos+labels to our format"),
+    ("data", "bdd100k"): Command("data_bdd100k", _data_bdd100k, "convert BDD100K videos+labels to ours"),
+    ("data", "latents"): Command("data_latents", _data_latents, "encode a dataset once into a latent cache"),
     ("train",): Command("train", _train, "train one stage: stage=probes|autoencoder|temporal_decoder|..."),
     ("eval",): Command("eval", _eval, "evaluate generated videos against real ones with the probes"),
 }
@@ -91,7 +96,24 @@ def parse(argv: list[str]) -> tuple[Command, list[str]]:
     if key not in COMMANDS:
         known = [" ".join(k) for k in COMMANDS]
         raise UsageError(f"unknown command {' '.join(words)!r}; known commands: {known}")
-    return COMMANDS[key], overrides
+    cmd = COMMANDS[key]
+    if key == ("train",):
+        cmd, overrides = _train_stage(overrides)
+    return cmd, overrides
+
+
+def _train_stage(overrides: list[str]) -> tuple[Command, list[str]]:
+    """`train stage=NAME ...` composes `conf/train/NAME.yaml`; `stage` picks the file."""
+    from drivesim.cli.train_cmds import STAGES
+
+    stages = [o for o in overrides if o.split("=", 1)[0] == "stage"]
+    if len(stages) != 1:
+        raise UsageError(f"train needs exactly one stage=NAME; stages: {sorted(STAGES)}")
+    stage = stages[0].split("=", 1)[1]
+    if stage not in STAGES:
+        raise UsageError(f"unknown stage={stage!r}; stages: {sorted(STAGES)}")
+    rest = [o for o in overrides if o not in stages]
+    return Command(f"train/{stage}", STAGES[stage], f"train {stage}"), rest
 
 
 def compose(config_name: str, overrides: list[str]) -> DictConfig:
