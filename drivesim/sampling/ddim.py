@@ -1,0 +1,107 @@
+"""DDIM sampling (Song, Meng & Ermon 2021) over a denoiser callable.
+
+The denoiser is any callable ``(z_tau, tau) -> output`` where ``tau`` is an integer tensor
+(b,) and the output is in the ``target`` parameterisation (eps or v). Conditioning and
+guidance are bound into the callable beforehand (see `drivesim.sampling.guidance`).
+
+Steps are an evenly spaced descending sub-sequence of the training times, from
+``T - 1`` down to ``0`` (`ddim_timesteps`). One update, with signal/noise scales
+(alpha, sigma) at the current time and (alpha', sigma') at the next (DDIM Eq. (12)):
+
+    x0, eps = denoised(output)
+    s       = eta * (sigma' / sigma) * sqrt(1 - alpha^2 / alpha'^2)
+    z'      = alpha' * x0 + sqrt(sigma'^2 - s^2) * eps + s * noise
+
+eta = 0 is the deterministic DDIM; eta = 1 matches DDPM's ancestral variance. After the
+last step (tau = 0) the sampler returns the clean estimate x0. All randomness (x_T and the
+eta noise) comes from the passed generator; noise is drawn on ``generator.device``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from drivesim.diffusion.parameterization import Target, check_target, denoised_from_output
+from drivesim.diffusion.schedule import NoiseSchedule
+
+Denoiser = Callable[[Tensor, Tensor], Tensor]
+
+
+def ddim_timesteps(num_train_steps: int, steps: int) -> Tensor:
+    """Descending, evenly spaced integer diffusion times: (steps,) from T-1 to 0."""
+    if not 1 <= steps <= num_train_steps:
+        raise ValueError(f"steps={steps} is not allowed; expected 1..{num_train_steps}")
+    if steps == 1:
+        return torch.tensor([num_train_steps - 1], dtype=torch.long)
+    return torch.linspace(num_train_steps - 1, 0, steps, dtype=torch.float64).round().long()  # (steps,)
+
+
+def _scales(schedule: NoiseSchedule, tau: int) -> tuple[float, float]:
+    t = torch.tensor([tau], dtype=torch.long)
+    return float(schedule.alpha(t)[0]), float(schedule.sigma(t)[0])
+
+
+def _noise(
+    shape: tuple[int, ...], generator: torch.Generator, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+
+
+@torch.no_grad()
+def ddim_sample(
+    denoiser: Denoiser,
+    shape: tuple[int, ...],
+    schedule: NoiseSchedule,
+    steps: int,
+    eta: float,
+    generator: torch.Generator,
+    target: Target = "eps",
+    x_T: Tensor | None = None,
+    progress: bool = False,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Sample a batch of shape `shape` (b, ...) with DDIM.
+
+    x_T: starting noise; by default N(0, I) from `generator`. Its device/dtype win over
+    `device`/`dtype`, which otherwise default to the generator's device and float32.
+    Returns the clean estimate x0 after the last step, shape `shape`.
+    """
+    target = check_target(target)
+    if eta < 0:
+        raise ValueError(f"eta={eta} must be >= 0")
+    shape = tuple(int(s) for s in shape)
+    taus = ddim_timesteps(schedule.num_steps, steps).tolist()
+    if x_T is None:
+        dev = torch.device(device) if device is not None else generator.device
+        z = _noise(shape, generator, dev, dtype)
+    else:
+        if tuple(x_T.shape) != shape:
+            raise ValueError(f"x_T shape {tuple(x_T.shape)} differs from shape {shape}")
+        z = x_T
+    b = shape[0]
+    x0 = z
+    for i, tau in enumerate(tqdm(taus, desc="ddim", disable=not progress, leave=False)):
+        alpha, sigma = _scales(schedule, tau)
+        tau_batch = torch.full((b,), tau, dtype=torch.long, device=z.device)  # (b,)
+        output = denoiser(z, tau_batch)
+        if output.shape != z.shape:
+            raise ValueError(
+                f"denoiser output shape {tuple(output.shape)} differs from z shape {tuple(z.shape)}"
+            )
+        pred = denoised_from_output(output.to(z.dtype), z, alpha, sigma, target)
+        x0 = pred.x0
+        if i + 1 == len(taus):
+            break
+        alpha_next, sigma_next = _scales(schedule, taus[i + 1])
+        s = eta * (sigma_next / sigma) * math.sqrt(max(0.0, 1.0 - alpha**2 / alpha_next**2))
+        s = min(s, sigma_next)
+        z = alpha_next * x0 + math.sqrt(sigma_next**2 - s**2) * pred.eps
+        if s > 0:
+            z = z + s * _noise(shape, generator, z.device, z.dtype)
+    return x0

@@ -1,0 +1,119 @@
+import pytest
+import torch
+from einops import rearrange
+
+from drivesim.diffusion.conditioning import Conditioning
+from drivesim.diffusion.parameterization import output_from_x0
+from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig, broadcast_to_sample
+from drivesim.diffusion.unet import SpatialUNet, UNetConfig
+from drivesim.sampling.ddim import ddim_sample, ddim_timesteps
+
+SHAPE = (3, 4, 8, 16)
+
+
+def _exact_denoiser(schedule, x_star, target):
+    def denoiser(z, tau):
+        a = broadcast_to_sample(schedule.alpha(tau), z)
+        s = broadcast_to_sample(schedule.sigma(tau), z)
+        return output_from_x0(x_star, z, a, s, target)
+
+    return denoiser
+
+
+@pytest.mark.parametrize("target", ["eps", "v"])
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("steps", [1, 7, 50])
+def test_exact_denoiser_recovers_the_data_point(target, eta, steps):
+    schedule = NoiseSchedule()
+    x_star = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = ddim_sample(
+        _exact_denoiser(schedule, x_star, target),
+        SHAPE,
+        schedule,
+        steps=steps,
+        eta=eta,
+        generator=torch.Generator().manual_seed(1),
+        target=target,
+        dtype=torch.float64,
+    )
+    torch.testing.assert_close(out, x_star, atol=1e-8, rtol=1e-8)
+
+
+def test_exact_denoiser_cosine_schedule():
+    schedule = NoiseSchedule(ScheduleConfig(kind="cosine"))
+    x_star = torch.randn(SHAPE, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    out = ddim_sample(
+        _exact_denoiser(schedule, x_star, "v"),
+        SHAPE,
+        schedule,
+        20,
+        0.3,
+        torch.Generator().manual_seed(3),
+        target="v",
+        dtype=torch.float64,
+    )
+    torch.testing.assert_close(out, x_star, atol=1e-8, rtol=1e-8)
+
+
+def _toy(z, tau):
+    return torch.tanh(z) * 0.5 + 0.001 * rearrange(tau.float(), "b -> b 1 1 1")
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_same_seed_same_sample_different_seed_different(eta):
+    schedule = NoiseSchedule()
+    a = ddim_sample(_toy, SHAPE, schedule, 10, eta, torch.Generator().manual_seed(7))
+    b = ddim_sample(_toy, SHAPE, schedule, 10, eta, torch.Generator().manual_seed(7))
+    c = ddim_sample(_toy, SHAPE, schedule, 10, eta, torch.Generator().manual_seed(8))
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_eta_zero_with_given_noise_ignores_generator_and_eta_uses_it():
+    schedule = NoiseSchedule()
+    x_t = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0))
+    a = ddim_sample(_toy, SHAPE, schedule, 10, 0.0, torch.Generator().manual_seed(1), x_T=x_t)
+    b = ddim_sample(_toy, SHAPE, schedule, 10, 0.0, torch.Generator().manual_seed(2), x_T=x_t)
+    assert torch.equal(a, b)
+    c = ddim_sample(_toy, SHAPE, schedule, 10, 1.0, torch.Generator().manual_seed(1), x_T=x_t)
+    d = ddim_sample(_toy, SHAPE, schedule, 10, 1.0, torch.Generator().manual_seed(2), x_T=x_t)
+    assert not torch.allclose(c, d)
+
+
+def test_timesteps():
+    t = ddim_timesteps(1000, 50)
+    assert t.shape == (50,) and t[0] == 999 and t[-1] == 0
+    assert bool((t[1:] < t[:-1]).all())
+    assert torch.equal(ddim_timesteps(1000, 1000), torch.arange(999, -1, -1))
+    assert ddim_timesteps(1000, 1).tolist() == [999]
+    with pytest.raises(ValueError, match="steps"):
+        ddim_timesteps(1000, 0)
+    with pytest.raises(ValueError, match="steps"):
+        ddim_timesteps(1000, 1001)
+
+
+def test_bad_arguments_raise():
+    schedule = NoiseSchedule()
+    g = torch.Generator()
+    with pytest.raises(ValueError, match="eta"):
+        ddim_sample(_toy, SHAPE, schedule, 5, -0.1, g)
+    with pytest.raises(ValueError, match="target"):
+        ddim_sample(_toy, SHAPE, schedule, 5, 0.0, g, target="x0")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="x_T"):
+        ddim_sample(_toy, SHAPE, schedule, 5, 0.0, g, x_T=torch.zeros(1, 4, 8, 16))
+
+
+def test_ddim_with_tiny_unet():
+    torch.manual_seed(0)
+    net = SpatialUNet(UNetConfig.tiny()).eval()
+    cond = Conditioning.null(2)
+    out = ddim_sample(
+        lambda z, tau: net(z, tau, cond),
+        (2, 4, 8, 16),
+        NoiseSchedule(),
+        3,
+        0.0,
+        torch.Generator().manual_seed(0),
+        target="v",
+    )
+    assert out.shape == (2, 4, 8, 16) and bool(torch.isfinite(out).all())
