@@ -55,6 +55,12 @@ def _train(cfg: DictConfig) -> object:
     raise UsageError("train needs stage=NAME")
 
 
+def _compose(cfg: DictConfig) -> object:
+    from drivesim.cli.compose_cmd import run_compose
+
+    return run_compose(cfg)
+
+
 def _eval(cfg: DictConfig) -> object:
     from drivesim.cli.eval_cmds import run_eval
 
@@ -68,6 +74,7 @@ COMMANDS: dict[tuple[str, ...], Command] = {
     ("data", "bdd100k"): Command("data_bdd100k", _data_bdd100k, "convert BDD100K videos+labels to ours"),
     ("data", "latents"): Command("data_latents", _data_latents, "encode a dataset once into a latent cache"),
     ("train",): Command("train", _train, "train one stage: stage=probes|autoencoder|temporal_decoder|..."),
+    ("compose",): Command("compose", _compose, "first frame of a scene from boxes and labels (PNG)"),
     ("eval",): Command("eval", _eval, "evaluate generated videos against real ones with the probes"),
 }
 

@@ -31,8 +31,43 @@ def _temporal_decoder(cfg: DictConfig) -> object:
     return train(to_dataclass(cfg, TemporalDecoderTrainConfig))
 
 
+def _image_ldm(cfg: DictConfig) -> object:
+    from drivesim.training.image_ldm import ImageLDMTrainConfig, train
+
+    return train(to_dataclass(cfg, ImageLDMTrainConfig))
+
+
+def _video_ldm(cfg: DictConfig) -> object:
+    from drivesim.training.video_ldm import VideoLDMTrainConfig, train
+
+    return train(to_dataclass(cfg, VideoLDMTrainConfig))
+
+
+def _interpolation(cfg: DictConfig) -> object:
+    from drivesim.training.interpolation import InterpolationTrainConfig, train
+
+    return train(to_dataclass(cfg, InterpolationTrainConfig))
+
+
+def _upsampler(cfg: DictConfig) -> object:
+    from drivesim.training.upsampler import UpsamplerTrainConfig, train
+
+    return train(to_dataclass(cfg, UpsamplerTrainConfig))
+
+
+def _upsampler_temporal(cfg: DictConfig) -> object:
+    from drivesim.training.upsampler_temporal import UpsamplerTemporalTrainConfig, train
+
+    return train(to_dataclass(cfg, UpsamplerTemporalTrainConfig))
+
+
 STAGES: dict[str, Callable[[DictConfig], object]] = {
     "probes": _probes,
     "autoencoder": _autoencoder,
     "temporal_decoder": _temporal_decoder,
+    "image_ldm": _image_ldm,
+    "video_ldm": _video_ldm,
+    "interpolation": _interpolation,
+    "upsampler": _upsampler,
+    "upsampler_temporal": _upsampler_temporal,
 }
