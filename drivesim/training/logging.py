@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from drivesim.training.checkpoint import atomic_write_text
+from drivesim.data.atomic import atomic_write_text
 
 
 class LossLog:
