@@ -1,0 +1,129 @@
+"""One batched VectorEnv over the engine: all sub-envs advance in a single batched
+model call (not N copies in a loop). Autoreset follows Gymnasium 1.x next-step mode: the
+step after an episode ends resets that sub-env (its action is ignored, reward 0).
+Sub-env i is seeded with seed + i, so it behaves like DriveWorldEnv reset with seed + i.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from drivesim.env.drive_env import make_spaces
+from drivesim.env.meta_actions import meta_to_continuous
+from drivesim.env.options import CROWDEDNESS, TIME_OF_DAY, check_action, parse_options
+from drivesim.env.rewards import compute_rewards, reward_config
+from drivesim.rollout.engine_api import Engine, EngineConfig, build_engine
+from drivesim.rollout.types import RolloutState
+
+
+class DriveWorldVectorEnv(VectorEnv):
+    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int,
+        model: str | None = None,
+        engine: Engine | None = None,
+        engine_config: dict[str, Any] | None = None,
+        action_type: str = "continuous",
+        reward: dict[str, Any] | None = None,
+        horizon_steps: int = 600,
+        render_mode: str | None = "rgb_array",
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs={num_envs} must be >= 1")
+        self.num_envs = num_envs
+        self.engine = engine if engine is not None else build_engine(model, EngineConfig(**(engine_config or {})))
+        self.action_type = action_type
+        self.reward_config = reward_config(reward)
+        self.horizon_steps = horizon_steps
+        self.render_mode = render_mode
+        h, w = self.engine.frame_size
+        self.single_observation_space, self.single_action_space = make_spaces(h, w, action_type)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.metadata = {**self.metadata, "render_fps": self.engine.output_fps}
+        self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
+        self._state: RolloutState | None = None
+        self._needs_reset = np.zeros(num_envs, bool)
+
+    def _requests(self, idx: list[int], options: dict[str, Any] | None):
+        h, w = self.engine.frame_size
+        return [parse_options(options, int(self._rngs[i].integers(2**31 - 1)), self._rngs[i], h, w) for i in idx]
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"seed list has {len(seeds)} entries; expected num_envs={self.num_envs}")
+            self._rngs = [seeding.np_random(s)[0] for s in seeds]
+        requests = self._requests(list(range(self.num_envs)), options)
+        out = self.engine.start(requests)
+        self._state = out.state
+        self._needs_reset[:] = False
+        info = {
+            "frames": out.frames,
+            "time_of_day": np.array([TIME_OF_DAY[r.time_of_day] for r in requests]),
+            "crowdedness": np.array([CROWDEDNESS[r.crowdedness] for r in requests]),
+        }
+        return out.frames[:, -1], info
+
+    def step(self, actions: Any):
+        if self._state is None:
+            raise ValueError("call reset() before step()")
+        if self.action_type == "discrete":
+            cont = meta_to_continuous(np.asarray(actions), self.num_envs)
+        else:
+            cont = check_action(actions, self.num_envs)
+        n = self.num_envs
+        obs = np.zeros(self.observation_space.shape, np.uint8)
+        reward = np.zeros(n, np.float32)
+        terminated = np.zeros(n, bool)
+        truncated = np.zeros(n, bool)
+        frames = np.zeros((n, self.engine.frames_per_step, *self.single_observation_space.shape), np.uint8)
+        terms = {k: np.zeros(n, np.float32) for k in ("collision", "high_speed", "on_road")}
+        live = [i for i in range(n) if not self._needs_reset[i]]
+        done_before = [i for i in range(n) if self._needs_reset[i]]
+        state = self._state
+        if live:
+            out = self.engine.step(state.select(live), cont[live])
+            state = state.put(live, out.state)
+            r = compute_rewards(self.reward_config, out.collision, out.off_road, out.speed)
+            obs[live] = out.frames[:, -1]
+            frames[live] = out.frames
+            reward[live] = r.total
+            terminated[live] = r.terminated
+            truncated[live] = out.state.step.numpy() >= self.horizon_steps
+            for k in terms:
+                terms[k][live] = getattr(r, k)
+        if done_before:
+            out = self.engine.start(self._requests(done_before, None))
+            state = state.put(done_before, out.state)
+            obs[done_before] = out.frames[:, -1]
+            frames[done_before, -1] = out.frames[:, -1]
+        self._state = state
+        self._needs_reset = terminated | truncated
+        info = {"frames": frames, "rewards": terms, "step": state.step.numpy().copy()}
+        return obs, reward, terminated, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None or self._state is None:
+            return None
+        return self._state.last_frame.numpy()
+
+    def get_state(self) -> RolloutState:
+        if self._state is None:
+            raise ValueError("call reset() before get_state()")
+        return self._state.clone()
+
+
+def make_vector_env(num_envs: int = 1, **kwargs: Any) -> gym.vector.VectorEnv:
+    """vector_entry_point of the registered ids (gymnasium.make_vec)."""
+    kwargs.pop("max_episode_steps", None)
+    return DriveWorldVectorEnv(num_envs=num_envs, **kwargs)

@@ -1,0 +1,54 @@
+"""What the env and planners need from a rollout engine, and how one is built.
+
+The engine advances B rollouts in one batched call. `start` makes the first frames
+(composed from labels/boxes by the image LDM, or encoded from user frames); `step`
+predicts the next keyframe from the context with the actions, interpolates the frames
+in between, decodes them and optionally upsamples; `imagine` runs K futures from one
+state without touching it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
+
+
+@dataclass
+class EngineConfig:
+    device: str = "cpu"  # "cpu" | "cuda" | "cuda:N"
+    dtype: str = "float32"  # "float32" | "bfloat16"
+    keyframe_steps: int = 10  # DDIM steps per predicted keyframe
+    first_frame_steps: int = 20  # DDIM steps of the composed first frame
+    interpolation_steps: int = 8
+    upsample: bool = False
+    upsample_steps: int = 8
+    context_guidance: float = 1.5  # s in f' = f(z) + s (f(z; c_S) - f(z))
+    label_guidance: float = 2.0  # classifier-free guidance scale of time_of_day / crowdedness
+    box_guidance: float = 2.0
+    action_guidance: float = 1.0
+    context_noise: float = -1.0  # context-noise level told to the model; -1: the model's trained default
+    interpolate: bool = True  # False: one output frame per step (the keyframe itself)
+    reward_discount: float = 0.95  # planner returns
+
+
+class Engine(Protocol):
+    frame_size: tuple[int, int]  # (h, w) of output frames
+    frames_per_step: int
+    output_fps: float
+
+    def start(self, requests: list[SceneRequest]) -> StepOutput: ...
+
+    def step(self, state: RolloutState, actions: np.ndarray) -> StepOutput: ...
+
+    def imagine(self, state: RolloutState, actions: np.ndarray) -> Imagined: ...
+
+
+def build_engine(model: str | None, config: EngineConfig) -> Engine:
+    """The engine of the model folder `model` (None: the bundled default)."""
+    from drivesim.rollout.world_model import load
+
+    return load(model).engine(config)
