@@ -19,6 +19,7 @@ class Command:
     config_name: str
     run: Callable[[DictConfig], object]
     help: str
+    positional: str | None = None  # config key that one bare argument after the command sets
 
 
 def _demo(cfg: DictConfig) -> object:
@@ -70,7 +71,9 @@ def _eval(cfg: DictConfig) -> object:
 COMMANDS: dict[tuple[str, ...], Command] = {
     ("demo",): Command("demo", _demo, "render a demo drive into outputs/demo/"),
     ("data", "synth"): Command("data_synth", _data_synth, "render a dataset from the procedural world"),
-    ("data", "show"): Command("data_show", _data_show, "storyboard PNG of one clip with boxes and labels"),
+    ("data", "show"): Command(
+        "data_show", _data_show, "storyboard PNG of one clip: data show DIR clip=ID out=PNG", positional="dataset"
+    ),
     ("data", "bdd100k"): Command("data_bdd100k", _data_bdd100k, "convert BDD100K videos+labels to ours"),
     ("data", "latents"): Command("data_latents", _data_latents, "encode a dataset once into a latent cache"),
     ("train",): Command("train", _train, "train one stage: stage=probes|autoencoder|temporal_decoder|..."),
@@ -99,11 +102,16 @@ def parse(argv: list[str]) -> tuple[Command, list[str]]:
     flags = [a for a in argv if a.startswith("-") and "=" not in a]
     if flags:
         raise UsageError(f"unknown flag(s) {flags}; drivesim takes key=value overrides only")
-    key = tuple(words)
-    if key not in COMMANDS:
+    key = next((tuple(words[:n]) for n in range(len(words), 0, -1) if tuple(words[:n]) in COMMANDS), None)
+    if key is None:
         known = [" ".join(k) for k in COMMANDS]
         raise UsageError(f"unknown command {' '.join(words)!r}; known commands: {known}")
     cmd = COMMANDS[key]
+    rest = words[len(key) :]
+    if rest:
+        if cmd.positional is None or len(rest) > 1:
+            raise UsageError(f"unexpected argument(s) {rest} after `{' '.join(key)}`; use key=value overrides")
+        overrides = [f"{cmd.positional}={rest[0]}", *overrides]
     if key == ("train",):
         cmd, overrides = _train_stage(overrides)
     return cmd, overrides

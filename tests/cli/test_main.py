@@ -23,3 +23,10 @@ def test_train_requires_known_stage():
         parse(["train", "stage=warp"])
     cmd, rest = parse(["train", "stage=autoencoder", "steps=3"])
     assert cmd.config_name == "train/autoencoder" and rest == ["steps=3"]
+
+
+def test_positional_dataset_for_data_show():
+    cmd, rest = parse(["data", "show", "/tmp/ds", "clip=a"])
+    assert cmd.config_name == "data_show" and rest == ["dataset=/tmp/ds", "clip=a"]
+    with pytest.raises(UsageError, match="unexpected argument"):
+        parse(["demo", "extra"])
