@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from drivesim.training.checkpoint import has_stage, load_stage, save_stage
+from drivesim.model_folder import has_stage, load_stage, save_stage
 from drivesim.training.ema import EMA
 
 
