@@ -40,6 +40,7 @@ class RolloutState:
     """B rollouts.
 
     context: (b, s, c, h, w) latents of the newest s keyframes (s = context frames kept).
+    recent: (b, r, c, h, w) newest output-rate latents, the temporal decoder's left context.
     time_of_day, crowdedness: (b,) int64 label indices (-1 = null).
     speed: (b,) float32 predicted ego speed (m/s) at the newest keyframe.
     rng: (b, n) uint8 torch.Generator states, one per rollout.
@@ -48,6 +49,7 @@ class RolloutState:
     """
 
     context: torch.Tensor
+    recent: torch.Tensor
     time_of_day: torch.Tensor
     crowdedness: torch.Tensor
     speed: torch.Tensor
