@@ -46,6 +46,13 @@ class Boxes:
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
 
+    def __eq__(self, other: object) -> bool:
+        """Element-wise equality of all fields (numpy fields compared with array_equal)."""
+        if not isinstance(other, Boxes):
+            return NotImplemented
+        return (tuple(self.image_size) == tuple(other.image_size) and np.array_equal(self.xyxy, other.xyxy)
+                and np.array_equal(self.classes, other.classes) and np.array_equal(self.track_ids, other.track_ids))
+
     @staticmethod
     def empty(image_size: tuple[int, int]) -> Boxes:
         return Boxes(
