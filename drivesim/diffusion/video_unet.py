@@ -1,0 +1,279 @@
+"""The Video LDM denoiser: a frozen image UNet theta with temporal layers phi (paper Sec. 3.1).
+
+`VideoUNet` wraps a `SpatialUNet` (it does not copy it): the spatial blocks see the clip's
+frames as a batch of images `(b t) c h w`; after every spatial block of a kind in
+`VideoUNetConfig.temporal_after` (by default the residual and attention blocks) the UNet's
+temporal hook runs this site's temporal layers, each merged with the spatial output as
+`alpha * z + (1 - alpha) * z'` with its own learned alpha (`AlphaBlender`):
+
+- "attention": temporal self-attention over frames with sinusoidal frame positions;
+- "attention+conv3d": a 3-D-conv residual block (`TemporalConvBlock`) and then temporal
+  attention, each with its own alpha.
+
+What feeds the temporal layers (phi, trained; theta stays frozen unless `freeze_image` is
+False, the "from scratch" ablation):
+- a per-frame embedding: the image UNet's time+label embedding plus the ego-action
+  embedding (learned null when unknown), the context-noise level tau_c (when
+  `context_noise`) and the frame-rate flag (when `num_frame_rates` > 0);
+- the masked context c_S = (m_S ∘ z, m_S) (Eq. (3)) through the learnable downsampling
+  `ContextEncoder`, added to the input of every temporal layer at its resolution.
+
+Every new output projection starts at zero, so a fresh VideoUNet equals the image model
+for any alpha; with every alpha = 1 it equals it exactly for any phi (`set_alpha(1.0)`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange, repeat
+from torch import Tensor, nn
+
+from drivesim.diffusion.action_embedding import ActionEmbedding
+from drivesim.diffusion.context import ContextEncoder, ContextSite, context_condition
+from drivesim.diffusion.unet import SpatialUNet
+from drivesim.diffusion.video_conditioning import VideoConditioning
+from drivesim.nn.alpha_blender import BLEND_MODES, AlphaBlender
+from drivesim.nn.embeddings import LabelEmbedding, TimestepEmbedding
+from drivesim.nn.temporal_attention import TemporalAttentionBlock
+from drivesim.nn.temporal_conv import TemporalConvBlock
+
+TEMPORAL_LAYERS: tuple[str, ...] = ("attention", "attention+conv3d")
+SITE_KINDS: tuple[str, ...] = ("res", "attn", "down", "up")
+
+
+@dataclass
+class VideoUNetConfig:
+    """The temporal layers phi and the conditioning paths that feed them.
+
+    temporal_layers: "attention" (temporal attention only) or "attention+conv3d" (TEMPORAL_LAYERS).
+    temporal_after: kinds of spatial blocks followed by temporal layers.
+    attention_head_dim: per-head width; heads = channels // attention_head_dim (at least 1).
+    conv_kernel: (t, h, w) of the 3-D convolutions; (3, 1, 1) mixes frames only and costs 1/9
+        of (3, 3, 3) (about 10M vs 29M phi at the default UNet size).
+    init_alpha / blend_mode: the AlphaBlenders' start value and parameterisation.
+    use_context: condition on masked context frames c_S (prediction and interpolation).
+    use_actions: condition on per-frame ego actions [steer, accel].
+    context_noise: embed the context-noise level tau_c (context-noise augmentation).
+    num_frame_rates: size of the frame-rate flag (2 for the interpolation model; 0 = none).
+    freeze_image: theta frozen (True, the paper) or trained end to end (False, ablation).
+    zero_init: new output projections start at zero (the model starts as the image model);
+        False gives random temporal layers (e.g. an untrained test model whose actions matter).
+    """
+
+    temporal_layers: str = "attention+conv3d"
+    temporal_after: tuple[str, ...] = ("res", "attn")
+    attention_head_dim: int = 32
+    position_dim: int = 64
+    ff_mult: int = 2
+    conv_kernel: tuple[int, int, int] = (3, 1, 1)
+    init_alpha: float = 0.5
+    blend_mode: str = "sigmoid"
+    use_context: bool = True
+    context_hidden_channels: int = 64
+    use_actions: bool = True
+    action_frequencies: int = 6
+    context_noise: bool = False
+    num_frame_rates: int = 0
+    freeze_image: bool = True
+    zero_init: bool = True
+
+    def __post_init__(self) -> None:
+        self.temporal_after = tuple(str(k) for k in self.temporal_after)
+        self.conv_kernel = tuple(int(k) for k in self.conv_kernel)  # type: ignore[assignment]
+        if len(self.conv_kernel) != 3 or any(k < 1 or k % 2 == 0 for k in self.conv_kernel):
+            raise ValueError(f"VideoUNetConfig.conv_kernel={list(self.conv_kernel)} must be three odd positive ints")
+        if self.temporal_layers not in TEMPORAL_LAYERS:
+            raise ValueError(
+                f"VideoUNetConfig.temporal_layers={self.temporal_layers!r} is not allowed; "
+                f"expected one of {TEMPORAL_LAYERS}"
+            )
+        bad = [k for k in self.temporal_after if k not in SITE_KINDS]
+        if bad or not self.temporal_after:
+            raise ValueError(
+                f"VideoUNetConfig.temporal_after={list(self.temporal_after)} must be a non-empty subset of "
+                f"{list(SITE_KINDS)}"
+            )
+        if self.blend_mode not in BLEND_MODES:
+            raise ValueError(f"VideoUNetConfig.blend_mode={self.blend_mode!r}; expected one of {BLEND_MODES}")
+        if not 0.0 <= self.init_alpha <= 1.0:
+            raise ValueError(f"VideoUNetConfig.init_alpha={self.init_alpha} must be in [0, 1]")
+        if self.num_frame_rates < 0 or self.num_frame_rates == 1:
+            raise ValueError(
+                f"VideoUNetConfig.num_frame_rates={self.num_frame_rates}; allowed 0 (no flag) or >= 2"
+            )
+        if self.attention_head_dim < 1:
+            raise ValueError(f"VideoUNetConfig.attention_head_dim={self.attention_head_dim} must be >= 1")
+
+    @classmethod
+    def tiny(cls, **overrides: object) -> VideoUNetConfig:
+        """Small temporal layers for tests (pair with `UNetConfig.tiny()`)."""
+        values: dict[str, object] = dict(attention_head_dim=8, position_dim=16, context_hidden_channels=8,
+                                         action_frequencies=2)
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+class TemporalSite(nn.Module):
+    """The temporal layers after one spatial block: [conv3d, blend], attention, blend."""
+
+    def __init__(self, channels: int, emb_dim: int, cfg: VideoUNetConfig) -> None:
+        super().__init__()
+        self.conv: TemporalConvBlock | None = None
+        self.conv_blend: AlphaBlender | None = None
+        if cfg.temporal_layers == "attention+conv3d":
+            self.conv = TemporalConvBlock(channels, cfg.conv_kernel, emb_channels=emb_dim, zero_init=cfg.zero_init)
+            self.conv_blend = AlphaBlender(cfg.init_alpha, cfg.blend_mode)
+        self.attn = TemporalAttentionBlock(
+            channels,
+            heads=max(1, channels // cfg.attention_head_dim),
+            head_dim=min(cfg.attention_head_dim, channels),
+            emb_dim=emb_dim,
+            position_dim=cfg.position_dim,
+            ff_mult=cfg.ff_mult,
+            zero_init=cfg.zero_init,
+        )
+        self.attn_blend = AlphaBlender(cfg.init_alpha, cfg.blend_mode)
+
+    def blenders(self) -> list[AlphaBlender]:
+        return [b for b in (self.conv_blend, self.attn_blend) if b is not None]
+
+    def forward(self, h: Tensor, num_frames: int, emb: Tensor, context: Tensor | None) -> Tensor:
+        """h (b t) c H W; emb (b t, e); context (b t) c H W features of c_S or None."""
+        if self.conv is not None and self.conv_blend is not None:
+            x = h if context is None else h + context
+            h = self.conv_blend(h, self.conv(x, num_frames, emb))  # α·z + (1 − α)·z'
+        x = h if context is None else h + context
+        return self.attn_blend(h, self.attn(x, num_frames, emb))  # α·z + (1 − α)·z'
+
+
+class VideoUNet(nn.Module):
+    """forward(z (b, t, c, h, w), tau (b,), cond: VideoConditioning) -> (b, t, c, h, w)."""
+
+    def __init__(self, image_unet: SpatialUNet, config: VideoUNetConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or VideoUNetConfig()
+        self.config = cfg
+        self.image_unet = image_unet
+        emb_dim = image_unet.time_embedding.mlp[-1].out_features
+        self.emb_dim = emb_dim
+        specs = [s for s in image_unet.block_specs if s.kind in cfg.temporal_after]
+        self.site_blocks: tuple[int, ...] = tuple(s.index for s in specs)
+        self._site_of_block = {block: j for j, block in enumerate(self.site_blocks)}
+        self.sites = nn.ModuleList(TemporalSite(s.out_channels, emb_dim, cfg) for s in specs)
+        latent_channels = image_unet.config.latent_channels
+        self.context_encoder = (
+            ContextEncoder(
+                latent_channels,
+                [ContextSite(channels=s.out_channels, level=s.level) for s in specs],
+                cfg.context_hidden_channels,
+                zero_init=cfg.zero_init,
+            )
+            if cfg.use_context
+            else None
+        )
+        self.action_embedding = (
+            ActionEmbedding(emb_dim, cfg.action_frequencies) if cfg.use_actions else None
+        )
+        self.noise_level_embedding = (
+            TimestepEmbedding(image_unet.config.base_channels, emb_dim) if cfg.context_noise else None
+        )
+        self.frame_rate_embedding = (
+            LabelEmbedding("frame_rate", cfg.num_frame_rates, emb_dim) if cfg.num_frame_rates else None
+        )
+        if cfg.freeze_image:
+            self.image_unet.requires_grad_(False)
+            self.image_unet.eval()
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.image_unet.config.latent_channels)
+
+    def train(self, mode: bool = True) -> VideoUNet:
+        super().train(mode)
+        if self.config.freeze_image:
+            self.image_unet.eval()  # theta stays an inference-mode image model
+        return self
+
+    def blenders(self) -> list[AlphaBlender]:
+        return [b for site in self.sites for b in site.blenders()]
+
+    @torch.no_grad()
+    def set_alpha(self, value: float) -> None:
+        """Set every blender's alpha (1.0 turns the model back into the image model)."""
+        for blender in self.blenders():
+            blender.set_alpha(value)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """phi (and theta when not frozen): the parameters with requires_grad."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def _check_cond(self, z: Tensor, cond: VideoConditioning) -> None:
+        b, t = z.shape[:2]
+        if cond.batch_size != b or tuple(cond.context_latents.shape[1:]) != tuple(z.shape[1:]):
+            raise ValueError(
+                f"VideoConditioning context_latents {tuple(cond.context_latents.shape)} do not match z "
+                f"{tuple(z.shape)}"
+            )
+        if self.context_encoder is None and bool(cond.context_mask.any()):
+            raise ValueError("context_mask marks given frames but this VideoUNet has use_context=False")
+        if self.noise_level_embedding is None and bool((cond.context_noise_level != 0).any()):
+            raise ValueError("context_noise_level is non-zero but this VideoUNet has context_noise=False")
+        if self.action_embedding is None and bool(cond.actions_given.any()):
+            raise ValueError("actions are given but this VideoUNet has use_actions=False; pass actions=None")
+        if self.frame_rate_embedding is None and bool((cond.frame_rate != -1).any()):
+            raise ValueError(
+                "frame_rate is set but this VideoUNet has num_frame_rates=0; pass frame_rate=None"
+            )
+
+    def frame_embedding(self, cond: VideoConditioning, dtype: torch.dtype) -> Tensor | None:
+        """Sum of the per-frame embeddings added to the UNet's one: ((b t), emb_dim) or None."""
+        b, t = cond.batch_size, cond.num_frames
+        parts: list[Tensor] = []
+        if self.action_embedding is not None:
+            parts.append(self.action_embedding(cond.actions, b, t, drop=~cond.actions_given))  # (b t) e
+        per_clip: list[Tensor] = []
+        if self.noise_level_embedding is not None:
+            per_clip.append(self.noise_level_embedding(cond.context_noise_level))  # b e
+        if self.frame_rate_embedding is not None:
+            per_clip.append(self.frame_rate_embedding(cond.frame_rate))  # b e
+        for e in per_clip:
+            parts.append(repeat(e, "b e -> (b t) e", t=t))
+        if not parts:
+            return None
+        return torch.stack(parts).sum(dim=0).to(dtype)  # (b t) e
+
+    def forward(self, z: Tensor, tau: Tensor, cond: VideoConditioning) -> Tensor:
+        if z.ndim != 5 or z.shape[2] != self.latent_channels:
+            raise ValueError(f"z has shape {tuple(z.shape)}; expected (b, t, {self.latent_channels}, h, w)")
+        b, t = z.shape[:2]
+        if tau.shape != (b,):
+            raise ValueError(f"tau has shape {tuple(tau.shape)}; expected ({b},), one tau per clip")
+        cond = cond.to(z.device)
+        self._check_cond(z, cond)
+        frames = rearrange(z, "b t c h w -> (b t) c h w")
+        tau_frames = repeat(tau, "b -> (b t)", t=t)  # (b t,)
+        image_cond = cond.image if cond.image.batch_size == b * t else cond.image.repeat_frames(t)
+        extra = self.frame_embedding(cond, z.dtype)
+        context: list[Tensor] | None = None
+        if self.context_encoder is not None:
+            # Eq. (3): c_S = (m_S ∘ z, m_S)
+            c_s = context_condition(cond.context_latents.to(z.dtype), cond.context_mask)  # b t (c+1) h w
+            context = self.context_encoder(rearrange(c_s, "b t c h w -> (b t) c h w"))
+
+        def hook(block_index: int, h: Tensor, emb: Tensor, num_frames: int) -> Tensor:
+            j = self._site_of_block.get(block_index)
+            if j is None:
+                return h
+            frame_emb = emb if extra is None else emb + extra
+            site_context = None if context is None else context[j].to(h.dtype)
+            if site_context is not None and site_context.shape != h.shape:
+                raise ValueError(
+                    f"context features {tuple(site_context.shape)} do not match block {block_index} "
+                    f"output {tuple(h.shape)}"
+                )
+            return self.sites[j](h, num_frames, frame_emb, site_context)
+
+        out = self.image_unet(frames, tau_frames, image_cond, temporal=hook, num_frames=t)
+        return rearrange(out, "(b t) c h w -> b t c h w", t=t)

@@ -1,0 +1,340 @@
+"""Sampling clips from a video model: prediction with context guidance, CFG over actions, interpolation.
+
+All functions work over a conditional model callable ``model(z, tau, cond) -> output`` with
+z (b, t, c, h, w), tau (b,) and a `VideoConditioning` (a `VideoUNet` is one), the image
+model's `NoiseSchedule` and target, and take their randomness from a `torch.Generator`.
+
+Known frames. The given frames (context frames for prediction, keyframes for
+interpolation; mask m = 1) are *kept*, not predicted: at every DDIM step the denoiser's
+output on a known frame is replaced by the output that is exact for the known clean latent
+at the current z (`output_from_x0`), so DDIM moves those frames along a forward-noised
+trajectory of the given latents (what the model saw in training) and returns them as given.
+The returned clip holds the given latents at m = 1 bit for bit.
+
+Guidance (`VideoGuidance`, sequential classifier-free guidance over named conditions in
+the order context, actions, time_of_day, crowdedness, boxes; see
+`drivesim.sampling.guidance.classifier_free_guidance`):
+    f = f(∅) + s_context (f(c_S) − f(∅)) + s_actions (f(c_S, a) − f(c_S)) + ...
+With only the context scale this is the paper's context guidance (Sec. 3.2)
+f' = f(z) + s (f(z; c_S) − f(z)) with f(z) the model without context (S = 0). A scale of 1
+leaves that condition unguided (no extra evaluation).
+
+Context-noise augmentation: for models trained with it, the given latents handed to the
+model as c_S are noised to the fixed small level `context_noise_level` (tau_c).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from drivesim.diffusion.conditioning import Conditioning
+from drivesim.diffusion.context import check_mask, keyframe_mask, noise_context
+from drivesim.diffusion.parameterization import Target, check_target, output_from_x0
+from drivesim.diffusion.schedule import NoiseSchedule, broadcast_to_sample
+from drivesim.diffusion.video_conditioning import VideoConditioning
+from drivesim.sampling.ddim import ddim_sample
+from drivesim.sampling.guidance import classifier_free_guidance
+
+VideoModel = Callable[[Tensor, Tensor, VideoConditioning], Tensor]
+
+GUIDANCE_ORDER: tuple[str, ...] = ("context", "actions", "time_of_day", "crowdedness", "boxes")
+
+
+@dataclass
+class VideoGuidance:
+    """Guidance scales; 1.0 = unguided. `context` is s of context guidance (s >= 1)."""
+
+    context: float = 1.0
+    actions: float = 1.0
+    time_of_day: float = 1.0
+    crowdedness: float = 1.0
+    boxes: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.context < 1.0:
+            raise ValueError(f"VideoGuidance.context={self.context}: context guidance needs s >= 1")
+
+    def scales(self) -> dict[str, float]:
+        """The guided conditions (scale != 1) in `GUIDANCE_ORDER`."""
+        return {name: float(getattr(self, name)) for name in GUIDANCE_ORDER if getattr(self, name) != 1.0}
+
+
+@dataclass
+class VideoSamplingConfig:
+    """steps/eta of DDIM, guidance scales, and tau_c for models trained with context noise."""
+
+    steps: int = 20
+    eta: float = 0.0
+    guidance: VideoGuidance = field(default_factory=VideoGuidance)
+    context_noise_level: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"VideoSamplingConfig.steps={self.steps} must be >= 1")
+        if self.eta < 0:
+            raise ValueError(f"VideoSamplingConfig.eta={self.eta} must be >= 0")
+        if self.context_noise_level < 0:
+            raise ValueError(f"VideoSamplingConfig.context_noise_level={self.context_noise_level} must be >= 0")
+
+
+@dataclass(frozen=True)
+class VideoSample:
+    """latents: (b, t, c, h, w) scaled latents; known: (b, t) mask of frames that were given."""
+
+    latents: Tensor
+    known: Tensor
+
+
+def keep_known_frames(
+    model: Callable[[Tensor, Tensor], Tensor],
+    known_latents: Tensor,
+    mask: Tensor,
+    schedule: NoiseSchedule,
+    target: Target,
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """A denoiser whose output on frames with mask 1 is exact for `known_latents` at z."""
+    m = rearrange(mask.to(torch.bool), "b t -> b t 1 1 1")
+
+    def denoiser(z: Tensor, tau: Tensor) -> Tensor:
+        out = model(z, tau)
+        if not bool(m.any()):
+            return out
+        alpha = broadcast_to_sample(schedule.alpha(tau).to(z.dtype), z)  # (b, 1, 1, 1, 1)
+        sigma = broadcast_to_sample(schedule.sigma(tau).to(z.dtype), z)  # (b, 1, 1, 1, 1)
+        exact = output_from_x0(known_latents.to(z.dtype), z, alpha, sigma, target)
+        return torch.where(m, exact, out)
+
+    return denoiser
+
+
+def sample_clip(
+    model: VideoModel,
+    schedule: NoiseSchedule,
+    target: Target,
+    context_z: Tensor,
+    context_mask: Tensor,
+    generator: torch.Generator,
+    actions: Tensor | None = None,
+    image_cond: Conditioning | None = None,
+    frame_rate: int | None = None,
+    config: VideoSamplingConfig | None = None,
+    progress: bool = False,
+    x_T: Tensor | None = None,
+    context_noise: Tensor | None = None,
+) -> VideoSample:
+    """Sample b clips of t frames given the frames marked in `context_mask`.
+
+    context_z: (b, t, c, h, w) scaled latents; only frames with context_mask 1 are read.
+    context_mask: (b, t) 1 = given frame (m_S); all zero samples unconditionally.
+    actions: (b, t, 2) per-frame [steer, accel] or None (unknown).
+    image_cond: labels/boxes, b rows (per clip) or b*t rows (per frame), or None (null).
+    frame_rate: the interpolation model's flag, or None.
+    x_T: (b, t, c, h, w) starting noise; default N(0, I) from `generator`.
+    context_noise: (b, t, c, h, w) the eps of context-noise augmentation; default from `generator`.
+    (Passing x_T and context_noise lets a batch of independent rollouts each use its own
+    generator; with eta = 0 nothing else is drawn.)
+    """
+    cfg = config or VideoSamplingConfig()
+    target = check_target(target)
+    if context_z.ndim != 5:
+        raise ValueError(f"context_z has shape {tuple(context_z.shape)}; expected (b, t, c, h, w)")
+    b, t, c, h, w = context_z.shape
+    check_mask(context_mask, b, t)
+    device = context_z.device
+    mask = context_mask.to(device=device, dtype=context_z.dtype)
+    known = context_z * rearrange(mask, "b t -> b t 1 1 1")  # b t c h w, zero where not given
+    given = known
+    noise_level = None
+    for name, value in (("x_T", x_T), ("context_noise", context_noise)):
+        if value is not None and tuple(value.shape) != (b, t, c, h, w):
+            raise ValueError(f"{name} has shape {tuple(value.shape)}; expected {(b, t, c, h, w)}")
+    if cfg.context_noise_level > 0:
+        noise_level = torch.full((b,), cfg.context_noise_level, dtype=torch.long, device=device)
+        if context_noise is None:
+            noisy = noise_context(known, noise_level, schedule, generator)
+        else:
+            noisy = schedule.add_noise(known, context_noise.to(device=device, dtype=known.dtype), noise_level)
+        given = noisy * rearrange(mask, "b t -> b t 1 1 1")
+    cond = VideoConditioning.create(
+        b,
+        t,
+        (c, h, w),
+        image=image_cond,
+        context_latents=given,
+        context_mask=mask,
+        context_noise_level=noise_level,
+        actions=actions,
+        frame_rate=frame_rate,
+        device=device,
+    )
+    scales = cfg.guidance.scales()
+    if not bool(mask.any()):
+        scales.pop("context", None)  # nothing to guide towards
+    if actions is None:
+        scales.pop("actions", None)
+    guided = classifier_free_guidance(model, cond, scales, mode="sequential", batched=True)
+    denoiser = keep_known_frames(guided, known, mask, schedule, target)
+    x0 = ddim_sample(
+        denoiser,
+        (b, t, c, h, w),
+        schedule,
+        cfg.steps,
+        cfg.eta,
+        generator,
+        target=target,
+        x_T=None if x_T is None else x_T.to(device=device, dtype=context_z.dtype),
+        progress=progress,
+        device=device,
+        dtype=context_z.dtype,
+    )
+    m = rearrange(mask.to(torch.bool), "b t -> b t 1 1 1")
+    return VideoSample(latents=torch.where(m, context_z, x0), known=mask)
+
+
+def interpolation_windows(num_keyframes: int, keys_per_window: int) -> list[tuple[int, int]]:
+    """Keyframe index ranges [start, stop] (inclusive), all of min(keys_per_window, k) keyframes,
+    covering every keyframe; the last window is shifted back (overlapping its neighbour more)
+    rather than shortened, so every window has the length the model was trained on."""
+    if keys_per_window < 2:
+        raise ValueError(f"keys_per_window={keys_per_window} must be >= 2")
+    if num_keyframes < 2:
+        raise ValueError(f"interpolation needs at least 2 keyframes, got {num_keyframes}")
+    n = min(keys_per_window, num_keyframes)
+    starts = list(range(0, num_keyframes - n + 1, n - 1))
+    if starts[-1] + n - 1 < num_keyframes - 1:
+        starts.append(num_keyframes - n)
+    return [(start, start + n - 1) for start in starts]
+
+
+def interpolate(
+    model: VideoModel,
+    schedule: NoiseSchedule,
+    target: Target,
+    keyframes: Tensor,
+    generator: torch.Generator,
+    frame_rate: int | None = None,
+    keys_per_window: int = 3,
+    factor: int = 4,
+    actions: Tensor | None = None,
+    image_cond: Conditioning | None = None,
+    config: VideoSamplingConfig | None = None,
+    progress: bool = False,
+    x_T: Tensor | None = None,
+) -> VideoSample:
+    """Temporal interpolation (Sec. 3.3): `factor - 1` new frames between each pair of keyframes.
+
+    keyframes: (b, k, c, h, w) -> latents (b, factor * (k - 1) + 1, c, h, w), keyframes kept at
+    positions 0, factor, 2 factor, ... Windows of `keys_per_window` keyframes
+    (factor * (keys_per_window - 1) + 1 frames, the length the model was trained on; fewer
+    when k is smaller) are sampled as one batch (`interpolation_windows`); a gap covered
+    by two windows is taken from the first.
+    actions: (b, factor * (k - 1) + 1, 2) at the output rate, or None.
+    image_cond: b rows (per clip) only.
+    x_T: (b, factor * (k - 1) + 1, c, h, w) starting noise at the output frames, or None (from
+        `generator`); each window starts from its slice of it.
+    """
+    if keyframes.ndim != 5:
+        raise ValueError(f"keyframes has shape {tuple(keyframes.shape)}; expected (b, k, c, h, w)")
+    b, k, c, h, w = keyframes.shape
+    if factor < 2:
+        raise ValueError(f"factor={factor} must be >= 2")
+    out_frames = factor * (k - 1) + 1
+    if actions is not None and tuple(actions.shape[:2]) != (b, out_frames):
+        raise ValueError(f"actions has shape {tuple(actions.shape)}; expected ({b}, {out_frames}, 2)")
+    if x_T is not None and tuple(x_T.shape) != (b, out_frames, c, h, w):
+        raise ValueError(f"x_T has shape {tuple(x_T.shape)}; expected {(b, out_frames, c, h, w)}")
+    if image_cond is not None and image_cond.batch_size != b:
+        raise ValueError(f"image_cond has {image_cond.batch_size} rows; interpolate takes one per clip ({b})")
+    windows = interpolation_windows(k, keys_per_window)
+    span = factor * (windows[0][1] - windows[0][0]) + 1
+    n = len(windows)
+
+    def windowed(x: Tensor) -> Tensor:
+        """(b, out_frames, ...) at the output rate -> (n b, span, ...) per window."""
+        return torch.cat([x[:, factor * start : factor * start + span] for start, _ in windows])
+
+    clips = torch.zeros((b, out_frames, c, h, w), dtype=keyframes.dtype, device=keyframes.device)
+    clips[:, ::factor] = keyframes
+    sample = sample_clip(
+        model,
+        schedule,
+        target,
+        windowed(clips),  # (n b) span c h w
+        keyframe_mask(n * b, span, factor, keyframes.device),
+        generator,
+        actions=None if actions is None else windowed(actions),
+        image_cond=None if image_cond is None else Conditioning.cat([image_cond] * n),
+        frame_rate=frame_rate,
+        config=config,
+        progress=progress,
+        x_T=None if x_T is None else windowed(x_T),
+    )
+    parts = rearrange(sample.latents, "(n b) t c h w -> n b t c h w", b=b)
+    frames, covered = [keyframes[:, :1]], 0
+    for (start, stop), part in zip(windows, parts):
+        frames.append(part[:, factor * (covered - start) + 1 : factor * (stop - start) + 1])
+        covered = stop
+    latents = torch.cat(frames, dim=1)  # b out_frames c h w
+    known = torch.zeros((b, out_frames), dtype=keyframes.dtype, device=keyframes.device)
+    known[:, ::factor] = 1.0
+    return VideoSample(latents=latents, known=known)
+
+
+@dataclass(frozen=True)
+class RolloutClip:
+    """One step of `rollout_clips`: the new frames (b, t - S, c, h, w) and the clip index."""
+
+    index: int
+    new_frames: Tensor
+
+
+def rollout_clips(
+    model: VideoModel,
+    schedule: NoiseSchedule,
+    target: Target,
+    first_frames: Tensor,
+    num_frames: int,
+    num_clips: int,
+    generator: torch.Generator,
+    num_context: int = 2,
+    actions: Callable[[int], Tensor | None] | None = None,
+    image_cond: Conditioning | None = None,
+    config: VideoSamplingConfig | None = None,
+) -> Iterator[RolloutClip]:
+    """Long-video prediction (Sec. 3.2): repeatedly predict a clip from the newest frames.
+
+    first_frames: (b, s0, c, h, w) given start (e.g. one frame from the image model). Each
+    clip of `num_frames` frames is conditioned on the last min(num_context, frames so far)
+    frames; only the new frames are yielded, so memory does not grow with the rollout.
+    actions: clip index -> (b, num_frames, 2) actions for that clip's frames, or None.
+    """
+    if not 1 <= num_context < num_frames:
+        raise ValueError(f"num_context={num_context} must be in 1..num_frames-1={num_frames - 1}")
+    if first_frames.ndim != 5 or first_frames.shape[1] < 1:
+        raise ValueError(f"first_frames has shape {tuple(first_frames.shape)}; expected (b, s0 >= 1, c, h, w)")
+    b, _, c, h, w = first_frames.shape
+    context = first_frames[:, -num_context:]
+    for index in range(num_clips):
+        s = context.shape[1]
+        clip = torch.zeros((b, num_frames, c, h, w), dtype=first_frames.dtype, device=first_frames.device)
+        clip[:, :s] = context
+        mask = torch.zeros((b, num_frames), dtype=first_frames.dtype, device=first_frames.device)
+        mask[:, :s] = 1.0
+        sample = sample_clip(
+            model,
+            schedule,
+            target,
+            clip,
+            mask,
+            generator,
+            actions=actions(index) if actions is not None else None,
+            image_cond=image_cond,
+            config=config,
+        )
+        yield RolloutClip(index=index, new_frames=sample.latents[:, s:])
+        context = sample.latents[:, -num_context:]

@@ -1,0 +1,371 @@
+"""Stage 4-5: the Video LDM prediction model (`drivesim train stage=video_ldm`).
+
+The image LDM of `model_dir` (stage "image_ldm") is wrapped in a `VideoUNet`; theta stays
+frozen and only the temporal layers phi and what feeds them (context encoder, action,
+noise-level and frame-rate embeddings, blenders) train, with the image model's schedule
+and target (paper Eq. (2)). Prediction model (Eq. (3)): per clip S ~ p_S context frames
+(`context_probs`), c_S = (m_S ∘ z, m_S); the loss covers the frames to predict (and the
+given ones too with `loss_on_context`). Conditions are dropped independently for
+classifier-free guidance: actions (`action_drop`), each label (`label_drop`), boxes
+(`box_drop`); S = 0 is the unconditional model of context guidance.
+
+Ablations (config): `video.temporal_layers` "attention" | "attention+conv3d";
+`video.context_noise` with `context_noise_max` (tau_c ~ U{0..max} noises the context);
+`from_scratch` (theta randomly initialised and trained end to end). Context guidance
+on/off is a sampling switch (`drivesim.sampling.video.VideoGuidance.context`).
+
+Training runs on windows of a latent cache (`drivesim data latents`), one code path for 1
+or N processes (torchrun), is resumable (RunCheckpointer; the run's randomness per step is
+seeded by (seed, step, rank)), logs losses (LossLog + PNG) and exports the EMA model as
+stage "video_ldm" of `model_dir`. The shared loop is `run_video_training`; the
+interpolation stage (`drivesim.training.interpolation`) uses it with keyframe masks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from einops import rearrange, repeat
+from torch import Tensor
+from tqdm import tqdm
+
+from drivesim.autoencoder.latent_cache import (
+    LatentWindowBatch,
+    LatentWindowConfig,
+    LatentWindowDataset,
+    collate_latent_windows,
+)
+from drivesim.diffusion.conditioning import Conditioning
+from drivesim.diffusion.context import check_context_probs, noise_context, prediction_mask, sample_num_context
+from drivesim.diffusion.parameterization import DiffusionLoss, diffusion_loss
+from drivesim.diffusion.schedule import NoiseSchedule
+from drivesim.diffusion.unet import SpatialUNet
+from drivesim.diffusion.video_conditioning import VideoConditioning
+from drivesim.diffusion.video_loading import VIDEO_LDM_STAGE, ImageLDM, VideoWindow, load_image_ldm
+from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
+from drivesim.training.autoencoder import lr_factor
+from drivesim.training.checkpoint import save_stage
+from drivesim.training.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    autocast,
+    cleanup,
+    init_distributed,
+    shard_batch_indices,
+    wrap_ddp,
+)
+from drivesim.training.ema import EMA
+from drivesim.training.logging import LossLog
+from drivesim.training.run_state import RunCheckpointer
+
+
+@dataclass
+class VideoTrainCommon:
+    """Fields shared by the prediction and the interpolation stages."""
+
+    latent_cache: str = "data/world_latents"
+    run_dir: str = "runs/video_ldm"
+    model_dir: str = "runs/models/default"  # holds "image_ldm"; the trained stage is added
+    video: VideoUNetConfig = field(default_factory=VideoUNetConfig)
+    from_scratch: bool = False  # ablation: theta randomly initialised and trained end to end
+    num_frames: int = 8
+    window_step: int = 4  # source frames between training-window starts
+    max_boxes: int = 16
+    use_boxes: bool = True
+    context_noise_max: int = 200  # tau_c ~ U{0..max} when video.context_noise
+    context_noise_sampling: int = 20  # the fixed small tau_c for sampling, recorded as extra.context_noise_level
+    action_drop: float = 0.1
+    label_drop: float = 0.1
+    box_drop: float = 0.1
+    loss_on_context: bool = False
+    batch_size: int = 4  # global batch (split over ranks)
+    max_steps: int = 3000
+    max_minutes: float | None = None
+    lr: float = 1e-4
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 200
+    log_every: int = 10
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA)
+    device: str = "auto"  # auto | cpu | cuda
+    num_threads: int | None = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for key in ("num_frames", "window_step", "max_boxes", "batch_size", "max_steps", "checkpoint_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 1")
+        if self.num_frames < 2:
+            raise ValueError(f"{name}.num_frames={self.num_frames} must be >= 2")
+        for key in ("action_drop", "label_drop", "box_drop"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"{name}.{key}={getattr(self, key)} must be in [0, 1]")
+        if not 0 <= self.context_noise_sampling <= self.context_noise_max:
+            raise ValueError(
+                f"{name}.context_noise_sampling={self.context_noise_sampling} must be in 0..context_noise_max="
+                f"{self.context_noise_max}"
+            )
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"{name}.precision={self.precision!r}; allowed 'fp32', 'bf16', 'fp16'")
+
+
+@dataclass
+class VideoLDMTrainConfig(VideoTrainCommon):
+    """The prediction model: S ~ p_S context frames (p_S over S = 0, 1, 2, ...)."""
+
+    frame_stride: int = 16  # source frames between keyframes
+    context_probs: list[float] = field(default_factory=lambda: [0.1, 0.45, 0.45])
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_context_probs(self.context_probs)
+        if len(self.context_probs) > self.num_frames:
+            raise ValueError(
+                f"VideoLDMTrainConfig.context_probs has {len(self.context_probs)} entries (S up to "
+                f"{len(self.context_probs) - 1}); need S < num_frames={self.num_frames}"
+            )
+        if self.frame_stride < 1:
+            raise ValueError(f"VideoLDMTrainConfig.frame_stride={self.frame_stride} must be >= 1")
+
+
+@dataclass(frozen=True)
+class ClipBatch:
+    """A typed latent batch: z (b, t, c, h, w) scaled latents; image (b t rows, per-frame
+    boxes); actions (b, t, 2) with has_actions (b,); frame_rate (b,) long, -1 = none."""
+
+    z: Tensor
+    image: Conditioning
+    actions: Tensor
+    has_actions: Tensor
+    frame_rate: Tensor
+
+    def to(self, device: torch.device) -> ClipBatch:
+        return ClipBatch(
+            self.z.to(device), self.image.to(device), self.actions.to(device),
+            self.has_actions.to(device), self.frame_rate.to(device),
+        )
+
+
+def clip_batch(windows: LatentWindowBatch, use_boxes: bool, frame_rate: int = -1) -> ClipBatch:
+    """Adapter from the latent cache's `LatentWindowBatch` (per-frame boxes, labels, actions)."""
+    b, t = windows.latents.shape[:2]
+    boxes_given = windows.boxes_labelled & use_boxes  # (b, t)
+    image = Conditioning(
+        time_of_day=repeat(windows.time_of_day.long(), "b -> (b t)", t=t),
+        crowdedness=repeat(windows.crowdedness.long(), "b -> (b t)", t=t),
+        boxes=rearrange(windows.boxes.float(), "b t n k -> (b t) n k"),
+        box_classes=rearrange(windows.box_classes.long(), "b t n -> (b t) n"),
+        box_mask=rearrange(windows.box_mask & rearrange(boxes_given, "b t -> b t 1"), "b t n -> (b t) n"),
+        boxes_given=rearrange(boxes_given, "b t -> (b t)"),
+    )
+    return ClipBatch(
+        z=windows.latents.float(),
+        image=image,
+        actions=windows.actions.float().clamp(-1.0, 1.0),
+        has_actions=windows.has_actions.bool(),
+        frame_rate=torch.full((b,), frame_rate, dtype=torch.long),
+    )
+
+
+def masked_loss(
+    model: Callable[[Tensor, Tensor, VideoConditioning], Tensor],
+    batch: ClipBatch,
+    mask: Tensor,
+    schedule: NoiseSchedule,
+    target: str,
+    generator: torch.Generator,
+    cfg: VideoTrainCommon,
+) -> DiffusionLoss:
+    """The masked denoising loss of Eq. (3) for one batch and its context mask (b, t)."""
+    b, t = batch.z.shape[:2]
+    device = batch.z.device
+    context = batch.z
+    tau_c = torch.zeros((b,), dtype=torch.long, device=device)
+    if cfg.video.context_noise and cfg.context_noise_max > 0:
+        tau_c = torch.randint(0, cfg.context_noise_max + 1, (b,), generator=generator, device=generator.device)
+        tau_c = tau_c.to(device)
+        context = noise_context(batch.z, tau_c, schedule, generator)  # context-noise augmentation
+    m = rearrange(mask, "b t -> b t 1 1 1")
+    cond = VideoConditioning(
+        image=batch.image,
+        context_latents=context * m,
+        context_mask=mask,
+        context_noise_level=tau_c,
+        actions=batch.actions,
+        actions_given=batch.has_actions & cfg.video.use_actions,
+        frame_rate=batch.frame_rate,
+    )
+    u = torch.rand((4, b), generator=generator, device=generator.device).to(device)
+    cond = cond.null_where(["actions"], u[0] < cfg.action_drop)
+    cond = cond.null_where(["time_of_day"], u[1] < cfg.label_drop)
+    cond = cond.null_where(["crowdedness"], u[2] < cfg.label_drop)
+    cond = cond.null_where(["boxes"], u[3] < cfg.box_drop)
+    weight = torch.ones_like(m) if cfg.loss_on_context else 1.0 - m  # b t 1 1 1
+    return diffusion_loss(model, batch.z, cond, schedule, generator, target=target, weight=weight)
+
+
+def build_video_unet(image: ImageLDM, cfg: VideoTrainCommon) -> VideoUNet:
+    """The VideoUNet around the image model, or around a fresh UNet of its shape (from scratch)."""
+    if cfg.from_scratch:
+        video_cfg = dataclasses.replace(cfg.video, freeze_image=False)
+        return VideoUNet(SpatialUNet(image.unet_config), video_cfg)
+    return VideoUNet(image.unet, dataclasses.replace(cfg.video, freeze_image=True))
+
+
+@dataclass(frozen=True)
+class VideoTrainResult:
+    steps: int
+    loss: float  # mean training loss over the last `log_every` steps
+    alphas: list[float]
+    cpu_minutes: float
+    model_dir: Path
+
+
+def run_video_training(
+    cfg: VideoTrainCommon,
+    stage: str,
+    window: VideoWindow,
+    make_batch: Callable[[DistInfo, int, torch.Generator], tuple[ClipBatch, Tensor]],
+    after_step: Callable[[int], None] | None = None,
+    stage_extra: dict[str, Any] | None = None,
+) -> VideoTrainResult:
+    """The training loop shared by the video stages; `make_batch(info, step, generator)` returns
+    this rank's (ClipBatch, context mask (b, t))."""
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    info = init_distributed(cfg.device)
+    run_dir, model_dir = Path(cfg.run_dir), Path(cfg.model_dir)
+    image = load_image_ldm(model_dir)
+    torch.manual_seed(cfg.seed)
+    model = build_video_unet(image, cfg).to(info.device)
+    ema = EMA(model, decay=cfg.ema_decay)
+    params = model.trainable_parameters()
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    modules = {"model": model, "ema": ema}
+    checkpointer = RunCheckpointer(run_dir, keep=3, enabled=info.is_main)
+    restored = checkpointer.restore(modules, {"opt": opt})
+    step = restored.step if restored else 0
+    cpu_seconds = float(restored.extra.get("cpu_seconds", 0.0)) if restored else 0.0
+    if restored and info.is_main:
+        print(f"{stage}: resumed from {restored.path} at step {step}")
+    ddp_model = wrap_ddp(model, info)
+    # rows up to the restored step were logged before that checkpoint was written: keep them
+    log = LossLog(run_dir, resume_step=step + 1 if restored else None)
+    started, cpu_started = time.monotonic(), time.process_time()
+    n_phi = sum(p.numel() for p in params)
+    if info.is_main:
+        print(f"{stage}: {n_phi / 1e6:.2f}M trainable parameters, target {image.target}, device {info.device}")
+
+    def save_checkpoint() -> None:
+        spent = cpu_seconds + time.process_time() - cpu_started
+        checkpointer.save(step, modules, {"opt": opt}, extra={"cpu_seconds": spent})
+        if info.is_main:
+            log.save()
+            log.plot(run_dir / "losses.png", title=stage)
+
+    recent: list[float] = []
+    bar = tqdm(total=cfg.max_steps, initial=step, desc=stage, dynamic_ncols=True, disable=not info.is_main)
+    while step < cfg.max_steps:
+        generator = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * 1_009 + info.rank)
+        batch, mask = make_batch(info, step, generator)
+        batch, mask = batch.to(info.device), mask.to(info.device)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
+        model.train()
+        with autocast(info.device, cfg.precision):
+            loss = masked_loss(ddp_model, batch, mask, image.schedule, image.target, generator, cfg).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        ema.update(model)
+        step += 1
+        bar.update(1)
+        recent = (recent + [float(all_reduce_mean(loss, info))])[-cfg.log_every :]
+        if step % cfg.log_every == 0 and info.is_main:
+            alphas = [float(b.alpha().detach()) for b in model.blenders()]
+            log.log(step, loss=sum(recent) / len(recent), mean_alpha=sum(alphas) / max(1, len(alphas)))
+            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+        out_of_time = cfg.max_minutes is not None and time.monotonic() - started > 60 * cfg.max_minutes
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
+            save_checkpoint()
+        if after_step is not None:
+            after_step(step)
+        if out_of_time:
+            bar.write(f"{stage}: max_minutes={cfg.max_minutes} reached at step {step}")
+            break
+    bar.close()
+
+    final = ema.module.eval()
+    alphas = [float(b.alpha().detach()) for b in final.blenders()]
+    cpu_minutes = (cpu_seconds + time.process_time() - cpu_started) / 60.0
+    if info.is_main:
+        config = {
+            "unet": dataclasses.asdict(image.unet_config),
+            "schedule": dataclasses.asdict(image.schedule_config),
+            "target": image.target,
+            "video": dataclasses.asdict(final.config),
+            "window": dataclasses.asdict(window),
+        }
+        extra = {
+            "steps": step,
+            "loss": sum(recent) / len(recent) if recent else float("nan"),
+            "alphas": alphas,
+            "cpu_minutes": cpu_minutes,
+            "latent_cache": str(cfg.latent_cache),
+            # tau_c that sampling should noise the context with (drivesim.sampling.video)
+            "context_noise_level": cfg.context_noise_sampling if final.config.context_noise else 0,
+            **(stage_extra or {}),
+        }
+        save_stage(model_dir, stage, final, config, extra=extra)
+        print(f"{stage}: step {step}, loss {extra['loss']:.4f} -> {model_dir} (stage {stage!r})")
+    cleanup(info)
+    return VideoTrainResult(
+        steps=step,
+        loss=sum(recent) / len(recent) if recent else float("nan"),
+        alphas=alphas,
+        cpu_minutes=cpu_minutes,
+        model_dir=model_dir,
+    )
+
+
+def window_dataset(cfg: VideoTrainCommon, stride: int, split: str = "train") -> LatentWindowDataset:
+    return LatentWindowDataset(
+        cfg.latent_cache,
+        LatentWindowConfig(
+            num_frames=cfg.num_frames, stride=stride, split=split, max_boxes=cfg.max_boxes,
+            window_step=cfg.window_step,
+        ),
+    )
+
+
+def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = None) -> VideoTrainResult:
+    """Train (or resume) the prediction model and export its EMA as stage "video_ldm".
+
+    `after_step(step)` is called after every completed step (tests use it to interrupt).
+    """
+    dataset = window_dataset(cfg, cfg.frame_stride)
+    print(f"video_ldm: {len(dataset)} training windows of {cfg.num_frames} frames at stride {cfg.frame_stride}")
+
+    def make_batch(info: DistInfo, step: int, generator: torch.Generator) -> tuple[ClipBatch, Tensor]:
+        indices = shard_batch_indices(len(dataset), cfg.batch_size, step, info, cfg.seed)
+        batch = clip_batch(collate_latent_windows([dataset[i] for i in indices]), cfg.use_boxes)
+        num_context = sample_num_context(len(indices), cfg.context_probs, generator)  # S ~ p_S
+        return batch, prediction_mask(num_context, cfg.num_frames)
+
+    window = VideoWindow(num_frames=cfg.num_frames, frame_stride=cfg.frame_stride)
+    return run_video_training(
+        cfg, VIDEO_LDM_STAGE, window, make_batch, after_step,
+        stage_extra={"context_probs": list(cfg.context_probs)},
+    )

@@ -1,0 +1,193 @@
+import dataclasses
+
+import pytest
+import torch
+from einops import rearrange, repeat
+
+from drivesim.diffusion.conditioning import Conditioning
+from drivesim.diffusion.parameterization import diffusion_loss
+from drivesim.diffusion.schedule import NoiseSchedule
+from drivesim.diffusion.unet import SpatialUNet, UNetConfig
+from drivesim.diffusion.video_conditioning import VideoConditioning
+from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
+
+B, T, C, H, W = 2, 4, 4, 8, 16
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest (and steadiest on a shared CPU) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+def _image_unet() -> SpatialUNet:
+    torch.manual_seed(0)
+    return SpatialUNet(dataclasses.replace(UNetConfig.tiny(), zero_init=False))
+
+
+def _video(randomise: bool = True, **overrides) -> VideoUNet:
+    model = VideoUNet(_image_unet(), VideoUNetConfig.tiny(**overrides))
+    if randomise:  # phi away from its identity initialisation
+        torch.manual_seed(1)
+        for name, p in model.named_parameters():
+            if not name.startswith("image_unet.") and not name.endswith(".raw"):
+                torch.nn.init.normal_(p, std=0.1)
+    return model.eval()
+
+
+def _per_frame_image_cond() -> Conditioning:
+    g = torch.Generator().manual_seed(3)
+    xy = torch.rand(B * T, 2, 2, generator=g) * 0.5
+    return Conditioning(
+        time_of_day=torch.tensor([0] * T + [1] * T),
+        crowdedness=torch.tensor([2] * T + [0] * T),
+        boxes=torch.cat([xy, xy + 0.3], dim=-1),
+        box_classes=torch.zeros(B * T, 2, dtype=torch.long),
+        box_mask=torch.ones(B * T, 2, dtype=torch.bool),
+    )
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(B, T, C, H, W, generator=g)
+    tau = torch.tensor([10, 700])
+    mask = torch.tensor([[1.0, 0, 0, 0], [1.0, 1, 0, 0]])
+    cond = VideoConditioning.create(
+        B, T, (C, H, W), image=_per_frame_image_cond(),
+        context_latents=torch.randn(B, T, C, H, W, generator=g) * rearrange(mask, "b t -> b t 1 1 1"),
+        context_mask=mask, actions=torch.rand(B, T, 2, generator=g) * 2 - 1,
+    )
+    return z, tau, cond
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("layers", ["attention", "attention+conv3d"])
+def test_alpha_one_is_the_image_model_frame_by_frame(layers):
+    model = _video(temporal_layers=layers)
+    model.set_alpha(1.0)
+    z, tau, cond = _inputs()
+    out = model(z, tau, cond)
+    frames = rearrange(z, "b t c h w -> (b t) c h w")
+    expected = model.image_unet(frames, repeat(tau, "b -> (b t)", t=T), cond.image)  # (b t) c h w
+    assert torch.equal(out, rearrange(expected, "(b t) c h w -> b t c h w", t=T))
+    model.set_alpha(0.5)
+    assert not torch.allclose(model(z, tau, cond), out, atol=1e-4)
+
+
+@torch.no_grad()
+def test_new_video_model_starts_as_the_image_model():
+    model = _video(randomise=False)  # zero-initialised outputs, alpha = 0.5
+    z, tau, cond = _inputs()
+    image = model.image_unet(rearrange(z, "b t c h w -> (b t) c h w"), repeat(tau, "b -> (b t)", t=T), cond.image)
+    torch.testing.assert_close(model(z, tau, cond), rearrange(image, "(b t) c h w -> b t c h w", t=T))
+
+
+@torch.no_grad()
+def test_frames_depend_on_each_other_only_through_temporal_layers():
+    model = _video()
+    z, tau, cond = _inputs()
+    z2 = z.clone()
+    z2[:, 3] += torch.randn_like(z2[:, 3])
+    model.set_alpha(1.0)
+    diff = (model(z2, tau, cond) - model(z, tau, cond)).abs().amax(dim=(2, 3, 4))  # (b, t)
+    assert float(diff[:, :3].max()) == 0.0 and bool((diff[:, 3] > 1e-4).all())
+    model.set_alpha(0.6)
+    diff = (model(z2, tau, cond) - model(z, tau, cond)).abs().amax(dim=(2, 3, 4))
+    assert bool((diff[:, :3] > 1e-5).all())
+
+
+def test_theta_is_frozen_and_phi_trains():
+    model = _video().train()
+    theta = {k: v.clone() for k, v in model.image_unet.state_dict().items()}
+    phi = model.trainable_parameters()
+    assert phi and all(not p.requires_grad for p in model.image_unet.parameters())
+    assert not model.image_unet.training  # theta stays in inference mode
+    opt = torch.optim.Adam(phi, lr=1e-2)
+    z, tau, cond = _inputs()
+    before = [p.detach().clone() for p in phi]
+    loss = diffusion_loss(model, z, cond, NoiseSchedule(), torch.Generator().manual_seed(0)).loss
+    loss.backward()
+    assert all(p.grad is None for p in model.image_unet.parameters())
+    opt.step()
+    assert all(torch.equal(v, model.image_unet.state_dict()[k]) for k, v in theta.items())
+    assert sum(not torch.equal(a, p) for a, p in zip(before, phi)) > len(phi) // 2
+
+
+def test_from_scratch_trains_theta():
+    model = _video(freeze_image=False).train()
+    z, tau, cond = _inputs()
+    diffusion_loss(model, z, cond, NoiseSchedule(), torch.Generator().manual_seed(0)).loss.backward()
+    assert all(p.requires_grad for p in model.image_unet.parameters())
+    assert sum(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.image_unet.parameters()) > 10
+
+
+@torch.no_grad()
+def test_actions_context_and_flags_change_the_output():
+    model = _video(context_noise=True, num_frame_rates=2)
+    z, tau, cond = _inputs()
+    base = model(z, tau, cond)
+    other_actions = dataclasses.replace(cond, actions=-cond.actions)
+    assert not torch.allclose(model(z, tau, other_actions), base, atol=1e-5)
+    assert not torch.allclose(model(z, tau, cond.nulled(["actions"])), base, atol=1e-5)
+    assert not torch.allclose(model(z, tau, cond.nulled(["context"])), base, atol=1e-5)
+    noisy = dataclasses.replace(cond, context_noise_level=torch.tensor([100, 100]))
+    assert not torch.allclose(model(z, tau, noisy), base, atol=1e-5)
+    flagged = dataclasses.replace(cond, frame_rate=torch.tensor([0, 1]))
+    assert not torch.allclose(model(z, tau, flagged), base, atol=1e-5)
+
+
+@torch.no_grad()
+def test_clips_in_a_batch_are_independent():
+    model = _video()
+    z, tau, cond = _inputs()
+    out = model(z, tau, cond)
+    z2 = z.clone()
+    z2[1] += 1.0
+    torch.testing.assert_close(model(z2, tau, cond)[0], out[0])
+
+
+def test_attention_only_is_smaller_and_configs_validate():
+    both = _video(randomise=False)
+    attn = _video(randomise=False, temporal_layers="attention")
+    assert len(attn.trainable_parameters()) < len(both.trainable_parameters())
+    assert len(both.blenders()) == 2 * len(attn.blenders()) == 2 * len(both.site_blocks)
+    with pytest.raises(ValueError, match="temporal_layers"):
+        VideoUNetConfig(temporal_layers="conv")
+    with pytest.raises(ValueError, match="temporal_after"):
+        VideoUNetConfig(temporal_after=("mid",))
+    with pytest.raises(ValueError, match="num_frame_rates"):
+        VideoUNetConfig(num_frame_rates=1)
+
+
+@torch.no_grad()
+def test_bad_inputs_raise():
+    model = _video(use_actions=False)
+    z, tau, cond = _inputs()
+    with pytest.raises(ValueError, match="use_actions"):
+        model(z, tau, cond)
+    cond = cond.nulled(["actions"])
+    with pytest.raises(ValueError, match="tau"):
+        model(z, tau[:1], cond)
+    with pytest.raises(ValueError, match="z has shape"):
+        model(z[:, :, :3], tau, cond)
+    with pytest.raises(ValueError, match="context_noise"):
+        model(z, tau, dataclasses.replace(cond, context_noise_level=torch.tensor([5, 5])))
+    with pytest.raises(ValueError, match="frame_rate"):
+        model(z, tau, dataclasses.replace(cond, frame_rate=torch.tensor([0, 0])))
+    with pytest.raises(ValueError, match="actions"):
+        VideoConditioning.create(B, T, (C, H, W), actions=torch.full((B, T, 2), 2.0))
+
+
+@torch.no_grad()
+def test_zero_init_false_gives_random_temporal_layers_that_use_actions():
+    model = _video(randomise=False, zero_init=False)
+    z, tau, cond = _inputs()
+    model.set_alpha(0.5)
+    out = model(z, tau, cond)
+    assert not torch.allclose(out, model(z, tau, dataclasses.replace(cond, actions=-cond.actions)), atol=1e-5)
+    model.set_alpha(1.0)
+    image = model.image_unet(rearrange(z, "b t c h w -> (b t) c h w"), repeat(tau, "b -> (b t)", t=T), cond.image)
+    assert torch.equal(model(z, tau, cond), rearrange(image, "(b t) c h w -> b t c h w", t=T))

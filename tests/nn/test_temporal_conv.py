@@ -1,0 +1,54 @@
+import pytest
+import torch
+from einops import rearrange
+
+from drivesim.nn.temporal_conv import TemporalConvBlock
+
+
+def _randomised(block: TemporalConvBlock) -> TemporalConvBlock:
+    torch.manual_seed(1)
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    return block
+
+
+def test_new_block_is_identity():
+    torch.manual_seed(0)
+    x = torch.randn(2 * 5, 8, 4, 6)
+    block = TemporalConvBlock(8)
+    assert torch.equal(block(x, num_frames=5), x)
+
+
+def test_frames_mix_only_within_receptive_radius():
+    torch.manual_seed(0)
+    block = _randomised(TemporalConvBlock(8, kernel_size=(3, 1, 1)))
+    assert block.receptive_radius == 2
+    t = 9
+    x = torch.randn(t, 8, 3, 3)
+    base = block(x, num_frames=t)
+    x2 = x.clone()
+    x2[4] += torch.randn(8, 3, 3)
+    diff = (block(x2, num_frames=t) - base).flatten(1).abs().amax(dim=1)
+    changed = (diff > 1e-6).nonzero().flatten().tolist()
+    assert changed == [2, 3, 4, 5, 6]
+
+
+def test_clips_in_a_batch_do_not_mix():
+    block = _randomised(TemporalConvBlock(4))
+    x = torch.randn(2 * 3, 4, 4, 4)
+    out = block(x, num_frames=3)
+    solo = block(x[:3], num_frames=3)
+    assert torch.allclose(out[:3], solo, atol=1e-5)
+    assert rearrange(out, "(b t) c h w -> b t c h w", t=3).shape == (2, 3, 4, 4, 4)
+
+
+def test_embedding_and_bad_input():
+    block = _randomised(TemporalConvBlock(4, emb_channels=6))
+    x = torch.randn(4, 4, 2, 2)
+    a = block(x, 2, emb=torch.zeros(4, 6))
+    b = block(x, 2, emb=torch.ones(4, 6))
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="num_frames"):
+        block(x, 3, emb=torch.zeros(4, 6))
+    with pytest.raises(ValueError, match="kernel_size"):
+        TemporalConvBlock(4, kernel_size=(2, 3, 3))

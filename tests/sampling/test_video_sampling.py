@@ -1,0 +1,187 @@
+import dataclasses
+
+import pytest
+import torch
+
+from drivesim.diffusion.parameterization import denoised_from_output
+from drivesim.diffusion.schedule import NoiseSchedule, broadcast_to_sample
+from drivesim.diffusion.unet import SpatialUNet, UNetConfig
+from drivesim.diffusion.video_conditioning import VideoConditioning
+from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
+from drivesim.sampling.guidance import classifier_free_guidance
+from drivesim.sampling.video import (
+    VideoGuidance,
+    VideoSamplingConfig,
+    interpolate,
+    interpolation_windows,
+    keep_known_frames,
+    rollout_clips,
+    sample_clip,
+)
+
+SCHEDULE = NoiseSchedule()
+C, H, W = 4, 8, 16
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest (and steadiest on a shared CPU) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+def _model(**overrides) -> VideoUNet:
+    torch.manual_seed(0)
+    model = VideoUNet(SpatialUNet(dataclasses.replace(UNetConfig.tiny(), zero_init=False)),
+                      VideoUNetConfig.tiny(**overrides))
+    torch.manual_seed(1)
+    for name, p in model.named_parameters():
+        if not name.startswith("image_unet.") and not name.endswith(".raw"):
+            torch.nn.init.normal_(p, std=0.1)
+    return model.eval()
+
+
+def _context(b: int = 2, t: int = 4, s: int = 2):
+    z = torch.randn(b, t, C, H, W, generator=torch.Generator().manual_seed(5))
+    mask = torch.zeros(b, t)
+    mask[:, :s] = 1.0
+    return z, mask
+
+
+@torch.no_grad()
+def test_context_guidance_with_scale_one_is_the_conditional_prediction():
+    model = _model()
+    z, mask = _context()
+    cond = VideoConditioning.create(2, 4, (C, H, W), context_latents=z * mask[..., None, None, None], context_mask=mask)
+    x, tau = torch.randn_like(z), torch.tensor([100, 600])
+    conditional = model(x, tau, cond)
+    guided = classifier_free_guidance(model, cond, VideoGuidance(context=1.0 + 1e-9).scales())
+    torch.testing.assert_close(guided(x, tau), conditional, rtol=1e-5, atol=1e-5)
+    unconditional = model(x, tau, cond.nulled(["context"]))
+    two = classifier_free_guidance(model, cond, VideoGuidance(context=2.0).scales())(x, tau)
+    torch.testing.assert_close(two, unconditional + 2.0 * (conditional - unconditional), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="context"):
+        VideoGuidance(context=0.5)
+
+
+@torch.no_grad()
+def test_sample_clip_keeps_context_and_is_deterministic():
+    model = _model()
+    z, mask = _context()
+    cfg = VideoSamplingConfig(steps=3, guidance=VideoGuidance(context=1.5))
+    a = sample_clip(model, SCHEDULE, "eps", z, mask, torch.Generator().manual_seed(0), config=cfg)
+    b = sample_clip(model, SCHEDULE, "eps", z, mask, torch.Generator().manual_seed(0), config=cfg)
+    assert a.latents.shape == z.shape and torch.equal(a.latents, b.latents)
+    assert torch.equal(a.latents[:, :2], z[:, :2]) and torch.equal(a.known, mask)
+    assert bool(torch.isfinite(a.latents).all())
+    c = sample_clip(model, SCHEDULE, "eps", z, mask, torch.Generator().manual_seed(1), config=cfg)
+    assert not torch.allclose(c.latents[:, 2:], a.latents[:, 2:])
+    plain = sample_clip(model, SCHEDULE, "eps", z, mask, torch.Generator().manual_seed(0),
+                        config=VideoSamplingConfig(steps=3))
+    assert not torch.allclose(plain.latents[:, 2:], a.latents[:, 2:], atol=1e-4)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("target", ["eps", "v"])
+def test_known_frames_are_denoised_to_the_given_latents(target):
+    known = torch.randn(1, 3, C, H, W)
+    mask = torch.tensor([[1.0, 0.0, 1.0]])
+    denoiser = keep_known_frames(lambda z, tau: torch.zeros_like(z), known, mask, SCHEDULE, target)
+    z, tau = torch.randn(1, 3, C, H, W), torch.tensor([400])
+    out = denoiser(z, tau)
+    alpha = broadcast_to_sample(SCHEDULE.alpha(tau).float(), z)
+    sigma = broadcast_to_sample(SCHEDULE.sigma(tau).float(), z)
+    x0 = denoised_from_output(out, z, alpha, sigma, target).x0
+    torch.testing.assert_close(x0[:, [0, 2]], known[:, [0, 2]], rtol=1e-4, atol=1e-4)
+    assert float(out[:, 1].abs().max()) == 0.0
+
+
+@torch.no_grad()
+def test_actions_change_the_sample_and_action_guidance_runs():
+    model = _model()
+    z, mask = _context(s=1)
+    cfg = VideoSamplingConfig(steps=3, guidance=VideoGuidance(context=2.0, actions=3.0))
+    left = torch.zeros(2, 4, 2)
+    left[..., 0] = -1.0
+    samples = [
+        sample_clip(model, SCHEDULE, "eps", z, mask, torch.Generator().manual_seed(0), actions=a, config=cfg)
+        for a in (left, -left)
+    ]
+    assert not torch.allclose(samples[0].latents[:, 1:], samples[1].latents[:, 1:], atol=1e-4)
+
+
+@torch.no_grad()
+def test_context_noise_level_at_sampling():
+    model = _model(context_noise=True)
+    z, mask = _context()
+    runs = [
+        sample_clip(model, SCHEDULE, "v", z, mask, torch.Generator().manual_seed(0),
+                    config=VideoSamplingConfig(steps=2, context_noise_level=level))
+        for level in (0, 50)
+    ]
+    assert torch.equal(runs[1].latents[:, :2], z[:, :2])
+    assert not torch.allclose(runs[0].latents[:, 2:], runs[1].latents[:, 2:], atol=1e-5)
+
+
+def test_interpolation_windows():
+    assert interpolation_windows(3, 3) == [(0, 2)]
+    assert interpolation_windows(4, 3) == [(0, 2), (1, 3)]
+    assert interpolation_windows(5, 3) == [(0, 2), (2, 4)]
+    assert interpolation_windows(2, 3) == [(0, 1)]
+    assert interpolation_windows(6, 2) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    with pytest.raises(ValueError, match="keyframes"):
+        interpolation_windows(1, 3)
+
+
+@torch.no_grad()
+def test_interpolate_keeps_keyframes_at_every_fourth_frame():
+    model = _model(num_frame_rates=2, use_actions=False)
+    keyframes = torch.randn(2, 4, C, H, W, generator=torch.Generator().manual_seed(3))
+    out = interpolate(model, SCHEDULE, "eps", keyframes, torch.Generator().manual_seed(0), frame_rate=1,
+                      keys_per_window=3, config=VideoSamplingConfig(steps=2))
+    assert out.latents.shape == (2, 13, C, H, W)
+    assert torch.equal(out.latents[:, ::4], keyframes)
+    assert out.known[0].nonzero().flatten().tolist() == [0, 4, 8, 12]
+    assert bool(torch.isfinite(out.latents).all())
+    other = interpolate(model, SCHEDULE, "eps", keyframes, torch.Generator().manual_seed(0), frame_rate=0,
+                        keys_per_window=3, config=VideoSamplingConfig(steps=2))
+    assert not torch.allclose(other.latents[:, 1:4], out.latents[:, 1:4], atol=1e-5)
+
+
+@torch.no_grad()
+def test_rollout_yields_new_frames_from_the_newest_context():
+    model = _model()
+    first = torch.randn(1, 1, C, H, W)
+    clips = list(rollout_clips(model, SCHEDULE, "eps", first, num_frames=4, num_clips=3,
+                               generator=torch.Generator().manual_seed(0), num_context=2,
+                               config=VideoSamplingConfig(steps=2)))
+    assert [c.index for c in clips] == [0, 1, 2]
+    assert [tuple(c.new_frames.shape) for c in clips] == [(1, 3, C, H, W), (1, 2, C, H, W), (1, 2, C, H, W)]
+    with pytest.raises(ValueError, match="num_context"):
+        next(rollout_clips(model, SCHEDULE, "eps", first, 4, 1, torch.Generator(), num_context=4))
+
+
+@torch.no_grad()
+def test_explicit_noise_makes_clips_independent_of_their_batch():
+    model = _model(context_noise=True)
+    z, mask = _context()
+    g = torch.Generator().manual_seed(9)
+    x_T, eps = torch.randn(z.shape, generator=g), torch.randn(z.shape, generator=g)
+    cfg = VideoSamplingConfig(steps=2, context_noise_level=30, guidance=VideoGuidance(context=1.5))
+    both = sample_clip(model, SCHEDULE, "eps", z, mask, torch.Generator().manual_seed(0), config=cfg,
+                       x_T=x_T, context_noise=eps)
+    alone = sample_clip(model, SCHEDULE, "eps", z[1:], mask[1:], torch.Generator().manual_seed(5), config=cfg,
+                        x_T=x_T[1:], context_noise=eps[1:])
+    torch.testing.assert_close(alone.latents, both.latents[1:], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="x_T"):
+        sample_clip(model, SCHEDULE, "eps", z, mask, g, config=cfg, x_T=x_T[:1])
+    interp = _model(num_frame_rates=2, use_actions=False)
+    keys = torch.randn(2, 4, C, H, W, generator=g)
+    noise = torch.randn(2, 13, C, H, W, generator=g)
+    cfg = VideoSamplingConfig(steps=2)
+    both = interpolate(interp, SCHEDULE, "v", keys, torch.Generator().manual_seed(0), 1, config=cfg, x_T=noise)
+    alone = interpolate(interp, SCHEDULE, "v", keys[:1], torch.Generator().manual_seed(3), 1, config=cfg,
+                        x_T=noise[:1])
+    torch.testing.assert_close(alone.latents, both.latents[:1], rtol=1e-4, atol=1e-5)

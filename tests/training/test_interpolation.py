@@ -1,0 +1,115 @@
+"""The interpolation training loop on a tiny latent cache and image-model folder (real files)."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from omegaconf import OmegaConf
+from safetensors.torch import save_file
+
+from drivesim.autoencoder.latent_cache import CACHE_FORMAT, CACHE_VERSION
+from drivesim.cli.main import to_dataclass
+from drivesim.diffusion.schedule import ScheduleConfig
+from drivesim.diffusion.unet import SpatialUNet, UNetConfig
+from drivesim.diffusion.video_loading import load_video_ldm
+from drivesim.diffusion.video_unet import VideoUNetConfig
+from drivesim.paths import conf_dir
+from drivesim.sampling.video import VideoSamplingConfig, interpolate
+from drivesim.training.checkpoint import save_stage
+from drivesim.training.interpolation import InterpolationTrainConfig, interpolation_mask, train
+
+C, H, W = 4, 8, 16
+UNET = dataclasses.replace(UNetConfig.tiny(), zero_init=False)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest (and steadiest on a shared CPU) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+def _workspace(root: Path, frames: int = 40) -> Path:
+    torch.manual_seed(0)
+    config = {"unet": dataclasses.asdict(UNET), "schedule": dataclasses.asdict(ScheduleConfig()), "target": "v"}
+    save_stage(root / "model", "image_ldm", SpatialUNet(UNET), config)
+    cache = root / "cache"
+    (cache / "latents").mkdir(parents=True)
+    (cache / "cache.yaml").write_text(
+        yaml.safe_dump({"format": CACHE_FORMAT, "version": CACHE_VERSION, "latent_scale": 0.5})
+    )
+    lines = []
+    for i in range(2):
+        phase = torch.arange(frames).float()[:, None, None, None] * 0.2 + i
+        latents = torch.sin(phase + torch.arange(W).float() / 3).expand(frames, C, H, W).contiguous()
+        save_file({"latents": latents}, str(cache / "latents" / f"c{i}.safetensors"))
+        lines.append(json.dumps({
+            "id": f"c{i}", "latents": f"latents/c{i}.safetensors", "num_frames": frames, "fps": 30.0,
+            "time_of_day": "day", "crowdedness": "high", "split": "train", "source": "test",
+        }))
+    (cache / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _cfg(root: Path, **overrides) -> InterpolationTrainConfig:
+    values = dict(
+        latent_cache=str(root / "cache"), run_dir=str(root / "run"), model_dir=str(root / "model"),
+        video=VideoUNetConfig.tiny(num_frame_rates=2, use_actions=False), num_frames=5, factor=4,
+        frame_stride=1, window_step=5, max_boxes=2, batch_size=4, max_steps=3, warmup_steps=1,
+        checkpoint_every=2, log_every=1, num_threads=1, device="cpu",
+    )
+    values.update(overrides)
+    return InterpolationTrainConfig(**values)
+
+
+def test_yaml_config_is_global_and_valid():
+    path = conf_dir() / "train" / "interpolation.yaml"
+    assert path.read_text().splitlines()[0] == "# @package _global_"
+    cfg = to_dataclass(OmegaConf.load(path), InterpolationTrainConfig)
+    assert cfg.num_frames == 9 and cfg.factor == 4 and cfg.video.num_frame_rates == 2
+    assert [cfg.stride_of_rate(r) for r in range(2)] == [4, 1]
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="num_frames"):
+        InterpolationTrainConfig(num_frames=8)
+    with pytest.raises(ValueError, match="rate_probs"):
+        InterpolationTrainConfig(rate_probs=[1.0])
+
+
+def test_interpolation_mask_marks_keyframes_or_nothing():
+    mask = interpolation_mask(3, 9, 4, torch.tensor([False, True, False]))
+    assert mask[0].nonzero().flatten().tolist() == [0, 4, 8]
+    assert float(mask[1].sum()) == 0.0 and torch.equal(mask[2], mask[0])
+
+
+def test_train_both_rates_resume_and_interpolate(tmp_path):
+    cfg = _cfg(_workspace(tmp_path))
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(step: int) -> None:
+        if step == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(cfg, after_step=stop)
+    result = train(cfg)
+    assert result.steps == 3
+    loaded = load_video_ldm(Path(cfg.model_dir), "interpolation")
+    assert loaded.window.keyframe_spacing == 4 and loaded.window.num_frames == 5 and loaded.target == "v"
+    assert loaded.window.keys_per_window == 2
+    assert loaded.model.config.num_frame_rates == 2 and loaded.model.frame_rate_embedding is not None
+    keyframes = torch.randn(1, 3, C, H, W)
+    for rate in (0, 1):
+        out = interpolate(
+            loaded.model, loaded.schedule, loaded.target, keyframes, torch.Generator().manual_seed(0),
+            frame_rate=rate, keys_per_window=loaded.window.keys_per_window, config=VideoSamplingConfig(steps=2),
+        )
+        assert out.latents.shape == (1, 9, C, H, W) and torch.equal(out.latents[:, ::4], keyframes)

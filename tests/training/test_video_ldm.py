@@ -1,0 +1,195 @@
+"""The prediction-model training loop on a tiny latent cache and image-model folder (real files)."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from omegaconf import OmegaConf
+from safetensors.torch import save_file
+
+from drivesim.autoencoder.latent_cache import CACHE_FORMAT, CACHE_VERSION, collate_latent_windows
+from drivesim.cli.main import to_dataclass
+from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
+from drivesim.diffusion.unet import SpatialUNet, UNetConfig
+from drivesim.diffusion.video_loading import load_video_ldm
+from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
+from drivesim.paths import conf_dir
+from drivesim.sampling.video import VideoSamplingConfig, sample_clip
+from drivesim.training.checkpoint import save_stage
+from drivesim.training.video_ldm import VideoLDMTrainConfig, clip_batch, masked_loss, train, window_dataset
+
+C, H, W = 4, 8, 16
+UNET = dataclasses.replace(UNetConfig.tiny(), zero_init=False)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest (and steadiest on a shared CPU) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+def make_image_model(folder: Path, target: str = "eps") -> Path:
+    torch.manual_seed(0)
+    config = {"unet": dataclasses.asdict(UNET), "schedule": dataclasses.asdict(ScheduleConfig()), "target": target}
+    save_stage(folder, "image_ldm", SpatialUNet(UNET), config)
+    return folder
+
+
+def make_latent_cache(root: Path, num_clips: int = 3, frames: int = 40) -> Path:
+    """Clips of a bright blob moving sideways with the steering action, plus per-frame boxes."""
+    (root / "latents").mkdir(parents=True)
+    (root / "cache.yaml").write_text(
+        yaml.safe_dump({"format": CACHE_FORMAT, "version": CACHE_VERSION, "latent_scale": 1.0})
+    )
+    lines = []
+    for i in range(num_clips):
+        steer = torch.full((frames,), 0.5 if i % 2 else -0.5)
+        x = (4.0 + torch.cumsum(steer, 0)) % W
+        cols = torch.arange(W).float()
+        blob = torch.exp(-((cols[None, :] - x[:, None]) ** 2) / 4.0)  # (t, w)
+        latents = blob[:, None, None, :].expand(frames, C, H, W).clone() * 2 - 1
+        boxes = torch.stack([x / W, torch.full_like(x, 0.3), (x + 2) / W, torch.full_like(x, 0.6)], 1).clamp(0, 1)
+        tensors = {
+            "latents": latents,
+            "actions": torch.stack([steer, torch.zeros(frames)], 1),
+            "box_offsets": torch.arange(frames + 1),
+            "boxes": boxes,
+            "box_classes": torch.zeros(frames, dtype=torch.long),
+            "box_track_ids": torch.zeros(frames, dtype=torch.long),
+            "boxes_labelled": torch.ones(frames, dtype=torch.bool),
+        }
+        save_file(tensors, str(root / "latents" / f"c{i}.safetensors"))
+        lines.append(json.dumps({
+            "id": f"c{i}", "latents": f"latents/c{i}.safetensors", "num_frames": frames, "fps": 30.0,
+            "time_of_day": "day" if i % 2 else "night", "crowdedness": "low", "split": "train", "source": "test",
+        }))
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _cfg(tmp: Path, name: str, **overrides) -> VideoLDMTrainConfig:
+    values = dict(
+        latent_cache=str(tmp / "cache"), run_dir=str(tmp / name / "run"), model_dir=str(tmp / name / "model"),
+        video=VideoUNetConfig.tiny(), num_frames=4, frame_stride=2, window_step=3, max_boxes=2, batch_size=2,
+        max_steps=4, warmup_steps=1, checkpoint_every=1, log_every=1, lr=1e-3, num_threads=1, device="cpu",
+    )
+    values.update(overrides)
+    return VideoLDMTrainConfig(**values)
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path) -> Path:
+    make_latent_cache(tmp_path / "cache")
+    return tmp_path
+
+
+def _prepare(tmp: Path, cfg: VideoLDMTrainConfig) -> VideoLDMTrainConfig:
+    make_image_model(Path(cfg.model_dir))
+    return cfg
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_yaml_config_is_global_and_valid():
+    path = conf_dir() / "train" / "video_ldm.yaml"
+    assert path.read_text().splitlines()[0] == "# @package _global_"
+    cfg = to_dataclass(OmegaConf.load(path), VideoLDMTrainConfig)
+    assert cfg.context_probs == [0.1, 0.45, 0.45] and cfg.video.temporal_layers == "attention+conv3d"
+    with pytest.raises(ValueError, match="context_probs"):
+        VideoLDMTrainConfig(context_probs=[0.5, 0.6])
+
+
+def test_train_exports_stage_and_resume_matches_an_uninterrupted_run(workspace):
+    straight = _prepare(workspace, _cfg(workspace, "straight"))
+    result = train(straight)
+    assert result.steps == 4 and len(result.alphas) > 0
+
+    resumed = _prepare(workspace, _cfg(workspace, "resumed"))
+
+    def stop(step: int) -> None:
+        if step == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(resumed, after_step=stop)
+    assert train(resumed).steps == 4
+    a = load_video_ldm(Path(straight.model_dir))
+    b = load_video_ldm(Path(resumed.model_dir))
+    for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+    assert a.window.num_frames == 4 and a.window.frame_stride == 2 and a.target == "eps"
+    rows = [json.loads(line) for line in (Path(resumed.run_dir) / "losses.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert (Path(resumed.run_dir) / "losses.png").exists()
+    z = torch.randn(1, 4, C, H, W)
+    mask = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    out = sample_clip(a.model, a.schedule, a.target, z, mask, torch.Generator().manual_seed(0),
+                      actions=torch.zeros(1, 4, 2), config=VideoSamplingConfig(steps=2))
+    assert torch.equal(out.latents[:, 0], z[:, 0])
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"from_scratch": True},
+        {"video": VideoUNetConfig.tiny(temporal_layers="attention")},
+        {"video": VideoUNetConfig.tiny(context_noise=True), "context_noise_max": 100},
+    ],
+    ids=["from_scratch", "attention_only", "context_noise"],
+)
+def test_ablations_run(workspace, overrides):
+    cfg = _prepare(workspace, _cfg(workspace, "ablation", max_steps=1, **overrides))
+    result = train(cfg)
+    loaded = load_video_ldm(Path(cfg.model_dir))
+    model = loaded.model
+    assert result.steps == 1
+    assert loaded.extra["context_noise_level"] == (20 if cfg.video.context_noise else 0)
+    assert model.config.freeze_image == (not cfg.from_scratch)
+    assert model.config.temporal_layers == cfg.video.temporal_layers
+
+
+def test_few_steps_reduce_loss_on_a_tiny_overfit_set(workspace):
+    cfg = _cfg(workspace, "overfit", action_drop=0.0, label_drop=0.0, box_drop=0.0)
+    dataset = window_dataset(cfg, cfg.frame_stride)
+    batch = clip_batch(collate_latent_windows([dataset[0], dataset[5]]), use_boxes=True)
+    mask = torch.tensor([[1.0, 0, 0, 0], [1.0, 1.0, 0, 0]])
+    torch.manual_seed(0)
+    model = VideoUNet(SpatialUNet(UNET), cfg.video)
+    schedule = NoiseSchedule()
+
+    def held_loss() -> float:
+        with torch.no_grad():
+            return sum(
+                float(masked_loss(model, batch, mask, schedule, "eps", torch.Generator().manual_seed(s), cfg).loss)
+                for s in range(6)
+            ) / 6
+
+    before = held_loss()
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=3e-3)
+    for step in range(40):
+        loss = masked_loss(model, batch, mask, schedule, "eps", torch.Generator().manual_seed(100 + step), cfg).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = held_loss()
+    assert after < 0.8 * before, (before, after)
+
+
+def test_clip_batch_adapter_has_per_frame_boxes(workspace):
+    cfg = _cfg(workspace, "adapter")
+    dataset = window_dataset(cfg, cfg.frame_stride)
+    batch = clip_batch(collate_latent_windows([dataset[0], dataset[1]]), use_boxes=True)
+    assert batch.z.shape == (2, 4, C, H, W) and batch.image.batch_size == 8
+    assert batch.image.box_mask.sum(1).tolist() == [1] * 8
+    assert not torch.equal(batch.image.boxes[0], batch.image.boxes[1])  # the box moves between frames
+    assert batch.has_actions.tolist() == [True, True] and batch.frame_rate.tolist() == [-1, -1]
+    no_boxes = clip_batch(collate_latent_windows([dataset[0]]), use_boxes=False)
+    assert not bool(no_boxes.image.boxes_given.any()) and not bool(no_boxes.image.box_mask.any())
