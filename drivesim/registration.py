@@ -20,7 +20,21 @@ def _procedural(**kwargs: Any) -> Any:
     return ProceduralWorldEnv(**kwargs)
 
 
+def _learned(**kwargs: Any) -> Any:
+    from drivesim.env.drive_env import DriveWorldEnv
+
+    return DriveWorldEnv(**kwargs)
+
+
+def _learned_vector(num_envs: int = 1, **kwargs: Any) -> Any:
+    from drivesim.env.vector_env import make_vector_env
+
+    return make_vector_env(num_envs=num_envs, **kwargs)
+
+
 ENV_KINDS["procedural"] = _procedural
+ENV_KINDS["learned"] = _learned
+VECTOR_KINDS: dict[str, Callable[..., Any]] = {"learned": _learned_vector}
 
 
 def register_envs() -> list[str]:
@@ -42,6 +56,7 @@ def register_envs() -> list[str]:
                 entry_point=ENV_KINDS[kind],
                 kwargs=kwargs,
                 max_episode_steps=spec.get("max_episode_steps"),
+                vector_entry_point=VECTOR_KINDS.get(kind),
             )
         ids.append(env_id)
     return ids

@@ -61,6 +61,12 @@ def _upsampler_temporal(cfg: DictConfig) -> object:
     return train(to_dataclass(cfg, UpsamplerTemporalTrainConfig))
 
 
+def _reward(cfg: DictConfig) -> object:
+    from drivesim.training.reward import RewardTrainConfig, train
+
+    return train(to_dataclass(cfg, RewardTrainConfig))
+
+
 STAGES: dict[str, Callable[[DictConfig], object]] = {
     "probes": _probes,
     "autoencoder": _autoencoder,
@@ -70,4 +76,5 @@ STAGES: dict[str, Callable[[DictConfig], object]] = {
     "interpolation": _interpolation,
     "upsampler": _upsampler,
     "upsampler_temporal": _upsampler_temporal,
+    "reward": _reward,
 }

@@ -1,0 +1,262 @@
+"""Scene composition: the first frame of a scene from a box layout and labels (DESIGN.md §1 stage 3).
+
+    frame = compose_scene("runs/models/default", boxes=[[0.40, 0.50, 0.55, 0.70, "car"]],
+                          time_of_day="night", crowdedness="high", seed=0)   # (H, W, 3) uint8
+
+The image LDM samples scaled latents with classifier-free guidance (`ImageGuidance`), the
+image decoder of the autoencoder turns them into pixels. Boxes are normalised
+[x1, y1, x2, y2] in [0, 1] (x to the right, y down), optionally followed by a class
+("car" / "truck" or its index). ``boxes=None`` leaves the layout to the model (boxes
+unknown); ``boxes=[]`` asks for an empty road.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from drivesim.autoencoder.loading import load_autoencoder
+from drivesim.autoencoder.model import Autoencoder
+from drivesim.data.annotations import FrameBoxes
+from drivesim.data.show import draw_boxes as draw_frame_boxes
+from drivesim.diffusion.conditioning import Conditioning
+from drivesim.diffusion.image_model import ImageGuidance, ImageLDM
+from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY, VEHICLE_CLASSES
+
+BoxEntry = Sequence[Any] | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class BoxLayout:
+    """A validated layout: xyxy (n, 4) float32 normalised, classes (n,) int64 into VEHICLE_CLASSES."""
+
+    xyxy: np.ndarray
+    classes: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+
+@dataclass(frozen=True)
+class ComposeModels:
+    """What composition needs: the image LDM and the autoencoder whose latents it models."""
+
+    ldm: ImageLDM
+    autoencoder: Autoencoder
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        f = self.autoencoder.cfg.downsample_factor
+        return self.ldm.latent.height * f, self.ldm.latent.width * f
+
+
+def load_compose_models(folder: str | Path) -> ComposeModels:
+    """Stages "image_ldm" and "autoencoder" of a model folder, in eval mode on the CPU."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder {folder} does not exist")
+    models = ComposeModels(ldm=ImageLDM.from_folder(folder), autoencoder=load_autoencoder(folder))
+    check_compatible(models)
+    return models
+
+
+def check_compatible(models: ComposeModels) -> None:
+    """The LDM must model this autoencoder's latents: same channels and latent scale."""
+    ae, latent = models.autoencoder, models.ldm.latent
+    if ae.cfg.latent_channels != latent.channels:
+        raise ValueError(
+            f"image_ldm models {latent.channels}-channel latents, the autoencoder makes {ae.cfg.latent_channels}"
+        )
+    ae_scale = float(ae.latent_scale)
+    if not math.isclose(ae_scale, latent.scale, rel_tol=1e-3):
+        raise ValueError(
+            f"image_ldm was trained with latent_scale={latent.scale:.6g}, the autoencoder has {ae_scale:.6g}: "
+            "the two stages come from different autoencoders"
+        )
+
+
+def _class_index(value: Any, where: str) -> int:
+    if isinstance(value, str):
+        if value not in VEHICLE_CLASSES:
+            raise ValueError(f"{where} class={value!r} is not allowed; expected one of {list(VEHICLE_CLASSES)}")
+        return VEHICLE_CLASSES.index(value)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < len(VEHICLE_CLASSES):
+        return int(value)
+    raise ValueError(
+        f"{where} class={value!r} is not allowed; expected one of {list(VEHICLE_CLASSES)} "
+        f"or an index 0..{len(VEHICLE_CLASSES) - 1}"
+    )
+
+
+def parse_boxes(entries: Any, max_boxes: int, name: str = "boxes") -> BoxLayout:
+    """Validate user boxes: a list of [x1, y1, x2, y2] (+ optional class) or {box: [...], class: ...}.
+
+    Each coordinate must be a finite number in [0, 1] with x1 < x2 and y1 < y2; at most
+    `max_boxes` boxes. Errors name the entry, the bad value and what is allowed.
+    """
+    if isinstance(entries, np.ndarray):
+        entries = entries.tolist()
+    if isinstance(entries, Mapping) and "boxes" in entries:
+        entries = entries["boxes"]
+    if not isinstance(entries, (list, tuple)):
+        raise ValueError(
+            f"{name} must be a list of [x1, y1, x2, y2] (normalised, optional class), got {type(entries).__name__}"
+        )
+    if len(entries) > max_boxes:
+        raise ValueError(f"{name} has {len(entries)} boxes; this model takes at most max_boxes={max_boxes}")
+    xyxy = np.zeros((len(entries), 4), np.float32)
+    classes = np.zeros(len(entries), np.int64)
+    for i, entry in enumerate(entries):
+        where = f"{name}[{i}]"
+        cls: Any = 0
+        if isinstance(entry, Mapping):
+            unknown = sorted(set(entry) - {"box", "class"})
+            if "box" not in entry or unknown:
+                raise ValueError(f"{where}={entry!r}: a mapping needs 'box' (and optional 'class'), got keys {unknown}")
+            coords, cls = entry["box"], entry.get("class", 0)
+        elif isinstance(entry, (list, tuple)) and len(entry) in (4, 5):
+            coords = entry[:4]
+            cls = entry[4] if len(entry) == 5 else 0
+        else:
+            raise ValueError(f"{where}={entry!r} is not allowed; expected [x1, y1, x2, y2] or [x1, y1, x2, y2, class]")
+        if not isinstance(coords, (list, tuple)) or len(coords) != 4:
+            raise ValueError(f"{where} box={coords!r} must be 4 numbers [x1, y1, x2, y2]")
+        for k, value in enumerate(coords):
+            ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+            if not ok or not math.isfinite(float(value)) or not 0.0 <= float(value) <= 1.0:
+                axis = ("x1", "y1", "x2", "y2")[k]
+                raise ValueError(f"{where} {axis}={value!r} is not allowed; expected a finite number in [0, 1]")
+        x1, y1, x2, y2 = (float(v) for v in coords)
+        if not (x1 < x2 and y1 < y2):
+            raise ValueError(f"{where}={[x1, y1, x2, y2]} is not allowed; need x1 < x2 and y1 < y2")
+        xyxy[i] = (x1, y1, x2, y2)
+        classes[i] = _class_index(cls, where)
+    return BoxLayout(xyxy=xyxy, classes=classes)
+
+
+def load_box_file(path: str | Path, max_boxes: int) -> BoxLayout:
+    """Boxes from a JSON or YAML file (a list of boxes, or a mapping with a `boxes` list)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"boxes file {path} does not exist")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"boxes file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+    return parse_boxes([] if data is None else data, max_boxes, name=f"{path}")
+
+
+def _check_label(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
+    if value is not None and value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; expected one of {list(allowed)} or None (unconditional)")
+    return value
+
+
+def make_conditioning(
+    layouts: Sequence[BoxLayout | None], time_of_day: Sequence[str | None], crowdedness: Sequence[str | None]
+) -> Conditioning:
+    """One row per requested scene; a None layout means boxes unknown, None labels are null."""
+    for i, (t, c) in enumerate(zip(time_of_day, crowdedness)):
+        _check_label(f"time_of_day[{i}]", t, TIME_OF_DAY)
+        _check_label(f"crowdedness[{i}]", c, CROWDEDNESS)
+    return Conditioning.from_labels(
+        list(time_of_day),
+        list(crowdedness),
+        [None if lay is None else lay.xyxy for lay in layouts],
+        [None if lay is None else lay.classes for lay in layouts],
+    )
+
+
+@torch.no_grad()
+def decode_latents(models: ComposeModels, latents: torch.Tensor, batch_size: int = 32) -> np.ndarray:
+    """Scaled latents (b, C, h, w) -> (b, H, W, 3) uint8 frames with the image decoder."""
+    ae = models.autoencoder
+    device = next(ae.parameters()).device
+    parts = []
+    for i in range(0, latents.shape[0], batch_size):
+        z = latents[i : i + batch_size].to(device) / models.ldm.latent.scale
+        x = ae.decode(z).clamp(-1.0, 1.0)  # (b, 3, H, W)
+        parts.append(((x + 1.0) * 127.5).round().to(torch.uint8).cpu())
+    return rearrange(torch.cat(parts), "b c h w -> b h w c").numpy()  # (b, H, W, 3)
+
+
+def generate_frames(
+    models: ComposeModels,
+    cond: Conditioning,
+    steps: int = 50,
+    guidance: ImageGuidance | float | Mapping[str, float] | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> np.ndarray:
+    """(b, H, W, 3) uint8 frames for the b rows of `cond`, sampled `batch_size` at a time."""
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    rows = []
+    for i in range(0, cond.batch_size, batch_size):
+        index = torch.arange(i, min(i + batch_size, cond.batch_size))
+        part = Conditioning(
+            time_of_day=cond.time_of_day[index],
+            crowdedness=cond.crowdedness[index],
+            boxes=cond.boxes[index],
+            box_classes=cond.box_classes[index],
+            box_mask=cond.box_mask[index],
+            boxes_given=cond.boxes_given[index],
+        )
+        latents = models.ldm.sample(part, steps, guidance, generator, progress=progress)
+        rows.append(decode_latents(models, latents))
+    return np.concatenate(rows)
+
+
+def overlay_boxes(frame: np.ndarray, layout: BoxLayout) -> np.ndarray:
+    """A copy of an (H, W, 3) uint8 frame with the layout's boxes and class names drawn on it."""
+    boxes = FrameBoxes(
+        xyxy=layout.xyxy.astype(np.float32),
+        classes=layout.classes.astype(np.int64),
+        track_ids=np.full(len(layout), -1, np.int64),
+    )
+    return draw_frame_boxes(frame, boxes)
+
+
+def compose_scene(
+    models: str | Path | ComposeModels,
+    boxes: BoxLayout | Sequence[BoxEntry] | None = None,
+    time_of_day: str | None = "day",
+    crowdedness: str | None = "medium",
+    seed: int = 0,
+    steps: int = 50,
+    guidance: ImageGuidance | float | Mapping[str, float] | None = 3.0,
+    draw_boxes: bool = False,
+) -> np.ndarray:
+    """The first frame of a scene: (H, W, 3) uint8 at the autoencoder's image size.
+
+    models: a model folder with stages "image_ldm" and "autoencoder", or loaded `ComposeModels`.
+    boxes: normalised [x1, y1, x2, y2(, class)] entries (validated), a `BoxLayout`, or None
+        (boxes unknown). time_of_day / crowdedness: a label or None (unconditional).
+    guidance: classifier-free guidance scale(s); 1 = plain conditional, > 1 = stronger adherence.
+    draw_boxes: draw the requested boxes over the frame.
+    """
+    if not isinstance(models, ComposeModels):
+        models = load_compose_models(models)
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not allowed; expected an int >= 0")
+    if not isinstance(steps, (int, np.integer)) or not 1 <= steps <= models.ldm.schedule.num_steps:
+        raise ValueError(f"steps={steps!r} is not allowed; expected an int in 1..{models.ldm.schedule.num_steps}")
+    layout = boxes if isinstance(boxes, BoxLayout) or boxes is None else parse_boxes(boxes, models.ldm.max_boxes)
+    if layout is not None and len(layout) > models.ldm.max_boxes:
+        raise ValueError(f"boxes has {len(layout)} boxes; this model takes at most max_boxes={models.ldm.max_boxes}")
+    cond = make_conditioning([layout], [time_of_day], [crowdedness])
+    frame = generate_frames(models, cond, steps, guidance, torch.Generator().manual_seed(int(seed)))[0]
+    if draw_boxes and layout is not None:
+        frame = overlay_boxes(frame, layout)
+    return frame

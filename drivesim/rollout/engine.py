@@ -1,0 +1,334 @@
+"""The rollout engine over a WorldModel: keyframes -> interpolation -> decode (-> rewards).
+
+B rollouts advance in one batched network call per stage. Per rollout, all randomness
+(starting noise of every DDIM run, context noise) is drawn from that rollout's own
+generator, whose state lives in RolloutState.rng, so a rollout's future depends only on
+its state and actions, never on which other rollouts share the batch.
+
+One control step = one new keyframe of the prediction model (stride `keyframe_stride`
+source frames): the window [c0, c1, new] with c0, c1 the two newest keyframes given
+(mask m_S, Eq. (3)), the action held over the window, context guidance s and
+classifier-free guidance over actions. The interpolation model then fills the frames
+between c1 and the new keyframe (x4 per level, one or two levels down to the source
+frame rate), the temporal decoder decodes them (with the newest decoded latents as left
+context, so there is no seam between steps), and the reward heads read [c1, new].
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from einops import rearrange, repeat
+from torch import Tensor
+
+from drivesim.diffusion.conditioning import Conditioning
+from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.rewards import RewardConfig, compute_rewards
+from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
+from drivesim.rollout.world_model import WorldModel
+from drivesim.sampling.ddim import ddim_sample
+from drivesim.sampling.guidance import classifier_free_guidance
+from drivesim.sampling.video import VideoGuidance, VideoSamplingConfig, interpolate, sample_clip
+from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def _generators(rng: Tensor) -> list[torch.Generator]:
+    gens = []
+    for state in rng:
+        g = torch.Generator()
+        g.set_state(state.clone())
+        gens.append(g)
+    return gens
+
+
+def _noise(gens: list[torch.Generator], shape: tuple[int, ...]) -> Tensor:
+    """(b, *shape) standard normal, row i from generator i."""
+    return torch.stack([torch.randn(shape, generator=g) for g in gens])
+
+
+def to_uint8(frames: Tensor) -> np.ndarray:
+    """(b, t, 3, h, w) in [-1, 1] -> (b, t, h, w, 3) uint8."""
+    x = ((frames.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return rearrange(x, "b t c h w -> b t h w c").numpy()
+
+
+class LearnedEngine:
+    def __init__(self, world: WorldModel, config: EngineConfig) -> None:
+        if config.dtype not in DTYPES:
+            raise ValueError(f"dtype={config.dtype!r}; allowed: {sorted(DTYPES)}")
+        self.world = world
+        self.config = config
+        self.device = torch.device(config.device)
+        world.to(self.device)
+        ae = world.autoencoder
+        self.latent_shape = (ae.cfg.latent_channels, *self._latent_hw())
+        self.keyframe_stride = int(world.video.window.frame_stride)
+        self.levels = self._interpolation_levels() if config.interpolate else 0
+        self.frames_per_step = 4**self.levels
+        self.output_fps = world.fps * self.frames_per_step / self.keyframe_stride
+        h, w = self.world.metadata.get("autoencoder", {}).get("image_size", [64, 128])
+        self.frame_size = (int(h), int(w))
+        self.decode_context = 2 if world.temporal_decoder is not None else 0
+
+    # -- set-up -------------------------------------------------------------------------
+    def _latent_hw(self) -> tuple[int, int]:
+        h, w = self.world.metadata.get("autoencoder", {}).get("image_size", [64, 128])
+        return self.world.autoencoder.cfg.latent_size(int(h), int(w))
+
+    def _interpolation_levels(self) -> int:
+        interp = self.world.interpolation
+        if interp is None:
+            return 0
+        finest = int(interp.window.frame_stride)
+        levels, stride = 0, self.keyframe_stride
+        while stride > finest and stride % 4 == 0 and levels < 2:
+            stride //= 4
+            levels += 1
+        return levels
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.config.dtype == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=DTYPES[self.config.dtype])
+
+    def _sampling(self, steps: int) -> VideoSamplingConfig:
+        c = self.config
+        guidance = VideoGuidance(context=c.context_guidance, actions=c.action_guidance)
+        level = self.world.video.extra.get("context_noise_level", 0) if c.context_noise < 0 else c.context_noise
+        return VideoSamplingConfig(steps=steps, guidance=guidance, context_noise_level=int(level))
+
+    def _conditioning(self, tod: Tensor, crowd: Tensor, boxes: list[np.ndarray | None]) -> Conditioning:
+        return Conditioning.from_labels(
+            [TIME_OF_DAY[int(i)] if i >= 0 else None for i in tod],
+            [CROWDEDNESS[int(i)] if i >= 0 else None for i in crowd],
+            boxes,
+            [None] * len(boxes),
+            device=self.device,
+        )
+
+    # -- stages -------------------------------------------------------------------------
+    @torch.no_grad()
+    def compose(self, cond: Conditioning, gens: list[torch.Generator]) -> Tensor:
+        """First frames from the image LDM: (b, c, h, w) scaled latents."""
+        ldm = self.world.image_ldm
+        c = self.config
+        scales = {"time_of_day": c.label_guidance, "crowdedness": c.label_guidance, "boxes": c.box_guidance}
+        scales = {k: v for k, v in scales.items() if v != 1.0}
+
+        def model(z: Tensor, tau: Tensor, cnd: Conditioning) -> Tensor:
+            with self._autocast():
+                return ldm.unet(z, tau, cnd).float()
+
+        denoiser = classifier_free_guidance(model, cond, scales, mode="sequential", batched=True)
+        x_T = _noise(gens, self.latent_shape).to(self.device)
+        return ddim_sample(
+            denoiser, tuple(x_T.shape), ldm.schedule, c.first_frame_steps, 0.0, gens[0], ldm.target, x_T=x_T
+        )
+
+    def _video_model(self, model: torch.nn.Module):
+        def call(z: Tensor, tau: Tensor, cond) -> Tensor:
+            with self._autocast():
+                return model(z, tau, cond).float()
+
+        return call
+
+    @torch.no_grad()
+    def predict(
+        self, context: Tensor, actions: Tensor | None, cond: Conditioning, gens: list[torch.Generator]
+    ) -> Tensor:
+        """Next keyframe: context (b, s, c, h, w) given -> (b, c, h, w)."""
+        video = self.world.video
+        b, s = context.shape[:2]
+        t = s + 1
+        clip = torch.cat([context, torch.zeros_like(context[:, :1])], dim=1)  # b t c h w
+        mask = torch.zeros(b, t, device=self.device)
+        mask[:, :s] = 1.0
+        acts = None if actions is None else repeat(actions, "b k -> b t k", t=t)
+        cfg = self._sampling(self.config.keyframe_steps)
+        sample = sample_clip(
+            self._video_model(video.model),
+            video.schedule,
+            video.target,
+            clip,
+            mask,
+            gens[0],
+            actions=acts,
+            image_cond=cond,
+            config=cfg,
+            x_T=_noise(gens, (t, *self.latent_shape)).to(self.device),
+            context_noise=_noise(gens, (t, *self.latent_shape)).to(self.device) if cfg.context_noise_level else None,
+        )
+        return sample.latents[:, -1]
+
+    @torch.no_grad()
+    def fill(self, keys: Tensor, actions: Tensor | None, cond: Conditioning, gens: list[torch.Generator]) -> Tensor:
+        """Interpolate keyframes (b, k, c, h, w) at keyframe stride down `levels` times;
+        returns the frames after keys[:, -2] up to and including keys[:, -1]: (b, 4^levels, c, h, w)."""
+        interp = self.world.interpolation
+        frames, stride = keys, self.keyframe_stride
+        finest = int(interp.window.frame_stride) if interp is not None else 1
+        for level in range(1, self.levels + 1):
+            flag = 0 if stride == 16 * finest else 1
+            n_out = 4 * (frames.shape[1] - 1) + 1
+            acts = None if actions is None else repeat(actions, "b k -> b t k", t=n_out)
+            x_T = _noise(gens, (n_out, *self.latent_shape)).to(self.device)
+            sample = interpolate(
+                self._video_model(interp.model),
+                interp.schedule,
+                interp.target,
+                frames,
+                gens[0],
+                frame_rate=flag,
+                actions=acts,
+                image_cond=cond,
+                config=VideoSamplingConfig(steps=self.config.interpolation_steps),
+                x_T=x_T,
+            )
+            # keep c1 and what follows it: 4^level + 1 frames at the new stride
+            frames, stride = sample.latents[:, -(4**level + 1) :], stride // 4
+        per = 4**self.levels
+        return frames[:, -per:]
+
+    @torch.no_grad()
+    def decode(self, recent: Tensor, new: Tensor) -> Tensor:
+        """Decode `new` (b, n, c, h, w) with `recent` latents as left context -> (b, n, 3, H, W)."""
+        td = self.world.temporal_decoder
+        with self._autocast():
+            if td is None:
+                return self.world.autoencoder.decode_video(new).float()
+            z = torch.cat([recent, new], dim=1)  # b (r + n) c h w
+            return td.decode_video(z, chunk_frames=z.shape[1])[:, recent.shape[1] :].float()
+
+    @torch.no_grad()
+    def rewards(self, pair: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(b, 2, c, h, w) newest keyframes -> collision, off_road, speed (b,) each."""
+        if self.world.reward is None:
+            zeros = np.zeros(pair.shape[0], np.float32)
+            return zeros, zeros, np.full(pair.shape[0], np.nan, np.float32)
+        p = self.world.reward(pair)
+        return (
+            p.collision.cpu().numpy().astype(np.float32),
+            p.off_road.cpu().numpy().astype(np.float32),
+            p.speed.cpu().numpy().astype(np.float32),
+        )
+
+    # -- the Engine protocol --------------------------------------------------------------
+    def start(self, requests: list[SceneRequest]) -> StepOutput:
+        if not requests:
+            raise ValueError("start() needs at least one SceneRequest")
+        gens = [torch.Generator().manual_seed(r.seed) for r in requests]
+        tod = torch.tensor([r.time_of_day for r in requests])
+        crowd = torch.tensor([r.crowdedness for r in requests])
+        cond = self._conditioning(tod, crowd, [r.boxes for r in requests])
+        firsts = []
+        composed = self.compose(cond, gens) if any(r.initial_frames is None for r in requests) else None
+        for i, r in enumerate(requests):
+            if r.initial_frames is None:
+                firsts.append(composed[i : i + 1, None])  # 1 1 c h w
+            else:
+                video = torch.from_numpy(r.initial_frames).float().div(127.5).sub(1.0)
+                video = rearrange(video, "t h w c -> 1 t c h w").to(self.device)
+                z = self.world.autoencoder.encode_video(video)  # 1 t c h w (scaled)
+                firsts.append(z if z.shape[1] == 2 else z[:, -1:])
+        two = [f for f in firsts if f.shape[1] == 2]
+        if len(two) != len(firsts):
+            one = torch.cat([f[:, -1:] for f in firsts])  # b 1 c h w
+            nxt = self.predict(one, None, cond, gens)  # b c h w
+            context = torch.cat([one, nxt[:, None]], dim=1)  # b 2 c h w
+            for i, f in enumerate(firsts):
+                if f.shape[1] == 2:
+                    context[i] = f[0]
+        else:
+            context = torch.cat(firsts)
+        frames = self.decode(context[:, :0], context[:, -1:])  # b 1 3 H W
+        recent = repeat(context[:, -1], "b c h w -> b r c h w", r=self.decode_context)
+        collision, off_road, speed = self.rewards(context)
+        state = RolloutState(
+            context=context.cpu(),
+            recent=recent.cpu(),
+            time_of_day=tod,
+            crowdedness=crowd,
+            speed=torch.from_numpy(np.nan_to_num(speed)),
+            rng=torch.stack([g.get_state() for g in gens]),
+            step=torch.zeros(len(requests), dtype=torch.long),
+            last_frame=torch.from_numpy(to_uint8(frames)[:, -1].copy()),
+        )
+        return StepOutput(state, to_uint8(frames), context[:, -1].cpu(), collision, off_road, speed)
+
+    def step(self, state: RolloutState, actions: np.ndarray) -> StepOutput:
+        b = state.batch_size
+        if actions.shape != (b, 2):
+            raise ValueError(f"actions must have shape ({b}, 2), got {actions.shape}")
+        gens = _generators(state.rng)
+        act = torch.from_numpy(np.asarray(actions, np.float32)).to(self.device)
+        cond = self._conditioning(state.time_of_day, state.crowdedness, [None] * b)
+        context = state.context.to(self.device)
+        new = self.predict(context, act, cond, gens)  # b c h w
+        keys = torch.cat([context, new[:, None]], dim=1)  # b 3 c h w
+        fresh = self.fill(keys, act, cond, gens) if self.levels else new[:, None]  # b f c h w
+        frames = self.decode(state.recent.to(self.device), fresh)  # b f 3 H W
+        collision, off_road, speed = self.rewards(keys[:, -2:])
+        uint8 = to_uint8(frames)
+        recent = torch.cat([state.recent.to(self.device), fresh], dim=1)  # b (r + f) c h w
+        recent = recent[:, recent.shape[1] - self.decode_context :]  # b r c h w
+        new_state = state.with_(
+            context=keys[:, -2:].cpu(),
+            recent=recent.cpu(),
+            speed=torch.from_numpy(np.nan_to_num(speed)),
+            rng=torch.stack([g.get_state() for g in gens]),
+            step=state.step + 1,
+            last_frame=torch.from_numpy(uint8[:, -1].copy()),
+        )
+        return StepOutput(new_state, uint8, new.cpu(), collision, off_road, speed)
+
+    def imagine(
+        self, state: RolloutState, actions: np.ndarray, reward: RewardConfig | None = None, decode: bool = True
+    ) -> Imagined:
+        """K futures from one state (batch 1) for actions (K, H, 2), without touching `state`.
+
+        Each future gets its own generator (derived from the state's and the future's index),
+        so K copies of one action sequence give K different samples.
+        """
+        if state.batch_size != 1:
+            raise ValueError(f"imagine() starts from one rollout; got a state of batch size {state.batch_size}")
+        if actions.ndim != 3 or actions.shape[2] != 2:
+            raise ValueError(f"actions must have shape (K, H, 2), got {actions.shape}")
+        k, horizon = actions.shape[:2]
+        st = state.repeat(k)
+        seeds = torch.Generator()
+        seeds.set_state(state.rng[0].clone())
+        fork_seeds = torch.randint(0, 2**62, (k,), generator=seeds).tolist()
+        st = st.with_(rng=torch.stack([torch.Generator().manual_seed(s).get_state() for s in fork_seeds]))
+        frames, latents, col, off, spd = [], [], [], [], []
+        for h in range(horizon):
+            out = self.step(st, np.ascontiguousarray(actions[:, h]))
+            st = out.state
+            if decode:
+                frames.append(out.frames)
+            latents.append(out.keyframes)
+            col.append(out.collision)
+            off.append(out.off_road)
+            spd.append(out.speed)
+        collision, off_road, speed = np.stack(col, 1), np.stack(off, 1), np.stack(spd, 1)  # k H
+        terms = compute_rewards(reward or RewardConfig(), collision, off_road, np.nan_to_num(speed))
+        discount = self.config.reward_discount ** np.arange(horizon)
+        return Imagined(
+            frames=np.stack(frames, 1) if decode else np.zeros((k, horizon, 0), np.uint8),
+            latents=torch.stack(latents, 1),
+            collision=collision,
+            off_road=off_road,
+            speed=speed,
+            returns=(terms.total * discount).sum(1).astype(np.float32),
+        )
+
+    def rollout_frames(self, state: RolloutState, actions: Iterator[np.ndarray]) -> Iterator[StepOutput]:
+        """Stream steps for an iterator of (b, 2) actions (scenario generation)."""
+        for a in actions:
+            out = self.step(state, a)
+            state = out.state
+            yield out

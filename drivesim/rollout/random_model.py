@@ -1,0 +1,94 @@
+"""A model folder with every stage randomly initialised, in exactly the trained layout.
+
+Used by tests (the whole rollout path on tiny networks in seconds) and by speed
+benchmarks (cost does not depend on the weights). Its frames are noise-like: it is not
+a simulator of anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from drivesim.autoencoder.config import AutoencoderConfig, TemporalDecoderConfig
+from drivesim.autoencoder.model import Autoencoder
+from drivesim.autoencoder.temporal_decoder import TemporalDecoder
+from drivesim.diffusion.schedule import ScheduleConfig
+from drivesim.diffusion.unet import SpatialUNet, UNetConfig
+from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
+from drivesim.model_folder import save_stage
+from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
+
+SIZES = ("tiny", "default")
+
+
+@dataclass(frozen=True)
+class RandomModelSpec:
+    size: str = "tiny"
+    height: int = 32
+    width: int = 64
+    keyframe_stride: int = 4  # source frames between predicted keyframes
+    temporal_decoder: bool = True
+    interpolation: bool = True
+    reward: bool = True
+    seed: int = 0
+
+
+def _unet(size: str) -> UNetConfig:
+    return UNetConfig.tiny() if size == "tiny" else UNetConfig()
+
+
+def _video(size: str, **kw: object) -> VideoUNetConfig:
+    return VideoUNetConfig.tiny(**kw) if size == "tiny" else VideoUNetConfig(**kw)
+
+
+def build_random_model(folder: Path, spec: RandomModelSpec | None = None) -> Path:
+    spec = spec or RandomModelSpec()
+    if spec.size not in SIZES:
+        raise ValueError(f"size={spec.size!r}; allowed: {list(SIZES)}")
+    torch.manual_seed(spec.seed)
+    folder = Path(folder)
+    tiny = spec.size == "tiny"
+    ae_cfg = AutoencoderConfig(base_channels=16 if tiny else 32, decoder_res_blocks=1 if tiny else 2)
+    extra = {"latent_scale": 1.0, "image_size": [spec.height, spec.width]}
+    save_stage(folder, "autoencoder", Autoencoder(ae_cfg), ae_cfg, extra=extra)
+    if spec.temporal_decoder:
+        td_cfg = TemporalDecoderConfig()
+        td = TemporalDecoder(ae_cfg, td_cfg)
+        config = {"autoencoder": asdict(ae_cfg), "temporal": asdict(td_cfg)}
+        save_stage(folder, "temporal_decoder", td, config, extra={"latent_scale": 1.0})
+    unet_cfg = replace_zero_init(_unet(spec.size))
+    base = {"unet": asdict(unet_cfg), "schedule": asdict(ScheduleConfig()), "target": "v"}
+    image = SpatialUNet(unet_cfg)
+    save_stage(folder, "image_ldm", image, base)
+    video_cfg = _video(spec.size, zero_init=False)
+    window = {"num_frames": 8, "frame_stride": spec.keyframe_stride, "keyframe_spacing": 0}
+    save_stage(
+        folder,
+        "video_ldm",
+        VideoUNet(image, video_cfg),
+        {**base, "video": asdict(video_cfg), "window": window},
+        extra={"fps": 30.0},
+    )
+    if spec.interpolation:
+        interp_cfg = _video(spec.size, num_frame_rates=2, use_actions=True, zero_init=False)
+        window = {"num_frames": 9, "frame_stride": 1, "keyframe_spacing": 4}
+        save_stage(
+            folder,
+            "interpolation",
+            VideoUNet(SpatialUNet(unet_cfg), interp_cfg),
+            {**base, "video": asdict(interp_cfg), "window": window},
+        )
+    if spec.reward:
+        rcfg = RewardModelConfig(latent_channels=ae_cfg.latent_channels, channels=16 if tiny else 64)
+        save_stage(folder, "reward", RewardModel(rcfg), rcfg, extra={"stride": spec.keyframe_stride})
+    return folder
+
+
+def replace_zero_init(cfg: UNetConfig) -> UNetConfig:
+    """Random outputs instead of the zero-initialised ones (a zero model would hide bugs)."""
+    data = asdict(cfg)
+    data["zero_init"] = False
+    return UNetConfig(**data)

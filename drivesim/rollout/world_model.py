@@ -1,0 +1,103 @@
+"""`drivesim.load(path=None)`: the world model of a checkpoint folder, all stages chained.
+
+A model folder holds one `<stage>.safetensors` per stage and `config.yaml`; the stages
+used here are autoencoder, temporal_decoder (optional: the image decoder is used
+otherwise), image_ldm (first frames), video_ldm (keyframe prediction), interpolation
+(optional), upsampler / upsampler_temporal (optional) and reward (optional: without it
+rewards and events are not predicted). Loading reads YAML and safetensors only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from drivesim.autoencoder.loading import load_autoencoder, load_temporal_decoder
+from drivesim.autoencoder.model import Autoencoder
+from drivesim.autoencoder.temporal_decoder import TemporalDecoder
+from drivesim.diffusion.video_loading import (
+    INTERPOLATION_STAGE,
+    ImageLDM,
+    VideoLDM,
+    load_image_ldm,
+    load_video_ldm,
+)
+from drivesim.model_folder import config_from_dict, read_folder_config, stage_state
+from drivesim.paths import default_model_dir
+from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
+
+
+@dataclass
+class WorldModel:
+    """Every stage of one model folder; `engine(config)` makes a rollout engine over them."""
+
+    path: Path
+    autoencoder: Autoencoder
+    temporal_decoder: TemporalDecoder | None
+    image_ldm: ImageLDM
+    video: VideoLDM
+    interpolation: VideoLDM | None
+    reward: RewardModel | None
+    reward_stride: int
+    fps: float
+    metadata: dict[str, Any]
+
+    def engine(self, config: Any = None) -> Any:
+        from drivesim.rollout.engine import LearnedEngine
+        from drivesim.rollout.engine_api import EngineConfig
+
+        return LearnedEngine(self, config or EngineConfig())
+
+    def to(self, device: torch.device | str) -> WorldModel:
+        for module in self.modules():
+            module.to(device)
+        return self
+
+    def modules(self) -> list[torch.nn.Module]:
+        mods = [self.autoencoder, self.image_ldm.unet, self.video.model]
+        mods += [m for m in (self.temporal_decoder, self.reward) if m is not None]
+        if self.interpolation is not None:
+            mods.append(self.interpolation.model)
+        return mods
+
+
+def _has(folder: Path, stage: str) -> bool:
+    return (folder / f"{stage}.safetensors").is_file()
+
+
+def load(path: str | Path | None = None) -> WorldModel:
+    """The world model in `path` (a model folder); None loads the bundled default."""
+    folder = Path(path) if path is not None else default_model_dir()
+    if not folder.is_dir():
+        hint = "" if path is not None else " (the bundled default model is not installed in this build)"
+        raise FileNotFoundError(f"model folder {folder} does not exist{hint}")
+    required = ("autoencoder", "image_ldm", "video_ldm")
+    missing = [s for s in required if not _has(folder, s)]
+    if missing:
+        present = sorted(p.stem for p in folder.glob("*.safetensors"))
+        raise FileNotFoundError(f"model folder {folder} lacks stage(s) {missing}; present: {present}")
+    config = read_folder_config(folder)
+    reward, stride = None, 4
+    if _has(folder, "reward"):
+        entry = config["reward"]
+        reward = RewardModel(config_from_dict(RewardModelConfig, entry["config"], f"{folder} [reward]"))
+        reward.load_state_dict(stage_state(folder, "reward"))
+        reward.eval()
+        stride = int(entry.get("extra", {}).get("stride", stride))
+    video = load_video_ldm(folder)
+    fps = float(config["video_ldm"].get("extra", {}).get("fps", 30.0))
+    return WorldModel(
+        path=folder,
+        autoencoder=load_autoencoder(folder),
+        temporal_decoder=load_temporal_decoder(folder) if _has(folder, "temporal_decoder") else None,
+        image_ldm=load_image_ldm(folder),
+        video=video,
+        interpolation=load_video_ldm(folder, INTERPOLATION_STAGE) if _has(folder, INTERPOLATION_STAGE) else None,
+        reward=reward,
+        reward_stride=stride,
+        fps=fps,
+        metadata={k: v.get("extra", {}) for k, v in config.items() if isinstance(v, dict)},
+    )

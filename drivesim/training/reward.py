@@ -1,0 +1,142 @@
+"""Train the reward heads on a latent cache (`drivesim train stage=reward`).
+
+Samples: pairs of keyframe latents `stride` frames apart with the ground-truth events
+(collision, off-road) and ego speed at the newer one. Losses: BCE on both events (positive
+class weighted, events are rare) and L1 on speed / speed_scale. Batches are drawn with a
+generator seeded by (seed, step), so a resumed run draws exactly the batches the
+uninterrupted run would. The EMA weights are exported as stage "reward" of `model_dir`,
+with held-out (val split) metrics in its `extra`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from drivesim.autoencoder.latent_cache import LatentWindowConfig, LatentWindowDataset, collate_latent_windows
+from drivesim.model_folder import save_stage
+from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
+from drivesim.training.distributed import all_reduce_mean, init_distributed, shard_batch_indices, unwrap, wrap_ddp
+from drivesim.training.ema import EMA
+from drivesim.training.logging import LossLog
+from drivesim.training.run_state import RunCheckpointer
+
+REWARD_STAGE = "reward"
+
+
+@dataclass
+class RewardTrainConfig:
+    latents: str = "runs/latents/world"  # latent cache folder
+    run_dir: str = "runs/reward"
+    model_dir: str = "runs/models/default"
+    model: RewardModelConfig = field(default_factory=RewardModelConfig)
+    stride: int = 4  # frames between the two keyframes (the keyframe interval)
+    batch_size: int = 64
+    max_steps: int = 1500
+    lr: float = 1e-3
+    ema_decay: float = 0.99
+    checkpoint_every: int = 250
+    log_every: int = 10
+    max_val_windows: int = 2000
+    val_split: str = "val"  # split the exported metrics are measured on
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("stride", "batch_size", "max_steps", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RewardTrainConfig.{name}={getattr(self, name)} must be >= 1")
+
+
+def _windows(cfg: RewardTrainConfig, split: str) -> LatentWindowDataset:
+    wcfg = LatentWindowConfig(num_frames=cfg.model.num_frames, stride=cfg.stride, split=split, window_step=1)
+    return LatentWindowDataset(cfg.latents, wcfg)
+
+
+def _batch(ds: LatentWindowDataset, idx: list[int], device: torch.device):
+    b = collate_latent_windows([ds[i] for i in idx])
+    events = b.events[:, -1].float().to(device)  # b 2
+    return b.latents.to(device), events, b.ego_speed[:, -1].float().to(device)
+
+
+def reward_losses(pred, events: torch.Tensor, speed: torch.Tensor, pos_weight: torch.Tensor, speed_scale: float):
+    col = F.binary_cross_entropy_with_logits(pred.collision_logit, events[:, 0], pos_weight=pos_weight[0])
+    off = F.binary_cross_entropy_with_logits(pred.off_road_logit, events[:, 1], pos_weight=pos_weight[1])
+    spd = F.l1_loss(pred.speed / speed_scale, speed / speed_scale)
+    return col, off, spd
+
+
+@torch.no_grad()
+def evaluate(model: RewardModel, ds: LatentWindowDataset, max_windows: int, device: torch.device) -> dict[str, float]:
+    """Held-out metrics: event accuracy/recall/precision at p > 0.5 and speed MAE (m/s)."""
+    model.eval()
+    n = min(len(ds), max_windows)
+    g = torch.Generator().manual_seed(1234)
+    order = torch.randperm(len(ds), generator=g)[:n].tolist()
+    preds, trues, speed_err = [], [], []
+    for k in range(0, n, 256):
+        z, events, speed = _batch(ds, order[k : k + 256], device)
+        p = model(z)
+        preds.append(torch.stack([p.collision, p.off_road], 1) > 0.5)
+        trues.append(events > 0.5)
+        speed_err.append((p.speed - speed).abs())
+    pred, true, err = torch.cat(preds), torch.cat(trues), torch.cat(speed_err)
+    out = {"val_windows": float(n), "speed_mae_mps": float(err.mean())}
+    for j, name in enumerate(("collision", "off_road")):
+        tp = float((pred[:, j] & true[:, j]).sum())
+        out[f"{name}_accuracy"] = float((pred[:, j] == true[:, j]).float().mean())
+        out[f"{name}_positives"] = float(true[:, j].sum())
+        out[f"{name}_recall"] = tp / max(float(true[:, j].sum()), 1.0)
+        out[f"{name}_precision"] = tp / max(float(pred[:, j].sum()), 1.0)
+    return out
+
+
+def train(cfg: RewardTrainConfig) -> dict[str, float]:
+    info = init_distributed(cfg.device)
+    torch.manual_seed(cfg.seed)
+    train_ds, val_ds = _windows(cfg, "train"), _windows(cfg, cfg.val_split)
+    model = RewardModel(cfg.model).to(info.device)
+    ema = EMA(model, cfg.ema_decay)
+    ddp = wrap_ddp(model, info)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    ckpt = RunCheckpointer(Path(cfg.run_dir), enabled=info.is_main)
+    restored = ckpt.restore({"model": model, "ema": ema}, {"opt": opt})
+    step = restored.step if restored else 0
+    log = LossLog(Path(cfg.run_dir), resume_step=step + 1 if restored else None)
+    # Event frequencies from a sample of the train split set the positive-class weights.
+    probe = [train_ds[i] for i in range(0, len(train_ds), max(1, len(train_ds) // 2000))]
+    rate = torch.stack([w.events[-1].float() for w in probe]).mean(0).clamp(1e-3, 0.5)
+    pos_weight = ((1 - rate) / rate).clamp(max=50.0).to(info.device)
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="reward", disable=not info.is_main)
+    while step < cfg.max_steps:
+        model.train()
+        idx = shard_batch_indices(len(train_ds), cfg.batch_size, step, info, cfg.seed)
+        z, events, speed = _batch(train_ds, idx, info.device)
+        col, off, spd = reward_losses(ddp(z), events, speed, pos_weight, cfg.model.speed_scale)
+        loss = col + off + spd
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema.update(model)
+        step += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 and info.is_main:
+            vals = [float(all_reduce_mean(x, info)) for x in (loss, col, off, spd)]
+            log.log(step, loss=vals[0], collision_bce=vals[1], off_road_bce=vals[2], speed_l1=vals[3])
+            bar.set_postfix(loss=f"{vals[0]:.3f}")
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+            ckpt.save(step, {"model": model, "ema": ema}, {"opt": opt}, extra={"step": step})
+            if info.is_main:
+                log.save()
+                log.plot(Path(cfg.run_dir) / "losses.png", title="reward heads")
+    bar.close()
+    metrics = evaluate(ema.module, val_ds, cfg.max_val_windows, info.device)
+    if info.is_main:
+        extra = {"stride": cfg.stride, "val": metrics, "val_split": cfg.val_split, "steps": step}
+        save_stage(Path(cfg.model_dir), REWARD_STAGE, unwrap(ema.module), cfg.model, extra=extra)
+        print({k: round(v, 4) for k, v in metrics.items()})
+    return metrics

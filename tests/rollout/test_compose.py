@@ -1,0 +1,116 @@
+"""Scene composition with tiny random models written to a model folder (real files)."""
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from drivesim.autoencoder.config import AutoencoderConfig
+from drivesim.autoencoder.model import Autoencoder
+from drivesim.diffusion.image_model import ImageGuidance, ImageLDM, LatentGeometry
+from drivesim.diffusion.schedule import ScheduleConfig
+from drivesim.diffusion.unet import UNetConfig
+from drivesim.rollout.compose import (
+    ComposeModels,
+    compose_scene,
+    load_box_file,
+    load_compose_models,
+    parse_boxes,
+)
+from drivesim.training.checkpoint import save_stage
+
+TINY_AE = AutoencoderConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, decoder_res_blocks=1)
+UNET = dataclasses.replace(UNetConfig.tiny(), box_conditioning="both", zero_init=False)
+BOXES = [[0.40, 0.50, 0.60, 0.90, "car"], [0.05, 0.45, 0.30, 0.70, "truck"]]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_tiny_models(folder: Path, ae_scale: float = 0.5, ldm_scale: float = 0.5) -> Path:
+    """Random autoencoder (16x32 frames -> 4x8x16 latents) and image LDM saved with save_stage."""
+    torch.manual_seed(0)
+    ae = Autoencoder(TINY_AE)
+    ae.latent_scale.fill_(ae_scale)
+    save_stage(folder, "autoencoder", ae, TINY_AE, extra={"latent_scale": ae_scale, "image_size": [16, 32]})
+    ldm = ImageLDM.build(UNET, ScheduleConfig(), "v", LatentGeometry(4, 8, 16, ldm_scale), max_boxes=3)
+    save_stage(folder, "image_ldm", ldm.unet, ldm.stage_config(), extra=ldm.stage_extra())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> ComposeModels:
+    return load_compose_models(write_tiny_models(tmp_path_factory.mktemp("compose") / "model"))
+
+
+def test_compose_returns_uint8_frame_of_the_image_size(models: ComposeModels) -> None:
+    frame = compose_scene(models, BOXES, "night", "high", seed=0, steps=3, guidance=2.0)
+    assert frame.dtype == np.uint8 and frame.shape == (16, 32, 3)
+    again = compose_scene(models, BOXES, "night", "high", seed=0, steps=3, guidance=2.0)
+    np.testing.assert_array_equal(frame, again)
+    other_seed = compose_scene(models, BOXES, "night", "high", seed=1, steps=3, guidance=2.0)
+    assert not np.array_equal(frame, other_seed)
+    other_labels = compose_scene(models, BOXES, "day", "low", seed=0, steps=3, guidance=2.0)
+    assert not np.array_equal(frame, other_labels)
+
+
+def test_compose_from_folder_unconditional_and_drawn_boxes(models: ComposeModels, tmp_path: Path) -> None:
+    folder = write_tiny_models(tmp_path / "m")
+    free = compose_scene(folder, None, None, None, seed=3, steps=2, guidance=ImageGuidance())
+    assert free.shape == (16, 32, 3)
+    empty_road = compose_scene(models, [], "day", "low", seed=3, steps=2)
+    drawn = compose_scene(models, BOXES, "day", "low", seed=3, steps=2, draw_boxes=True)
+    plain = compose_scene(models, BOXES, "day", "low", seed=3, steps=2)
+    assert empty_road.shape == drawn.shape == plain.shape
+    assert (drawn != plain).any(axis=-1).sum() > 20  # box outlines were drawn
+
+
+@pytest.mark.parametrize(
+    "boxes, message",
+    [
+        ([[0.1, 0.2, 1.3, 0.5]], r"x2=1\.3 is not allowed"),
+        ([[0.5, 0.2, 0.4, 0.5]], "x1 < x2 and y1 < y2"),
+        ([[0.1, 0.6, 0.4, 0.6]], "x1 < x2 and y1 < y2"),
+        ([[0.1, math.nan, 0.4, 0.5]], "y1=nan is not allowed"),
+        ([[0.1, 0.2, 0.4]], r"boxes\[0\]=.* is not allowed"),
+        ([[0.1, 0.2, 0.4, 0.5, "bus"]], "class='bus' is not allowed"),
+        ([[0.1, 0.2, 0.3, 0.4]] * 4, "at most max_boxes=3"),
+        ("0.1 0.2 0.3 0.4", "must be a list"),
+        ([{"box": [0.1, 0.2, 0.3, 0.4], "colour": "red"}], "a mapping needs 'box'"),
+    ],
+)
+def test_bad_boxes_raise_clear_errors(models: ComposeModels, boxes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        compose_scene(models, boxes, "day", "low", steps=1)
+
+
+def test_bad_labels_steps_and_mismatched_models(models: ComposeModels, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="time_of_day.*'dusk' is not allowed"):
+        compose_scene(models, None, "dusk", "low", steps=1)
+    with pytest.raises(ValueError, match="steps=0 is not allowed"):
+        compose_scene(models, None, "day", "low", steps=0)
+    with pytest.raises(ValueError, match="latent_scale"):
+        load_compose_models(write_tiny_models(tmp_path / "mismatch", ae_scale=0.5, ldm_scale=0.9))
+    with pytest.raises(FileNotFoundError):
+        load_compose_models(tmp_path / "missing")
+
+
+def test_box_files_json_and_yaml(tmp_path: Path) -> None:
+    (tmp_path / "b.json").write_text(json.dumps({"boxes": [[0.1, 0.2, 0.3, 0.4], {"box": [0, 0, 1, 1], "class": 1}]}))
+    (tmp_path / "b.yaml").write_text("- [0.1, 0.2, 0.3, 0.4, truck]\n")
+    (tmp_path / "bad.json").write_text("[[0.1, 0.2,")
+    layout = load_box_file(tmp_path / "b.json", max_boxes=4)
+    assert layout.xyxy.shape == (2, 4) and layout.classes.tolist() == [0, 1]
+    assert load_box_file(tmp_path / "b.yaml", max_boxes=4).classes.tolist() == [1]
+    with pytest.raises(ValueError, match="not valid json"):
+        load_box_file(tmp_path / "bad.json", max_boxes=4)
+    assert len(parse_boxes([], max_boxes=1)) == 0

@@ -1,0 +1,111 @@
+"""The whole rollout path (compose -> predict -> interpolate -> decode -> rewards) on tiny
+random networks, through the engine, the Gymnasium env and the vector env."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from drivesim.env.drive_env import DriveWorldEnv
+from drivesim.env.vector_env import DriveWorldVectorEnv
+from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.random_model import build_random_model
+from drivesim.rollout.types import SceneRequest
+from drivesim.rollout.world_model import load
+
+FAST = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    return build_random_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir):
+    return load(model_dir).engine(EngineConfig(**FAST))
+
+
+def test_engine_shapes_and_frames_per_step(engine):
+    assert engine.frames_per_step == 4 and engine.frame_size == (32, 64)
+    out = engine.start([SceneRequest(0, 2, seed=1), SceneRequest(1, 0, seed=2, boxes=np.array([[0.4, 0.5, 0.6, 0.7]]))])
+    assert out.frames.shape == (2, 1, 32, 64, 3) and out.frames.dtype == np.uint8
+    assert out.state.context.shape[:2] == (2, 2)
+    step = engine.step(out.state, np.array([[0.5, 0.0], [-0.5, 1.0]], np.float32))
+    assert step.frames.shape == (2, 4, 32, 64, 3)
+    assert step.collision.shape == (2,) and np.all((step.collision >= 0) & (step.collision <= 1))
+    assert step.state.step.tolist() == [1, 1]
+    assert step.state.recent.shape == out.state.recent.shape
+
+
+def test_rollout_is_independent_of_batch_composition(engine):
+    a = engine.start([SceneRequest(0, 1, seed=5)])
+    ab = engine.start([SceneRequest(0, 1, seed=5), SceneRequest(1, 2, seed=6)])
+    np.testing.assert_allclose(a.frames[0].astype(int), ab.frames[0].astype(int), atol=1)
+    act = np.array([[0.3, 0.2]], np.float32)
+    sa = engine.step(a.state, act)
+    sab = engine.step(ab.state, np.concatenate([act, -act]))
+    np.testing.assert_allclose(sa.frames[0].astype(int), sab.frames[0].astype(int), atol=1)
+
+
+def test_same_seed_same_future_and_actions_matter(engine):
+    s = engine.start([SceneRequest(0, 1, seed=9)]).state
+    x = engine.step(s, np.array([[0.9, 0.0]], np.float32)).frames
+    y = engine.step(s, np.array([[0.9, 0.0]], np.float32)).frames
+    z = engine.step(s, np.array([[-0.9, -0.9]], np.float32)).frames
+    assert np.array_equal(x, y)
+    assert not np.array_equal(x, z)
+
+
+def test_initial_frames_are_encoded(engine):
+    frames = np.random.default_rng(0).integers(0, 255, (2, 32, 64, 3), dtype=np.uint8)
+    out = engine.start([SceneRequest(0, 0, seed=0, initial_frames=frames)])
+    assert out.state.context.shape[1] == 2
+
+
+def test_imagine_k_futures_leaves_state_untouched(engine):
+    s = engine.start([SceneRequest(0, 1, seed=3)]).state
+    before = s.clone()
+    acts = np.zeros((3, 2, 2), np.float32)
+    im = engine.imagine(s, acts)
+    assert im.frames.shape == (3, 2, 4, 32, 64, 3) and im.returns.shape == (3,)
+    assert not np.array_equal(im.frames[0], im.frames[1])  # K samples of one action sequence differ
+    assert torch.equal(s.context, before.context) and torch.equal(s.rng, before.rng)
+    with pytest.raises(ValueError, match="batch size"):
+        engine.imagine(s.repeat(2), acts)
+
+
+def test_env_on_learned_engine_passes_check_env(engine):
+    env = DriveWorldEnv(engine=engine, horizon_steps=5)
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=0, options={"time_of_day": "night", "crowdedness": "high"})
+    assert obs.shape == (32, 64, 3)
+    for _ in range(3):
+        obs, r, term, trunc, info = env.step(env.action_space.sample())
+        assert info["frames"].shape == (4, 32, 64, 3)
+
+
+def test_vector_env_matches_single_envs(engine):
+    venv = DriveWorldVectorEnv(num_envs=2, engine=engine, horizon_steps=10)
+    obs, _ = venv.reset(seed=20)
+    acts = np.array([[0.2, 0.1], [-0.4, 0.3]], np.float32)
+    vobs = venv.step(acts)[0]
+    for i in range(2):
+        env = DriveWorldEnv(engine=engine, horizon_steps=10)
+        o0, _ = env.reset(seed=20 + i)
+        np.testing.assert_allclose(o0.astype(int), obs[i].astype(int), atol=1)
+        o1 = env.step(acts[i])[0]
+        np.testing.assert_allclose(o1.astype(int), vobs[i].astype(int), atol=1)
+
+
+def test_registered_env_loads_model_folder(model_dir):
+    import drivesim  # noqa: F401
+
+    env = gym.make("drivesim/DriveWorld-v0", model=str(model_dir), engine_config=FAST)
+    obs, _ = env.reset(seed=0)
+    assert obs.dtype == np.uint8
+    venv = gym.make_vec("drivesim/DriveWorld-v0", num_envs=2, model=str(model_dir), engine_config=FAST)
+    assert isinstance(venv.unwrapped, DriveWorldVectorEnv)
+    assert venv.reset(seed=0)[0].shape == (2, 32, 64, 3)
