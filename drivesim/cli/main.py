@@ -62,6 +62,12 @@ def _compose(cfg: DictConfig) -> object:
     return run_compose(cfg)
 
 
+def _generate(cfg: DictConfig) -> object:
+    from drivesim.cli.generate_cmd import run_generate
+
+    return run_generate(cfg)
+
+
 def _eval(cfg: DictConfig) -> object:
     from drivesim.cli.eval_cmds import run_eval
 
@@ -78,6 +84,7 @@ COMMANDS: dict[tuple[str, ...], Command] = {
     ("data", "latents"): Command("data_latents", _data_latents, "encode a dataset once into a latent cache"),
     ("train",): Command("train", _train, "train one stage: stage=probes|autoencoder|temporal_decoder|..."),
     ("compose",): Command("compose", _compose, "first frame of a scene from boxes and labels (PNG)"),
+    ("generate",): Command("generate", _generate, "scenario videos of any length from the world model"),
     ("eval",): Command("eval", _eval, "evaluate generated videos against real ones with the probes"),
 }
 

@@ -1,0 +1,56 @@
+import json
+
+import numpy as np
+import pytest
+
+from drivesim.cli.main import main
+from drivesim.data.video import VideoReader
+from drivesim.rollout.policies import load_actions, policy_actions
+from drivesim.rollout.random_model import build_random_model
+
+FAST = "engine.keyframe_steps=1"
+FAST2 = ["engine.first_frame_steps=1", "engine.interpolation_steps=1"]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return build_random_model(tmp_path_factory.mktemp("m"))
+
+
+def test_generate_writes_video_storyboard_and_events(tmp_path, model):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([[0.4, 0.5, 0.6, 0.8]]))
+    out = tmp_path / "night.mp4"
+    # 7.5 keyframe steps per second -> 0.02 min = 9 steps = 36 frames (+ the first)
+    args = ["generate", f"model={model}", "time_of_day=night", "crowdedness=high", f"boxes={boxes}",
+            "minutes=0.02", f"out={out}", "policy=random", FAST, *FAST2]
+    assert main(args) == 0
+    with VideoReader(out) as r:
+        assert sum(1 for _ in r.frames()) == 37
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert len(summary["events_per_step"]["values"]) == 9 and summary["scenario"]["time_of_day"] == "night"
+    assert out.with_suffix(".png").exists()
+
+
+def test_generate_scenario_list_and_errors(tmp_path, model, capsys):
+    lst = tmp_path / "s.yaml"
+    lines = [f"- {{out: {tmp_path}/a.mp4, minutes: 0.01}}", f"- {{out: {tmp_path}/b.mp4, minutes: 0.01, policy: idle}}"]
+    lst.write_text("\n".join(lines) + "\n")
+    assert main(["generate", f"model={model}", f"scenarios={lst}", FAST, *FAST2]) == 0
+    assert (tmp_path / "a.mp4").exists() and (tmp_path / "b.mp4").exists()
+    lst.write_text("- {speed: 3}\n")
+    assert main(["generate", f"model={model}", f"scenarios={lst}", FAST, *FAST2]) == 1
+    assert "bad keys ['speed']" in capsys.readouterr().err
+    assert main(["generate", f"model={model}", "policy=teleport", FAST, *FAST2]) == 1
+    assert main(["generate", f"model={tmp_path}/none", FAST, *FAST2]) == 1
+
+
+def test_policies_and_action_files(tmp_path):
+    a = policy_actions("lane_change_brake", 200, 0, 7.5)
+    assert a.shape == (200, 2) and a[:, 1].min() == -1.0
+    assert not np.array_equal(policy_actions("random", 50, 0, 7.5), policy_actions("random", 50, 1, 7.5))
+    np.save(tmp_path / "a.npy", np.array([[0.1, 2.0]]))
+    assert load_actions(tmp_path / "a.npy", 3).tolist() == [[pytest.approx(0.1), 1.0]] * 3
+    (tmp_path / "b.json").write_text("[[0.1, NaN]]")
+    with pytest.raises(ValueError, match="NaN"):
+        load_actions(tmp_path / "b.json", 2)
