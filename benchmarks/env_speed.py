@@ -1,0 +1,96 @@
+"""Env speed on this machine: steps/s and output frames/s for num_envs = 1, 8, 32, the cost
+split per stage, and planner futures/s (K=16, H=8). Cost does not depend on the weights, so
+by default a randomly initialised model of the default size is measured; pass --model DIR to
+measure a trained folder. Prints JSON.
+
+    python benchmarks/env_speed.py --num-envs 1 8 32 --steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.random_model import RandomModelSpec, build_random_model
+from drivesim.rollout.types import SceneRequest
+from drivesim.rollout.world_model import load
+
+
+class StageTimer:
+    """Wraps the engine's stage methods and accumulates their wall time."""
+
+    def __init__(self, engine, names=("predict", "fill", "decode", "rewards")) -> None:
+        self.totals = dict.fromkeys(names, 0.0)
+        for name in names:
+            fn = getattr(engine, name)
+
+            def timed(*a, _fn=fn, _name=name, **kw):
+                t0 = time.perf_counter()
+                out = _fn(*a, **kw)
+                self.totals[_name] += time.perf_counter() - t0
+                return out
+
+            setattr(engine, name, timed)
+
+
+def measure(engine, num_envs: int, steps: int) -> dict:
+    reqs = [SceneRequest(i % 2, i % 3, seed=i) for i in range(num_envs)]
+    state = engine.start(reqs).state
+    acts = np.zeros((num_envs, 2), np.float32)
+    state = engine.step(state, acts).state  # warm-up
+    timer = StageTimer(engine)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        state = engine.step(state, acts).state
+    dt = time.perf_counter() - t0
+    for name in timer.totals:  # unwrap
+        delattr(engine, name)
+    return {
+        "num_envs": num_envs,
+        "env_steps_per_s": num_envs * steps / dt,
+        "frames_per_s": num_envs * steps * engine.frames_per_step / dt,
+        "stage_seconds_per_step": {k: v / steps for k, v in timer.totals.items()},
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", default=None)
+    p.add_argument("--num-envs", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--keyframe-steps", type=int, default=10)
+    p.add_argument("--interpolation-steps", type=int, default=8)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--planner", action="store_true", help="also time imagine() with K=16, H=8")
+    args = p.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.model or build_random_model(Path(tmp), RandomModelSpec(size="default", height=64, width=128))
+        cfg = EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
+                           dtype=args.dtype)
+        engine = load(folder).engine(cfg)
+        results = {
+            "model": "random-init default size" if args.model is None else str(args.model),
+            "threads": torch.get_num_threads(),
+            "frame_size": list(engine.frame_size),
+            "frames_per_step": engine.frames_per_step,
+            "engine": cfg.__dict__,
+            "runs": [measure(engine, n, args.steps) for n in args.num_envs],
+        }
+        if args.planner:
+            state = engine.start([SceneRequest(0, 1, seed=0)]).state
+            t0 = time.perf_counter()
+            engine.imagine(state, np.zeros((16, 8, 2), np.float32), decode=False)
+            results["planner_futures_per_s_K16_H8"] = 16 / (time.perf_counter() - t0)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
