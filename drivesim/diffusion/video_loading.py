@@ -13,18 +13,17 @@ num_frames, frame_stride, and for interpolation the keyframe spacing), and a ful
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
-from safetensors.torch import load_file
 
 from drivesim.diffusion.parameterization import Target, check_target
 from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
 from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
+from drivesim.model_folder import config_from_dict, load_stage
 
 IMAGE_LDM_STAGE = "image_ldm"
 VIDEO_LDM_STAGE = "video_ldm"
@@ -70,31 +69,9 @@ class VideoLDM:
     extra: dict[str, Any]
 
 
-def config_from_dict(cls: type, data: Any, where: str) -> Any:
-    """A config dataclass from a plain mapping; unknown keys raise a ValueError naming them."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown {cls.__name__} keys {unknown}; allowed: {sorted(known)}")
-    return cls(**data)
-
-
-def _stage(folder: Path, stage: str) -> tuple[dict[str, Any], dict[str, Any], Path]:
-    folder = Path(folder)
-    cfg_path, weights = folder / "config.yaml", folder / f"{stage}.safetensors"
-    if not cfg_path.is_file() or not weights.is_file():
-        raise FileNotFoundError(f"{folder}: stage {stage!r} needs config.yaml and {weights.name}")
-    data = yaml.safe_load(cfg_path.read_text()) or {}
-    entry = data.get(stage) if isinstance(data, dict) else None
-    if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
-        raise ValueError(f"{cfg_path}: no `{stage}: {{config: ...}}` mapping")
-    return entry["config"], entry.get("extra") or {}, weights
-
-
-def _state(weights: Path) -> dict[str, torch.Tensor]:
-    return {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
+def _stage(folder: Path, stage: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, torch.Tensor]]:
+    rec = load_stage(folder, stage)
+    return rec.config, rec.extra, rec.state_dict
 
 
 def diffusion_configs(config: dict[str, Any], where: str) -> tuple[UNetConfig, ScheduleConfig, Target]:
@@ -109,16 +86,16 @@ def diffusion_configs(config: dict[str, Any], where: str) -> tuple[UNetConfig, S
 
 def load_image_ldm(folder: Path, stage: str = IMAGE_LDM_STAGE) -> ImageLDM:
     """The image LDM (theta) of a model folder, in eval mode."""
-    config, _, weights = _stage(folder, stage)
+    config, _, state = _stage(folder, stage)
     unet_cfg, schedule_cfg, target = diffusion_configs(config, f"{folder}/config.yaml [{stage}]")
     unet = SpatialUNet(unet_cfg)
-    unet.load_state_dict(_state(weights))
+    unet.load_state_dict(state)
     return ImageLDM(unet.eval(), NoiseSchedule(schedule_cfg), target, unet_cfg, schedule_cfg)
 
 
 def load_video_ldm(folder: Path, stage: str = VIDEO_LDM_STAGE) -> VideoLDM:
     """A video model (stage "video_ldm" or "interpolation") of a model folder, in eval mode."""
-    config, extra, weights = _stage(folder, stage)
+    config, extra, state = _stage(folder, stage)
     where = f"{folder}/config.yaml [{stage}]"
     unet_cfg, schedule_cfg, target = diffusion_configs(config, where)
     for key in ("video", "window"):
@@ -127,5 +104,5 @@ def load_video_ldm(folder: Path, stage: str = VIDEO_LDM_STAGE) -> VideoLDM:
     video_cfg = config_from_dict(VideoUNetConfig, config["video"], f"{where} video")
     window = config_from_dict(VideoWindow, config["window"], f"{where} window")
     model = VideoUNet(SpatialUNet(unet_cfg), video_cfg)
-    model.load_state_dict(_state(weights))
+    model.load_state_dict(state)
     return VideoLDM(model.eval(), NoiseSchedule(schedule_cfg), target, window, extra)
