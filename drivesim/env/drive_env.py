@@ -19,8 +19,8 @@ import numpy as np
 
 from drivesim.env.meta_actions import META_ACTIONS, meta_to_continuous
 from drivesim.env.options import CROWDEDNESS, TIME_OF_DAY, check_action, parse_options
-from drivesim.rollout.rewards import RewardTerms, compute_rewards, reward_config
 from drivesim.rollout.engine_api import Engine, EngineConfig, build_engine
+from drivesim.rollout.rewards import RewardTerms, compute_rewards, reward_config
 from drivesim.rollout.types import RolloutState, StepOutput
 
 ACTION_TYPES = ("continuous", "discrete")

@@ -17,8 +17,8 @@ from gymnasium.vector.utils import batch_space
 from drivesim.env.drive_env import make_spaces
 from drivesim.env.meta_actions import meta_to_continuous
 from drivesim.env.options import CROWDEDNESS, TIME_OF_DAY, check_action, parse_options
-from drivesim.rollout.rewards import compute_rewards, reward_config
 from drivesim.rollout.engine_api import Engine, EngineConfig, build_engine
+from drivesim.rollout.rewards import compute_rewards, reward_config
 from drivesim.rollout.types import RolloutState
 
 
