@@ -1,0 +1,282 @@
+"""Stage 1: train the KL image autoencoder on frames (`drivesim train stage=autoencoder`).
+
+Loss (per step, frames x in [-1, 1]):
+    L1(x_hat, x) + gradient_weight * L1(sobel(x_hat), sobel(x)) + kl_weight * KL
+    + [step >= disc_start] disc_weight * lambda * (-D(x_hat))
+with lambda the LDM adaptive weight (ratio of gradient norms at the decoder's last layer)
+and D a patch discriminator trained with the hinge loss. The frames of the dataset's
+train split are held in memory; batches are drawn with a generator seeded by
+(seed, step), so a resumed run draws exactly the batches the uninterrupted run would.
+The EMA weights are what is evaluated and exported (stage "autoencoder" of `model_dir`,
+with the latent scale in `extra`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+from tqdm import tqdm
+
+from drivesim.autoencoder.config import AutoencoderConfig
+from drivesim.autoencoder.discriminator import DiscriminatorConfig, PatchDiscriminator
+from drivesim.autoencoder.frame_bank import ClipFrames, load_clip_frames
+from drivesim.autoencoder.loading import AUTOENCODER_STAGE
+from drivesim.autoencoder.losses import (
+    adaptive_gan_weight,
+    generator_loss,
+    hinge_discriminator_loss,
+    kl_loss,
+    reconstruction_loss,
+)
+from drivesim.autoencoder.metrics import psnr, ssim
+from drivesim.autoencoder.model import Autoencoder
+from drivesim.autoencoder.scaling import compute_latent_scale
+from drivesim.training.checkpoint import save_stage
+from drivesim.training.ema import EMA
+from drivesim.training.logging import LossLog
+from drivesim.training.run_state import RunCheckpointer
+
+
+@dataclass
+class AutoencoderTrainConfig:
+    dataset: str = "data/world"  # dataset folder (manifest.jsonl)
+    run_dir: str = "runs/autoencoder"  # checkpoints, losses.jsonl, losses.png
+    model_dir: str = "runs/models/default"  # the final stage is written here
+    model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    height: int = 64
+    width: int = 128
+    max_clips: int | None = None  # of the train split; None: all
+    batch_size: int = 16
+    max_steps: int = 4000
+    max_minutes: float | None = None  # stop (checkpoint + export) after this much wall time
+    lr: float = 3e-4
+    disc_lr: float = 2e-4
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio at max_steps
+    kl_weight: float = 1e-6
+    gradient_weight: float = 0.5
+    disc_start: int = 3000
+    disc_weight: float = 0.1
+    hflip: bool = True
+    ema_decay: float = 0.999
+    checkpoint_every: int = 100
+    eval_every: int = 250
+    log_every: int = 10
+    val_frames: int = 96
+    scale_frames: int = 256
+    num_threads: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("height", "width", "batch_size", "max_steps", "checkpoint_every", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"AutoencoderTrainConfig.{name}={getattr(self, name)} must be >= 1")
+        for name in ("lr", "disc_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"AutoencoderTrainConfig.{name}={getattr(self, name)} must be > 0")
+        self.model.latent_size(self.height, self.width)
+
+
+@dataclass(frozen=True)
+class AutoencoderTrainResult:
+    steps: int
+    val_psnr: float
+    val_ssim: float
+    latent_scale: float
+    cpu_minutes: float
+    model_dir: Path
+
+
+@dataclass(frozen=True)
+class StepLosses:
+    total: float
+    rec: float
+    kl: float
+    gan: float
+    gan_weight: float
+    disc: float
+
+
+def lr_factor(step: int, warmup: int, max_steps: int, min_ratio: float) -> float:
+    """Linear warm-up then cosine decay from 1 to `min_ratio`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, max_steps - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def sample_frames(bank: ClipFrames, batch_size: int, generator: torch.Generator, hflip: bool) -> torch.Tensor:
+    """Random frames of the bank as (b, 3, H, W) float in [-1, 1]."""
+    idx = torch.randint(0, bank.frames.shape[0], (batch_size,), generator=generator)
+    x = rearrange(bank.frames[idx], "b h w c -> b c h w").contiguous().float() / 127.5 - 1.0
+    if hflip:
+        flip = torch.rand(batch_size, generator=generator) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def evaluation_frames(bank: ClipFrames, count: int) -> torch.Tensor:
+    """`count` frames spread evenly over the bank, (n, 3, H, W) in [-1, 1]."""
+    idx = np.linspace(0, bank.frames.shape[0] - 1, num=min(count, bank.frames.shape[0])).round().astype(int)
+    frames = rearrange(bank.frames[torch.from_numpy(idx)], "n h w c -> n c h w").contiguous()
+    return frames.float() / 127.5 - 1.0
+
+
+@torch.no_grad()
+def evaluate(model: Autoencoder, frames: torch.Tensor, batch_size: int = 32) -> tuple[float, float]:
+    """Mean PSNR (dB) and SSIM of posterior-mean reconstructions."""
+    model.eval()
+    ps, ss = [], []
+    for i in range(0, frames.shape[0], batch_size):
+        x = frames[i : i + batch_size]
+        x_hat = model(x, sample=False).reconstruction
+        ps.append(psnr(x_hat, x))
+        ss.append(ssim(x_hat, x))
+    return float(torch.cat(ps).mean()), float(torch.cat(ss).mean())
+
+
+class AutoencoderTrainer:
+    """Model, discriminator, EMA and optimizers of stage 1, and one optimisation step."""
+
+    def __init__(self, cfg: AutoencoderTrainConfig, device: torch.device | None = None) -> None:
+        self.cfg = cfg
+        self.device = device or torch.device("cpu")
+        torch.manual_seed(cfg.seed)
+        self.model = Autoencoder(cfg.model).to(self.device)
+        self.disc = PatchDiscriminator(cfg.model.in_channels, cfg.discriminator).to(self.device)
+        self.ema = EMA(self.model, decay=cfg.ema_decay)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+        self.opt_disc = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"autoencoder": self.model, "ema": self.ema, "discriminator": self.disc}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"autoencoder": self.opt, "discriminator": self.opt_disc}
+
+    def step(self, x: torch.Tensor, step: int, generator: torch.Generator) -> StepLosses:
+        cfg = self.cfg
+        factor = lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
+        for opt, base in ((self.opt, cfg.lr), (self.opt_disc, cfg.disc_lr)):
+            for group in opt.param_groups:
+                group["lr"] = base * factor
+        self.model.train()
+        x = x.to(self.device)
+        out = self.model(x, sample=True, generator=generator)
+        rec = reconstruction_loss(out.reconstruction, x, cfg.gradient_weight)
+        kl = kl_loss(out.posterior, x[0].numel())
+        total = rec + cfg.kl_weight * kl
+        use_gan = step >= cfg.disc_start and cfg.disc_weight > 0
+        gan = torch.zeros(())
+        weight = torch.zeros(())
+        if use_gan:
+            for p in self.disc.parameters():
+                p.requires_grad_(False)
+            gan = generator_loss(self.disc(out.reconstruction))
+            weight = adaptive_gan_weight(rec, gan, self.model.decoder.last_layer_weight)
+            total = total + cfg.disc_weight * weight * gan
+            for p in self.disc.parameters():
+                p.requires_grad_(True)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        self.ema.update(self.model)
+        disc = torch.zeros(())
+        if use_gan:
+            disc = hinge_discriminator_loss(self.disc(x), self.disc(out.reconstruction.detach()))
+            self.opt_disc.zero_grad(set_to_none=True)
+            disc.backward()
+            self.opt_disc.step()
+        return StepLosses(
+            total=float(total.detach()),
+            rec=float(rec.detach()),
+            kl=float(kl.detach()),
+            gan=float(gan.detach()),
+            gan_weight=float(weight),
+            disc=float(disc.detach()),
+        )
+
+
+def train(cfg: AutoencoderTrainConfig, after_step: Callable[[int], None] | None = None) -> AutoencoderTrainResult:
+    """Train (or resume) stage 1 and export the EMA model to `cfg.model_dir`.
+
+    `after_step(step)` is called after every completed step (tests use it to interrupt).
+    """
+    torch.set_num_threads(cfg.num_threads)
+    run_dir, model_dir = Path(cfg.run_dir), Path(cfg.model_dir)
+    train_bank = load_clip_frames(cfg.dataset, "train", cfg.height, cfg.width, cfg.max_clips)
+    val_bank = load_clip_frames(cfg.dataset, ("val", "test"), cfg.height, cfg.width, None)
+    val_x = evaluation_frames(val_bank, cfg.val_frames)
+    print(f"autoencoder: {train_bank.frames.shape[0]} train frames, {val_x.shape[0]} held-out frames")
+
+    trainer = AutoencoderTrainer(cfg)
+    checkpointer = RunCheckpointer(run_dir, keep=3)
+    restored = checkpointer.restore(trainer.modules(), trainer.optimizers())
+    step = restored.step if restored else 0
+    cpu_seconds = float(restored.extra.get("cpu_seconds", 0.0)) if restored else 0.0
+    if restored:
+        print(f"autoencoder: resumed from {restored.path} at step {step}")
+    log = LossLog(run_dir, resume_step=step if restored else None)
+    started, cpu_started = time.monotonic(), time.process_time()
+
+    def save_checkpoint() -> None:
+        spent = cpu_seconds + time.process_time() - cpu_started
+        checkpointer.save(step, trainer.modules(), trainer.optimizers(), extra={"cpu_seconds": spent})
+        log.save()
+        log.plot(run_dir / "losses.png", title="autoencoder")
+
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="autoencoder", dynamic_ncols=True)
+    while step < cfg.max_steps:
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        losses = trainer.step(sample_frames(train_bank, cfg.batch_size, generator, cfg.hflip), step, generator)
+        step += 1
+        bar.update(1)
+        if step % cfg.log_every == 0:
+            log.log(step, **{k: v for k, v in vars(losses).items()})
+            bar.set_postfix(rec=f"{losses.rec:.4f}", kl=f"{losses.kl:.1f}")
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            val_psnr, val_ssim = evaluate(trainer.ema.module, val_x)
+            log.log(step, val_psnr=val_psnr, val_ssim=val_ssim)
+            bar.write(f"step {step}: held-out PSNR {val_psnr:.2f} dB, SSIM {val_ssim:.4f}")
+        out_of_time = cfg.max_minutes is not None and time.monotonic() - started > 60 * cfg.max_minutes
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
+            save_checkpoint()
+        if after_step is not None:
+            after_step(step)
+        if out_of_time:
+            bar.write(f"autoencoder: max_minutes={cfg.max_minutes} reached at step {step}")
+            break
+    bar.close()
+
+    model = trainer.ema.module
+    val_psnr, val_ssim = evaluate(model, val_x)
+    scale = compute_latent_scale(model, evaluation_frames(train_bank, cfg.scale_frames))
+    model.latent_scale.fill_(scale)
+    cpu_minutes = (cpu_seconds + time.process_time() - cpu_started) / 60.0
+    extra = {
+        "latent_scale": scale,
+        "steps": step,
+        "val_psnr": val_psnr,
+        "val_ssim": val_ssim,
+        "cpu_minutes": cpu_minutes,
+        "image_size": [cfg.height, cfg.width],
+        "dataset": str(cfg.dataset),
+    }
+    save_stage(model_dir, AUTOENCODER_STAGE, model, cfg.model, extra=extra)
+    print(f"autoencoder: step {step}, PSNR {val_psnr:.2f} dB, SSIM {val_ssim:.4f}, scale {scale:.4f} -> {model_dir}")
+    return AutoencoderTrainResult(
+        steps=step,
+        val_psnr=val_psnr,
+        val_ssim=val_ssim,
+        latent_scale=scale,
+        cpu_minutes=cpu_minutes,
+        model_dir=model_dir,
+    )

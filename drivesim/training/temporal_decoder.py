@@ -1,0 +1,325 @@
+"""Stage 2: fine-tune the temporal decoder on clips (`drivesim train stage=temporal_decoder`).
+
+Video LDM Sec. 3.1.1: temporal layers are inserted into the image decoder and trained on
+video with a 3-D-conv patch discriminator while the encoder stays frozen, so the
+latent space the diffusion models live in does not move. Loss per clip x (b, t, c, H, W):
+    L1 + gradient_weight * Sobel-L1 + temporal_weight * L1(frame differences)
+    + [step >= disc_start] disc_weight * lambda * (-D3d(x_hat))
+By default only the temporal layers and blend factors train (`train_spatial=False`), so
+setting every alpha to 1 still gives the stage-1 image decoder. The EMA weights are
+exported as stage "temporal_decoder" of `model_dir` (next to its "autoencoder" stage).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from einops import rearrange
+from tqdm import tqdm
+
+from drivesim.autoencoder.config import TemporalDecoderConfig
+from drivesim.autoencoder.discriminator import DiscriminatorConfig, PatchDiscriminator3d
+from drivesim.autoencoder.frame_bank import ClipFrames, load_clip_frames
+from drivesim.autoencoder.loading import TEMPORAL_DECODER_STAGE, load_autoencoder
+from drivesim.autoencoder.losses import (
+    adaptive_gan_weight,
+    generator_loss,
+    hinge_discriminator_loss,
+    reconstruction_loss,
+    temporal_difference_loss,
+)
+from drivesim.autoencoder.metrics import flicker, psnr, ssim
+from drivesim.autoencoder.model import Autoencoder
+from drivesim.autoencoder.temporal_decoder import TemporalDecoder
+from drivesim.training.autoencoder import lr_factor
+from drivesim.training.checkpoint import save_stage
+from drivesim.training.ema import EMA
+from drivesim.training.logging import LossLog
+from drivesim.training.run_state import RunCheckpointer
+
+
+@dataclass
+class TemporalDecoderTrainConfig:
+    dataset: str = "data/world"
+    run_dir: str = "runs/temporal_decoder"
+    model_dir: str = "runs/models/default"  # holds the "autoencoder" stage; "temporal_decoder" is added
+    temporal: TemporalDecoderConfig = field(default_factory=TemporalDecoderConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    height: int = 64
+    width: int = 128
+    max_clips: int | None = None
+    num_frames: int = 8  # frames per training clip
+    batch_size: int = 2  # clips per step
+    max_steps: int = 1000
+    max_minutes: float | None = None
+    lr: float = 1e-4
+    disc_lr: float = 1e-4
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.1
+    gradient_weight: float = 0.5
+    temporal_weight: float = 1.0
+    disc_start: int = 600
+    disc_weight: float = 0.1
+    train_spatial: bool = False
+    sample_posterior: bool = True
+    hflip: bool = True
+    ema_decay: float = 0.999
+    checkpoint_every: int = 100
+    eval_every: int = 100
+    log_every: int = 10
+    val_clips: int = 8
+    val_frames: int = 16
+    num_threads: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("height", "width", "batch_size", "max_steps", "checkpoint_every", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TemporalDecoderTrainConfig.{name}={getattr(self, name)} must be >= 1")
+        if self.num_frames < 2:
+            raise ValueError(f"TemporalDecoderTrainConfig.num_frames={self.num_frames} must be >= 2")
+
+
+@dataclass(frozen=True)
+class VideoQuality:
+    psnr: float  # dB, mean over frames
+    ssim: float
+    flicker: float  # mean |d x_hat - d x| on a 0..255 scale
+
+
+@dataclass(frozen=True)
+class TemporalDecoderTrainResult:
+    steps: int
+    image_decoder: VideoQuality
+    temporal_decoder: VideoQuality
+    alphas: dict[str, float]
+    cpu_minutes: float
+    model_dir: Path
+
+
+@dataclass(frozen=True)
+class StepLosses:
+    total: float
+    rec: float
+    temporal: float
+    gan: float
+    gan_weight: float
+    disc: float
+
+
+def sample_clips(
+    bank: ClipFrames, batch_size: int, num_frames: int, generator: torch.Generator, hflip: bool
+) -> torch.Tensor:
+    """Random windows of consecutive frames, (b, t, 3, H, W) in [-1, 1]."""
+    lengths = bank.offsets[1:] - bank.offsets[:-1]
+    usable = torch.nonzero(lengths >= num_frames).flatten()
+    if usable.numel() == 0:
+        raise ValueError(f"no clip has num_frames={num_frames} frames (longest: {int(lengths.max())})")
+    clips = []
+    for _ in range(batch_size):
+        c = int(usable[torch.randint(0, usable.numel(), (1,), generator=generator)])
+        start = int(torch.randint(0, int(lengths[c]) - num_frames + 1, (1,), generator=generator))
+        clip = bank.clip(c)[start : start + num_frames]  # t h w c
+        if hflip and bool(torch.rand(1, generator=generator) < 0.5):
+            clip = clip.flip(2)
+        clips.append(clip)
+    video = torch.stack(clips)  # b t h w c
+    return rearrange(video, "b t h w c -> b t c h w").contiguous().float() / 127.5 - 1.0
+
+
+def evaluation_clips(bank: ClipFrames, count: int, num_frames: int) -> torch.Tensor:
+    """The first `num_frames` frames of up to `count` clips, (n, t, 3, H, W) in [-1, 1]."""
+    clips = [bank.clip(i)[:num_frames] for i in range(bank.num_clips) if bank.clip(i).shape[0] >= num_frames]
+    if not clips:
+        raise ValueError(f"no held-out clip has {num_frames} frames")
+    video = torch.stack(clips[:count])  # n t h w c
+    return rearrange(video, "n t h w c -> n t c h w").contiguous().float() / 127.5 - 1.0
+
+
+@torch.no_grad()
+def video_quality(decoded: torch.Tensor, video: torch.Tensor) -> VideoQuality:
+    frames_hat = rearrange(decoded, "b t c h w -> (b t) c h w")
+    frames = rearrange(video, "b t c h w -> (b t) c h w")
+    return VideoQuality(
+        psnr=float(psnr(frames_hat, frames).mean()),
+        ssim=float(ssim(frames_hat, frames).mean()),
+        flicker=float(flicker(decoded, video).mean()),
+    )
+
+
+@torch.no_grad()
+def encode_clips(autoencoder: Autoencoder, video: torch.Tensor) -> torch.Tensor:
+    """Posterior means of (b, t, 3, H, W) -> unscaled latents (b, t, C, h, w)."""
+    return autoencoder.encode_video(video, scaled=False)
+
+
+class TemporalDecoderTrainer:
+    """Frozen autoencoder, trainable temporal decoder, 3-D discriminator, EMA, optimizers."""
+
+    def __init__(self, cfg: TemporalDecoderTrainConfig, autoencoder: Autoencoder) -> None:
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        self.autoencoder = autoencoder.eval()
+        for p in self.autoencoder.parameters():
+            p.requires_grad_(False)
+        self.decoder = TemporalDecoder.from_autoencoder(autoencoder, cfg.temporal)
+        if not cfg.train_spatial:
+            for p in self.decoder.decoder.parameters():
+                p.requires_grad_(False)
+        self.disc = PatchDiscriminator3d(autoencoder.cfg.in_channels, cfg.discriminator)
+        self.ema = EMA(self.decoder, decay=cfg.ema_decay)
+        params = [p for p in self.decoder.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.9))
+        self.opt_disc = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"temporal_decoder": self.decoder, "ema": self.ema, "discriminator": self.disc}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"temporal_decoder": self.opt, "discriminator": self.opt_disc}
+
+    def last_layer(self) -> torch.Tensor:
+        if self.cfg.train_spatial:
+            return self.decoder.decoder.last_layer_weight
+        return self.decoder.last_temporal_weight
+
+    def step(self, video: torch.Tensor, step: int, generator: torch.Generator) -> StepLosses:
+        cfg = self.cfg
+        factor = lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
+        for opt, base in ((self.opt, cfg.lr), (self.opt_disc, cfg.disc_lr)):
+            for group in opt.param_groups:
+                group["lr"] = base * factor
+        b, t = video.shape[:2]
+        with torch.no_grad():
+            posterior = self.autoencoder.encode(rearrange(video, "b t c h w -> (b t) c h w"))
+            z = posterior.sample(generator) if cfg.sample_posterior else posterior.mode()  # (b t) C h w
+        self.decoder.train()
+        decoded = self.decoder(rearrange(z, "(b t) c h w -> b t c h w", b=b))  # b t 3 H W
+        frames_hat = rearrange(decoded, "b t c h w -> (b t) c h w")
+        rec = reconstruction_loss(frames_hat, rearrange(video, "b t c h w -> (b t) c h w"), cfg.gradient_weight)
+        temporal = temporal_difference_loss(decoded, video)
+        total = rec + cfg.temporal_weight * temporal
+        use_gan = step >= cfg.disc_start and cfg.disc_weight > 0
+        gan, weight, disc = torch.zeros(()), torch.zeros(()), torch.zeros(())
+        if use_gan:
+            for p in self.disc.parameters():
+                p.requires_grad_(False)
+            gan = generator_loss(self.disc(decoded))
+            weight = adaptive_gan_weight(total, gan, self.last_layer())
+            total = total + cfg.disc_weight * weight * gan
+            for p in self.disc.parameters():
+                p.requires_grad_(True)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        self.ema.update(self.decoder)
+        if use_gan:
+            disc = hinge_discriminator_loss(self.disc(video), self.disc(decoded.detach()))
+            self.opt_disc.zero_grad(set_to_none=True)
+            disc.backward()
+            self.opt_disc.step()
+        return StepLosses(
+            total=float(total.detach()),
+            rec=float(rec.detach()),
+            temporal=float(temporal.detach()),
+            gan=float(gan.detach()),
+            gan_weight=float(weight),
+            disc=float(disc.detach()),
+        )
+
+
+def train(
+    cfg: TemporalDecoderTrainConfig, after_step: Callable[[int], None] | None = None
+) -> TemporalDecoderTrainResult:
+    """Fine-tune (or resume) the temporal decoder and export the EMA model to `cfg.model_dir`."""
+    torch.set_num_threads(cfg.num_threads)
+    run_dir, model_dir = Path(cfg.run_dir), Path(cfg.model_dir)
+    autoencoder = load_autoencoder(model_dir)
+    autoencoder.cfg.latent_size(cfg.height, cfg.width)
+    train_bank = load_clip_frames(cfg.dataset, "train", cfg.height, cfg.width, cfg.max_clips)
+    val_bank = load_clip_frames(cfg.dataset, ("val", "test"), cfg.height, cfg.width, None)
+    val_video = evaluation_clips(val_bank, cfg.val_clips, cfg.val_frames)
+    val_latents = encode_clips(autoencoder, val_video)
+    image_quality = video_quality(autoencoder.decode_video(val_latents, scaled=False), val_video)
+    print(
+        f"temporal_decoder: {train_bank.num_clips} train clips, {val_video.shape[0]} held-out clips; "
+        f"image decoder PSNR {image_quality.psnr:.2f} dB, flicker {image_quality.flicker:.3f}"
+    )
+
+    trainer = TemporalDecoderTrainer(cfg, autoencoder)
+    checkpointer = RunCheckpointer(run_dir, keep=3)
+    restored = checkpointer.restore(trainer.modules(), trainer.optimizers())
+    step = restored.step if restored else 0
+    cpu_seconds = float(restored.extra.get("cpu_seconds", 0.0)) if restored else 0.0
+    if restored:
+        print(f"temporal_decoder: resumed from {restored.path} at step {step}")
+    log = LossLog(run_dir, resume_step=step if restored else None)
+    started, cpu_started = time.monotonic(), time.process_time()
+
+    def evaluate() -> VideoQuality:
+        model = trainer.ema.module.eval()
+        return video_quality(model.decode_video(val_latents, scaled=False), val_video)
+
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="temporal_decoder", dynamic_ncols=True)
+    while step < cfg.max_steps:
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        video = sample_clips(train_bank, cfg.batch_size, cfg.num_frames, generator, cfg.hflip)
+        losses = trainer.step(video, step, generator)
+        step += 1
+        bar.update(1)
+        if step % cfg.log_every == 0:
+            log.log(step, **vars(losses))
+            bar.set_postfix(rec=f"{losses.rec:.4f}", temporal=f"{losses.temporal:.4f}")
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            q = evaluate()
+            log.log(step, val_psnr=q.psnr, val_ssim=q.ssim, val_flicker=q.flicker)
+            bar.write(f"step {step}: held-out PSNR {q.psnr:.2f} dB, flicker {q.flicker:.3f}")
+        out_of_time = cfg.max_minutes is not None and time.monotonic() - started > 60 * cfg.max_minutes
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
+            spent = cpu_seconds + time.process_time() - cpu_started
+            checkpointer.save(step, trainer.modules(), trainer.optimizers(), extra={"cpu_seconds": spent})
+            log.save()
+            log.plot(run_dir / "losses.png", title="temporal decoder")
+        if after_step is not None:
+            after_step(step)
+        if out_of_time:
+            bar.write(f"temporal_decoder: max_minutes={cfg.max_minutes} reached at step {step}")
+            break
+    bar.close()
+
+    model = trainer.ema.module.eval()
+    quality = evaluate()
+    cpu_minutes = (cpu_seconds + time.process_time() - cpu_started) / 60.0
+    config = {
+        "autoencoder": dataclasses.asdict(autoencoder.cfg),
+        "temporal": dataclasses.asdict(cfg.temporal),
+    }
+    extra = {
+        "latent_scale": float(autoencoder.latent_scale),
+        "steps": step,
+        "val": dataclasses.asdict(quality),
+        "val_image_decoder": dataclasses.asdict(image_quality),
+        "alphas": model.alphas(),
+        "cpu_minutes": cpu_minutes,
+        "num_frames": cfg.num_frames,
+        "dataset": str(cfg.dataset),
+    }
+    save_stage(model_dir, TEMPORAL_DECODER_STAGE, model, config, extra=extra)
+    print(
+        f"temporal_decoder: step {step}: PSNR {quality.psnr:.2f} dB "
+        f"(image decoder {image_quality.psnr:.2f}), "
+        f"flicker {quality.flicker:.3f} (image decoder {image_quality.flicker:.3f}) -> {model_dir}"
+    )
+    return TemporalDecoderTrainResult(
+        steps=step,
+        image_decoder=image_quality,
+        temporal_decoder=quality,
+        alphas=model.alphas(),
+        cpu_minutes=cpu_minutes,
+        model_dir=model_dir,
+    )
