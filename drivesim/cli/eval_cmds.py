@@ -1,0 +1,104 @@
+"""`drivesim eval real=DIR generated=DIR probes=DIR out=DIR [key=value ...]`.
+
+real / generated: dataset folders (manifest.jsonl) or plain folders of MP4 files. Labels, boxes
+and actions of the generated set (from its manifest and annotations) are taken as the requests
+and commands the generator was given. Writes `out/report.json`, `out/drift.png` (metrics per
+rollout window) and `out/storyboard.png` (real vs generated frames).
+
+Standard FID / FVD: pass TorchScript files, e.g. `fid.path=/x/inception-2015-12-05.pt` and
+`fvd.path=/x/i3d_torchscript.pt` (see drivesim.eval.torchscript_features for their settings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from drivesim.cli.main import to_dataclass
+from drivesim.eval.results import EvalOptions, EvalReport
+from drivesim.eval.torchscript_features import TorchScriptFeatureConfig
+
+
+def _fid_default() -> TorchScriptFeatureConfig:
+    return TorchScriptFeatureConfig(layout="frames", input_range="uint8", kwargs={"return_features": True})
+
+
+def _fvd_default() -> TorchScriptFeatureConfig:
+    return TorchScriptFeatureConfig(
+        layout="clips",
+        input_range="symmetric",
+        num_frames=16,
+        kwargs={"rescale": False, "resize": True, "return_features": True},
+    )
+
+
+@dataclass
+class EvalCommandConfig:
+    real: str = ""  # folder of real clips
+    generated: str = ""  # folder of generated clips
+    probes: str = ""  # model folder with stages frame_probe and clip_probe
+    out: str = "outputs/eval"
+    max_clips: int | None = None  # per set
+    max_frames: int | None = None  # per clip
+    storyboard_clips: int = 3
+    options: EvalOptions = field(default_factory=EvalOptions)
+    fid: TorchScriptFeatureConfig = field(default_factory=_fid_default)  # used when fid.path is set
+    fvd: TorchScriptFeatureConfig = field(default_factory=_fvd_default)  # used when fvd.path is set
+
+
+def evaluate_folders(cfg: EvalCommandConfig) -> EvalReport:
+    """Load both folders and the probes, evaluate, write JSON and plots into cfg.out."""
+    from drivesim.eval.probe_io import load_probes
+    from drivesim.eval.report import plot_drift, plot_storyboard, write_json
+    from drivesim.eval.suite import evaluate
+    from drivesim.eval.torchscript_features import TorchScriptFeatures
+    from drivesim.eval.video_sets import load_video_set
+
+    for name in ("real", "generated", "probes"):
+        if not getattr(cfg, name):
+            raise ValueError(f"{name}= is required: drivesim eval real=DIR generated=DIR probes=DIR out=DIR")
+    probes = load_probes(cfg.probes, device=cfg.options.device)
+    real = load_video_set(cfg.real, cfg.max_clips, cfg.max_frames)
+    generated = load_video_set(cfg.generated, cfg.max_clips, cfg.max_frames)
+    fid_net = TorchScriptFeatures(cfg.fid, cfg.options.device) if cfg.fid.path else None
+    fvd_net = TorchScriptFeatures(cfg.fvd, cfg.options.device) if cfg.fvd.path else None
+    report = evaluate(real, generated, probes, cfg.options, fid_net=fid_net, fvd_net=fvd_net)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "report.json", report)
+    plot_drift(report, out / "drift.png")
+    plot_storyboard(real, generated, out / "storyboard.png", num_clips=cfg.storyboard_clips)
+    return report
+
+
+def _summary(report: EvalReport) -> str:
+    def fmt(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.4g}"
+
+    lines = [
+        f"FID-probe {fmt(report.frechet.fid_probe)} (real halves {fmt(report.frechet.fid_probe_real_halves)})",
+        f"FVD-probe {fmt(report.frechet.fvd_probe)} (real halves {fmt(report.frechet.fvd_probe_real_halves)})",
+    ]
+    if report.frechet.fid is not None or report.frechet.fvd is not None:
+        lines.append(f"FID {fmt(report.frechet.fid)}  FVD {fmt(report.frechet.fvd)}")
+    if report.condition is not None:
+        c = report.condition
+        lines.append(f"condition adherence: time_of_day {fmt(c.time_of_day)} crowdedness {fmt(c.crowdedness)}")
+    if report.box is not None:
+        lines.append(f"box adherence: recall {fmt(report.box.recall)} mean IoU {fmt(report.box.mean_iou)}")
+    if report.action is not None:
+        a = report.action
+        lines.append(f"action adherence: steer r {fmt(a.steer.pearson)} accel r {fmt(a.accel.pearson)}")
+    t = report.temporal
+    lines.append(f"flicker {fmt(t.flicker)}  PSNR {fmt(t.psnr)}  SSIM {fmt(t.ssim)}  drift windows {len(report.drift)}")
+    return "\n".join(lines)
+
+
+def run_eval(cfg: DictConfig) -> EvalReport:
+    command = to_dataclass(cfg, EvalCommandConfig)
+    report = evaluate_folders(command)
+    print(_summary(report))
+    print(f"wrote {Path(command.out) / 'report.json'}, drift.png, storyboard.png")
+    return report

@@ -1,0 +1,269 @@
+"""`drivesim train stage=probes`: train the frame and clip probes on procedural-world episodes.
+
+The training episodes are rendered in memory from seeds TRAIN_SEED_BASE + i; the final
+accuracy is measured on held-out seeds HELDOUT_SEED_BASE + i (see drivesim.eval.probe_data).
+Resumable: `run_dir/checkpoints` (RunCheckpointer) holds modules, optimizers and the step;
+batches are drawn from a generator seeded by (seed, step), so a resumed run sees the same
+batches. The final probes go to `out` as stages `frame_probe` and `clip_probe`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from drivesim.eval.checks import uint8_to_video
+from drivesim.eval.clip_probe import ClipProbe, ClipProbeConfig
+from drivesim.eval.degrade import add_noise, gaussian_blur
+from drivesim.eval.detection import center_loss, center_targets
+from drivesim.eval.frame_probe import FrameProbe, FrameProbeConfig
+from drivesim.eval.probe_accuracy import ProbeAccuracy, probe_accuracy
+from drivesim.eval.probe_data import (
+    HELDOUT_SEED_BASE,
+    TRAIN_SEED_BASE,
+    EpisodeConfig,
+    Episodes,
+    render_episodes,
+)
+from drivesim.eval.probe_io import Probes, save_probes
+from drivesim.eval.report import write_json
+from drivesim.training.logging import LossLog
+from drivesim.training.run_state import RunCheckpointer
+
+LOGGED_PARTS = ("frame_det", "frame_crowd", "clip_steer", "clip_accel", "clip_speed")
+PLOT_EVERY = 1000  # steps between loss plots (and at the end)
+
+
+@dataclass
+class ProbeTrainConfig:
+    out: str = "outputs/probes/model"  # model folder for the final probes
+    run_dir: str = "outputs/probes/run"  # checkpoints, loss log and plot, accuracy JSON
+    seed: int = 0
+    train_episodes: int = 96  # rendered from seeds TRAIN_SEED_BASE + i (16 per label pair)
+    heldout_episodes: int = 24  # rendered from seeds HELDOUT_SEED_BASE + i for the final accuracy
+    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+    frame: FrameProbeConfig = field(default_factory=FrameProbeConfig)
+    clip: ClipProbeConfig = field(default_factory=ClipProbeConfig)
+    steps: int = 3000
+    frame_batch: int = 48
+    clip_batch: int = 24
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    augment: bool = True  # mild blur / noise / brightness jitter, so probes judge content, not codec
+    log_every: int = 25
+    checkpoint_every: int = 250
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in (
+            "train_episodes",
+            "heldout_episodes",
+            "steps",
+            "frame_batch",
+            "clip_batch",
+            "log_every",
+            "checkpoint_every",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr} must be > 0")
+        if abs(self.clip.fps - self.episode.fps) > 1e-6:
+            raise ValueError(f"clip.fps={self.clip.fps} must equal episode.fps={self.episode.fps}")
+        if self.clip.span > self.episode.num_frames:
+            raise ValueError(
+                f"episode.num_frames={self.episode.num_frames} is shorter than one clip-probe window "
+                f"({self.clip.span} frames)"
+            )
+
+
+@dataclass(frozen=True)
+class ProbeTrainResult:
+    out: Path
+    run_dir: Path
+    steps: int
+    accuracy: ProbeAccuracy | None
+    cpu_seconds: float
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    frames: torch.Tensor  # (b, c, h, w) in [-1, 1]
+    time_of_day: torch.Tensor  # (b,)
+    crowdedness: torch.Tensor  # (b,)
+    count: torch.Tensor  # (b,)
+    boxes: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class ClipBatch:
+    clips: torch.Tensor  # (b, t, c, h, w) in [-1, 1]
+    actions: torch.Tensor  # (b, 2)
+    speed: torch.Tensor  # (b,)
+    time_of_day: torch.Tensor  # (b,)
+    crowdedness: torch.Tensor  # (b,)
+
+
+def sample_frames(eps: Episodes, rng: np.random.Generator, batch: int) -> FrameBatch:
+    e = rng.integers(0, eps.num_episodes, batch)
+    t = rng.integers(0, eps.num_frames, batch)
+    boxes = [eps.boxes[i][j] for i, j in zip(e, t)]
+    return FrameBatch(
+        frames=uint8_to_video(eps.frames[e, t])[0],  # (b, c, h, w)
+        time_of_day=torch.from_numpy(eps.time_of_day[e]),
+        crowdedness=torch.from_numpy(eps.crowdedness[e]),
+        count=torch.tensor([len(b) for b in boxes], dtype=torch.float32),
+        boxes=boxes,
+    )
+
+
+def sample_clips(eps: Episodes, rng: np.random.Generator, batch: int, cfg: ClipProbeConfig) -> ClipBatch:
+    span = cfg.span
+    e = rng.integers(0, eps.num_episodes, batch)
+    s = rng.integers(0, eps.num_frames - span + 1, batch)
+    clips = np.stack([eps.frames[i, j : j + span : cfg.frame_stride] for i, j in zip(e, s)])  # (b, t, h, w, c)
+    actions = np.stack([eps.actions[i, j + 1 : j + span].mean(0) for i, j in zip(e, s)])  # (b, 2)
+    speed = np.array([eps.speed[i, j : j + span].mean() for i, j in zip(e, s)], np.float32)
+    return ClipBatch(
+        clips=uint8_to_video(clips),
+        actions=torch.from_numpy(actions.astype(np.float32)),
+        speed=torch.from_numpy(speed),
+        time_of_day=torch.from_numpy(eps.time_of_day[e]),
+        crowdedness=torch.from_numpy(eps.crowdedness[e]),
+    )
+
+
+def augment_video(video: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Mild, label-preserving corruption of a `b t c h w` batch (one draw per batch)."""
+    gen = torch.Generator().manual_seed(int(rng.integers(0, 2**31)))
+    if rng.random() < 0.3:
+        video = gaussian_blur(video, float(rng.uniform(0.3, 1.0)))
+    if rng.random() < 0.4:
+        video = add_noise(video, float(rng.uniform(0.0, 0.05)), gen)
+    scale = torch.from_numpy(rng.uniform(0.92, 1.08, (video.shape[0], 1, 1, 1, 1)).astype(np.float32))
+    return ((video + 1.0) * scale - 1.0).clamp(-1.0, 1.0)
+
+
+def frame_loss(probe: FrameProbe, batch: FrameBatch, device: str) -> tuple[torch.Tensor, dict[str, float]]:
+    out = probe(batch.frames.to(device))
+    grid_h, grid_w = out.heatmap_logits.shape[-2:]
+    targets = center_targets(batch.boxes, grid_h, grid_w)
+    parts = {
+        "tod": F.cross_entropy(out.time_of_day_logits, batch.time_of_day.to(device)),
+        "crowd": F.cross_entropy(out.crowdedness_logits, batch.crowdedness.to(device)),
+        "count": F.smooth_l1_loss(
+            out.vehicle_count / probe.config.count_scale, batch.count.to(device) / probe.config.count_scale
+        ),
+        "det": center_loss(out.heatmap_logits, out.offset, out.log_size, targets),
+    }
+    return sum(parts.values()), {f"frame_{k}": v.item() for k, v in parts.items()}
+
+
+def clip_loss(probe: ClipProbe, batch: ClipBatch, device: str) -> tuple[torch.Tensor, dict[str, float]]:
+    out = probe(batch.clips.to(device))
+    scale = probe.config.speed_scale
+    parts = {
+        "steer": F.mse_loss(out.actions[:, 0], batch.actions[:, 0].to(device)) * 4.0,
+        "accel": F.mse_loss(out.actions[:, 1], batch.actions[:, 1].to(device)) * 4.0,
+        "speed": F.mse_loss(out.speed / scale, batch.speed.to(device) / scale) * 4.0,
+        "tod": 0.3 * F.cross_entropy(out.time_of_day_logits, batch.time_of_day.to(device)),
+        "crowd": 0.3 * F.cross_entropy(out.crowdedness_logits, batch.crowdedness.to(device)),
+    }
+    return sum(parts.values()), {f"clip_{k}": v.item() for k, v in parts.items()}
+
+
+def learning_rate(cfg: ProbeTrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to 2% of `lr`."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
+    run_dir, out_dir = Path(cfg.run_dir), Path(cfg.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cpu_start = time.process_time()
+    torch.manual_seed(cfg.seed)
+    frame, clip = FrameProbe(cfg.frame).to(cfg.device), ClipProbe(cfg.clip).to(cfg.device)
+    opt_frame = torch.optim.AdamW(frame.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt_clip = torch.optim.AdamW(clip.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    modules = {"frame_probe": frame, "clip_probe": clip}
+    optimizers = {"frame_opt": opt_frame, "clip_opt": opt_clip}
+    checkpointer = RunCheckpointer(run_dir, keep=2)
+    restored = checkpointer.restore(modules, optimizers)
+    start = restored.step if restored is not None else 0
+    cpu_before = float(restored.extra.get("cpu_seconds", 0.0)) if restored is not None else 0.0
+    # rows are labelled with the number of completed steps, so rows up to `start` are kept
+    log = LossLog(run_dir, resume_step=start + 1 if restored is not None else None)
+
+    def cpu_seconds() -> float:
+        return cpu_before + time.process_time() - cpu_start
+
+    if start < cfg.steps:
+        episodes = render_episodes(cfg.episode, TRAIN_SEED_BASE, cfg.train_episodes, desc="render train episodes")
+        frame.train()
+        clip.train()
+        bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="probes")
+        for step in bar:
+            rng = np.random.default_rng([cfg.seed, step])
+            lr = learning_rate(cfg, step)
+            for opt in (opt_frame, opt_clip):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            fb = sample_frames(episodes, rng, cfg.frame_batch)
+            cb = sample_clips(episodes, rng, cfg.clip_batch, cfg.clip)
+            if cfg.augment:
+                fb = FrameBatch(
+                    augment_video(fb.frames[:, None], rng)[:, 0],
+                    fb.time_of_day,
+                    fb.crowdedness,
+                    fb.count,
+                    fb.boxes,
+                )
+                cb = ClipBatch(augment_video(cb.clips, rng), cb.actions, cb.speed, cb.time_of_day, cb.crowdedness)
+            loss_f, parts_f = frame_loss(frame, fb, cfg.device)
+            opt_frame.zero_grad(set_to_none=True)
+            loss_f.backward()
+            opt_frame.step()
+            loss_c, parts_c = clip_loss(clip, cb, cfg.device)
+            opt_clip.zero_grad(set_to_none=True)
+            loss_c.backward()
+            opt_clip.step()
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                shown = {k: v for k, v in {**parts_f, **parts_c}.items() if k in LOGGED_PARTS}
+                log.log(done, lr=lr, frame_loss=loss_f.item(), clip_loss=loss_c.item(), **shown)
+                bar.set_postfix(frame=f"{loss_f.item():.3f}", clip=f"{loss_c.item():.3f}")
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                checkpointer.save(done, modules, optimizers, extra={"cpu_seconds": cpu_seconds()})
+                log.save()
+                if done == cfg.steps or done % PLOT_EVERY == 0:
+                    log.plot(run_dir / "losses.png", title="probe training")
+        del episodes
+
+    frame.eval()
+    clip.eval()
+    probes = Probes(frame=frame, clip=clip)
+    heldout = render_episodes(cfg.episode, HELDOUT_SEED_BASE, cfg.heldout_episodes, desc="render held-out episodes")
+    accuracy = probe_accuracy(probes, heldout, device=cfg.device)
+    total_cpu = cpu_seconds()
+    extra = {
+        "train_seeds": [TRAIN_SEED_BASE, TRAIN_SEED_BASE + cfg.train_episodes],
+        "heldout_seeds": [HELDOUT_SEED_BASE, HELDOUT_SEED_BASE + cfg.heldout_episodes],
+        "steps": cfg.steps,
+        "cpu_seconds": round(total_cpu, 1),
+        "heldout_accuracy": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in vars(accuracy).items()},
+    }
+    save_probes(out_dir, probes, extra=extra)
+    write_json(run_dir / "probe_accuracy.json", {"accuracy": accuracy, "cpu_seconds": total_cpu, "out": str(out_dir)})
+    print(f"probes saved to {out_dir}; held-out accuracy: {vars(accuracy)}; cpu {total_cpu / 60:.1f} min")
+    return ProbeTrainResult(out=out_dir, run_dir=run_dir, steps=cfg.steps, accuracy=accuracy, cpu_seconds=total_cpu)
