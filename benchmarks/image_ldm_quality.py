@@ -1,0 +1,322 @@
+"""Image-LDM quality with the evaluation probes: FID-probe, label adherence, box adherence, sample grid.
+
+    python benchmarks/image_ldm_quality.py --model runs/models/default --probes runs/models/probes \
+        --out benchmarks/results/image_ldm
+
+Writes `<out>/quality.json` and `<out>/samples_grid.png` (one command, seeded, reproducible):
+- FID-probe (Fréchet distance of frame-probe features) of label-conditioned samples against
+  held-out real frames of the procedural world, next to two floors: real vs real (two disjoint
+  held-out sets) and real vs autoencoder reconstructions of real frames (the decoder's own cost);
+- label adherence: probe-predicted time of day / crowdedness of samples made from labels only
+  (boxes unknown), every (time_of_day, crowdedness) pair equally often;
+- box adherence: layouts (and labels) of held-out real frames requested; detector recall of the
+  requested boxes at IoU >= 0.5 (boxes at least 8 px high, as `drivesim.eval.adherence`), next
+  to the detector's recall on the real frames themselves and on their reconstructions;
+- the grid: rows day/night x low/high crowdedness (labels only, 4 seeds each), then three box
+  layouts from held-out frames: the real frame, and samples with the requested boxes drawn on.
+Real frames come from world seeds 3_000_000 + i and 4_000_000 + i, disjoint from the training
+data (`drivesim data synth`, seeds < 1_000_000) and from the probes' own training seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from drivesim.diffusion.image_model import ImageGuidance
+from drivesim.eval.adherence import box_adherence, condition_adherence, predict_conditions
+from drivesim.eval.checks import uint8_to_video
+from drivesim.eval.features import frame_features
+from drivesim.eval.frame_probe import FrameProbe
+from drivesim.eval.frechet import frechet_from_features
+from drivesim.eval.probe_io import load_probes
+from drivesim.rollout.compose import (
+    BoxLayout,
+    ComposeModels,
+    generate_frames,
+    load_compose_models,
+    make_conditioning,
+    overlay_boxes,
+)
+from drivesim.world import CROWDEDNESS, TIME_OF_DAY, BehaviourPolicy, World, WorldConfig
+
+REAL_SEED_A = 3_000_000
+REAL_SEED_B = 4_000_000
+LABEL_PAIRS: tuple[tuple[str, str], ...] = tuple((t, c) for t in TIME_OF_DAY for c in CROWDEDNESS)
+
+
+@dataclass(frozen=True)
+class RealFrames:
+    """n held-out world frames: frames (n, H, W, 3) uint8 and per frame its layout and labels."""
+
+    frames: np.ndarray
+    layouts: list[BoxLayout]
+    time_of_day: list[str]
+    crowdedness: list[str]
+
+
+def render_real_frames(seed_base: int, episodes: int, per_episode: int, height: int, width: int) -> RealFrames:
+    """Episode i: seed seed_base + i, labels LABEL_PAIRS[i % 6]; after 30 warm-up steps one frame
+    every 20 steps while the behaviour policy drives."""
+    world = World(WorldConfig(height=height, width=width, fps=30))
+    frames, layouts, tods, crowds = [], [], [], []
+    for i in tqdm(range(episodes), desc=f"world {seed_base}", leave=False):
+        tod, crowd = LABEL_PAIRS[i % len(LABEL_PAIRS)]
+        frame = world.reset(seed=seed_base + i, time_of_day=tod, crowdedness=crowd)
+        policy = BehaviourPolicy(seed=seed_base + i)
+        for k in range(30 + 20 * per_episode):
+            frame = world.step(policy.act(world))
+            if k >= 30 and (k - 30) % 20 == 19:
+                xyxy = np.clip(frame.boxes.normalized, 0.0, 1.0).reshape(-1, 4)
+                keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+                frames.append(frame.image)
+                layouts.append(BoxLayout(xyxy[keep].astype(np.float32), frame.boxes.classes[keep].astype(np.int64)))
+                tods.append(tod)
+                crowds.append(crowd)
+    return RealFrames(np.stack(frames), layouts, tods, crowds)
+
+
+def largest(layout: BoxLayout, k: int) -> BoxLayout:
+    """The k largest boxes (what the model was trained with when a frame has more)."""
+    area = (layout.xyxy[:, 2] - layout.xyxy[:, 0]) * (layout.xyxy[:, 3] - layout.xyxy[:, 1])
+    keep = np.sort(np.argsort(-area, kind="stable")[:k])
+    return BoxLayout(layout.xyxy[keep], layout.classes[keep])
+
+
+def as_video(frames: np.ndarray) -> torch.Tensor:
+    """(n, H, W, 3) uint8 -> (n, 1, 3, H, W) float in [-1, 1]."""
+    return uint8_to_video(frames[:, None])
+
+
+@torch.no_grad()
+def reconstruct(models: ComposeModels, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Autoencoder round trip (posterior mean) of uint8 frames."""
+    ae = models.autoencoder
+    out = []
+    for i in range(0, len(frames), batch_size):
+        x = as_video(frames[i : i + batch_size])[:, 0]  # (b, 3, H, W)
+        y = ae.decode(ae.encode(x).mode()).clamp(-1, 1)
+        out.append(((y + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
+@dataclass(frozen=True)
+class Timed:
+    frames: np.ndarray
+    seconds: float
+    cpu_seconds: float
+
+
+def timed_generate(models: ComposeModels, cond, steps: int, guidance: ImageGuidance, seed: int) -> Timed:
+    wall, cpu = time.perf_counter(), time.process_time()
+    frames = generate_frames(models, cond, steps, guidance, torch.Generator().manual_seed(seed), batch_size=48)
+    return Timed(frames, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def label_samples(models: ComposeModels, per_pair: int, steps: int, guidance: ImageGuidance, seed: int):
+    """per_pair samples of every (time_of_day, crowdedness) pair, boxes unknown."""
+    tods = [t for t, _ in LABEL_PAIRS for _ in range(per_pair)]
+    crowds = [c for _, c in LABEL_PAIRS for _ in range(per_pair)]
+    cond = make_conditioning([None] * len(tods), tods, crowds)
+    return timed_generate(models, cond, steps, guidance, seed), tods, crowds
+
+
+def box_samples(models: ComposeModels, real: RealFrames, steps: int, guidance: ImageGuidance, seed: int):
+    """One sample per real frame, with its layout (largest max_boxes boxes) and labels requested."""
+    layouts = [largest(lay, models.ldm.max_boxes) for lay in real.layouts]
+    cond = make_conditioning(layouts, real.time_of_day, real.crowdedness)
+    return timed_generate(models, cond, steps, guidance, seed), layouts
+
+
+@dataclass(frozen=True)
+class QualityPoint:
+    """Metrics of one (steps, guidance) setting."""
+
+    steps: int
+    guidance_labels: float
+    guidance_boxes: float
+    fid_probe: float  # label-conditioned samples vs real set A
+    time_of_day_accuracy: float | None
+    crowdedness_accuracy: float | None
+    both_accuracy: float | None
+    box_recall: float | None  # IoU >= 0.5
+    box_mean_iou: float | None
+    box_count: int
+    box_condition_time_of_day_accuracy: float | None  # labels of the box-conditioned samples
+    box_condition_crowdedness_accuracy: float | None
+    images_per_second: float  # wall clock, sampling + decoding, this CPU
+    cpu_seconds_per_image: float
+
+
+def evaluate_point(
+    models: ComposeModels,
+    probe: FrameProbe,
+    real_a: RealFrames,
+    real_a_features: np.ndarray,
+    box_real: RealFrames,
+    per_pair: int,
+    steps: int,
+    guidance: ImageGuidance,
+    seed: int,
+) -> tuple[QualityPoint, np.ndarray, np.ndarray]:
+    """Metrics at one setting; also returns the label samples and the box samples."""
+    lab, tods, crowds = label_samples(models, per_pair, steps, guidance, seed)
+    pred = predict_conditions(probe, as_video(lab.frames))
+    cond_acc = condition_adherence(pred, tods, crowds)
+    fid = frechet_from_features(frame_features(probe, as_video(lab.frames)), real_a_features)
+    box, layouts = box_samples(models, box_real, steps, guidance, seed + 1)
+    adherence = box_adherence(probe, as_video(box.frames)[:, 0], [lay.xyxy for lay in layouts])
+    box_pred = predict_conditions(probe, as_video(box.frames))
+    box_cond = condition_adherence(box_pred, box_real.time_of_day, box_real.crowdedness)
+    n = len(lab.frames) + len(box.frames)
+    point = QualityPoint(
+        steps=steps,
+        guidance_labels=guidance.time_of_day,
+        guidance_boxes=guidance.boxes,
+        fid_probe=fid,
+        time_of_day_accuracy=cond_acc.time_of_day,
+        crowdedness_accuracy=cond_acc.crowdedness,
+        both_accuracy=cond_acc.both,
+        box_recall=adherence.recall,
+        box_mean_iou=adherence.mean_iou,
+        box_count=adherence.num_boxes,
+        box_condition_time_of_day_accuracy=box_cond.time_of_day,
+        box_condition_crowdedness_accuracy=box_cond.crowdedness,
+        images_per_second=n / (lab.seconds + box.seconds),
+        cpu_seconds_per_image=(lab.cpu_seconds + box.cpu_seconds) / n,
+    )
+    return point, lab.frames, box.frames
+
+
+@dataclass(frozen=True)
+class Floors:
+    """Reference values with no generative model in the loop."""
+
+    fid_real_vs_real: float
+    fid_real_vs_reconstructed: float
+    real_time_of_day_accuracy: float | None
+    real_crowdedness_accuracy: float | None
+    real_box_recall: float | None  # detector on the real frames with their own boxes
+    reconstructed_box_recall: float | None
+    real_frames: int
+
+
+@dataclass(frozen=True)
+class Setup:
+    models: ComposeModels
+    probe: FrameProbe
+    real_a: RealFrames
+    real_a_features: np.ndarray
+    box_real: RealFrames
+    floors: Floors
+
+
+def setup(model: str, probes: str, real_episodes: int, box_episodes: int) -> Setup:
+    """Load the models and probes, render the held-out real sets and compute the floors."""
+    models = load_compose_models(model)
+    probe = load_probes(probes).frame
+    height, width = models.image_size
+    real_a = render_real_frames(REAL_SEED_A, real_episodes, 4, height, width)
+    real_b = render_real_frames(REAL_SEED_B, real_episodes, 4, height, width)
+    box_real = render_real_frames(REAL_SEED_B + 500_000, box_episodes, 2, height, width)
+    feats_a = frame_features(probe, as_video(real_a.frames))
+    recon_b = reconstruct(models, real_b.frames)
+    real_pred = condition_adherence(
+        predict_conditions(probe, as_video(real_b.frames)), real_b.time_of_day, real_b.crowdedness
+    )
+    box_layouts = [lay.xyxy for lay in box_real.layouts]
+    floors = Floors(
+        fid_real_vs_real=frechet_from_features(feats_a, frame_features(probe, as_video(real_b.frames))),
+        fid_real_vs_reconstructed=frechet_from_features(feats_a, frame_features(probe, as_video(recon_b))),
+        real_time_of_day_accuracy=real_pred.time_of_day,
+        real_crowdedness_accuracy=real_pred.crowdedness,
+        real_box_recall=box_adherence(probe, as_video(box_real.frames)[:, 0], box_layouts).recall,
+        reconstructed_box_recall=box_adherence(
+            probe, as_video(reconstruct(models, box_real.frames))[:, 0], box_layouts
+        ).recall,
+        real_frames=len(real_a.frames),
+    )
+    return Setup(models, probe, real_a, feats_a, box_real, floors)
+
+
+def sample_grid(
+    models: ComposeModels, box_real: RealFrames, steps: int, guidance: ImageGuidance, seed: int
+) -> np.ndarray:
+    """Rows: day/night x low/high (4 seeds each, labels only); then 3 layouts: real frame with its
+    boxes, and 3 samples with the requested boxes drawn. Upscaled x2 for viewing."""
+    combos = [(t, c) for t in TIME_OF_DAY for c in ("low", "high")]
+    tods = [t for t, _ in combos for _ in range(4)]
+    crowds = [c for _, c in combos for _ in range(4)]
+    labels = generate_frames(models, make_conditioning([None] * 16, tods, crowds), steps, guidance,
+                             torch.Generator().manual_seed(seed))
+    rows = [np.concatenate(list(labels[4 * r : 4 * r + 4]), axis=1) for r in range(4)]
+    counts = np.array([len(lay) for lay in box_real.layouts])
+    picks = [int(np.argmin(np.abs(counts - k))) for k in (1, 3, 6)]
+    for p in picks:
+        layout = largest(box_real.layouts[p], models.ldm.max_boxes)
+        cond = make_conditioning([layout] * 3, [box_real.time_of_day[p]] * 3, [box_real.crowdedness[p]] * 3)
+        samples = generate_frames(models, cond, steps, guidance, torch.Generator().manual_seed(seed + p))
+        tiles = [overlay_boxes(box_real.frames[p], layout)] + [overlay_boxes(s, layout) for s in samples]
+        rows.append(np.concatenate(tiles, axis=1))
+    grid = np.concatenate(rows, axis=0)
+    return cv2.resize(grid, (grid.shape[1] * 2, grid.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="runs/models/default", help="folder with image_ldm + autoencoder")
+    parser.add_argument("--probes", default="runs/models/probes")
+    parser.add_argument("--out", default="benchmarks/results/image_ldm")
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--guidance", type=float, default=3.0, help="label guidance scale")
+    parser.add_argument("--box-guidance", type=float, default=None, help="default: --guidance")
+    parser.add_argument("--per-pair", type=int, default=16, help="label-only samples per (tod, crowd) pair")
+    parser.add_argument("--real-episodes", type=int, default=48, help="episodes per real set (4 frames each)")
+    parser.add_argument("--box-episodes", type=int, default=48, help="episodes of requested layouts (2 each)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-grid", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    s = setup(args.model, args.probes, args.real_episodes, args.box_episodes)
+    box_scale = args.guidance if args.box_guidance is None else args.box_guidance
+    guidance = ImageGuidance(time_of_day=args.guidance, crowdedness=args.guidance, boxes=box_scale)
+    point, _, _ = evaluate_point(
+        s.models, s.probe, s.real_a, s.real_a_features, s.box_real, args.per_pair, args.steps, guidance, args.seed
+    )
+    report = {
+        "model": str(args.model),
+        "probes": str(args.probes),
+        "box_conditioning": s.models.ldm.unet.config.box_conditioning,
+        "target": s.models.ldm.target,
+        "point": dataclasses.asdict(point),
+        "floors": dataclasses.asdict(s.floors),
+        "targets": {"time_of_day": 0.98, "crowdedness": 0.85, "box_recall_iou50": 0.6},
+        "cpu": {"threads": args.threads, "load_average": list(os.getloadavg())},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    if not args.no_grid:
+        write_png(out / "samples_grid.png", sample_grid(s.models, s.box_real, args.steps, guidance, args.seed))
+        print(f"grid -> {out / 'samples_grid.png'}")
+
+
+if __name__ == "__main__":
+    main()
