@@ -11,7 +11,8 @@ source frames): the window [c0, c1, new] with c0, c1 the two newest keyframes gi
 classifier-free guidance over actions. The interpolation model then fills the frames
 between c1 and the new keyframe (x4 per level, one or two levels down to the source
 frame rate), the temporal decoder decodes them (with the newest decoded latents as left
-context, so there is no seam between steps), and the reward heads read [c1, new].
+context, so there is no seam between steps), the optional x4 upsampler runs per rollout
+(its temporal layers see one interval at a time), and the reward heads read [c1, new].
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOut
 from drivesim.rollout.world_model import WorldModel
 from drivesim.sampling.ddim import ddim_sample
 from drivesim.sampling.guidance import classifier_free_guidance
+from drivesim.sampling.upsample import upsample_video
 from drivesim.sampling.video import VideoGuidance, VideoSamplingConfig, interpolate, sample_clip
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 
@@ -72,7 +74,10 @@ class LearnedEngine:
         self.frames_per_step = 4**self.levels
         self.output_fps = world.fps * self.frames_per_step / self.keyframe_stride
         h, w = self.world.metadata.get("autoencoder", {}).get("image_size", [64, 128])
-        self.frame_size = (int(h), int(w))
+        if config.upsample and world.upsampler is None:
+            raise ValueError(f"upsample=True but model folder {world.path} has no upsampler stage")
+        scale = world.upsampler.scale if config.upsample else 1
+        self.frame_size = (int(h) * scale, int(w) * scale)
         self.decode_context = 2 if world.temporal_decoder is not None else 0
 
     # -- set-up -------------------------------------------------------------------------
@@ -205,6 +210,15 @@ class LearnedEngine:
             return td.decode_video(z, chunk_frames=z.shape[1])[:, recent.shape[1] :].float()
 
     @torch.no_grad()
+    def upsample(self, frames: Tensor, gens: list[torch.Generator]) -> Tensor:
+        """x scale of decoded frames (b, t, 3, h, w), each rollout with its own generator."""
+        if not self.config.upsample:
+            return frames
+        ups = self.world.upsampler
+        out = [upsample_video(ups, frames[i : i + 1], self.config.upsample_steps, g) for i, g in enumerate(gens)]
+        return torch.cat(out)  # b t 3 (s h) (s w)
+
+    @torch.no_grad()
     def rewards(self, pair: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(b, 2, c, h, w) newest keyframes -> collision, off_road, speed (b,) each."""
         if self.world.reward is None:
@@ -245,7 +259,7 @@ class LearnedEngine:
                     context[i] = f[0]
         else:
             context = torch.cat(firsts)
-        frames = self.decode(context[:, :0], context[:, -1:])  # b 1 3 H W
+        frames = self.upsample(self.decode(context[:, :0], context[:, -1:]), gens)  # b 1 3 H W
         recent = repeat(context[:, -1], "b c h w -> b r c h w", r=self.decode_context)
         collision, off_road, speed = self.rewards(context)
         state = RolloutState(
@@ -271,7 +285,7 @@ class LearnedEngine:
         new = self.predict(context, act, cond, gens)  # b c h w
         keys = torch.cat([context, new[:, None]], dim=1)  # b 3 c h w
         fresh = self.fill(keys, act, cond, gens) if self.levels else new[:, None]  # b f c h w
-        frames = self.decode(state.recent.to(self.device), fresh)  # b f 3 H W
+        frames = self.upsample(self.decode(state.recent.to(self.device), fresh), gens)  # b f 3 H W
         collision, off_road, speed = self.rewards(keys[:, -2:])
         uint8 = to_uint8(frames)
         recent = torch.cat([state.recent.to(self.device), fresh], dim=1)  # b (r + f) c h w

@@ -17,6 +17,7 @@ from drivesim.autoencoder.model import Autoencoder
 from drivesim.autoencoder.temporal_decoder import TemporalDecoder
 from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
+from drivesim.diffusion.upsampler import Upsampler, UpsamplerConfig
 from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
 from drivesim.model_folder import save_stage
 from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
@@ -33,6 +34,7 @@ class RandomModelSpec:
     temporal_decoder: bool = True
     interpolation: bool = True
     reward: bool = True
+    upsampler: bool = False
     seed: int = 0
 
 
@@ -81,6 +83,10 @@ def build_random_model(folder: Path, spec: RandomModelSpec | None = None) -> Pat
             VideoUNet(SpatialUNet(unet_cfg), interp_cfg),
             {**base, "video": asdict(interp_cfg), "window": window},
         )
+    if spec.upsampler:
+        ucfg = UpsamplerConfig(base_channels=16, attention_head_dim=8) if tiny else UpsamplerConfig()
+        ups = Upsampler(ucfg)
+        save_stage(folder, "upsampler", ups, {"upsampler": asdict(ucfg)})
     if spec.reward:
         rcfg = RewardModelConfig(latent_channels=ae_cfg.latent_channels, channels=16 if tiny else 64)
         save_stage(folder, "reward", RewardModel(rcfg), rcfg, extra={"stride": spec.keyframe_stride})

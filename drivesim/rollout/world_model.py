@@ -18,6 +18,8 @@ import torch
 from drivesim.autoencoder.loading import load_autoencoder, load_temporal_decoder
 from drivesim.autoencoder.model import Autoencoder
 from drivesim.autoencoder.temporal_decoder import TemporalDecoder
+from drivesim.diffusion.upsampler import Upsampler, load_upsampler
+from drivesim.diffusion.upsampler_temporal import TemporalUpsampler, load_temporal_upsampler
 from drivesim.diffusion.video_loading import (
     INTERPOLATION_STAGE,
     ImageLDM,
@@ -41,6 +43,7 @@ class WorldModel:
     video: VideoLDM
     interpolation: VideoLDM | None
     reward: RewardModel | None
+    upsampler: TemporalUpsampler | Upsampler | None
     reward_stride: int
     fps: float
     metadata: dict[str, Any]
@@ -58,7 +61,7 @@ class WorldModel:
 
     def modules(self) -> list[torch.nn.Module]:
         mods = [self.autoencoder, self.image_ldm.unet, self.video.model]
-        mods += [m for m in (self.temporal_decoder, self.reward) if m is not None]
+        mods += [m for m in (self.temporal_decoder, self.reward, self.upsampler) if m is not None]
         if self.interpolation is not None:
             mods.append(self.interpolation.model)
         return mods
@@ -87,6 +90,11 @@ def load(path: str | Path | None = None) -> WorldModel:
         reward.load_state_dict(stage_state(folder, "reward"))
         reward.eval()
         stride = int(entry.get("extra", {}).get("stride", stride))
+    upsampler = None
+    if _has(folder, "upsampler_temporal"):
+        upsampler = load_temporal_upsampler(folder)
+    elif _has(folder, "upsampler"):
+        upsampler = load_upsampler(folder)
     video = load_video_ldm(folder)
     fps = float(config["video_ldm"].get("extra", {}).get("fps", 30.0))
     return WorldModel(
@@ -97,6 +105,7 @@ def load(path: str | Path | None = None) -> WorldModel:
         video=video,
         interpolation=load_video_ldm(folder, INTERPOLATION_STAGE) if _has(folder, INTERPOLATION_STAGE) else None,
         reward=reward,
+        upsampler=upsampler,
         reward_stride=stride,
         fps=fps,
         metadata={k: v.get("extra", {}) for k, v in config.items() if isinstance(v, dict)},

@@ -109,3 +109,17 @@ def test_registered_env_loads_model_folder(model_dir):
     venv = gym.make_vec("drivesim/DriveWorld-v0", num_envs=2, model=str(model_dir), engine_config=FAST)
     assert isinstance(venv.unwrapped, DriveWorldVectorEnv)
     assert venv.reset(seed=0)[0].shape == (2, 32, 64, 3)
+
+
+def test_engine_with_upsampler_outputs_x4_frames(tmp_path):
+    from drivesim.rollout.random_model import RandomModelSpec
+
+    folder = build_random_model(tmp_path / "m", RandomModelSpec(upsampler=True, interpolation=False))
+    plain = load(folder).engine(EngineConfig(**FAST))
+    assert plain.frame_size == (32, 64) and plain.frames_per_step == 1
+    eng = load(folder).engine(EngineConfig(**FAST, upsample=True, upsample_steps=1))
+    out = eng.start([SceneRequest(0, 0, seed=1)])
+    assert out.frames.shape == (1, 1, 128, 256, 3)
+    assert eng.step(out.state, np.zeros((1, 2), np.float32)).frames.shape == (1, 1, 128, 256, 3)
+    with pytest.raises(ValueError, match="no upsampler"):
+        load(build_random_model(tmp_path / "n")).engine(EngineConfig(upsample=True))
