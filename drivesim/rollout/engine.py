@@ -6,8 +6,9 @@ generator, whose state lives in RolloutState.rng, so a rollout's future depends 
 its state and actions, never on which other rollouts share the batch.
 
 One control step = one new keyframe of the prediction model (stride `keyframe_stride`
-source frames): the window [c0, c1, new] with c0, c1 the two newest keyframes given
-(mask m_S, Eq. (3)), the action held over the window, context guidance s and
+source frames): a window of the trained length [c0, c1, new, ...] with c0, c1 the two
+newest keyframes given (mask m_S, Eq. (3)) of which the first new frame is kept
+(`prediction_window` trades this for speed), the action held over the window, context guidance s and
 classifier-free guidance over actions. The interpolation model then fills the frames
 between c1 and the new keyframe (x4 per level, one or two levels down to the source
 frame rate), the temporal decoder decodes them (with the newest decoded latents as left
@@ -149,8 +150,10 @@ class LearnedEngine:
         """Next keyframe: context (b, s, c, h, w) given -> (b, c, h, w)."""
         video = self.world.video
         b, s = context.shape[:2]
-        t = s + 1
-        clip = torch.cat([context, torch.zeros_like(context[:, :1])], dim=1)  # b t c h w
+        # The model predicts windows of the trained length; the first new frame is the next keyframe.
+        t = max(s + 1, self.config.prediction_window or int(video.window.num_frames))
+        clip = torch.cat([context, torch.zeros_like(context[:, :1]).expand(-1, t - s, -1, -1, -1)], dim=1)
+        # clip: b t c h w
         mask = torch.zeros(b, t, device=self.device)
         mask[:, :s] = 1.0
         acts = None if actions is None else repeat(actions, "b k -> b t k", t=t)
@@ -168,7 +171,7 @@ class LearnedEngine:
             x_T=_noise(gens, (t, *self.latent_shape)).to(self.device),
             context_noise=_noise(gens, (t, *self.latent_shape)).to(self.device) if cfg.context_noise_level else None,
         )
-        return sample.latents[:, -1]
+        return sample.latents[:, s]
 
     @torch.no_grad()
     def fill(self, keys: Tensor, actions: Tensor | None, cond: Conditioning, gens: list[torch.Generator]) -> Tensor:

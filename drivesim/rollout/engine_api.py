@@ -22,6 +22,7 @@ class EngineConfig:
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N"
     dtype: str = "float32"  # "float32" | "bfloat16"
     keyframe_steps: int = 10  # DDIM steps per predicted keyframe
+    prediction_window: int = 0  # frames per prediction call (context + new); 0 = the length the model trained on
     first_frame_steps: int = 20  # DDIM steps of the composed first frame
     interpolation_steps: int = 8
     upsample: bool = False
