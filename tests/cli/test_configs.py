@@ -1,0 +1,53 @@
+"""Every shipped YAML composes and validates against its typed config dataclass."""
+
+import pytest
+
+from drivesim.cli.main import COMMANDS, UsageError, compose, to_dataclass
+from drivesim.cli.train_cmds import STAGES
+
+
+def _train_config_classes():
+    from drivesim.training.autoencoder import AutoencoderTrainConfig
+    from drivesim.training.image_ldm import ImageLDMTrainConfig
+    from drivesim.training.interpolation import InterpolationTrainConfig
+    from drivesim.training.probes import ProbeTrainConfig
+    from drivesim.training.reward import RewardTrainConfig
+    from drivesim.training.temporal_decoder import TemporalDecoderTrainConfig
+    from drivesim.training.upsampler import UpsamplerTrainConfig
+    from drivesim.training.upsampler_temporal import UpsamplerTemporalTrainConfig
+    from drivesim.training.video_ldm import VideoLDMTrainConfig
+
+    return {
+        "probes": ProbeTrainConfig,
+        "autoencoder": AutoencoderTrainConfig,
+        "temporal_decoder": TemporalDecoderTrainConfig,
+        "image_ldm": ImageLDMTrainConfig,
+        "video_ldm": VideoLDMTrainConfig,
+        "interpolation": InterpolationTrainConfig,
+        "upsampler": UpsamplerTrainConfig,
+        "upsampler_temporal": UpsamplerTemporalTrainConfig,
+        "reward": RewardTrainConfig,
+    }
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_train_stage_yaml_validates(stage):
+    classes = _train_config_classes()
+    assert set(classes) == set(STAGES)
+    cfg = compose(f"train/{stage}", [])
+    to_dataclass(cfg, classes[stage])
+
+
+@pytest.mark.parametrize("words", [w for w in COMMANDS if w != ("train",)])
+def test_command_yaml_composes(words):
+    cfg = compose(COMMANDS[words].config_name, [])
+    assert len(cfg) > 0
+
+
+def test_unknown_key_and_bad_type_are_named():
+    from drivesim.training.reward import RewardTrainConfig
+
+    with pytest.raises(UsageError, match="warp"):
+        compose("train/reward", ["warp=1"])
+    with pytest.raises(UsageError, match="max_steps"):
+        to_dataclass(compose("train/reward", ["max_steps=lots"]), RewardTrainConfig)
