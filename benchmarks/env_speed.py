@@ -44,7 +44,6 @@ def measure(engine, num_envs: int, steps: int) -> dict:
     reqs = [SceneRequest(i % 2, i % 3, seed=i) for i in range(num_envs)]
     state = engine.start(reqs).state
     acts = np.zeros((num_envs, 2), np.float32)
-    state = engine.step(state, acts).state  # warm-up
     timer = StageTimer(engine)
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -67,6 +66,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--keyframe-steps", type=int, default=10)
     p.add_argument("--interpolation-steps", type=int, default=8)
+    p.add_argument("--prediction-window", type=int, default=0, help="0 = the trained window")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--planner", action="store_true", help="also time imagine() with K=16, H=8")
     args = p.parse_args()
@@ -74,7 +74,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.model or build_random_model(Path(tmp), RandomModelSpec(size="default", height=64, width=128))
         cfg = EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
-                           dtype=args.dtype)
+                           dtype=args.dtype, prediction_window=args.prediction_window)
         engine = load(folder).engine(cfg)
         results = {
             "model": "random-init default size" if args.model is None else str(args.model),
