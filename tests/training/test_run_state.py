@@ -32,7 +32,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "final_ema.pt").exists(), "process finished before it was killed"
-    assert len(ckpt.checkpoints()) <= 2  # retention
+    # retention prunes after each save; a kill between the rename and the pruning leaves keep + 1
+    assert len(ckpt.checkpoints()) <= 3
     assert _run(killed, total, 0.0).wait(timeout=120) == 0
 
     a = torch.load(ref / "final_ema.pt")
