@@ -9,7 +9,7 @@ from einops import rearrange
 
 def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB of (n, c, H, W) images in [-1, 1] (peak-to-peak range 2): shape (n,)."""
-    mse = (x_hat.clamp(-1, 1) - x).pow(2).flatten(1).mean(dim=1)
+    mse = rearrange((x_hat.clamp(-1, 1) - x).pow(2), "n c h w -> n (c h w)").mean(dim=1)
     return 10.0 * torch.log10(4.0 / mse.clamp_min(1e-12))
 
 
@@ -37,7 +37,7 @@ def ssim(x_hat: torch.Tensor, x: torch.Tensor, window: int = 7, sigma: float = 1
     cov = blur(a * b) - mu_a * mu_b
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return s.flatten(1).mean(dim=1)
+    return rearrange(s, "n c h w -> n (c h w)").mean(dim=1)
 
 
 def flicker(video_hat: torch.Tensor, video: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,9 @@ video with a 3-D-conv patch discriminator while the encoder stays frozen, so the
 latent space the diffusion models live in does not move. Loss per clip x (b, t, c, H, W):
     L1 + gradient_weight * Sobel-L1 + temporal_weight * L1(frame differences)
     + [step >= disc_start] disc_weight * lambda * (-D3d(x_hat))
-By default only the temporal layers and blend factors train (`train_spatial=False`), so
-setting every alpha to 1 still gives the stage-1 image decoder. The EMA weights are
+The temporal layers and blend factors train at `lr`; with `train_spatial` (default) the
+spatial decoder layers are fine-tuned too, at the much smaller `spatial_lr`. With
+`train_spatial=False` setting every alpha to 1 still gives the stage-1 image decoder. The EMA weights are
 exported as stage "temporal_decoder" of `model_dir` (next to its "autoencoder" stage).
 """
 
@@ -57,15 +58,16 @@ class TemporalDecoderTrainConfig:
     batch_size: int = 2  # clips per step
     max_steps: int = 1000
     max_minutes: float | None = None
-    lr: float = 1e-4
+    lr: float = 1e-3  # temporal layers and blend factors
+    spatial_lr: float = 3e-5  # spatial decoder layers, when train_spatial
     disc_lr: float = 1e-4
     warmup_steps: int = 50
     min_lr_ratio: float = 0.1
     gradient_weight: float = 0.5
-    temporal_weight: float = 1.0
-    disc_start: int = 600
+    temporal_weight: float = 10.0
+    disc_start: int = 700
     disc_weight: float = 0.1
-    train_spatial: bool = False
+    train_spatial: bool = True
     sample_posterior: bool = True
     hflip: bool = True
     ema_decay: float = 0.999
@@ -117,7 +119,7 @@ def sample_clips(
 ) -> torch.Tensor:
     """Random windows of consecutive frames, (b, t, 3, H, W) in [-1, 1]."""
     lengths = bank.offsets[1:] - bank.offsets[:-1]
-    usable = torch.nonzero(lengths >= num_frames).flatten()
+    usable = torch.nonzero(lengths >= num_frames)[:, 0]  # (clips,)
     if usable.numel() == 0:
         raise ValueError(f"no clip has num_frames={num_frames} frames (longest: {int(lengths.max())})")
     clips = []
@@ -173,8 +175,10 @@ class TemporalDecoderTrainer:
                 p.requires_grad_(False)
         self.disc = PatchDiscriminator3d(autoencoder.cfg.in_channels, cfg.discriminator)
         self.ema = EMA(self.decoder, decay=cfg.ema_decay)
-        params = [p for p in self.decoder.parameters() if p.requires_grad]
-        self.opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.9))
+        groups = [{"params": self.decoder.temporal_parameters(), "base_lr": cfg.lr}]
+        if cfg.train_spatial:
+            groups.append({"params": list(self.decoder.decoder.parameters()), "base_lr": cfg.spatial_lr})
+        self.opt = torch.optim.Adam(groups, lr=cfg.lr, betas=(0.5, 0.9))
         self.opt_disc = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
 
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -191,9 +195,10 @@ class TemporalDecoderTrainer:
     def step(self, video: torch.Tensor, step: int, generator: torch.Generator) -> StepLosses:
         cfg = self.cfg
         factor = lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
-        for opt, base in ((self.opt, cfg.lr), (self.opt_disc, cfg.disc_lr)):
-            for group in opt.param_groups:
-                group["lr"] = base * factor
+        for group in self.opt.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        for group in self.opt_disc.param_groups:
+            group["lr"] = cfg.disc_lr * factor
         b, t = video.shape[:2]
         with torch.no_grad():
             posterior = self.autoencoder.encode(rearrange(video, "b t c h w -> (b t) c h w"))
