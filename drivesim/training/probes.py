@@ -57,7 +57,7 @@ class ProbeTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
-    augment: bool = True  # mild blur / noise / brightness jitter, so probes judge content, not codec
+    augment: bool = True  # mirroring, mild blur / noise / brightness jitter (probes judge content, not codec)
     log_every: int = 25
     checkpoint_every: int = 250
     device: str = "cpu"
@@ -152,6 +152,25 @@ def augment_video(video: torch.Tensor, rng: np.random.Generator) -> torch.Tensor
     return ((video + 1.0) * scale - 1.0).clamp(-1.0, 1.0)
 
 
+def mirror_frames(batch: FrameBatch, flip: np.ndarray) -> FrameBatch:
+    """Mirror the frames where `flip` (b,) is True; boxes follow (x -> 1 - x)."""
+    frames = batch.frames.clone()
+    frames[torch.from_numpy(flip)] = frames[torch.from_numpy(flip)].flip(-1)
+    boxes = [np.stack([1 - b[:, 2], b[:, 1], 1 - b[:, 0], b[:, 3]], 1) if f else b for b, f in zip(batch.boxes, flip)]
+    return FrameBatch(frames, batch.time_of_day, batch.crowdedness, batch.count, boxes)
+
+
+def mirror_clips(batch: ClipBatch, flip: np.ndarray) -> ClipBatch:
+    """Mirror the clips where `flip` (b,) is True: the mirrored world is as valid (same dynamics,
+    mirrored road), with steer negated; accel and speed are unchanged."""
+    mask = torch.from_numpy(flip)
+    clips = batch.clips.clone()
+    clips[mask] = clips[mask].flip(-1)
+    actions = batch.actions.clone()
+    actions[mask, 0] = -actions[mask, 0]
+    return ClipBatch(clips, actions, batch.speed, batch.time_of_day, batch.crowdedness)
+
+
 def frame_loss(probe: FrameProbe, batch: FrameBatch, device: str) -> tuple[torch.Tensor, dict[str, float]]:
     out = probe(batch.frames.to(device))
     grid_h, grid_w = out.heatmap_logits.shape[-2:]
@@ -222,6 +241,8 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
             fb = sample_frames(episodes, rng, cfg.frame_batch)
             cb = sample_clips(episodes, rng, cfg.clip_batch, cfg.clip)
             if cfg.augment:
+                fb = mirror_frames(fb, rng.random(cfg.frame_batch) < 0.5)
+                cb = mirror_clips(cb, rng.random(cfg.clip_batch) < 0.5)
                 fb = FrameBatch(
                     augment_video(fb.frames[:, None], rng)[:, 0],
                     fb.time_of_day,
