@@ -26,8 +26,8 @@ from drivesim.eval.probe_layers import Trunk, resize_frames
 class ClipProbeConfig:
     height: int = 64
     width: int = 128
-    num_frames: int = 16
-    frame_stride: int = 3  # probe frames are this many source frames apart (16 x 3: 1.5 s at 30 fps)
+    num_frames: int = 12
+    frame_stride: int = 3  # probe frames are this many source frames apart (12 x 3: 1.1 s at 30 fps)
     fps: float = 30.0  # frame rate of the source video the probe was trained on
     widths: list[int] = field(default_factory=lambda: [24, 32, 48, 128])
     num_time_of_day: int = 2

@@ -46,12 +46,12 @@ class ProbeTrainConfig:
     out: str = "outputs/probes/model"  # model folder for the final probes
     run_dir: str = "outputs/probes/run"  # checkpoints, loss log and plot, accuracy JSON
     seed: int = 0
-    train_episodes: int = 96  # rendered from seeds TRAIN_SEED_BASE + i (16 per label pair)
-    heldout_episodes: int = 24  # rendered from seeds HELDOUT_SEED_BASE + i for the final accuracy
-    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+    train_episodes: int = 360  # rendered from seeds TRAIN_SEED_BASE + i (60 per label pair)
+    heldout_episodes: int = 48  # rendered from seeds HELDOUT_SEED_BASE + i for the final accuracy
+    episode: EpisodeConfig = field(default_factory=lambda: EpisodeConfig(num_frames=96))
     frame: FrameProbeConfig = field(default_factory=FrameProbeConfig)
     clip: ClipProbeConfig = field(default_factory=ClipProbeConfig)
-    steps: int = 3000
+    steps: int = 2500
     frame_batch: int = 48
     clip_batch: int = 24
     lr: float = 2e-3
