@@ -51,7 +51,7 @@ class ProbeTrainConfig:
     episode: EpisodeConfig = field(default_factory=lambda: EpisodeConfig(num_frames=96))
     frame: FrameProbeConfig = field(default_factory=FrameProbeConfig)
     clip: ClipProbeConfig = field(default_factory=ClipProbeConfig)
-    steps: int = 2500
+    steps: int = 4000
     frame_batch: int = 48
     clip_batch: int = 24
     lr: float = 2e-3
@@ -186,12 +186,23 @@ def frame_loss(probe: FrameProbe, batch: FrameBatch, device: str) -> tuple[torch
     return sum(parts.values()), {f"frame_{k}": v.item() for k, v in parts.items()}
 
 
-def clip_loss(probe: ClipProbe, batch: ClipBatch, device: str) -> tuple[torch.Tensor, dict[str, float]]:
+def window_action_std(eps: Episodes, cfg: ClipProbeConfig) -> np.ndarray:
+    """(2,) standard deviation of the clip-probe targets (window means of steer, accel) in `eps`."""
+    span = cfg.span
+    means = [eps.actions[:, s + 1 : s + span].mean(1) for s in range(0, eps.num_frames - span + 1, cfg.frame_stride)]
+    return np.concatenate(means).std(0).clip(1e-3, None)  # (2,)
+
+
+def clip_loss(
+    probe: ClipProbe, batch: ClipBatch, device: str, action_std: np.ndarray
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Action errors are divided by the targets' spread (steer varies far less than accel), so both
+    count equally; the logged values are these normalised MSEs (1 - R², roughly)."""
     out = probe(batch.clips.to(device))
     scale = probe.config.speed_scale
     parts = {
-        "steer": F.mse_loss(out.actions[:, 0], batch.actions[:, 0].to(device)) * 4.0,
-        "accel": F.mse_loss(out.actions[:, 1], batch.actions[:, 1].to(device)) * 4.0,
+        "steer": F.mse_loss(out.actions[:, 0], batch.actions[:, 0].to(device)) / float(action_std[0]) ** 2,
+        "accel": F.mse_loss(out.actions[:, 1], batch.actions[:, 1].to(device)) / float(action_std[1]) ** 2,
         "speed": F.mse_loss(out.speed / scale, batch.speed.to(device) / scale) * 4.0,
         "tod": 0.3 * F.cross_entropy(out.time_of_day_logits, batch.time_of_day.to(device)),
         "crowd": 0.3 * F.cross_entropy(out.crowdedness_logits, batch.crowdedness.to(device)),
@@ -229,6 +240,7 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
 
     if start < cfg.steps:
         episodes = render_episodes(cfg.episode, TRAIN_SEED_BASE, cfg.train_episodes, desc="render train episodes")
+        action_std = window_action_std(episodes, cfg.clip)
         frame.train()
         clip.train()
         bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="probes")
@@ -255,7 +267,7 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
             opt_frame.zero_grad(set_to_none=True)
             loss_f.backward()
             opt_frame.step()
-            loss_c, parts_c = clip_loss(clip, cb, cfg.device)
+            loss_c, parts_c = clip_loss(clip, cb, cfg.device, action_std)
             opt_clip.zero_grad(set_to_none=True)
             loss_c.backward()
             opt_clip.step()
