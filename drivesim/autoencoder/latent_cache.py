@@ -20,8 +20,6 @@ interrupted run resumes where it stopped; unreadable clips are skipped and repor
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -33,13 +31,15 @@ import numpy as np
 import torch
 import yaml
 from einops import rearrange
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm import tqdm
 
 from drivesim.autoencoder.model import Autoencoder
+from drivesim.data.atomic import atomic_write_text
 from drivesim.data.dataset import open_dataset
 from drivesim.data.labels import SPLITS, crowdedness_index, time_of_day_index
 from drivesim.data.video import CorruptVideoError
+from drivesim.model_folder import atomic_save_tensors
 
 CACHE_FORMAT = "drivesim.latent_cache"
 CACHE_VERSION = 1
@@ -68,26 +68,6 @@ class LatentCacheSummary:
     skipped: dict[str, str]  # clip id -> reason
     frames: int  # frames encoded by this call
     latent_scale: float
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def _atomic_save(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_cache(root: str | Path) -> tuple[dict[str, Any], list[CachedClip]]:
@@ -183,7 +163,7 @@ def encode_dataset(
                     "use a new `out` folder"
                 )
         done = {r.id: r for r in old_records}
-    _atomic_write_text(out / "cache.yaml", yaml.safe_dump(meta, sort_keys=False))
+    atomic_write_text(out / "cache.yaml", yaml.safe_dump(meta, sort_keys=False))
     records = [r for r in folder.clips if splits is None or r.split in splits]
     encoded, frames_done, skipped = 0, 0, {}
     for record in tqdm(records, desc="encoding latents"):
@@ -212,7 +192,7 @@ def encode_dataset(
         tensors = {"latents": _encode_frames(autoencoder, frames, batch_frames, device)}
         tensors |= _annotation_tensors(ann)
         rel = f"latents/{record.id}.safetensors"
-        _atomic_save(out / rel, tensors)
+        atomic_save_tensors(out / rel, tensors)
         done[record.id] = CachedClip(
             id=record.id,
             latents=rel,
@@ -223,7 +203,7 @@ def encode_dataset(
             split=record.split,
             source=record.source,
         )
-        _atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(asdict(r)) + "\n" for r in done.values()))
+        atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(asdict(r)) + "\n" for r in done.values()))
         encoded += 1
         frames_done += num_frames
     return LatentCacheSummary(
