@@ -122,4 +122,7 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
 
 def cleanup(info: DistInfo) -> None:
     if info.distributed and dist.is_initialized():
+        # Every rank finishes its collectives before any rank tears gloo down: a rank that
+        # destroys its group while a peer still talks to it can abort the peer at exit.
+        dist.barrier()
         dist.destroy_process_group()

@@ -44,8 +44,9 @@ def test_reward_training_learns_speed_and_resumes(tmp_path):
         )
 
     first = train(cfg(10))
-    metrics = train(cfg(40))  # resumes at step 10
+    metrics = train(cfg(80))  # resumes at step 10
     rec = load_stage(tmp_path / "model", "reward")
-    assert rec.extra["steps"] == 40 and rec.extra["stride"] == 4
-    assert metrics["speed_mae_mps"] < first["speed_mae_mps"]
+    assert rec.extra["steps"] == 80 and rec.extra["stride"] == 4
+    # 10 -> 80 steps: ~0.35 -> ~0.29 m/s here; a clear margin so CPU-kernel noise cannot flip it.
+    assert metrics["speed_mae_mps"] < 0.95 * first["speed_mae_mps"]
     assert (tmp_path / "run" / "losses.png").exists()
