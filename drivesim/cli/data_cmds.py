@@ -1,4 +1,4 @@
-"""`drivesim data synth|show|bdd100k`: build and inspect datasets in the drivesim format."""
+"""`drivesim data synth|show|bdd100k|shards`: build and inspect datasets in the drivesim format."""
 
 from __future__ import annotations
 
@@ -75,4 +75,19 @@ def run_bdd100k(cfg: DictConfig) -> object:
     print(f"  report: {result.out / REPORT_NAME}")
     if not result.records:
         raise ValueError(f"no video under videos={config.videos!r} could be converted")
+    return result
+
+
+def run_shards(cfg: DictConfig) -> object:
+    """Pack a dataset folder into WebDataset tar shards (docs/dataset_format.md, "Shards")."""
+    from drivesim.data.shards import SHARD_MANIFEST, ShardWriteConfig, write_shards
+
+    config: ShardWriteConfig = to_dataclass(cfg, ShardWriteConfig)
+    result = write_shards(config)
+    print(
+        f"shards: {result.num_clips} clips in {len(result.shards)} shards, {len(result.skipped)} skipped; "
+        f"{result.out / SHARD_MANIFEST}"
+    )
+    for clip_id, reason in result.skipped.items():
+        print(f"  skipped {clip_id}: {reason}")
     return result

@@ -46,6 +46,12 @@ def _data_bdd100k(cfg: DictConfig) -> object:
     return run_bdd100k(cfg)
 
 
+def _data_shards(cfg: DictConfig) -> object:
+    from drivesim.cli.data_cmds import run_shards
+
+    return run_shards(cfg)
+
+
 def _data_latents(cfg: DictConfig) -> object:
     from drivesim.cli.latents_cmd import run_latents
 
@@ -81,6 +87,7 @@ COMMANDS: dict[tuple[str, ...], Command] = {
         "data_show", _data_show, "storyboard PNG of one clip: data show DIR clip=ID out=PNG", positional="dataset"
     ),
     ("data", "bdd100k"): Command("data_bdd100k", _data_bdd100k, "convert BDD100K videos+labels to ours"),
+    ("data", "shards"): Command("data_shards", _data_shards, "pack a dataset into WebDataset tar shards"),
     ("data", "latents"): Command("data_latents", _data_latents, "encode a dataset once into a latent cache"),
     ("train",): Command("train", _train, "train one stage: stage=probes|autoencoder|temporal_decoder|..."),
     ("compose",): Command("compose", _compose, "first frame of a scene from boxes and labels (PNG)"),
@@ -150,7 +157,7 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig:
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             cfg = hydra_compose(config_name=config_name, overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:  # ValueError: e.g. `=1` (empty key)
         raise UsageError(f"bad override for `{config_name}`: {exc}") from None
     return cfg
 
