@@ -52,6 +52,12 @@ def _data_shards(cfg: DictConfig) -> object:
     return run_shards(cfg)
 
 
+def _bundle(cfg: DictConfig) -> object:
+    from drivesim.cli.bundle_cmd import run_bundle
+
+    return run_bundle(cfg)
+
+
 def _data_latents(cfg: DictConfig) -> object:
     from drivesim.cli.latents_cmd import run_latents
 
@@ -92,6 +98,7 @@ COMMANDS: dict[tuple[str, ...], Command] = {
     ("train",): Command("train", _train, "train one stage: stage=probes|autoencoder|temporal_decoder|..."),
     ("compose",): Command("compose", _compose, "first frame of a scene from boxes and labels (PNG)"),
     ("generate",): Command("generate", _generate, "scenario videos of any length from the world model"),
+    ("bundle",): Command("bundle", _bundle, "one model folder from trained stages (fp16): bundle src=DIR out=DIR"),
     ("eval",): Command("eval", _eval, "evaluate generated videos against real ones with the probes"),
 }
 
