@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Train the default world model end to end on the procedural world, stage after stage, and
+# bundle it. Every stage resumes from its run folder, so rerunning after an interruption
+# continues where it stopped; finished stages return at once. Experiments: conf/experiment/default/.
+#   bash scripts/train_default.sh            # from the repository root, after `make setup`
+# Outputs: data/world, data/world_latents, runs/default/<stage>/ (checkpoints, losses.png),
+# runs/models/default (every stage), runs/models/probes, and the bundle in OUT (below).
+set -euo pipefail
+BIN=${BIN:-.venv/bin}
+PROCS=${PROCS:-2}                      # processes for the data-parallel stages (CPU: one per core)
+OUT=${OUT:-runs/models/default_bundle} # drivesim/assets/default_model to replace the shipped one
+ds() { "$BIN/drivesim" "$@"; }
+ddp() { "$BIN/torchrun" --standalone --nproc_per_node "$PROCS" -m drivesim.cli.main "$@"; }
+
+ds data synth experiment=default/data
+ds train stage=autoencoder experiment=default/autoencoder
+ds data latents experiment=default/latents
+ddp train stage=image_ldm experiment=default/image_ldm
+ds train stage=reward experiment=default/reward
+ds train stage=temporal_decoder experiment=default/temporal_decoder
+ds train stage=video_ldm experiment=default/video_ldm
+ds train stage=interpolation experiment=default/interpolation
+ds train stage=upsampler experiment=default/upsampler
+ds train stage=upsampler_temporal experiment=default/upsampler_temporal
+ds train stage=probes experiment=default/probes
+ds bundle src=runs/models/default out="$OUT"
