@@ -1,9 +1,11 @@
-"""`drivesim demo`: drive through the procedural world and write what it shows.
+"""`drivesim demo`: a drive through the learned world model (or the procedural world).
 
-Until the learned default model is bundled, the demo renders the ground-truth
-procedural world (the data every stage is trained on): a day drive with a scripted
-lane change and braking, and a crowded night drive. Outputs in `out` (default
-outputs/demo/): one MP4 per scenario, a storyboard PNG and summary.json.
+source=learned (the default when the bundled model is installed; `auto` picks it) runs
+the learned simulator: each scenario composes a first frame from its labels and boxes
+and rolls it forward under scripted actions (drivesim/cli/demo_learned.py).
+source=world renders the ground-truth procedural world every stage is trained on.
+Outputs in `out` (default outputs/demo/): one MP4 per scenario, a storyboard PNG and
+summary.json.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from drivesim.cli.main import to_dataclass
+from drivesim.rollout.engine_api import EngineConfig
+
+SOURCES = ("auto", "learned", "world")
 
 
 @dataclass
@@ -25,12 +30,17 @@ class Scenario:
     time_of_day: str = "day"
     crowdedness: str = "medium"
     seed: int = 0
-    script: str = "lane_change_and_brake"  # or "policy"
+    script: str = "lane_change_and_brake"  # world source: or "policy"
+    policy: str = "lane_change_brake"  # learned source: idle | weave | random | lane_change_brake
+    boxes: list[list[float]] = field(default_factory=list)  # learned source: composed scene, xyxy in [0, 1]
 
 
 @dataclass
 class DemoConfig:
     out: str = "outputs/demo"
+    source: str = "auto"  # auto | learned | world
+    model: str | None = None  # learned source: model folder; None = the bundled default
+    engine: EngineConfig = field(default_factory=EngineConfig)
     seconds: float = 20.0
     fps: int = 30
     height: int = 128
@@ -96,6 +106,16 @@ def run_scenario(sc: Scenario, cfg: DemoConfig, out: Path) -> dict:
     }
 
 
+def _use_learned(config: DemoConfig) -> bool:
+    if config.source == "world":
+        return False
+    if config.source == "learned" or config.model is not None:
+        return True
+    from drivesim.paths import default_model_dir
+
+    return (default_model_dir() / "config.yaml").is_file()
+
+
 def run_demo(cfg: DictConfig) -> dict:
     import cv2
 
@@ -105,9 +125,22 @@ def run_demo(cfg: DictConfig) -> dict:
     config: DemoConfig = to_dataclass(cfg, DemoConfig)
     if config.seconds <= 0 or config.fps <= 0:
         raise ValueError(f"seconds={config.seconds} and fps={config.fps} must be positive")
+    if config.source not in SOURCES:
+        raise ValueError(f"source={config.source!r}; allowed: {list(SOURCES)}")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     scenarios = config.scenarios or [Scenario()]
+    if _use_learned(config):
+        from drivesim.cli.demo_learned import run_learned_demo
+
+        summary = run_learned_demo(
+            scenarios, config.seconds, config.model, config.engine, out, config.storyboard_frames
+        )
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+        for r in summary["scenarios"]:
+            print(f"  {r['video']}: {r['seconds_of_video']:.0f} s of video in {r['wall_seconds']:.0f} s")
+        print(f"demo (learned model {summary['model']}) written to {out}/: storyboard.png, summary.json")
+        return summary
     results = [run_scenario(sc, config, out) for sc in scenarios]
     rows = []
     for r in results:
