@@ -263,7 +263,7 @@ def train(
     cpu_seconds = float(restored.extra.get("cpu_seconds", 0.0)) if restored else 0.0
     if restored:
         print(f"temporal_decoder: resumed from {restored.path} at step {step}")
-    log = LossLog(run_dir, resume_step=step if restored else None)
+    log = LossLog(run_dir, resume_step=step + 1 if restored else None)  # keep rows <= the checkpoint step
     started, cpu_started = time.monotonic(), time.process_time()
 
     def evaluate() -> VideoQuality:

@@ -1,5 +1,6 @@
 """Stage-1 and stage-2 training loops on a tiny synthetic dataset (real MP4 files)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +99,10 @@ def test_autoencoder_resume_continues_from_the_same_step(tmp_path):
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-6), key
     run = tmp_path / "b" / "run"
-    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (run / "losses.jsonl").read_text().splitlines()]
-    assert steps == sorted(steps) and steps.count(3) == 1
+    def steps(folder):
+        return [json.loads(line)["step"] for line in (folder / "losses.jsonl").read_text().splitlines()]
+
+    assert steps(run) == steps(tmp_path / "a" / "run")  # same rows as uninterrupted: none repeated or lost
     assert (run / "losses.png").stat().st_size > 0
     model = load_autoencoder(tmp_path / "b" / "model")
     assert float(model.latent_scale) == pytest.approx(resumed.latent_scale)
