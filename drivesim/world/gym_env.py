@@ -25,6 +25,7 @@ info: "boxes" (Boxes at the observation size), "ego" (EgoState), "events" (Event
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -86,8 +87,11 @@ class ProceduralWorldEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        if options is not None and not isinstance(options, Mapping):
+            raise ValueError(f"options must be a dict with keys {list(OPTION_KEYS)} or None, "
+                             f"got {type(options).__name__}")
         options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTION_KEYS))
+        unknown = sorted((k for k in options if k not in OPTION_KEYS), key=repr)
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}; allowed keys: {list(OPTION_KEYS)}")
         if options.get("initial_frames") is not None:

@@ -12,6 +12,7 @@ Boxes whose bottom lies at or above the horizon are placed at the far end of the
 
 from __future__ import annotations
 
+import reprlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,16 +24,30 @@ if TYPE_CHECKING:
     from drivesim.world.world import World
 
 
+MAX_BOXES = 64  # more vehicles than the densest traffic setting (60) keeps around the ego car
+
+
 def validate_boxes(boxes: np.ndarray | list) -> np.ndarray:
-    """(n, 4) float64 normalised x1, y1, x2, y2; ValueError naming the problem otherwise."""
+    """(n, 4) float64 normalised x1, y1, x2, y2, n <= MAX_BOXES; ValueError naming the problem otherwise.
+
+    Only real numbers are accepted (not strings, bools, complex or ints beyond float range).
+    """
+    expected = "a numeric (n, 4) array of normalised x1, y1, x2, y2"
     try:
-        arr = np.asarray(boxes, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"boxes={boxes!r} is not a numeric (n, 4) array of normalised x1, y1, x2, y2") from err
+        arr = np.asarray(boxes)
+        if arr.dtype == object:
+            arr = arr.astype(np.float64)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise ValueError(f"boxes={reprlib.repr(boxes)} is not {expected}") from err
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"boxes has dtype {arr.dtype} ({reprlib.repr(boxes)}); expected {expected}")
+    arr = arr.astype(np.float64)
     if arr.size == 0:
         return np.zeros((0, 4))
     if arr.ndim != 2 or arr.shape[1] != 4:
         raise ValueError(f"boxes has shape {arr.shape}; expected (n, 4) normalised x1, y1, x2, y2")
+    if arr.shape[0] > MAX_BOXES:
+        raise ValueError(f"boxes has {arr.shape[0]} boxes; at most {MAX_BOXES} are allowed")
     if not np.all(np.isfinite(arr)):
         raise ValueError("boxes contains NaN or inf; expected finite normalised x1, y1, x2, y2 in [0, 1]")
     if arr.min() < 0.0 or arr.max() > 1.0:

@@ -17,7 +17,7 @@ VEHICLE_CLASSES: tuple[str, ...] = ("car", "truck")
 
 def check_label(name: str, value: str, allowed: tuple[str, ...]) -> str:
     """Return `value` if it is one of `allowed`, else raise a ValueError naming both."""
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name}={value!r} is not allowed; expected one of {list(allowed)}")
     return value
 

@@ -21,6 +21,8 @@ centre beyond the road edge) slows the car down; the ego can drift at most 5 m p
 
 from __future__ import annotations
 
+import reprlib
+
 import numpy as np
 
 from drivesim.world.config import WorldConfig
@@ -40,8 +42,17 @@ HEADWAY = {"low": 1.2, "medium": 1.0, "high": 0.75}  # dense traffic drives clos
 
 
 def check_action(action: np.ndarray) -> np.ndarray:
-    """(2,) float32 [steer, accel] clipped to [-1, 1]; ValueError for a wrong shape or NaN/inf."""
-    arr = np.asarray(action, dtype=np.float64)
+    """(2,) float32 [steer, accel] clipped to [-1, 1]; ValueError for a wrong shape, NaN/inf or
+    a non-real value (strings, bools, complex, objects, ints beyond float range)."""
+    try:
+        arr = np.asarray(action)
+        if arr.dtype == object:
+            arr = arr.astype(np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"action={reprlib.repr(action)} is not allowed; expected numeric [steer, accel]") from None
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"action has dtype {arr.dtype} ({reprlib.repr(action)}); expected numeric [steer, accel]")
+    arr = arr.astype(np.float64)
     if arr.shape != (2,):
         raise ValueError(f"action has shape {arr.shape}; expected (2,) = [steer, accel] in [-1, 1]")
     if not np.all(np.isfinite(arr)):
