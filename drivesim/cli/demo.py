@@ -11,6 +11,7 @@ summary.json.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -123,8 +124,10 @@ def run_demo(cfg: DictConfig) -> dict:
     from drivesim.world.storyboard import storyboard
 
     config: DemoConfig = to_dataclass(cfg, DemoConfig)
-    if config.seconds <= 0 or config.fps <= 0:
-        raise ValueError(f"seconds={config.seconds} and fps={config.fps} must be positive")
+    if not math.isfinite(config.seconds) or config.seconds <= 0 or config.fps <= 0:
+        raise ValueError(f"seconds={config.seconds} and fps={config.fps} must be positive and finite")
+    if not config.out.strip():
+        raise ValueError(f"out={config.out!r} must name a folder (an empty value would write into the current one)")
     if config.source not in SOURCES:
         raise ValueError(f"source={config.source!r}; allowed: {list(SOURCES)}")
     out = Path(config.out)

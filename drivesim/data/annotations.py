@@ -10,6 +10,7 @@ frames concatenated, with per-frame offsets); on disk one compressed `.npz` per 
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,8 @@ class ClipBoxes:
     def __post_init__(self) -> None:
         _check_array("boxes_offsets", self.offsets, (None,), "i")
         num_frames = self.offsets.shape[0] - 1
-        if num_frames < 1 or self.offsets[0] != 0 or np.any(np.diff(self.offsets) < 0):
+        # compare neighbours rather than np.diff: a diff of unsigned offsets wraps instead of going negative
+        if num_frames < 1 or self.offsets[0] != 0 or np.any(self.offsets[1:] < self.offsets[:-1]):
             raise ValueError("field 'boxes_offsets' must start at 0, be non-decreasing and have num_frames + 1 entries")
         n = int(self.offsets[-1])
         _check_array("boxes_xyxy", self.xyxy, (n, 4), "f")
@@ -250,8 +252,11 @@ def load_annotations(path: str | Path, expected_num_frames: int | None = None) -
     try:
         with np.load(path, allow_pickle=False) as npz:
             data = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise ValueError(f"{path}: not a readable npz annotation file: {exc}") from exc
+    except MemoryError as exc:  # a corrupt .npy header declaring a huge shape
+        reason = f"an array header declares an impossible size ({exc})"
+        raise ValueError(f"{path}: not a readable npz annotation file: {reason}") from None
     try:
         ann = _parse(data)
     except ValueError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path, PurePosixPath
@@ -19,14 +20,21 @@ from drivesim.data.atomic import atomic_write_text
 from drivesim.data.labels import CROWDEDNESS_LABELS, SPLITS, TIME_OF_DAY_LABELS, check_choice
 
 MANIFEST_NAME = "manifest.jsonl"
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+MAX_ID_LENGTH = 200  # ids name files (`videos/<id>.mp4`); file names are limited to 255 bytes
+MAX_COUNT = 2**31 - 1  # height, width, num_frames
+MAX_SEED = 2**63 - 1
+_MAX_NAME_BYTES = 255  # one path component
+_MAX_PATH_BYTES = 4096
 
 
-def _check_int(field: str, value: object, minimum: int) -> int:
+def _check_int(field: str, value: object, minimum: int, maximum: int = MAX_COUNT) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"field {field!r}={value!r} must be an integer")
     if value < minimum:
         raise ValueError(f"field {field!r}={value} must be >= {minimum}")
+    if value > maximum:
+        raise ValueError(f"field {field!r}={value} must be <= {maximum}")
     return value
 
 
@@ -36,12 +44,32 @@ def _check_relpath(field: str, value: object) -> str:
     p = PurePosixPath(value)
     if p.is_absolute() or ".." in p.parts or "\\" in value:
         raise ValueError(f"field {field!r}={value!r} must be a POSIX path relative to the dataset folder")
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"field {field!r}={value!r} is not valid UTF-8 text") from None
+    if "\0" in value or len(encoded) > _MAX_PATH_BYTES or any(len(part.encode()) > _MAX_NAME_BYTES for part in p.parts):
+        raise ValueError(
+            f"field {field!r}={reprlib.repr(value)} is not a usable path (no NUL characters, at most {_MAX_NAME_BYTES} "
+            f"bytes per name and {_MAX_PATH_BYTES} in all)"
+        )
     return value
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"field {key!r} appears twice in one line")
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
 class ClipRecord:
-    """One manifest line. Paths are relative to the dataset folder (POSIX separators)."""
+    """One manifest line. Paths are relative to the dataset folder (POSIX separators, no NUL,
+    names of at most 255 bytes). Counts are at most MAX_COUNT, seeds at most MAX_SEED; ids are
+    at most MAX_ID_LENGTH characters (they name files)."""
 
     id: str
     video: str
@@ -57,15 +85,22 @@ class ClipRecord:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not _ID_PATTERN.match(self.id):
-            raise ValueError(f"field 'id'={self.id!r} must be a non-empty string of letters, digits, '_', '.', '-'")
+        if not isinstance(self.id, str) or not _ID_PATTERN.fullmatch(self.id) or len(self.id) > MAX_ID_LENGTH:
+            raise ValueError(
+                f"field 'id'={reprlib.repr(self.id)} must be a non-empty string of at most {MAX_ID_LENGTH} "
+                "letters, digits, '_', '.', '-' (starting with a letter or digit)"
+            )
         _check_relpath("video", self.video)
         if self.annotations is not None:
             _check_relpath("annotations", self.annotations)
         if isinstance(self.fps, bool) or not isinstance(self.fps, int | float):
             raise ValueError(f"field 'fps'={self.fps!r} must be a number")
-        if not math.isfinite(self.fps) or self.fps <= 0:
-            raise ValueError(f"field 'fps'={self.fps!r} must be a positive finite number")
+        try:
+            fps = float(self.fps)
+        except OverflowError:
+            fps = math.inf
+        if not math.isfinite(fps) or fps <= 0:
+            raise ValueError(f"field 'fps'={reprlib.repr(self.fps)} must be a positive finite number")
         object.__setattr__(self, "fps", float(self.fps))
         _check_int("height", self.height, 1)
         _check_int("width", self.width, 1)
@@ -76,7 +111,7 @@ class ClipRecord:
         if not isinstance(self.source, str) or not self.source:
             raise ValueError(f"field 'source'={self.source!r} must be a non-empty string")
         if self.seed is not None:
-            _check_int("seed", self.seed, 0)
+            _check_int("seed", self.seed, 0, MAX_SEED)
 
     @property
     def duration_s(self) -> float:
@@ -107,14 +142,21 @@ def read_manifest(path: str | Path) -> list[ClipRecord]:
         raise FileNotFoundError(f"manifest not found: {path}")
     records: list[ClipRecord] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, object_pairs_hook=_no_duplicate_keys)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+            except (ValueError, RecursionError) as exc:
+                reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+                raise ValueError(f"{path}:{lineno}: {reason}") from None
             try:
                 record = ClipRecord.from_json_obj(obj)
             except (ValueError, TypeError) as exc:

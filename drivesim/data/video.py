@@ -148,23 +148,26 @@ class VideoReader:
         if not self.path.is_file():
             raise FileNotFoundError(f"video file not found: {self.path}")
         try:
-            self._container = av.open(str(self.path))
+            # undecodable metadata (a corrupt header) must not hide a readable picture stream
+            self._container = av.open(str(self.path), metadata_errors="replace")
             if not self._container.streams.video:
                 raise CorruptVideoError(f"{self.path}: no video stream")
             self._stream = self._container.streams.video[0]
+            ctx = self._stream.codec_context
+            if ctx is None:
+                raise CorruptVideoError(f"{self.path}: no decoder for the video stream (codec unknown or corrupt)")
             self._stream.thread_type = "AUTO"
             rate = self._stream.average_rate or self._stream.guessed_rate
-            if not rate:
-                raise CorruptVideoError(f"{self.path}: the video stream has no frame rate")
+            if not rate or self._stream.time_base is None:
+                raise CorruptVideoError(f"{self.path}: the video stream has no frame rate or time base")
             self._rate = Fraction(rate)
-            ctx = self._stream.codec_context
             self.info = VideoInfo(
                 fps=float(self._rate),
                 height=int(ctx.height),
                 width=int(ctx.width),
                 num_frames=int(self._stream.frames or 0),
             )
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, UnicodeDecodeError) as exc:
             self.close()
             raise CorruptVideoError(f"{self.path}: cannot open video: {exc}") from exc
         except BaseException:
@@ -203,14 +206,23 @@ class VideoReader:
         except av.error.FFmpegError as exc:
             raise CorruptVideoError(f"{self.path}: decoding failed: {exc}") from exc
 
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        try:
+            return frame.to_ndarray(format="rgb24")  # (h, w, 3)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise CorruptVideoError(f"{self.path}: a decoded frame cannot be converted to RGB: {exc}") from exc
+
     def frames(self) -> Iterator[np.ndarray]:
         """Every frame in order, `h w c` uint8 RGB."""
         for _, frame in self._decode():
-            yield frame.to_ndarray(format="rgb24")
+            yield self._rgb(frame)
 
     def read_frames(self, indices: Sequence[int]) -> np.ndarray:
         """The frames at the given increasing indices as `t h w c` uint8 (only they are kept)."""
-        wanted = [int(i) for i in indices]
+        given = list(indices)
+        if any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in given):
+            raise ValueError(f"{self.path}: frame indices must be ints, got {given[:8]}")
+        wanted = [int(i) for i in given]
         if not wanted:
             raise ValueError("read_frames needs at least one index")
         if wanted[0] < 0 or any(b <= a for a, b in zip(wanted, wanted[1:])):
@@ -223,8 +235,9 @@ class VideoReader:
 
     def read_window(self, start: int, num_frames: int, stride: int = 1) -> np.ndarray:
         """Frames start, start + stride, ... (num_frames of them) as `t h w c` uint8."""
-        if num_frames < 1 or stride < 1:
-            raise ValueError(f"num_frames={num_frames} and stride={stride} must be >= 1")
+        for name, value, low in (("start", start, 0), ("num_frames", num_frames, 1), ("stride", stride, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{self.path}: read_window {name}={value!r} is not allowed; expected an int >= {low}")
         return self.read_frames(range(start, start + num_frames * stride, stride))
 
     def _seek(self, index: int) -> None:
@@ -252,7 +265,7 @@ class VideoReader:
                 continue
             if strict_first and pos == 0 and index > wanted[0]:
                 return None
-            array = frame.to_ndarray(format="rgb24")
+            array = self._rgb(frame)
             while pos < len(wanted) and wanted[pos] <= index:
                 out.append(array)
                 pos += 1

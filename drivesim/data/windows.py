@@ -9,6 +9,7 @@ says how many clips were passed over, so DataLoader workers' skips reach the cal
 
 from __future__ import annotations
 
+import operator
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -43,13 +44,14 @@ class WindowConfig:
     window_step: int | None = None  # distance between window starts; None: the window span
 
     def __post_init__(self) -> None:
-        for name in ("num_frames", "stride", "height", "width", "max_boxes"):
+        for name in ("num_frames", "stride", "height", "width", "max_boxes", "window_step"):
             value = getattr(self, name)
-            if value < 1:
-                raise ValueError(f"WindowConfig.{name}={value} must be >= 1")
-        if self.window_step is not None and self.window_step < 1:
-            raise ValueError(f"WindowConfig.window_step={self.window_step} must be >= 1 or None")
-        if self.split is not None and self.split not in SPLITS:
+            if name == "window_step" and value is None:
+                continue
+            allowed = "an int >= 1" + (" or None" if name == "window_step" else "")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"WindowConfig.{name}={value!r} is not allowed; expected {allowed}")
+        if self.split is not None and (not isinstance(self.split, str) or self.split not in SPLITS):
             raise ValueError(f"WindowConfig.split={self.split!r}; expected one of {list(SPLITS)} or None")
 
     @property
@@ -150,6 +152,14 @@ class SkipReport:
         return len(self.missing) + len(self.too_short) + len(self.failed)
 
 
+def _is_file(path: Path) -> bool:
+    """Path.is_file, False also where the OS refuses the path (name too long, no permission)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _select_boxes(xyxy: np.ndarray, max_boxes: int) -> np.ndarray:
     """Indices of at most max_boxes boxes, the largest by area, in their original order."""
     if xyxy.shape[0] <= max_boxes:
@@ -170,8 +180,8 @@ class WindowDataset(torch.utils.data.Dataset):
         clips: list[ClipRecord] = []
         counts: list[int] = []
         for record in in_split:
-            if not self.folder.video_path(record).is_file():
-                self._skip_warning(record, f"video file {self.folder.video_path(record)} is missing")
+            if not _is_file(self.folder.video_path(record)):
+                self._skip_warning(record, f"video file {self.folder.video_path(record)} is missing or unreachable")
                 self._report.missing.append(record.id)
             elif record.num_frames < config.span:
                 self._report.too_short.append(record.id)
@@ -209,6 +219,10 @@ class WindowDataset(torch.utils.data.Dataset):
         return self._annotations[c]
 
     def __getitem__(self, index: int) -> WindowSample:
+        try:
+            index = operator.index(index)
+        except TypeError:
+            raise TypeError(f"window index must be an int, got {type(index).__name__} {index!r}") from None
         if not 0 <= index < len(self):
             raise IndexError(f"window index {index} out of range [0, {len(self)})")
         c = int(np.searchsorted(self._first, index, side="right") - 1)

@@ -2,8 +2,9 @@
 
 Observation: uint8 (H, W, 3), the last frame of the control interval. Action:
 Box(-1, 1, (2,), float32) = [steer, accel] (accel < 0 brakes; out-of-range values are
-clipped, NaN/inf or a wrong shape raise ValueError), or with action_type="discrete"
-Discrete(5) meta-actions (LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER). One step is one
+clipped; NaN/inf, non-numbers or a wrong shape raise ValueError), or with action_type="discrete"
+Discrete(5) meta-actions (LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER; integer indices only, a
+float, bool or string raises ValueError). reset options: see `drivesim.env.options`. One step is one
 control interval (one keyframe); all frames of the interval are in info["frames"]
 (uint8 t h w c). Rewards follow highway-env (see `drivesim.env.rewards`); a predicted
 collision or off-road terminates; episodes truncate after `horizon_steps`.
@@ -97,7 +98,7 @@ class DriveWorldEnv(gym.Env):
         if self._state is None:
             raise ValueError("call reset() before step()")
         if self.action_type == "discrete":
-            cont = meta_to_continuous(np.asarray(action, dtype=np.int64) if np.isscalar(action) else action)
+            cont = meta_to_continuous(action)
         else:
             cont = check_action(action)
         out = self.engine.step(self._state, cont[None])

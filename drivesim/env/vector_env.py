@@ -6,6 +6,7 @@ Sub-env i is seeded with seed + i, so it behaves like DriveWorldEnv reset with s
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 import gymnasium as gym
@@ -20,6 +21,26 @@ from drivesim.env.options import CROWDEDNESS, TIME_OF_DAY, check_action, parse_o
 from drivesim.rollout.engine_api import Engine, EngineConfig, build_engine
 from drivesim.rollout.rewards import compute_rewards, reward_config
 from drivesim.rollout.types import RolloutState
+
+
+def check_seeds(seed: Any, num_envs: int) -> list[int | None]:
+    """reset(seed=...) of the vector env: an int s >= 0 (sub-env i gets s + i) or a list of
+    num_envs ints >= 0 or None (None: a fresh random seed, as in Gymnasium); ValueError otherwise."""
+
+    def ok(s: Any) -> bool:
+        return isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)) and s >= 0
+
+    if ok(seed):
+        return [int(seed) + i for i in range(num_envs)]
+    if not isinstance(seed, (list, tuple, np.ndarray)):
+        raise ValueError(f"seed={reprlib.repr(seed)} is not allowed; expected an int >= 0 or a list of num_envs ints")
+    seeds = list(seed)
+    if len(seeds) != num_envs:
+        raise ValueError(f"seed list has {len(seeds)} entries; expected num_envs={num_envs}")
+    bad = [s for s in seeds if s is not None and not ok(s)]
+    if bad:
+        raise ValueError(f"seed list entry {reprlib.repr(bad[0])} is not allowed; expected ints >= 0 or None")
+    return [None if s is None else int(s) for s in seeds]
 
 
 class DriveWorldVectorEnv(VectorEnv):
@@ -42,7 +63,11 @@ class DriveWorldVectorEnv(VectorEnv):
         self.engine = engine if engine is not None else build_engine(model, EngineConfig(**(engine_config or {})))
         self.action_type = action_type
         self.reward_config = reward_config(reward)
+        if horizon_steps < 1:
+            raise ValueError(f"horizon_steps={horizon_steps} must be >= 1")
         self.horizon_steps = horizon_steps
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode={render_mode!r}; allowed: None, 'rgb_array'")
         self.render_mode = render_mode
         h, w = self.engine.frame_size
         self.single_observation_space, self.single_action_space = make_spaces(h, w, action_type)
@@ -59,9 +84,7 @@ class DriveWorldVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
-            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"seed list has {len(seeds)} entries; expected num_envs={self.num_envs}")
+            seeds = check_seeds(seed, self.num_envs)
             self._rngs = [seeding.np_random(s)[0] for s in seeds]
         requests = self._requests(list(range(self.num_envs)), options)
         out = self.engine.start(requests)
@@ -78,7 +101,7 @@ class DriveWorldVectorEnv(VectorEnv):
         if self._state is None:
             raise ValueError("call reset() before step()")
         if self.action_type == "discrete":
-            cont = meta_to_continuous(np.asarray(actions), self.num_envs)
+            cont = meta_to_continuous(actions, self.num_envs)
         else:
             cont = check_action(actions, self.num_envs)
         n = self.num_envs

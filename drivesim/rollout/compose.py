@@ -96,6 +96,14 @@ def _class_index(value: Any, where: str) -> int:
     )
 
 
+def _finite_in_unit(value: float | int) -> bool:
+    try:
+        v = float(value)
+    except OverflowError:  # a Python int beyond float range
+        return False
+    return math.isfinite(v) and 0.0 <= v <= 1.0
+
+
 def parse_boxes(entries: Any, max_boxes: int, name: str = "boxes") -> BoxLayout:
     """Validate user boxes: a list of [x1, y1, x2, y2] (+ optional class) or {box: [...], class: ...}.
 
@@ -105,6 +113,9 @@ def parse_boxes(entries: Any, max_boxes: int, name: str = "boxes") -> BoxLayout:
     if isinstance(entries, np.ndarray):
         entries = entries.tolist()
     if isinstance(entries, Mapping) and "boxes" in entries:
+        extra = sorted((k for k in entries if k != "boxes"), key=repr)
+        if extra:
+            raise ValueError(f"{name} mapping has keys {extra} besides 'boxes'; only 'boxes' is allowed")
         entries = entries["boxes"]
     if not isinstance(entries, (list, tuple)):
         raise ValueError(
@@ -118,7 +129,7 @@ def parse_boxes(entries: Any, max_boxes: int, name: str = "boxes") -> BoxLayout:
         where = f"{name}[{i}]"
         cls: Any = 0
         if isinstance(entry, Mapping):
-            unknown = sorted(set(entry) - {"box", "class"})
+            unknown = sorted(set(entry) - {"box", "class"}, key=repr)
             if "box" not in entry or unknown:
                 raise ValueError(f"{where}={entry!r}: a mapping needs 'box' (and optional 'class'), got keys {unknown}")
             coords, cls = entry["box"], entry.get("class", 0)
@@ -130,8 +141,8 @@ def parse_boxes(entries: Any, max_boxes: int, name: str = "boxes") -> BoxLayout:
         if not isinstance(coords, (list, tuple)) or len(coords) != 4:
             raise ValueError(f"{where} box={coords!r} must be 4 numbers [x1, y1, x2, y2]")
         for k, value in enumerate(coords):
-            ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-            if not ok or not math.isfinite(float(value)) or not 0.0 <= float(value) <= 1.0:
+            ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_))
+            if not ok or not _finite_in_unit(value):
                 axis = ("x1", "y1", "x2", "y2")[k]
                 raise ValueError(f"{where} {axis}={value!r} is not allowed; expected a finite number in [0, 1]")
         x1, y1, x2, y2 = (float(v) for v in coords)
@@ -143,22 +154,29 @@ def parse_boxes(entries: Any, max_boxes: int, name: str = "boxes") -> BoxLayout:
 
 
 def load_box_file(path: str | Path, max_boxes: int) -> BoxLayout:
-    """Boxes from a JSON or YAML file (a list of boxes, or a mapping with a `boxes` list)."""
+    """Boxes from a JSON or YAML file (a list of boxes, or a mapping whose only key is `boxes`)."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"boxes file {path} does not exist")
-    text = path.read_text()
+    kind = path.suffix.lstrip(".") or "YAML"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"boxes file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"boxes file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+        raise ValueError(f"boxes file {path} is not valid {kind}: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # e.g. a huge integer literal, nesting beyond the parser's depth
+        reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise ValueError(f"boxes file {path} is not valid {kind}: {reason}") from None
     return parse_boxes([] if data is None else data, max_boxes, name=f"{path}")
 
 
 def _check_label(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
-    if value is not None and value not in allowed:
+    if value is not None and (not isinstance(value, str) or value not in allowed):
         raise ValueError(f"{name}={value!r} is not allowed; expected one of {list(allowed)} or None (unconditional)")
     return value
 
@@ -248,10 +266,11 @@ def compose_scene(
     """
     if not isinstance(models, ComposeModels):
         models = load_compose_models(models)
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed={seed!r} is not allowed; expected an int >= 0")
-    if not isinstance(steps, (int, np.integer)) or not 1 <= steps <= models.ldm.schedule.num_steps:
-        raise ValueError(f"steps={steps!r} is not allowed; expected an int in 1..{models.ldm.schedule.num_steps}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed={seed!r} is not allowed; expected an int in [0, 2**63)")
+    num_steps = models.ldm.schedule.num_steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= num_steps:
+        raise ValueError(f"steps={steps!r} is not allowed; expected an int in 1..{num_steps}")
     layout = boxes if isinstance(boxes, BoxLayout) or boxes is None else parse_boxes(boxes, models.ldm.max_boxes)
     if layout is not None and len(layout) > models.ldm.max_boxes:
         raise ValueError(f"boxes has {len(layout)} boxes; this model takes at most max_boxes={models.ldm.max_boxes}")
