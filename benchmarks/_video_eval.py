@@ -1,0 +1,397 @@
+"""Helpers of benchmarks/video_ldm_quality.py: real clips (world or dataset split), random probes, engine
+rollouts, per-window probe features of long streams, the interpolation comparison and the figures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from einops import rearrange
+from tqdm import tqdm
+
+from drivesim.diffusion.conditioning import Conditioning
+from drivesim.eval.checks import uint8_to_video
+from drivesim.eval.clip_probe import ClipProbe, ClipProbeConfig
+from drivesim.eval.features import clip_features, clip_windows, frame_features
+from drivesim.eval.frame_probe import FrameProbe, FrameProbeConfig
+from drivesim.eval.frechet import frechet_from_features
+from drivesim.eval.probe_data import EpisodeConfig, episode_conditions, render_episodes
+from drivesim.eval.probe_io import Probes, save_probes
+from drivesim.eval.temporal import psnr, ssim
+from drivesim.rollout.engine import LearnedEngine
+from drivesim.rollout.types import SceneRequest
+from drivesim.rollout.world_model import WorldModel
+from drivesim.sampling.video import VideoSamplingConfig, interpolate
+from drivesim.world import BehaviourPolicy, World, WorldConfig
+from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
+
+
+@dataclass(frozen=True)
+class RealClips:
+    """n real clips: frames (n, t, h, w, 3) uint8, actions (n, t, 2) [steer, accel] (actions[:, i] led to
+    frame i), labels per clip (None: not in the probes' vocabulary)."""
+
+    ids: list[str]
+    frames: np.ndarray
+    actions: np.ndarray
+    time_of_day: list[str | None]
+    crowdedness: list[str | None]
+
+    def take(self, index: list[int]) -> RealClips:
+        return RealClips(
+            [self.ids[i] for i in index],
+            self.frames[index],
+            self.actions[index],
+            [self.time_of_day[i] for i in index],
+            [self.crowdedness[i] for i in index],
+        )
+
+
+def render_real(seed_base: int, count: int, num_frames: int, height: int, width: int, fps: int) -> RealClips:
+    """Held-out world episodes seed_base + i (labels cycle over the 6 pairs), BehaviourPolicy + OU noise."""
+    eps = render_episodes(EpisodeConfig(height=height, width=width, fps=fps, num_frames=num_frames), seed_base, count)
+    return RealClips(
+        [f"w{int(s)}" for s in eps.seeds],
+        eps.frames,
+        eps.actions,
+        [TIME_OF_DAY[int(i)] for i in eps.time_of_day],
+        [CROWDEDNESS[int(i)] for i in eps.crowdedness],
+    )
+
+
+def load_split(root: str | Path, split: str, num_frames: int, height: int, width: int) -> RealClips:
+    """Clips of one split of a dataset folder with at least `num_frames` frames (first frames kept),
+    resized to (height, width); clips without actions get zeros."""
+    from drivesim.data.dataset import open_dataset
+
+    ds = open_dataset(root)
+    records = [r for r in ds.split(split) if r.num_frames >= num_frames]
+    if len(records) < 2:
+        raise ValueError(
+            f"--dataset {root}: split {split!r} has {len(records)} clips of >= {num_frames} frames; need >= 2"
+        )
+    ids, frames, actions, tods, crowds = [], [], [], [], []
+    for r in tqdm(records, desc=f"read {split}", leave=False):
+        with ds.open_video(r) as reader:
+            clip = [f for _, f in zip(range(num_frames), reader.frames())]
+        clip = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in clip]
+        ann = ds.load_annotations(r)
+        has = ann is not None and ann.actions is not None
+        ids.append(r.id)
+        frames.append(np.stack(clip))  # (t, h, w, 3)
+        actions.append(ann.actions[:num_frames].astype(np.float32) if has else np.zeros((num_frames, 2), np.float32))
+        tods.append(r.time_of_day if r.time_of_day in TIME_OF_DAY else None)
+        crowds.append(r.crowdedness if r.crowdedness in CROWDEDNESS else None)
+    return RealClips(ids, np.stack(frames), np.stack(actions), tods, crowds)
+
+
+def random_probes(folder: Path, calibration: np.ndarray, height: int, width: int) -> Path:
+    """Tiny untrained probes (as tests/eval/conftest.py) whose batch-norm statistics are calibrated on
+    `calibration` clips (n, t, h, w, 3), saved as a probes folder."""
+    torch.manual_seed(0)
+    frame = FrameProbe(FrameProbeConfig(height=height, width=width, widths=[8, 8, 16, 16], head_width=8))
+    clip = ClipProbe(ClipProbeConfig(height=height, width=width, num_frames=4, frame_stride=3, widths=[8, 8, 16, 16]))
+    video = uint8_to_video(calibration)  # (n, t, c, h, w)
+    for module in (frame, clip):
+        for m in module.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.momentum = None  # cumulative average over the calibration pass
+        module.train()
+    with torch.no_grad():
+        frame(rearrange(video, "b t c h w -> (b t) c h w"))
+        clip(clip_windows(video, 4, 3, 4))
+    return save_probes(folder, Probes(frame=frame, clip=clip).eval())
+
+
+def probe_stride(probes: Probes, fps: float) -> int:
+    """Source frames between clip-probe frames at `fps` (the probe's own spacing, at least 1)."""
+    cfg = probes.clip.config
+    return max(1, int(round(cfg.frame_stride * fps / cfg.fps)))
+
+
+def interval_means(actions: np.ndarray, start: int, stride: int, steps: int) -> np.ndarray:
+    """Mean of actions (b, t, 2) over each keyframe interval (start + k stride, start + (k+1) stride]."""
+    means = [actions[:, start + k * stride + 1 : start + (k + 1) * stride + 1].mean(1) for k in range(steps)]
+    return np.stack(means, axis=1)  # (b, steps, 2)
+
+
+def held_actions(step_actions: np.ndarray, first: np.ndarray, frames_per_step: int) -> np.ndarray:
+    """Per-frame commanded actions (b, 1 + steps * f, 2): `first` (b, 2) for the start frame, then
+    each step's action held over its frames."""
+    held = np.repeat(step_actions, frames_per_step, axis=1)  # (b, steps * f, 2)
+    return np.concatenate([first[:, None], held], axis=1).astype(np.float32)
+
+
+def _label(allowed: tuple[str, ...], value: str | None) -> int:
+    return -1 if value is None else allowed.index(value)
+
+
+def rollout(
+    engine: LearnedEngine,
+    starts: np.ndarray,
+    tods: list[str | None],
+    crowds: list[str | None],
+    actions: np.ndarray,
+    seed: int,
+    desc: str,
+) -> Iterator[np.ndarray]:
+    """Frames (b, n, h, w, 3) of b rollouts from one real frame each (starts (b, h, w, 3)): the start
+    output, then one chunk per step of actions (b, steps, 2)."""
+    requests = [
+        SceneRequest(_label(TIME_OF_DAY, t), _label(CROWDEDNESS, c), seed + i, initial_frames=starts[i][None])
+        for i, (t, c) in enumerate(zip(tods, crowds))
+    ]
+    out = engine.start(requests)
+    yield out.frames
+    state = out.state
+    for k in tqdm(range(actions.shape[1]), desc=desc, leave=False):
+        out = engine.step(state, np.ascontiguousarray(actions[:, k], np.float32))
+        state = out.state
+        yield out.frames
+
+
+def generate(
+    engine: LearnedEngine,
+    real: RealClips,
+    actions: np.ndarray,
+    seed: int,
+    batch: int,
+    desc: str,
+    starts: np.ndarray | None = None,
+) -> np.ndarray:
+    """Clips (n, 1 + steps * f, h, w, 3) from real.frames[:, 0] (or `starts`) with real's labels."""
+    starts = real.frames[:, 0] if starts is None else starts
+    out = []
+    for lo in range(0, len(starts), batch):
+        hi = min(lo + batch, len(starts))
+        chunks = rollout(engine, starts[lo:hi], real.time_of_day[lo:hi], real.crowdedness[lo:hi],
+                         actions[lo:hi], seed + lo, f"{desc} {lo}-{hi}")
+        out.append(np.concatenate(list(chunks), axis=1))
+    return np.concatenate(out)
+
+
+@dataclass(frozen=True)
+class WindowFeature:
+    frame: np.ndarray  # (n_frames, d) FID-probe features
+    clip: np.ndarray  # (n_windows, d) FVD-probe features
+    thumb: np.ndarray  # (h, w, 3) first frame of the window
+
+
+@dataclass
+class WindowStream:
+    """Cuts one frame stream into windows of `window_frames` frames and keeps only their probe features."""
+
+    probes: Probes
+    window_frames: int
+    clip_stride: int
+    hop: int
+    frame_step: int
+    device: str
+    windows: list[WindowFeature] = field(default_factory=list)
+    buffer: list[np.ndarray] = field(default_factory=list)
+
+    def push(self, frames: np.ndarray) -> None:
+        """frames: (n, h, w, 3) uint8."""
+        self.buffer.extend(frames)
+        while len(self.buffer) >= self.window_frames:
+            chunk, self.buffer = np.stack(self.buffer[: self.window_frames]), self.buffer[self.window_frames :]
+            video = uint8_to_video(chunk).to(self.device)  # (1, t, c, h, w)
+            self.windows.append(
+                WindowFeature(
+                    frame_features(self.probes.frame, video[:, :: self.frame_step]),
+                    clip_features(self.probes.clip, video, self.hop, self.clip_stride),
+                    chunk[0],
+                )
+            )
+
+
+def render_stream(
+    seed: int, index: int, num_frames: int, keep: int, skip: int, size: tuple[int, int], sink: WindowStream
+) -> tuple[np.ndarray, np.ndarray]:
+    """A real world episode (labels of pair `index`, BehaviourPolicy, 30 warm-up frames, 30 fps): frames
+    i >= skip with i % keep == 0 go to `sink`; returns frame 0 (h, w, 3) and all actions (num_frames, 2)."""
+    tod, crowd = episode_conditions(index)
+    world = World(WorldConfig(height=size[0], width=size[1], fps=30))
+    frame = world.reset(seed=seed, time_of_day=tod, crowdedness=crowd)
+    policy = BehaviourPolicy(seed=seed)
+    for _ in range(30):
+        frame = world.step(policy.act(world))
+    first, actions = frame.image, [np.zeros(2, np.float32)]
+    for i in tqdm(range(1, num_frames), desc=f"world {seed}", leave=False):
+        frame = world.step(policy.act(world))
+        actions.append(np.asarray(frame.action, np.float32))
+        if i >= skip and i % keep == 0:
+            sink.push(frame.image[None])
+    return first, np.stack(actions)
+
+
+def window_frechet(windows: list[list[WindowFeature]], reference: np.ndarray, kind: str) -> list[float | None]:
+    """Per window index: Fréchet distance of the pooled features of all streams vs `reference`."""
+    out: list[float | None] = []
+    for w in range(min(len(s) for s in windows)):
+        feats = np.concatenate([getattr(s[w], kind) for s in windows])
+        out.append(frechet_from_features(feats, reference) if len(feats) >= 2 else None)
+    return out
+
+
+# -- interpolation -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InterpScores:
+    """Mean PSNR (dB) / SSIM over the in-between frames."""
+
+    model: float
+    latent_lerp: float
+    pixel_lerp: float
+    reconstruction: float  # decoded true latents: the ceiling of every latent method
+
+
+@dataclass(frozen=True)
+class InterpLevel:
+    name: str
+    key_stride: int  # source frames between the given keyframes
+    out_stride: int  # source frames between output frames
+    frame_rate_flags: list[int]
+    num_keyframes: int
+    num_clips: int
+    psnr: InterpScores
+    ssim: InterpScores
+
+
+def interpolation_levels(world: WorldModel) -> list[tuple[int, int]]:
+    """(input stride, frame-rate flag) per level, as the engine chains them (`LearnedEngine.fill`)."""
+    finest = int(world.interpolation.window.frame_stride)
+    stride, out = int(world.video.window.frame_stride), []
+    while stride > finest and stride % 4 == 0 and len(out) < 2:
+        out.append((stride, 0 if stride == 16 * finest else 1))
+        stride //= 4
+    return out
+
+
+def _lerp(keys: torch.Tensor, factor: int) -> torch.Tensor:
+    """(b, k, ...) -> (b, factor (k - 1) + 1, ...) linear blend between neighbouring keys."""
+    w = torch.arange(factor, dtype=keys.dtype) / factor
+    w = w.reshape(1, 1, factor, *([1] * (keys.ndim - 2)))
+    mid = keys[:, :-1, None] * (1 - w) + keys[:, 1:, None] * w  # (b, k-1, factor, ...)
+    return torch.cat([rearrange(mid, "b k f ... -> b (k f) ..."), keys[:, -1:]], dim=1)  # b factor(k-1)+1 ...
+
+
+@torch.no_grad()
+def _interp_scores(
+    world: WorldModel, real: RealClips, plan: list[tuple[int, int]], keys: int, steps: int, gen: torch.Generator
+) -> dict[str, dict[str, float]]:
+    """metric -> method -> mean over the in-between frames of these clips (labels given, actions not)."""
+    stride, factor = plan[0][0], 4 ** len(plan)
+    positions = np.arange(0, (keys - 1) * stride + 1, stride // factor)
+    truth = uint8_to_video(real.frames[:, positions])  # (b, t, c, h, w)
+    ae, interp = world.autoencoder, world.interpolation
+    device = next(ae.parameters()).device
+    z = ae.encode_video(truth.to(device))  # (b, t, C, h', w') scaled
+    key_z = z[:, ::factor]  # (b, keys, C, h', w')
+    b = len(real.ids)
+    cond = Conditioning.from_labels(real.time_of_day, real.crowdedness, [None] * b, [None] * b, device=device)
+    frames = key_z
+    for _, flag in plan:
+        frames = interpolate(interp.model, interp.schedule, interp.target, frames, gen, frame_rate=flag,
+                             keys_per_window=max(2, interp.window.keys_per_window), image_cond=cond,
+                             config=VideoSamplingConfig(steps=steps)).latents  # (b, 4 (k - 1) + 1, C, h', w')
+
+    def decode(latents: torch.Tensor) -> torch.Tensor:
+        td = world.temporal_decoder
+        out = td.decode_video(latents) if td is not None else ae.decode_video(latents)
+        return out.float().clamp(-1, 1).cpu()
+
+    between = [i for i in range(len(positions)) if i % factor]
+    preds = {
+        "model": decode(frames),
+        "latent_lerp": decode(_lerp(key_z, factor)),
+        "pixel_lerp": _lerp(truth[:, ::factor], factor),
+        "reconstruction": decode(z),
+    }
+    return {
+        metric: {k: fn(v[:, between], truth[:, between]) for k, v in preds.items()}
+        for metric, fn in (("psnr", psnr), ("ssim", ssim))
+    }
+
+
+def evaluate_interpolation(
+    world: WorldModel,
+    real: RealClips,
+    plan: list[tuple[int, int]],
+    name: str,
+    keys: int,
+    steps: int,
+    seed: int,
+    batch: int,
+) -> InterpLevel:
+    """Keyframes every plan[0][0] source frames of the real clips are encoded; the interpolation model
+    fills them level by level (flags of `plan`), `batch` clips at a time; in-between frames are
+    compared with the real ones (every clip has as many, so chunk means average exactly)."""
+    stride = plan[0][0]
+    keys = min(keys, (real.frames.shape[1] - 1) // stride + 1)
+    if keys < 2:
+        raise ValueError(f"interpolation needs clips of >= {stride + 1} frames, got {real.frames.shape[1]}")
+    gen = torch.Generator().manual_seed(seed)
+    n = len(real.ids)
+    parts = []
+    for lo in tqdm(range(0, n, batch), desc=name, leave=False):
+        idx = list(range(lo, min(lo + batch, n)))
+        parts.append((len(idx), _interp_scores(world, real.take(idx), plan, keys, steps, gen)))
+    mean = {
+        metric: InterpScores(**{k: sum(c * p[metric][k] for c, p in parts) / n for k in parts[0][1][metric]})
+        for metric in ("psnr", "ssim")
+    }
+    return InterpLevel(name, stride, stride // 4 ** len(plan), [f for _, f in plan], keys, n, **mean)
+
+
+# -- figures -------------------------------------------------------------------------------------------
+def storyboard(rows: dict[str, np.ndarray], path: Path, columns: int, titles: list[str] | None = None) -> Path:
+    """One row per entry (frames (t, h, w, 3)), `columns` evenly spaced frames each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.9 * columns, 1.25 * len(rows)), squeeze=False)
+    for r, (label, frames) in enumerate(rows.items()):
+        idx = np.linspace(0, len(frames) - 1, columns).round().astype(int)
+        for c, k in enumerate(idx):
+            ax = axes[r, c]
+            ax.imshow(frames[k])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(titles[c] if titles else f"frame {k}", fontsize=7)
+        axes[r, 0].set_ylabel(label, fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_windows(series: dict[str, dict[str, list[float | None]]], window_s: float, path: Path) -> Path:
+    """One panel per metric (e.g. FVD-probe, FID-probe), one line per setting, vs rollout time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(series), 1, figsize=(7, 2.6 * len(series)), squeeze=False, sharex=True)
+    for ax, (metric, lines) in zip(axes[:, 0], series.items()):
+        for label, values in lines.items():
+            pts = [((i + 0.5) * window_s, v) for i, v in enumerate(values) if v is not None]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", lw=1, label=label)
+        ax.set_ylabel(metric, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[-1, 0].set_xlabel("rollout time (s, window centre)")
+    fig.suptitle(f"long rollout: probe Fréchet distance per {window_s:g}-s window vs real reference")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+

@@ -1,0 +1,391 @@
+"""Video LDM quality with the evaluation probes: clips, action adherence, long-rollout drift, interpolation.
+
+    python benchmarks/video_ldm_quality.py --model runs/models/default \
+        --probes runs/models/probes_run4_2500steps --out benchmarks/results/video_ldm [--dataset DIR]
+    python benchmarks/video_ldm_quality.py --random --quick --threads 1 --out /tmp/vq   # plumbing check
+
+Writes `<out>/quality.json` (also printed) and PNGs. Everything is seeded. Real clips are held-out world
+episodes (sets A: seeds 2_000_000 + i, B: 3_000_000 + i, labels cycling over the 6 pairs), or with
+--dataset the test split of a dataset folder (even clips A, odd clips B; --clips is then ignored).
+1. clips: from the first frame of each B clip, with B's labels and B's actions (averaged per keyframe
+   interval), the engine (all stages) generates a clip; FVD-/FID-probe against A next to the floor real B
+   vs A (same sample counts), label adherence of the whole generated clips (`drivesim.eval.suite`);
+2. actions: commanded steer (sinusoids) / accel (piecewise constant) patterns; the clip probe recovers
+   them from the generated video; Pearson r per dim (target >= 0.8) next to the probe on real A;
+   `steer_storyboard.png`: one real context (column 0), "steer left" vs "steer right";
+3. long rollout: `--minutes` of keyframes (interpolation with --long-interpolate) from one real frame
+   per rollout (world seeds 6_000_000 + i, their behaviour-policy actions commanded), with context
+   guidance on (engine default s) and off (s = 1: f' = f(z; c_S), the conditional model, no extra pass);
+   FVD-/FID-probe per window vs a pooled real reference (seeds 5_000_000 + i), drift ratio = window /
+   first window (target: <= 1.5 with guidance), the real stream's own per-window values as a floor;
+   `long_rollout.png`, `long_rollout_storyboard.png`. On keyframes the clip probe sees frames a keyframe
+   stride apart (its trained spacing is reported next to it): compare values only within this section;
+4. interpolation: real clips encoded, keyframes kept, the interpolation model fills (each level alone, and
+   the whole chain); PSNR / SSIM of the in-between frames vs the real ones, next to linear blending of
+   the keyframe latents (decoded), of the keyframe pixels, and the autoencoder's reconstruction ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from drivesim.eval.adherence import (
+    ActionAdherence,
+    ConditionAdherence,
+    action_adherence,
+    recover_actions,
+    window_action_targets,
+)
+from drivesim.eval.checks import uint8_to_video
+from drivesim.eval.probe_data import HELDOUT_SEED_BASE, REFERENCE_SEED_BASE, episode_conditions
+from drivesim.eval.probe_io import Probes, load_probes
+from drivesim.eval.report import plot_storyboard, to_plain, write_json
+from drivesim.eval.results import EvalOptions, EvalReport
+from drivesim.eval.suite import evaluate, prepare_real
+from drivesim.eval.video_sets import EvalClip, VideoSet
+from drivesim.rollout.engine import LearnedEngine
+from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.random_model import RandomModelSpec, build_random_model
+from drivesim.rollout.world_model import WorldModel, load
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _video_eval import (  # noqa: E402
+    InterpLevel,
+    RealClips,
+    WindowStream,
+    evaluate_interpolation,
+    generate,
+    held_actions,
+    interpolation_levels,
+    interval_means,
+    load_split,
+    plot_windows,
+    probe_stride,
+    random_probes,
+    render_real,
+    render_stream,
+    rollout,
+    storyboard,
+    window_frechet,
+)
+
+LONG_REFERENCE_SEED = 5_000_000
+LONG_START_SEED = 6_000_000
+ACTION_TARGET = 0.8
+DRIFT_TARGET = 1.5
+
+
+@dataclass
+class Sizes:
+    clips: int = 16  # real clips per set (A reference, B contexts); generated clips = B clips
+    clip_steps: int = 6  # control steps (keyframes) per generated clip
+    action_rollouts: int = 8
+    action_steps: int = 12
+    minutes: float = 5.0  # long rollout length
+    window_seconds: float = 30.0
+    long_rollouts: int = 4
+    long_reference: int = 4  # real reference episodes of the long rollout
+    interp_clips: int = 8
+    interp_keys: int = 5  # keyframes per interpolated clip (at the coarsest stride)
+    keyframe_steps: int = 10  # DDIM steps per keyframe
+    interpolation_steps: int = 8
+    batch: int = 8  # rollouts per engine batch
+    clip_hop: int = 4  # frames between clip-probe windows (source-rate video)
+    long_hop: int = 1  # keyframes between clip-probe windows in the long rollout
+
+
+QUICK = Sizes(clips=4, clip_steps=8, action_rollouts=4, action_steps=10, minutes=0.2, window_seconds=4.0,
+              long_rollouts=2, long_reference=2, interp_clips=4, interp_keys=3, keyframe_steps=2,
+              interpolation_steps=2)
+
+
+@dataclass(frozen=True)
+class ClipQuality:
+    fvd_probe: float | None
+    fvd_probe_real_vs_real: float | None  # real B vs real A: the floor
+    fid_probe: float | None
+    fid_probe_real_vs_real: float | None
+    condition: ConditionAdherence | None  # probe labels of whole generated clips vs requested
+    condition_real: ConditionAdherence | None  # the probe on real B
+    replayed_action: ActionAdherence | None  # B's actions commanded, recovered by the clip probe
+    flicker: float
+    flicker_real: float
+    num_clips: int
+    frames_per_clip: int
+    fps: float
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class ActionQuality:
+    generated: ActionAdherence
+    real_probe: ActionAdherence | None  # the clip probe on real A with its true actions
+    target_pearson: float
+    passes: bool
+    num_rollouts: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class LongSetting:
+    context_guidance: float | None  # None: the real episodes
+    fvd_probe: list[float | None]
+    fid_probe: list[float | None]
+    fvd_drift_ratio: list[float | None]
+    fid_drift_ratio: list[float | None]
+    max_fvd_drift_ratio: float | None
+    passes: bool  # no window worse than DRIFT_TARGET x the first (FVD-probe)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LongQuality:
+    window_seconds: float
+    num_windows: int
+    rollouts: int
+    interpolate: bool
+    output_fps: float
+    probe_frame_gap_s: float  # time between clip-probe frames here
+    probe_trained_gap_s: float
+    guided: LongSetting
+    unguided: LongSetting
+    real: LongSetting  # real episodes (same seeds as the starts) vs the reference: the floor
+    target_max_drift: float
+
+
+def ratios(values: list[float | None]) -> list[float | None]:
+    first = values[0] if values else None
+    return [None if v is None or not first else v / first for v in values]
+
+
+def setting(s: float | None, fvd: list[float | None], fid: list[float | None], seconds: float) -> LongSetting:
+    r = ratios(fvd)
+    known = [x for x in r if x is not None]
+    worst = max(known) if known else None
+    return LongSetting(s, fvd, fid, r, ratios(fid), worst, worst is not None and worst <= DRIFT_TARGET, seconds)
+
+
+def to_set(real: RealClips, frames: np.ndarray, actions: np.ndarray, fps: float, source: str) -> VideoSet:
+    clips = [
+        EvalClip(real.ids[i], frames[i], fps, real.time_of_day[i], real.crowdedness[i], actions=actions[i])
+        for i in range(len(real.ids))
+    ]
+    return VideoSet(tuple(clips), source)
+
+
+def real_window(engine: LearnedEngine, real: RealClips, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real frames / actions aligned with a generated clip: from the first predicted keyframe, output rate."""
+    stride = engine.keyframe_stride
+    keep = stride // engine.frames_per_step
+    idx = np.arange(stride, stride + steps * stride + 1, keep)
+    return real.frames[:, idx], real.actions[:, idx]
+
+
+def measure_clips(
+    engine: LearnedEngine, probes: Probes, a: RealClips, b: RealClips, z: Sizes, o: EvalOptions, seed: int, out: Path
+) -> ClipQuality:
+    stride, f = engine.keyframe_stride, engine.frames_per_step
+    commanded = interval_means(b.actions, stride, stride, z.clip_steps)  # (n, steps, 2)
+    frames = generate(engine, b, commanded, seed, z.batch, "clips")
+    held = held_actions(commanded, b.actions[:, 1 : stride + 1].mean(1), f)
+    gen = to_set(b, frames, held, engine.output_fps, "generated")
+    set_a = to_set(a, *real_window(engine, a, z.clip_steps), engine.output_fps, "real A")
+    set_b = to_set(b, *real_window(engine, b, z.clip_steps), engine.output_fps, "real B")
+    prepared = prepare_real(set_a, probes, o)
+    floor: EvalReport = evaluate(prepared, set_b, probes, o)
+    rep: EvalReport = evaluate(prepared, gen, probes, o)
+    plot_storyboard(set_b, gen, out / "clips_storyboard.png", num_clips=3, num_frames=8)
+    return ClipQuality(
+        rep.frechet.fvd_probe, floor.frechet.fvd_probe, rep.frechet.fid_probe, floor.frechet.fid_probe,
+        rep.condition, floor.condition, rep.action, rep.temporal.flicker, floor.temporal.flicker,
+        len(gen.clips), frames.shape[1], engine.output_fps, rep.notes,
+    )  # fmt: skip
+
+
+def action_patterns(n: int, steps: int, seed: int) -> np.ndarray:
+    """(n, steps, 2): steer 0.8 sin(2 pi k / P + phi), P ~ U(6, 14) steps; accel held 3 steps, U(-0.8, 0.8)."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(steps)
+    period, phase = rng.uniform(6, 14, (n, 1)), rng.uniform(0, 2 * np.pi, (n, 1))
+    steer = 0.8 * np.sin(2 * np.pi * k / period + phase)
+    accel = np.repeat(rng.uniform(-0.8, 0.8, (n, math.ceil(steps / 3))), 3, axis=1)[:, :steps]
+    return np.stack([steer, accel], axis=-1).astype(np.float32)
+
+
+def clip_adherence(probes: Probes, frames: np.ndarray, actions: np.ndarray, fps: float, hop: int) -> ActionAdherence:
+    stride = probe_stride(probes, fps)
+    recovered = recover_actions(probes.clip, uint8_to_video(frames), hop, stride)
+    return action_adherence(window_action_targets(actions, probes.clip.config.num_frames, stride, hop), recovered)
+
+
+def measure_actions(
+    engine: LearnedEngine, probes: Probes, a: RealClips, b: RealClips, z: Sizes, seed: int, out: Path
+) -> ActionQuality:
+    starts = b.take([i % len(b.ids) for i in range(z.action_rollouts)])
+    starts = replace(starts, ids=[f"{s}_{i}" for i, s in enumerate(starts.ids)])
+    commanded = action_patterns(z.action_rollouts, z.action_steps, seed)
+    frames = generate(engine, starts, commanded, seed, z.batch, "actions")
+    held = held_actions(commanded, commanded[:, 0], engine.frames_per_step)
+    gen = clip_adherence(probes, frames, held, engine.output_fps, z.clip_hop)
+    real = clip_adherence(probes, a.frames, a.actions, engine.world.fps, z.clip_hop) if np.any(a.actions) else None
+    one = b.take([0])
+    rows = {}
+    for name, steer in (("steer left (-0.8)", -0.8), ("steer right (+0.8)", 0.8)):
+        acts = np.tile(np.array([steer, 0.0], np.float32), (1, z.action_steps, 1))
+        rows[name] = np.concatenate([one.frames[:, 0], generate(engine, one, acts, seed, 1, name)[0]])
+    storyboard(rows, out / "steer_storyboard.png", columns=8)
+    ok = all(p is not None and p >= ACTION_TARGET for p in (gen.steer.pearson, gen.accel.pearson))
+    return ActionQuality(gen, real, ACTION_TARGET, ok, z.action_rollouts, z.action_steps)
+
+
+def measure_long(
+    world: WorldModel, base: EngineConfig, probes: Probes, z: Sizes, device: str, seed: int, out: Path
+) -> LongQuality:
+    engine = world.engine(base)
+    stride, f, fps = engine.keyframe_stride, engine.frames_per_step, engine.output_fps
+    window = max(2, int(round(z.window_seconds * fps)))
+    n_windows = int(z.minutes * 60 // z.window_seconds)
+    if n_windows < 1:
+        raise ValueError(f"--minutes={z.minutes} is shorter than one --window-seconds={z.window_seconds} window")
+    steps = math.ceil((n_windows * window - 1) / f)
+    num_source = stride + steps * stride + 1
+    gap = probe_stride(probes, fps)
+
+    def stream() -> WindowStream:
+        return WindowStream(probes, window, gap, z.long_hop, max(1, f // 4), device)
+
+    ref = [stream() for _ in range(z.long_reference)]
+    for i, s in enumerate(ref):
+        render_stream(LONG_REFERENCE_SEED + i, i, num_source, stride // f, stride, engine.frame_size, s)
+    ref_clip = np.concatenate([w.clip for s in ref for w in s.windows])
+    ref_frame = np.concatenate([w.frame for s in ref for w in s.windows])
+    real = [stream() for _ in range(z.long_rollouts)]
+    starts, actions = [], []
+    for i, s in enumerate(real):
+        first, acts = render_stream(LONG_START_SEED + i, i, num_source, stride // f, stride, engine.frame_size, s)
+        starts.append(first)
+        actions.append(acts)
+    commanded = interval_means(np.stack(actions), stride, stride, steps)  # (r, steps, 2)
+    tods, crowds = zip(*[episode_conditions(i) for i in range(z.long_rollouts)])
+    results, thumbs = {}, {"real": np.stack([w.thumb for w in real[0].windows])}
+    for name, s in (("guided", base.context_guidance), ("unguided", 1.0)):
+        start = time.perf_counter()
+        eng = world.engine(replace(base, context_guidance=s))
+        gen = [stream() for _ in range(z.long_rollouts)]
+        for chunk in rollout(eng, np.stack(starts), list(tods), list(crowds), commanded, seed, f"long {name}"):
+            for i, g in enumerate(gen):
+                g.push(chunk[i])
+        windows = [g.windows for g in gen]
+        seconds = time.perf_counter() - start
+        results[name] = setting(s, window_frechet(windows, ref_clip, "clip"),
+                                window_frechet(windows, ref_frame, "frame"), seconds)
+        thumbs[f"{name} s={s:g}"] = np.stack([w.thumb for w in gen[0].windows])
+    real_windows = [s.windows for s in real]
+    floor = setting(None, window_frechet(real_windows, ref_clip, "clip"),
+                    window_frechet(real_windows, ref_frame, "frame"), 0.0)
+    series = {
+        metric: {f"{k} (s={v.context_guidance:g})": getattr(v, key) for k, v in results.items()}
+        | {"real (floor)": getattr(floor, key)}
+        for metric, key in (("FVD-probe", "fvd_probe"), ("FID-probe", "fid_probe"))
+    }
+    plot_windows(series, z.window_seconds, out / "long_rollout.png")
+    titles = [f"{i * z.window_seconds:g} s" for i in range(n_windows)]
+    storyboard(thumbs, out / "long_rollout_storyboard.png", columns=n_windows, titles=titles)
+    cfg = probes.clip.config
+    return LongQuality(z.window_seconds, n_windows, z.long_rollouts, base.interpolate, fps, gap / fps,
+                       cfg.frame_stride / cfg.fps, results["guided"], results["unguided"], floor, DRIFT_TARGET)
+
+
+def measure_interpolation(world: WorldModel, real: RealClips, z: Sizes, seed: int) -> list[InterpLevel]:
+    if world.interpolation is None:
+        return []
+    plan = interpolation_levels(world)
+    runs = [([p], f"x4 alone: keyframes {p[0]} -> {p[0] // 4} frames apart") for p in plan]
+    if len(plan) > 1:
+        runs.append((plan, f"x{4 ** len(plan)} chain: keyframes {plan[0][0]} -> {plan[0][0] // 4 ** len(plan)}"))
+    clips = real.take(list(range(min(z.interp_clips, len(real.ids)))))
+    return [evaluate_interpolation(world, clips, p, name, z.interp_keys, z.interpolation_steps, seed, z.batch)
+            for p, name in runs]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="runs/models/default", help="world model folder (all stages)")
+    parser.add_argument("--probes", default="runs/models/probes", help="folder with frame_probe / clip_probe")
+    parser.add_argument("--dataset", default=None, help="dataset folder: real clips from its test split")
+    parser.add_argument("--out", default="benchmarks/results/video_ldm")
+    parser.add_argument("--random", action="store_true", help="random model + random probes in a temp folder")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (plumbing check)")
+    parser.add_argument("--context-guidance", type=float, default=None, help="s with guidance on (engine default)")
+    parser.add_argument("--long-interpolate", action="store_true", help="long rollout with interpolation")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["clips", "actions", "long", "interpolation"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    for fld in dataclasses.fields(Sizes):
+        parser.add_argument(f"--{fld.name.replace('_', '-')}", type=type(fld.default), default=None)
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    sizes = replace(QUICK if args.quick else Sizes(), **{
+        f.name: getattr(args, f.name) for f in dataclasses.fields(Sizes) if getattr(args, f.name) is not None
+    })  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="video_ldm_quality_")) if args.random else None
+    model = build_random_model(tmp / "model", RandomModelSpec()) if tmp else Path(args.model)
+    world = load(model)
+    defaults = EngineConfig()
+    base = EngineConfig(device=args.device, keyframe_steps=sizes.keyframe_steps,
+                        interpolation_steps=sizes.interpolation_steps,
+                        context_guidance=defaults.context_guidance if args.context_guidance is None
+                        else args.context_guidance)
+    engine = world.engine(base)
+    h, w = engine.frame_size
+    stride = engine.keyframe_stride
+    length = stride * (max(sizes.clip_steps, sizes.interp_keys - 1) + 1) + 1
+    if args.dataset:
+        test = load_split(args.dataset, "test", length, h, w)
+        real_a, real_b = test.take(list(range(0, len(test.ids), 2))), test.take(list(range(1, len(test.ids), 2)))
+    else:
+        real_a = render_real(HELDOUT_SEED_BASE, sizes.clips, length, h, w, int(round(world.fps)))
+        real_b = render_real(REFERENCE_SEED_BASE, sizes.clips, length, h, w, int(round(world.fps)))
+    probes_dir = random_probes(tmp / "probes", real_a.frames, h, w) if tmp else Path(args.probes)
+    probes = load_probes(probes_dir, args.device)
+    options = EvalOptions(frame_step=2, clip_hop=sizes.clip_hop, window_seconds=1e6, device=args.device)
+    result: dict = {"model": str(model), "probes": str(probes_dir), "dataset": args.dataset, "sizes": sizes,
+                    "engine": base, "keyframe_stride": stride, "output_fps": engine.output_fps, "seconds": {}}
+    parts = {
+        "clips": lambda: measure_clips(engine, probes, real_a, real_b, sizes, options, args.seed, out),
+        "actions": lambda: measure_actions(engine, probes, real_a, real_b, sizes, args.seed + 1, out),
+        "long": lambda: measure_long(world, replace(base, interpolate=args.long_interpolate), probes, sizes,
+                                     args.device, args.seed + 2, out),
+        "interpolation": lambda: measure_interpolation(world, real_b, sizes, args.seed + 3),
+    }
+    for name, fn in parts.items():
+        if name in args.skip:
+            continue
+        start = time.perf_counter()
+        result[name] = fn()
+        result["seconds"][name] = round(time.perf_counter() - start, 1)
+        write_json(out / "quality.json", result)
+    if tmp is not None:
+        shutil.rmtree(tmp)
+    print(json.dumps(to_plain(result), indent=2))
+
+
+if __name__ == "__main__":
+    main()
