@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from drivesim.data.atomic import atomic_write_text
-from drivesim.model_folder import atomic_save_tensors, load_stage, read_folder_config
+from drivesim.model_folder import atomic_save_tensors, folder_lock, load_stage, read_folder_config
 
 __all__ = ["BundleSummary", "bundle_stages", "folder_megabytes"]
 
@@ -29,7 +29,7 @@ class BundleSummary:
 
 def folder_megabytes(folder: Path) -> float:
     """Size of every file in `folder` (not recursive), in MB (1e6 bytes)."""
-    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file()) / 1e6
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file() and p.name != ".lock") / 1e6
 
 
 def bundle_stages(sources: dict[str, str | Path], out: str | Path, half: bool = True) -> BundleSummary:
@@ -41,8 +41,8 @@ def bundle_stages(sources: dict[str, str | Path], out: str | Path, half: bool = 
         raise ValueError("sources is empty; give stage=folder pairs, e.g. {'autoencoder': 'runs/models/ae'}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    config = read_folder_config(out)
     params: dict[str, int] = {}
+    entries: dict[str, dict] = {}
     for stage, src in sources.items():
         record = load_stage(Path(src), stage)  # FileNotFoundError names the stages present
         state = record.state_dict
@@ -53,6 +53,9 @@ def bundle_stages(sources: dict[str, str | Path], out: str | Path, half: bool = 
         extra = dict(record.extra)
         extra["bundled_from"] = str(src)
         extra["stored_dtype"] = str(torch.float16 if half else torch.float32).removeprefix("torch.")
-        config[stage] = {"config": record.config, "extra": extra}
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        entries[stage] = {"config": record.config, "extra": extra}
+    with folder_lock(out):
+        config = read_folder_config(out)
+        config.update(entries)
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     return BundleSummary(out=out, stages=list(sources), megabytes=folder_megabytes(out), parameters=params)

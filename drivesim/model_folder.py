@@ -7,7 +7,10 @@ half-written stage behind. Only safetensors and YAML are read: loading cannot ru
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ __all__ = [
     "atomic_save_tensors",
     "config_from_dict",
     "config_to_dict",
+    "folder_lock",
     "has_stage",
     "load_stage",
     "read_folder_config",
@@ -104,10 +108,25 @@ def save_stage(
         state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
     weights = folder / f"{stage}.safetensors"
     atomic_save_tensors(weights, state, metadata={"stage": stage})
-    all_cfg = read_folder_config(folder)
-    all_cfg[stage] = {"config": config_to_dict(config), "extra": _plain(extra or {})}
-    atomic_write_text(folder / "config.yaml", yaml.safe_dump(all_cfg, sort_keys=False))
+    entry = {"config": config_to_dict(config), "extra": _plain(extra or {})}
+    with folder_lock(folder):  # two stages exporting at once must not drop each other's entry
+        all_cfg = read_folder_config(folder)
+        all_cfg[stage] = entry
+        atomic_write_text(folder / "config.yaml", yaml.safe_dump(all_cfg, sort_keys=False))
     return weights
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Exclusive lock (flock on `folder/.lock`) around a read-modify-write of config.yaml."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_stage(folder: Path, stage: str) -> StageRecord:

@@ -64,3 +64,23 @@ def test_ema_tracks_and_warms_up():
     assert int(ema.num_updates) == 1
     with pytest.raises(ValueError, match="decay"):
         EMA(model, decay=1.0)
+
+
+def _save_many(folder, prefix):
+    for i in range(15):
+        save_stage(folder, f"{prefix}{i}", nn.Linear(1, 1), {"i": i})
+
+
+def test_concurrent_exports_keep_every_stage(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_save_many, args=(tmp_path, p)) for p in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    for prefix in ("a", "b"):
+        for i in range(15):
+            assert has_stage(tmp_path, f"{prefix}{i}")
