@@ -170,3 +170,23 @@ def test_discrete_meta_actions():
     assert obs.shape == (16, 32, 3)
     with pytest.raises(ValueError, match="out of range"):
         env.step(7)
+
+
+def test_stable_baselines3_image_conventions_and_a_random_agent_episode():
+    """What SB3's `is_image_space` / `check_for_correct_spaces` and CleanRL's Atari-style loops need:
+    channels-last uint8 in [0, 255] with 3 channels, a finite symmetric [-1, 1] action box, and
+    20 random-agent steps that keep every observation inside the declared space."""
+    env = _env(horizon_steps=20)
+    space = env.observation_space
+    assert isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+    assert space.shape[-1] == 3 and np.all(space.low == 0) and np.all(space.high == 255)
+    act = env.action_space
+    assert np.all(act.low == -1) and np.all(act.high == 1) and np.all(np.isfinite(act.low))
+    env.action_space.seed(0)
+    obs, _ = env.reset(seed=0)
+    steps, done = 0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert space.contains(obs) and np.isfinite(reward)
+        steps, done = steps + 1, terminated or truncated
+    assert steps <= 20 and (terminated or steps == 20)
