@@ -183,7 +183,8 @@ class LearnedEngine:
         for level in range(1, self.levels + 1):
             flag = 0 if stride == 16 * finest else 1
             n_out = 4 * (frames.shape[1] - 1) + 1
-            acts = None if actions is None else repeat(actions, "b k -> b t k", t=n_out)
+            uses_actions = interp.model.action_embedding is not None  # the default interpolates without them
+            acts = None if actions is None or not uses_actions else repeat(actions, "b k -> b t k", t=n_out)
             x_T = _noise(gens, (n_out, *self.latent_shape)).to(self.device)
             sample = interpolate(
                 self._video_model(interp.model),

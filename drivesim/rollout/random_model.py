@@ -33,6 +33,7 @@ class RandomModelSpec:
     keyframe_stride: int = 4  # source frames between predicted keyframes
     temporal_decoder: bool = True
     interpolation: bool = True
+    interpolation_actions: bool = True  # False as in conf/train/interpolation.yaml (the trained default)
     reward: bool = True
     upsampler: bool = False
     seed: int = 0
@@ -75,7 +76,7 @@ def build_random_model(folder: Path, spec: RandomModelSpec | None = None) -> Pat
         extra={"fps": 30.0},
     )
     if spec.interpolation:
-        interp_cfg = _video(spec.size, num_frame_rates=2, use_actions=True, zero_init=False)
+        interp_cfg = _video(spec.size, num_frame_rates=2, use_actions=spec.interpolation_actions, zero_init=False)
         window = {"num_frames": 9, "frame_stride": 1, "keyframe_spacing": 4}
         save_stage(
             folder,

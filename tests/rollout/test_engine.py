@@ -123,3 +123,15 @@ def test_engine_with_upsampler_outputs_x4_frames(tmp_path):
     assert eng.step(out.state, np.zeros((1, 2), np.float32)).frames.shape == (1, 1, 128, 256, 3)
     with pytest.raises(ValueError, match="no upsampler"):
         load(build_random_model(tmp_path / "n")).engine(EngineConfig(upsample=True))
+
+
+def test_interpolation_model_without_actions_is_called_without_them(tmp_path):
+    """The trained default's interpolation model has use_actions=False (conf/train/interpolation.yaml)."""
+    from drivesim.rollout.random_model import RandomModelSpec
+
+    folder = build_random_model(tmp_path / "m", RandomModelSpec(interpolation_actions=False, keyframe_stride=16))
+    eng = load(folder).engine(EngineConfig(**FAST))
+    assert eng.frames_per_step == 16  # two interpolation levels: x4, x4
+    out = eng.start([SceneRequest(0, 0, seed=1)])
+    step = eng.step(out.state, np.array([[0.5, -0.5]], np.float32))
+    assert step.frames.shape == (1, 16, 32, 64, 3)
