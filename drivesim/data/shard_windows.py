@@ -24,11 +24,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 import torch
-from einops import rearrange
 
-from drivesim.data.annotations import ClipAnnotations, load_annotations
-from drivesim.data.labels import crowdedness_index, time_of_day_index
-from drivesim.data.manifest import ClipRecord
+from drivesim.data.annotations import load_annotations
 from drivesim.data.shards import (
     CorruptShardError,
     ShardClip,
@@ -39,7 +36,7 @@ from drivesim.data.shards import (
     require_webdataset,
 )
 from drivesim.data.video import CorruptVideoError, VideoReader
-from drivesim.data.windows import DataWarning, WindowConfig, WindowSample, _select_boxes
+from drivesim.data.windows import DataWarning, WindowConfig, WindowSample, window_sample
 
 
 class NodeInfo(Protocol):
@@ -214,55 +211,10 @@ class ShardWindowDataset(torch.utils.data.IterableDataset):
                     kept[i] = frame
                 while w < len(starts) and starts[w] + cfg.span - 1 <= i:
                     indices = np.arange(starts[w], starts[w] + cfg.span, cfg.stride)
-                    yield _window_sample(record, ann, np.stack([kept[int(j)] for j in indices]), indices, cfg)
+                    yield window_sample(record, ann, np.stack([kept[int(j)] for j in indices]), indices, cfg)
                     w += 1
                     for j in [j for j in kept if w == len(starts) or j < starts[w]]:
                         del kept[j]
                 if w == len(starts):
                     return
         raise CorruptVideoError(f"{clip.shard}:{record.id}: the video ended after frame {i} of {record.num_frames}")
-
-
-def _window_sample(
-    record: ClipRecord, ann: ClipAnnotations | None, frames: np.ndarray, indices: np.ndarray, cfg: WindowConfig
-) -> WindowSample:
-    """A window's sample from its resized `t h w c` uint8 frames (the rules of WindowDataset)."""
-    video = rearrange(torch.from_numpy(frames), "t h w c -> t c h w").float() / 127.5 - 1.0
-    t, n = cfg.num_frames, cfg.max_boxes
-    boxes = torch.zeros(t, n, 4)
-    classes = torch.zeros(t, n, dtype=torch.int64)
-    track_ids = torch.full((t, n), -1, dtype=torch.int64)
-    mask = torch.zeros(t, n, dtype=torch.bool)
-    labelled = torch.zeros(t, dtype=torch.bool)
-    if ann is not None and ann.boxes is not None:
-        for k, i in enumerate(indices):
-            labelled[k] = bool(ann.boxes.labelled[i])
-            fb = ann.boxes.frame(int(i))
-            keep = _select_boxes(fb.xyxy, n)
-            m = keep.shape[0]
-            boxes[k, :m] = torch.from_numpy(fb.xyxy[keep])
-            classes[k, :m] = torch.from_numpy(fb.classes[keep])
-            track_ids[k, :m] = torch.from_numpy(fb.track_ids[keep])
-            mask[k, :m] = True
-    has_actions = ann is not None and ann.actions is not None
-    has_ego = ann is not None and ann.ego is not None
-    has_events = ann is not None and ann.events is not None
-    return WindowSample(
-        video=video,
-        time_of_day=time_of_day_index(record.time_of_day),
-        crowdedness=crowdedness_index(record.crowdedness),
-        boxes=boxes,
-        box_classes=classes,
-        box_track_ids=track_ids,
-        box_mask=mask,
-        boxes_labelled=labelled,
-        actions=torch.from_numpy(ann.actions[indices]) if has_actions else torch.zeros(t, 2),
-        ego_speed=torch.from_numpy(ann.ego[indices, 0]) if has_ego else torch.zeros(t),
-        events=torch.from_numpy(ann.events[indices]) if has_events else torch.zeros(t, 2, dtype=torch.bool),
-        has_actions=has_actions,
-        has_ego=has_ego,
-        has_events=has_events,
-        clip_id=record.id,
-        start=int(indices[0]),
-        fallbacks=0,
-    )

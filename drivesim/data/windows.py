@@ -253,43 +253,54 @@ class WindowDataset(torch.utils.data.Dataset):
             frames = reader.read_window(start, cfg.num_frames, cfg.stride)  # (t, h, w, c) uint8
         if frames.shape[1:3] != (cfg.height, cfg.width):
             frames = np.stack([cv2.resize(f, (cfg.width, cfg.height), interpolation=cv2.INTER_AREA) for f in frames])
-        video = rearrange(torch.from_numpy(frames), "t h w c -> t c h w").float() / 127.5 - 1.0
         indices = np.arange(start, start + cfg.num_frames * cfg.stride, cfg.stride)
-        t, n = cfg.num_frames, cfg.max_boxes
-        boxes = torch.zeros(t, n, 4)
-        classes = torch.zeros(t, n, dtype=torch.int64)
-        track_ids = torch.full((t, n), -1, dtype=torch.int64)
-        mask = torch.zeros(t, n, dtype=torch.bool)
-        labelled = torch.zeros(t, dtype=torch.bool)
-        if ann is not None and ann.boxes is not None:
-            for k, i in enumerate(indices):
-                labelled[k] = bool(ann.boxes.labelled[i])
-                fb = ann.boxes.frame(int(i))
-                keep = _select_boxes(fb.xyxy, n)
-                m = keep.shape[0]
-                boxes[k, :m] = torch.from_numpy(fb.xyxy[keep])
-                classes[k, :m] = torch.from_numpy(fb.classes[keep])
-                track_ids[k, :m] = torch.from_numpy(fb.track_ids[keep])
-                mask[k, :m] = True
-        has_actions = ann is not None and ann.actions is not None
-        has_ego = ann is not None and ann.ego is not None
-        has_events = ann is not None and ann.events is not None
-        return WindowSample(
-            video=video,
-            time_of_day=time_of_day_index(record.time_of_day),
-            crowdedness=crowdedness_index(record.crowdedness),
-            boxes=boxes,
-            box_classes=classes,
-            box_track_ids=track_ids,
-            box_mask=mask,
-            boxes_labelled=labelled,
-            actions=torch.from_numpy(ann.actions[indices]) if has_actions else torch.zeros(t, 2),
-            ego_speed=torch.from_numpy(ann.ego[indices, 0]) if has_ego else torch.zeros(t),
-            events=torch.from_numpy(ann.events[indices]) if has_events else torch.zeros(t, 2, dtype=torch.bool),
-            has_actions=has_actions,
-            has_ego=has_ego,
-            has_events=has_events,
-            clip_id=record.id,
-            start=start,
-            fallbacks=fallbacks,
-        )
+        sample = window_sample(record, ann, frames, indices, cfg)
+        sample.fallbacks = fallbacks
+        return sample
+
+
+def window_sample(
+    record: ClipRecord, ann: ClipAnnotations | None, frames: np.ndarray, indices: np.ndarray, cfg: WindowConfig
+) -> WindowSample:
+    """A window's sample from its (resized) `t h w c` uint8 frames at source frame `indices`;
+    boxes, actions, ego speed and events come from `ann` at the same frames. Used by
+    WindowDataset and the shard reader, so both give identical samples."""
+    video = rearrange(torch.from_numpy(frames), "t h w c -> t c h w").float() / 127.5 - 1.0
+    t, n = cfg.num_frames, cfg.max_boxes
+    boxes = torch.zeros(t, n, 4)
+    classes = torch.zeros(t, n, dtype=torch.int64)
+    track_ids = torch.full((t, n), -1, dtype=torch.int64)
+    mask = torch.zeros(t, n, dtype=torch.bool)
+    labelled = torch.zeros(t, dtype=torch.bool)
+    if ann is not None and ann.boxes is not None:
+        for k, i in enumerate(indices):
+            labelled[k] = bool(ann.boxes.labelled[i])
+            fb = ann.boxes.frame(int(i))
+            keep = _select_boxes(fb.xyxy, n)
+            m = keep.shape[0]
+            boxes[k, :m] = torch.from_numpy(fb.xyxy[keep])
+            classes[k, :m] = torch.from_numpy(fb.classes[keep])
+            track_ids[k, :m] = torch.from_numpy(fb.track_ids[keep])
+            mask[k, :m] = True
+    has_actions = ann is not None and ann.actions is not None
+    has_ego = ann is not None and ann.ego is not None
+    has_events = ann is not None and ann.events is not None
+    return WindowSample(
+        video=video,
+        time_of_day=time_of_day_index(record.time_of_day),
+        crowdedness=crowdedness_index(record.crowdedness),
+        boxes=boxes,
+        box_classes=classes,
+        box_track_ids=track_ids,
+        box_mask=mask,
+        boxes_labelled=labelled,
+        actions=torch.from_numpy(ann.actions[indices]) if has_actions else torch.zeros(t, 2),
+        ego_speed=torch.from_numpy(ann.ego[indices, 0]) if has_ego else torch.zeros(t),
+        events=torch.from_numpy(ann.events[indices]) if has_events else torch.zeros(t, 2, dtype=torch.bool),
+        has_actions=has_actions,
+        has_ego=has_ego,
+        has_events=has_events,
+        clip_id=record.id,
+        start=int(indices[0]),
+        fallbacks=0,
+    )
