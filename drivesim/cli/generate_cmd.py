@@ -2,15 +2,19 @@
 
     drivesim generate time_of_day=night crowdedness=high boxes=FILE policy=weave minutes=5 out=drive.mp4
     drivesim generate scenarios=FILE.yaml          # a YAML list of scenarios (same keys)
+    torchrun --nproc_per_node=N -m drivesim.cli.main generate scenarios=FILE.yaml   # shared by rank
 
 Writes per scenario: the MP4 (streamed, frame by frame), `<name>.png` storyboard and
-`<name>.json` (conditions, seed, model, per-step predicted collision/off-road/speed).
+`<name>.json` (conditions, seed, model, per-step predicted collision/off-road/speed), and
+one `manifest.json` (default: beside the first scenario's video) listing every scenario's
+files. Under torchrun each rank generates every N-th scenario and rank 0 merges the
+ranks' parts into the manifest.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +42,7 @@ class ScenarioConfig:
 class GenerateConfig(ScenarioConfig):
     model: str | None = None  # model folder; None = bundled default
     scenarios: str | None = None  # YAML list of ScenarioConfig mappings
+    manifest: str | None = None  # merged list of outputs; None: manifest.json beside the first video
     storyboard_frames: int = 8
     engine: EngineConfig = field(default_factory=EngineConfig)
 
@@ -122,12 +127,45 @@ def generate(sc: ScenarioConfig, engine, model: str | None, board_frames: int) -
 
 
 def run_generate(cfg: DictConfig) -> list[dict]:
+    from drivesim.data.atomic import atomic_write_text
     from drivesim.rollout.engine_api import build_engine
+    from drivesim.training.distributed import barrier, cleanup, init_distributed, shard
 
     config: GenerateConfig = to_dataclass(cfg, GenerateConfig)
     scenarios = _scenarios(config)
-    engine = build_engine(config.model, config.engine)
-    results = [generate(sc, engine, config.model, config.storyboard_frames) for sc in scenarios]
-    for sc in scenarios:
-        print(f"wrote {sc.out} (+ .png, .json)")
-    return results
+    manifest = Path(config.manifest) if config.manifest else Path(scenarios[0].out).parent / "manifest.json"
+    info = init_distributed("cuda" if config.engine.device.startswith("cuda") else "cpu")
+    engine_cfg = replace(config.engine, device=str(info.device)) if info.distributed else config.engine
+    try:
+        mine = shard(list(enumerate(scenarios)), info)  # rank r: scenarios r, r + N, ...
+        engine = build_engine(config.model, engine_cfg) if mine else None
+        rows = []
+        for index, sc in mine:
+            summary = generate(sc, engine, config.model, config.storyboard_frames)
+            rows.append(
+                {
+                    "index": index,
+                    "video": sc.out,
+                    "storyboard": str(Path(sc.out).with_suffix(".png")),
+                    "summary": str(Path(sc.out).with_suffix(".json")),
+                    "frames": summary["frames"],
+                    "fps": summary["fps"],
+                    "rank": info.rank,
+                    "scenario": asdict(sc),
+                }
+            )
+            print(f"wrote {sc.out} (+ .png, .json)")
+        part = manifest.with_name(f"{manifest.stem}.rank{info.rank}.json")
+        atomic_write_text(part, json.dumps(rows))
+        barrier(info)
+        if info.is_main:
+            parts = [manifest.with_name(f"{manifest.stem}.rank{r}.json") for r in range(info.world_size)]
+            merged = sorted((row for p in parts for row in json.loads(p.read_text())), key=lambda r: r["index"])
+            atomic_write_text(manifest, json.dumps({"model": config.model, "scenarios": merged}, indent=2))
+            for p in parts:
+                p.unlink()
+            print(f"manifest: {manifest} ({len(merged)} scenarios from {info.world_size} rank(s))")
+        barrier(info)
+    finally:
+        cleanup(info)
+    return rows

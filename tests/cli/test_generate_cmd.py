@@ -38,6 +38,8 @@ def test_generate_scenario_list_and_errors(tmp_path, model, capsys):
     lst.write_text("\n".join(lines) + "\n")
     assert main(["generate", f"model={model}", f"scenarios={lst}", FAST, *FAST2]) == 0
     assert (tmp_path / "a.mp4").exists() and (tmp_path / "b.mp4").exists()
+    rows = json.loads((tmp_path / "manifest.json").read_text())["scenarios"]
+    assert [r["video"] for r in rows] == [f"{tmp_path}/a.mp4", f"{tmp_path}/b.mp4"]
     lst.write_text("- {speed: 3}\n")
     assert main(["generate", f"model={model}", f"scenarios={lst}", FAST, *FAST2]) == 1
     assert "bad keys ['speed']" in capsys.readouterr().err
@@ -54,3 +56,20 @@ def test_policies_and_action_files(tmp_path):
     (tmp_path / "b.json").write_text("[[0.1, NaN]]")
     with pytest.raises(ValueError, match="NaN"):
         load_actions(tmp_path / "b.json", 2)
+
+
+def test_generate_shards_scenarios_by_rank_under_torchrun(tmp_path, model):
+    import os
+    import subprocess
+    import sys
+
+    lst = tmp_path / "s.yaml"
+    lst.write_text("".join(f"- {{out: {tmp_path}/v{i}.mp4, minutes: 0.01, seed: {i}}}\n" for i in range(3)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "drivesim.cli.main", "generate", f"model={model}", f"scenarios={lst}", FAST, *FAST2]
+    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300, capture_output=True)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    rows = manifest["scenarios"]
+    assert [r["index"] for r in rows] == [0, 1, 2] and [r["rank"] for r in rows] == [0, 1, 0]
+    assert all((tmp_path / f"v{i}.mp4").exists() for i in range(3))
+    assert not list(tmp_path.glob("manifest.rank*.json"))  # parts merged and removed
