@@ -38,6 +38,27 @@ def test_train_stage_yaml_validates(stage):
     to_dataclass(cfg, classes[stage])
 
 
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_default_recipe_experiment_validates(stage):
+    """scripts/train_default.sh runs `train stage=S experiment=default/S` for every stage."""
+    cfg = compose(f"train/{stage}", [f"experiment=default/{stage}"])
+    to_dataclass(cfg, _train_config_classes()[stage])
+    assert str(cfg.get("run_dir", "")).startswith("runs/default/")
+
+
+def test_default_recipe_covers_every_stage_and_data_step():
+    from pathlib import Path
+
+    from drivesim.paths import conf_dir
+
+    script = (Path(__file__).parents[2] / "scripts" / "train_default.sh").read_text()
+    for stage in STAGES:
+        assert f"stage={stage} experiment=default/{stage}" in script
+        assert (conf_dir() / "experiment" / "default" / f"{stage}.yaml").is_file()
+    assert compose("data_synth", ["experiment=default/data"]).num_clips == 300
+    assert compose("data_latents", ["experiment=default/latents"]).out == "data/world_latents"
+
+
 @pytest.mark.parametrize("words", [w for w in COMMANDS if w != ("train",)])
 def test_command_yaml_composes(words):
     cfg = compose(COMMANDS[words].config_name, [])
