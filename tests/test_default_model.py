@@ -1,0 +1,33 @@
+"""The bundled default model: present, small, loadable, and it rolls out (fast settings)."""
+
+import json
+
+import numpy as np
+import torch
+
+import drivesim
+from drivesim.model_bundle import folder_megabytes
+from drivesim.paths import default_model_dir
+from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.types import SceneRequest
+
+
+def test_bundled_default_is_complete_and_small():
+    folder = default_model_dir()
+    assert folder_megabytes(folder) <= 60.0
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert {"autoencoder", "image_ldm", "commands"} <= set(metrics)
+    wm = drivesim.load()
+    assert wm.interpolation is not None and wm.reward is not None and wm.upsampler is not None
+
+
+def test_bundled_default_rolls_out_a_step():
+    torch.set_num_threads(1)
+    fast = EngineConfig(keyframe_steps=2, first_frame_steps=2, interpolation_steps=1)
+    engine = drivesim.load().engine(fast)
+    out = engine.start([SceneRequest(time_of_day=1, crowdedness=2, seed=0)])  # night, high
+    step = engine.step(out.state, np.array([[0.0, 0.5]], np.float32))
+    h, w = engine.frame_size
+    assert step.frames.shape == (1, engine.frames_per_step, h, w, 3) and step.frames.dtype == np.uint8
+    assert engine.frames_per_step == 16 and (h, w) == (64, 128)
+    assert step.frames.std() > 1.0  # a picture, not a constant
