@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from drivesim.autoencoder.latent_cache import CACHE_FORMAT, CACHE_VERSION
-from drivesim.cli.main import to_dataclass
+from drivesim.cli.main import compose, to_dataclass
 from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
 from drivesim.diffusion.video_loading import load_video_ldm
@@ -70,7 +69,7 @@ def _cfg(root: Path, **overrides) -> InterpolationTrainConfig:
 def test_yaml_config_is_global_and_valid():
     path = conf_dir() / "train" / "interpolation.yaml"
     assert path.read_text().splitlines()[0] == "# @package _global_"
-    cfg = to_dataclass(OmegaConf.load(path), InterpolationTrainConfig)
+    cfg = to_dataclass(compose("train/interpolation", []), InterpolationTrainConfig)
     assert cfg.num_frames == 9 and cfg.factor == 4 and cfg.video.num_frame_rates == 2
     assert [cfg.stride_of_rate(r) for r in range(2)] == [4, 1]
 

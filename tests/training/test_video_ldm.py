@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from drivesim.autoencoder.latent_cache import CACHE_FORMAT, CACHE_VERSION, collate_latent_windows
-from drivesim.cli.main import to_dataclass
+from drivesim.cli.main import compose, to_dataclass
 from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
 from drivesim.diffusion.video_loading import load_video_ldm
@@ -101,7 +100,7 @@ class Interrupt(Exception):
 def test_yaml_config_is_global_and_valid():
     path = conf_dir() / "train" / "video_ldm.yaml"
     assert path.read_text().splitlines()[0] == "# @package _global_"
-    cfg = to_dataclass(OmegaConf.load(path), VideoLDMTrainConfig)
+    cfg = to_dataclass(compose("train/video_ldm", []), VideoLDMTrainConfig)
     assert cfg.context_probs == [0.1, 0.45, 0.45] and cfg.video.temporal_layers == "attention+conv3d"
     with pytest.raises(ValueError, match="context_probs"):
         VideoLDMTrainConfig(context_probs=[0.5, 0.6])
