@@ -15,25 +15,12 @@ from typing import Any
 import numpy as np
 
 from drivesim.rollout.types import SceneRequest
+from drivesim.world.numeric import real_array
 
 TIME_OF_DAY = ("day", "night")
 CROWDEDNESS = ("low", "medium", "high")
 OPTION_KEYS = ("time_of_day", "crowdedness", "boxes", "initial_frames")
 MAX_BOXES = 16
-
-
-def real_array(value: Any, field: str, expected: str) -> np.ndarray:
-    """`value` as a float64 array; ValueError naming `field` unless it holds real numbers
-    (ints or floats; not strings, complex, bool or Python ints beyond float range)."""
-    try:
-        arr = np.asarray(value)
-        if arr.dtype == object:
-            arr = arr.astype(np.float64)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{field}={reprlib.repr(value)} is not allowed; expected {expected}") from None
-    if arr.dtype.kind not in "iuf":
-        raise ValueError(f"{field} has dtype {arr.dtype} (value {reprlib.repr(value)}); expected {expected}")
-    return arr.astype(np.float64)
 
 
 def check_action(action: Any, num_envs: int | None = None) -> np.ndarray:

@@ -21,13 +21,12 @@ centre beyond the road edge) slows the car down; the ego can drift at most 5 m p
 
 from __future__ import annotations
 
-import reprlib
-
 import numpy as np
 
 from drivesim.world.config import WorldConfig
 from drivesim.world.ego import WIDTH as EGO_WIDTH
 from drivesim.world.ego import EgoCar
+from drivesim.world.numeric import real_array
 from drivesim.world.placement import place_from_boxes, validate_boxes
 from drivesim.world.render import Renderer
 from drivesim.world.road import Road, RoadProfile
@@ -44,15 +43,7 @@ HEADWAY = {"low": 1.2, "medium": 1.0, "high": 0.75}  # dense traffic drives clos
 def check_action(action: np.ndarray) -> np.ndarray:
     """(2,) float32 [steer, accel] clipped to [-1, 1]; ValueError for a wrong shape, NaN/inf or
     a non-real value (strings, bools, complex, objects, ints beyond float range)."""
-    try:
-        arr = np.asarray(action)
-        if arr.dtype == object:
-            arr = arr.astype(np.float64)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"action={reprlib.repr(action)} is not allowed; expected numeric [steer, accel]") from None
-    if arr.dtype.kind not in "iuf":
-        raise ValueError(f"action has dtype {arr.dtype} ({reprlib.repr(action)}); expected numeric [steer, accel]")
-    arr = arr.astype(np.float64)
+    arr = real_array(action, "action", "numeric [steer, accel]")
     if arr.shape != (2,):
         raise ValueError(f"action has shape {arr.shape}; expected (2,) = [steer, accel] in [-1, 1]")
     if not np.all(np.isfinite(arr)):
