@@ -31,3 +31,15 @@ def test_bundled_default_rolls_out_a_step():
     assert step.frames.shape == (1, engine.frames_per_step, h, w, 3) and step.frames.dtype == np.uint8
     assert engine.frames_per_step == 16 and (h, w) == (64, 128)
     assert step.frames.std() > 1.0  # a picture, not a constant
+
+
+def test_registered_learned_env_on_the_bundled_default_passes_check_env():
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    torch.set_num_threads(1)
+    fast = {"keyframe_steps": 1, "first_frame_steps": 1, "interpolation_steps": 1}
+    env = gym.make("drivesim/DriveWorld-v0", engine_config=fast)  # no model=: the bundled default
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (64, 128, 3)
