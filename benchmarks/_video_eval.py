@@ -21,6 +21,7 @@ from drivesim.eval.frame_probe import FrameProbe, FrameProbeConfig
 from drivesim.eval.frechet import frechet_from_features
 from drivesim.eval.probe_data import EpisodeConfig, episode_conditions, render_episodes
 from drivesim.eval.probe_io import Probes, save_probes
+from drivesim.eval.report import plot_frame_grid
 from drivesim.eval.temporal import psnr, ssim
 from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.types import SceneRequest
@@ -350,27 +351,7 @@ def evaluate_interpolation(
 # -- figures -------------------------------------------------------------------------------------------
 def storyboard(rows: dict[str, np.ndarray], path: Path, columns: int, titles: list[str] | None = None) -> Path:
     """One row per entry (frames (t, h, w, 3)), `columns` evenly spaced frames each."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(rows), columns, figsize=(1.9 * columns, 1.25 * len(rows)), squeeze=False)
-    for r, (label, frames) in enumerate(rows.items()):
-        idx = np.linspace(0, len(frames) - 1, columns).round().astype(int)
-        for c, k in enumerate(idx):
-            ax = axes[r, c]
-            ax.imshow(frames[k])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(titles[c] if titles else f"frame {k}", fontsize=7)
-        axes[r, 0].set_ylabel(label, fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plot_frame_grid(list(rows.items()), path, columns, titles)
 
 
 def plot_windows(series: dict[str, dict[str, list[float | None]]], window_s: float, path: Path) -> Path:

@@ -94,28 +94,35 @@ def plot_storyboard(
 ) -> Path:
     """Rows alternate real / generated (paired by id when ids match, else by order); columns are
     evenly spaced frames."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     real_by_id = real.by_id()
     rows: list[tuple[str, np.ndarray]] = []
     for i, gen in enumerate(generated.clips[:num_clips]):
         ref = real_by_id.get(gen.id, real.clips[i % len(real.clips)])
         rows.append((f"real {ref.id}", ref.frames))
         rows.append((f"generated {gen.id}", gen.frames))
-    size = (1.9 * num_frames, 1.2 * len(rows))
-    fig, axes = plt.subplots(len(rows), num_frames, figsize=size, squeeze=False)
+    return plot_frame_grid(rows, path, num_frames)
+
+
+def plot_frame_grid(
+    rows: list[tuple[str, np.ndarray]], path: str | Path, columns: int, titles: list[str] | None = None
+) -> Path:
+    """One labelled row per (label, frames (t, h, w, 3) uint8), `columns` evenly spaced frames
+    each; column titles `titles` or the frame index."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.9 * columns, 1.2 * len(rows)), squeeze=False)
     for r, (label, frames) in enumerate(rows):
-        idx = np.linspace(0, frames.shape[0] - 1, num_frames).round().astype(int)
+        idx = np.linspace(0, len(frames) - 1, columns).round().astype(int)
         for c, k in enumerate(idx):
             ax = axes[r, c]
             ax.imshow(frames[k])
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(f"frame {k}", fontsize=7)
+                ax.set_title(titles[c] if titles else f"frame {k}", fontsize=7)
         axes[r, 0].set_ylabel(label, fontsize=6)
     fig.tight_layout()
     path = Path(path)
