@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from drivesim.cli.main import to_dataclass
-from drivesim.model_bundle import BundleSummary, bundle_stages, folder_megabytes
+from drivesim.model_bundle import BundleSummary, bundle_stages
 from drivesim.model_folder import read_folder_config
 
 
@@ -41,7 +41,7 @@ def run_bundle(cfg: DictConfig) -> BundleSummary:
     if config.max_megabytes <= 0:
         raise ValueError(f"max_megabytes={config.max_megabytes} must be > 0")
     summary = bundle_stages(plan(config), config.out, half=config.half)
-    size = folder_megabytes(Path(config.out))
+    size = summary.megabytes
     for stage, n in summary.parameters.items():
         print(f"  {stage:<20} {n / 1e6:6.2f}M parameters")
     print(f"bundle: {len(summary.stages)} stages, {size:.1f} MB -> {config.out}")

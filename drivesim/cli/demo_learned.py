@@ -52,7 +52,7 @@ def run_learned_demo(
         start = time.perf_counter()
         summary = generate(run, engine, model, board)
         wall = time.perf_counter() - start
-        speed = np.asarray(summary["events_per_step"]["values"], dtype=np.float64)
+        events = np.asarray(summary["events_per_step"]["values"], dtype=np.float64)  # (steps, 3)
         results.append(
             {
                 "name": sc.name,
@@ -66,8 +66,8 @@ def run_learned_demo(
                 "seconds_of_video": summary["frames"] / summary["fps"],
                 "wall_seconds": wall,
                 "frames_per_wall_second": summary["frames"] / wall,
-                "mean_predicted_speed_mps": float(speed[:, 2].mean()) if len(speed) else None,
-                "max_predicted_collision_prob": float(speed[:, 0].max()) if len(speed) else None,
+                "mean_predicted_speed_mps": float(events[:, 2].mean()) if len(events) else None,
+                "max_predicted_collision_prob": float(events[:, 0].max()) if len(events) else None,
             }
         )
         sheet = cv2.imread(str(out / f"{sc.name}.png"))
