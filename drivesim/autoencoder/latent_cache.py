@@ -35,6 +35,7 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 
 from drivesim.autoencoder.model import Autoencoder
+from drivesim.data.annotations import interval_actions
 from drivesim.data.atomic import atomic_write_text
 from drivesim.data.dataset import open_dataset
 from drivesim.data.labels import SPLITS, crowdedness_index, time_of_day_index
@@ -248,7 +249,7 @@ class LatentWindow:
     box_track_ids: torch.Tensor  # (t, n) int64, -1 where padded
     box_mask: torch.Tensor  # (t, n) bool
     boxes_labelled: torch.Tensor  # (t,) bool
-    actions: torch.Tensor  # (t, 2), zeros when absent
+    actions: torch.Tensor  # (t, 2), mean over each stride interval (interval_actions); zeros when absent
     ego_speed: torch.Tensor  # (t,), zeros when absent
     events: torch.Tensor  # (t, 2) bool
     has_actions: bool
@@ -288,6 +289,13 @@ def collate_latent_windows(samples: list[LatentWindow]) -> LatentWindowBatch:
         clip_ids=[s.clip_id for s in samples],
         starts=torch.tensor([s.start for s in samples]),
     )
+
+
+def _window_actions(data: dict[str, torch.Tensor], frames: torch.Tensor, stride: int) -> torch.Tensor:
+    """(t, 2) actions of a window's frames: the mean over each `stride` interval (`interval_actions`)."""
+    if "actions" not in data:
+        return torch.zeros(frames.numel(), 2)
+    return torch.from_numpy(interval_actions(data["actions"].numpy(), frames.numpy(), stride))
 
 
 class LatentWindowDataset(torch.utils.data.Dataset):
@@ -356,7 +364,7 @@ class LatentWindowDataset(torch.utils.data.Dataset):
             box_track_ids=track_ids,
             box_mask=mask,
             boxes_labelled=labelled,
-            actions=data["actions"][frames] if "actions" in data else torch.zeros(t, 2),
+            actions=_window_actions(data, frames, cfg.stride),
             ego_speed=data["ego"][frames, 0] if "ego" in data else torch.zeros(t),
             events=data["events"][frames] if "events" in data else torch.zeros(t, 2, dtype=torch.bool),
             has_actions="actions" in data,

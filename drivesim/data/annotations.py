@@ -266,3 +266,21 @@ def load_annotations(path: str | Path, expected_num_frames: int | None = None) -
             f"{path}: field 'num_frames'={ann.num_frames} does not match the manifest's {expected_num_frames}"
         )
     return ann
+
+
+def interval_actions(actions: np.ndarray, indices: np.ndarray, stride: int) -> np.ndarray:
+    """Actions of frames sampled `stride` apart: (num_frames, 2), (t,) -> (t, 2) float32.
+
+    Row k is the mean of the `stride` per-frame actions that led from frame indices[k] - stride
+    to frame indices[k] (actions[i] leads from frame i-1 to i), clipped at the clip's start. At
+    stride 1 this is actions[indices]. A model seeing keyframes 16 frames apart is thus told
+    everything the ego did between them, not the one action at the keyframe."""
+    if stride < 1:
+        raise ValueError(f"stride={stride} must be >= 1")
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.size and (indices.min() < 0 or indices.max() >= len(actions)):
+        raise ValueError(f"indices span [{indices.min()}, {indices.max()}]; allowed [0, {len(actions) - 1}]")
+    sums = np.concatenate([np.zeros((1, actions.shape[1])), np.cumsum(actions, axis=0, dtype=np.float64)])
+    first = np.maximum(indices - stride + 1, 0)  # (t,)
+    mean = (sums[indices + 1] - sums[first]) / (indices + 1 - first)[:, None]  # (t, 2)
+    return mean.astype(np.float32)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from drivesim.data.annotations import ClipAnnotations
+from drivesim.data.annotations import ClipAnnotations, interval_actions
 from drivesim.data.dataset import DatasetFolder, open_dataset
 from drivesim.data.labels import SPLITS, crowdedness_index, time_of_day_index
 from drivesim.data.manifest import ClipRecord
@@ -70,7 +70,7 @@ class WindowSample:
     box_track_ids: torch.Tensor  # (t, n) int64, -1 where padded or unknown
     box_mask: torch.Tensor  # (t, n) bool, True for a real box
     boxes_labelled: torch.Tensor  # (t,) bool: the frame has box annotation (empty = no vehicles)
-    actions: torch.Tensor  # (t, 2) float32 [steer, accel], zeros when absent
+    actions: torch.Tensor  # (t, 2) float32 [steer, accel] (mean over each stride interval), zeros when absent
     ego_speed: torch.Tensor  # (t,) float32 m/s, zeros when absent
     events: torch.Tensor  # (t, 2) bool [collision, off_road], False when absent
     has_actions: bool
@@ -294,7 +294,9 @@ def window_sample(
         box_track_ids=track_ids,
         box_mask=mask,
         boxes_labelled=labelled,
-        actions=torch.from_numpy(ann.actions[indices]) if has_actions else torch.zeros(t, 2),
+        actions=(
+            torch.from_numpy(interval_actions(ann.actions, indices, cfg.stride)) if has_actions else torch.zeros(t, 2)
+        ),
         ego_speed=torch.from_numpy(ann.ego[indices, 0]) if has_ego else torch.zeros(t),
         events=torch.from_numpy(ann.events[indices]) if has_events else torch.zeros(t, 2, dtype=torch.bool),
         has_actions=has_actions,

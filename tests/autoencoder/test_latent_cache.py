@@ -79,7 +79,9 @@ def test_cache_round_trip_and_windows(tmp_path):
         expected = model.encode(x).mean * 0.5
     assert torch.allclose(w.latents, expected, atol=1e-5)
     ann = folder.load_annotations(record)
-    assert torch.allclose(w.actions, torch.from_numpy(ann.actions[[0, 2, 4, 6]]))
+    # stride 2: each frame carries the mean of the two actions that led to it
+    expected = np.stack([ann.actions[max(i - 1, 0) : i + 1].mean(0) for i in (0, 2, 4, 6)])
+    assert torch.allclose(w.actions, torch.from_numpy(expected), atol=1e-6)
     assert w.box_mask.sum(dim=1).tolist() == [0, 2, 1, 0]  # frames 0, 2, 4, 6 have i % 3 boxes
     assert torch.allclose(w.boxes[1, :2], torch.from_numpy(ann.boxes.frame(2).xyxy))
     batch = collate_latent_windows([ds[0], ds[1]])

@@ -7,6 +7,7 @@ from drivesim.data.annotations import (
     ClipAnnotations,
     ClipBoxes,
     FrameBoxes,
+    interval_actions,
     load_annotations,
     save_annotations,
 )
@@ -120,3 +121,16 @@ def test_invalid_annotations_are_refused_before_writing(tmp_path: Path) -> None:
         ClipAnnotations(num_frames=3, actions=np.zeros((3, 3), np.float32))
     with pytest.raises(ValueError, match="'boxes_offsets'"):
         ClipAnnotations(num_frames=3, boxes=ClipBoxes.from_frames([FrameBoxes.empty()] * 2))
+
+
+def test_interval_actions_average_what_led_to_each_keyframe() -> None:
+    actions = np.stack([np.arange(10.0), -np.arange(10.0)], axis=1).astype(np.float32)  # (10, 2)
+    out = interval_actions(actions, np.array([0, 4, 8]), stride=4)
+    # frame 0: only itself; frame 4: actions 1..4; frame 8: actions 5..8
+    np.testing.assert_allclose(out[:, 0], [0.0, 2.5, 6.5])
+    np.testing.assert_allclose(out[:, 1], [0.0, -2.5, -6.5])
+    np.testing.assert_array_equal(interval_actions(actions, np.array([3, 7]), stride=1), actions[[3, 7]])
+    with pytest.raises(ValueError, match="stride"):
+        interval_actions(actions, np.array([0]), stride=0)
+    with pytest.raises(ValueError, match="indices"):
+        interval_actions(actions, np.array([10]), stride=2)
