@@ -4,10 +4,12 @@ Decisions are piecewise constant over segments of 0.3-2 s: a speed mode (cruise 
 sampled target speed, accelerate, brake, coast), a target lane (random lane changes when
 the lane has room; sometimes towards a lane with a vehicle close by, leaving only a few
 metres: near-misses; a change is aborted when something is alongside), a held steering
-bias and, now and then, a tailgating mode that follows the leader closely, braking late. Within a
-segment a lane-keeping controller (heading tracks a lateral-error target, with road
-curvature feed-forward) and a safety brake behind slower leaders produce the raw action,
-which is low-pass filtered (time constant 0.1 s) so actions are smooth.
+bias, now and then a swerve (steering held open-loop at +-0.3..0.9 for 0.25-0.7 s, so strong
+steering and what it does to the view are in the data) and a tailgating mode that follows the
+leader closely, braking late. Outside a swerve a lane-keeping controller (heading tracks a
+lateral-error target, with road curvature feed-forward) and a safety brake behind slower
+leaders produce the raw action, which is low-pass filtered (time constant 0.1 s) so actions
+are smooth.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from drivesim.world.world import World
 
 SEGMENT = (0.3, 2.0)
 SMOOTHING_TIME = 0.1
+SWERVE_PROB = 0.12  # per segment
+SWERVE_STEER = (0.3, 0.9)
+SWERVE_SECONDS = (0.25, 0.7)
 
 
 def _lane_clear(world: World, lane_x: float, back: float, front: float) -> bool:
@@ -50,6 +55,7 @@ class BehaviourPolicy:
         self._accel = 0.0
         self._steer_bias = 0.0
         self._tailgate = False
+        self._swerve = 0.0  # held open-loop steer during a swerve segment, 0 = none
         self._action = np.zeros(2)
         self._frame = -1
 
@@ -83,6 +89,10 @@ class BehaviourPolicy:
             self._mode, self._accel = "coast", float(rng.uniform(-0.15, 0.15))
         self._steer_bias = float(rng.normal(0.0, 0.06)) if rng.random() < 0.85 else float(rng.uniform(-0.4, 0.4))
         self._tailgate = bool(rng.random() < 0.08)
+        self._swerve = 0.0
+        if rng.random() < SWERVE_PROB:
+            self._swerve = float(rng.choice([-1.0, 1.0]) * rng.uniform(*SWERVE_STEER))
+            self._left = float(rng.uniform(*SWERVE_SECONDS))
 
     def act(self, world: World) -> np.ndarray:
         cfg, ego, dt = world.config, world.ego_car, world.config.dt
@@ -104,6 +114,8 @@ class BehaviourPolicy:
         psi_target = float(np.clip(-0.06 * (ego.x - target_x), -0.09, 0.09))
         yaw_rate = 2.2 * (psi_target - ego.heading)
         steer = (yaw_rate / v + world.road_curvature) / ego.steer_curvature_limit() + self._steer_bias
+        if self._swerve:
+            steer = self._swerve
 
         # Longitudinal: mode, then a safety brake behind the leader in the ego's path.
         if self._mode == "cruise":
