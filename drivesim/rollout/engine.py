@@ -8,7 +8,8 @@ its state and actions, never on which other rollouts share the batch.
 One control step = one new keyframe of the prediction model (stride `keyframe_stride`
 source frames): a window of the trained length [c0, c1, new, ...] with c0, c1 the two
 newest keyframes given (mask m_S, Eq. (3)) of which the first new frame is kept
-(`prediction_window` trades this for speed), the action held over the window, context guidance s and
+(`prediction_window` trades this for speed), the context keyframes with the actions that led
+to them and the new action held over the new frames, context guidance s and
 classifier-free guidance over actions. The interpolation model then fills the frames
 between c1 and the new keyframe (x4 per level, one or two levels down to the source
 frame rate), the temporal decoder decodes them (with the newest decoded latents as left
@@ -145,9 +146,15 @@ class LearnedEngine:
 
     @torch.no_grad()
     def predict(
-        self, context: Tensor, actions: Tensor | None, cond: Conditioning, gens: list[torch.Generator]
+        self,
+        context: Tensor,
+        actions: Tensor | None,
+        cond: Conditioning,
+        gens: list[torch.Generator],
+        context_actions: Tensor | None = None,
     ) -> Tensor:
-        """Next keyframe: context (b, s, c, h, w) given -> (b, c, h, w)."""
+        """Next keyframe: context (b, s, c, h, w) given -> (b, c, h, w). `actions` (b, 2) is held over
+        the new frames; `context_actions` (b, s, 2) led to the context keyframes (default: `actions`)."""
         video = self.world.video
         b, s = context.shape[:2]
         # The model predicts windows of the trained length; the first new frame is the next keyframe.
@@ -156,7 +163,10 @@ class LearnedEngine:
         # clip: b t c h w
         mask = torch.zeros(b, t, device=self.device)
         mask[:, :s] = 1.0
-        acts = None if actions is None else repeat(actions, "b k -> b t k", t=t)
+        acts = None
+        if actions is not None:
+            past = repeat(actions, "b k -> b s k", s=s) if context_actions is None else context_actions.to(actions)
+            acts = torch.cat([past, repeat(actions, "b k -> b t k", t=t - s)], dim=1)  # b t 2
         cfg = self._sampling(self.config.keyframe_steps)
         sample = sample_clip(
             self._video_model(video.model),
@@ -268,6 +278,7 @@ class LearnedEngine:
         collision, off_road, speed = self.rewards(context)
         state = RolloutState(
             context=context.cpu(),
+            context_actions=torch.zeros(len(requests), context.shape[1], 2),
             recent=recent.cpu(),
             time_of_day=tod,
             crowdedness=crowd,
@@ -286,7 +297,8 @@ class LearnedEngine:
         act = torch.from_numpy(np.asarray(actions, np.float32)).to(self.device)
         cond = self._conditioning(state.time_of_day, state.crowdedness, [None] * b)
         context = state.context.to(self.device)
-        new = self.predict(context, act, cond, gens)  # b c h w
+        past = state.context_actions.to(self.device)  # b s 2
+        new = self.predict(context, act, cond, gens, context_actions=past)  # b c h w
         keys = torch.cat([context, new[:, None]], dim=1)  # b 3 c h w
         fresh = self.fill(keys, act, cond, gens) if self.levels else new[:, None]  # b f c h w
         frames = self.upsample(self.decode(state.recent.to(self.device), fresh), gens)  # b f 3 H W
@@ -296,6 +308,7 @@ class LearnedEngine:
         recent = recent[:, recent.shape[1] - self.decode_context :]  # b r c h w
         new_state = state.with_(
             context=keys[:, -2:].cpu(),
+            context_actions=torch.cat([past, act[:, None]], dim=1)[:, -2:].float().cpu(),
             recent=recent.cpu(),
             speed=torch.from_numpy(np.nan_to_num(speed)),
             rng=torch.stack([g.get_state() for g in gens]),

@@ -40,6 +40,8 @@ class RolloutState:
     """B rollouts.
 
     context: (b, s, c, h, w) latents of the newest s keyframes (s = context frames kept).
+    context_actions: (b, s, 2) float32 the actions that led to those keyframes (the model was
+        trained on each keyframe's own interval actions); zeros before the first step.
     recent: (b, r, c, h, w) newest output-rate latents, the temporal decoder's left context.
     time_of_day, crowdedness: (b,) int64 label indices (-1 = null).
     speed: (b,) float32 predicted ego speed (m/s) at the newest keyframe.
@@ -49,6 +51,7 @@ class RolloutState:
     """
 
     context: torch.Tensor
+    context_actions: torch.Tensor
     recent: torch.Tensor
     time_of_day: torch.Tensor
     crowdedness: torch.Tensor

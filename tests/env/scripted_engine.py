@@ -34,6 +34,7 @@ class ScriptedEngine:
         b = len(requests)
         state = RolloutState(
             context=torch.zeros(b, 2, 4, 2, 4),
+            context_actions=torch.zeros(b, 2, 2),
             recent=torch.zeros(b, 0, 4, 2, 4),
             time_of_day=tod,
             crowdedness=torch.tensor([r.crowdedness for r in requests]),

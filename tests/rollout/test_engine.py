@@ -59,6 +59,18 @@ def test_same_seed_same_future_and_actions_matter(engine):
     assert not np.array_equal(x, z)
 
 
+def test_context_keyframes_carry_the_actions_that_led_to_them(engine):
+    s = engine.start([SceneRequest(0, 1, seed=9)]).state
+    assert s.context_actions.shape == (1, 2, 2) and not s.context_actions.any()
+    a, b = np.array([[0.9, -0.2]], np.float32), np.array([[-0.4, 0.6]], np.float32)
+    s1 = engine.step(s, a).state
+    s2 = engine.step(s1, b).state
+    np.testing.assert_allclose(s2.context_actions[0].numpy(), np.concatenate([a, b]))
+    # the history is part of the state: the same new action after another past gives another future
+    other = s2.with_(context_actions=torch.zeros_like(s2.context_actions))
+    assert not np.array_equal(engine.step(s2, b).frames, engine.step(other, b).frames)
+
+
 def test_initial_frames_are_encoded(engine):
     frames = np.random.default_rng(0).integers(0, 255, (2, 32, 64, 3), dtype=np.uint8)
     out = engine.start([SceneRequest(0, 0, seed=0, initial_frames=frames)])
