@@ -4,11 +4,24 @@ Loss (per step, frames x in [-1, 1]):
     L1(x_hat, x) + gradient_weight * L1(sobel(x_hat), sobel(x)) + kl_weight * KL
     + [step >= disc_start] disc_weight * lambda * (-D(x_hat))
 with lambda the LDM adaptive weight (ratio of gradient norms at the decoder's last layer)
-and D a patch discriminator trained with the hinge loss. The frames of the dataset's
-train split are held in memory; batches are drawn with a generator seeded by
-(seed, step), so a resumed run draws exactly the batches the uninterrupted run would.
-The EMA weights are what is evaluated and exported (stage "autoencoder" of `model_dir`,
-with the latent scale in `extra`).
+and D a patch discriminator trained with the hinge loss. The EMA weights are what is
+evaluated and exported (stage "autoencoder" of `model_dir`, with the latent scale in `extra`).
+
+Data (`data_format`), a global batch of `batch_size` frames per step either way:
+- "dir": the frames of the dataset folder's train split are held in memory and each batch
+  is drawn (with replacement) by a generator seeded by (seed, step), so a resumed run draws
+  exactly the batches the uninterrupted run would.
+- "shards": frames stream from the tar shards of `drivesim data shards` (`ShardFrameStream`,
+  every frame a 1-frame window of `ShardWindowDataset`); the rank's node info splits shards
+  between ranks and each rank takes `batch_size // world_size` frames. Passes over the
+  shards are epochs (`set_epoch` reshuffles); with `shard_resampled` there are no epochs.
+  Resume: the checkpoint stores the stream position (epoch, batches taken in it). Without
+  `shard_resampled` the resumed run reopens that epoch and skips the batches already taken
+  (decoding them again, at most one pass), so with the same shards and `shard_workers` it
+  trains on exactly the batches of the uninterrupted run. With `shard_resampled` the stream
+  of a run segment is seeded by the step it starts at: a resumed run draws fresh shards
+  rather than replaying the segment's first batches, but not the uninterrupted run's batches.
+  Held-out and latent-scale frames come from the shards' val/test and train clips.
 """
 
 from __future__ import annotations
@@ -38,10 +51,14 @@ from drivesim.autoencoder.losses import (
 from drivesim.autoencoder.metrics import psnr, ssim
 from drivesim.autoencoder.model import Autoencoder
 from drivesim.autoencoder.scaling import compute_latent_scale
+from drivesim.training.autoencoder_data import ShardFrameStream, shard_frames, stream_start
 from drivesim.training.checkpoint import save_stage
+from drivesim.training.distributed import DistInfo
 from drivesim.training.ema import EMA
 from drivesim.training.logging import LossLog
 from drivesim.training.run_state import RunCheckpointer
+
+DATA_FORMATS = ("dir", "shards")
 
 
 @dataclass
@@ -74,11 +91,37 @@ class AutoencoderTrainConfig:
     scale_frames: int = 256
     num_threads: int = 1
     seed: int = 0
+    data_format: str = "dir"  # "dir": frames of `dataset` in memory; "shards": streamed from `shards`
+    shards: str | None = None  # folder written by `drivesim data shards` (data_format="shards")
+    shard_shuffle: bool = True  # shard order per epoch, clip and frame shuffle buffers
+    shard_clip_buffer: int = 8  # clips (compressed) held by the clip shuffle
+    shard_frame_buffer: int = 512  # frames held by the frame shuffle (neighbouring frames are alike)
+    shard_resampled: bool = False  # draw shards with replacement, no epochs (multi-node, fixed max_steps)
+    shard_workers: int = 0  # DataLoader worker processes decoding shards; 0: in the training process
+    shard_on_corrupt: str = "raise"  # "raise" | "skip" (warn, list, go on with the next shard)
 
     def __post_init__(self) -> None:
         for name in ("height", "width", "batch_size", "max_steps", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"AutoencoderTrainConfig.{name}={getattr(self, name)} must be >= 1")
+        if self.data_format not in DATA_FORMATS:
+            raise ValueError(f"AutoencoderTrainConfig.data_format={self.data_format!r}; allowed: {list(DATA_FORMATS)}")
+        if self.data_format == "shards":
+            if not self.shards:
+                raise ValueError(
+                    f"AutoencoderTrainConfig.shards={self.shards!r}: data_format='shards' needs the folder "
+                    "written by `drivesim data shards`"
+                )
+            if self.max_clips is not None:
+                raise ValueError(
+                    f"AutoencoderTrainConfig.max_clips={self.max_clips}: allowed only with data_format='dir'; "
+                    "with shards use null (write fewer clips into the shards instead)"
+                )
+        for name, low in (("shard_clip_buffer", 1), ("shard_frame_buffer", 1), ("shard_workers", 0)):
+            if getattr(self, name) < low:
+                raise ValueError(f"AutoencoderTrainConfig.{name}={getattr(self, name)} must be >= {low}")
+        if self.shard_on_corrupt not in ("raise", "skip"):
+            raise ValueError(f"AutoencoderTrainConfig.shard_on_corrupt={self.shard_on_corrupt!r}; allowed: raise, skip")
         for name in ("lr", "disc_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"AutoencoderTrainConfig.{name}={getattr(self, name)} must be > 0")
@@ -212,31 +255,51 @@ def train(cfg: AutoencoderTrainConfig, after_step: Callable[[int], None] | None 
     """
     torch.set_num_threads(cfg.num_threads)
     run_dir, model_dir = Path(cfg.run_dir), Path(cfg.model_dir)
-    train_bank = load_clip_frames(cfg.dataset, "train", cfg.height, cfg.width, cfg.max_clips)
-    val_bank = load_clip_frames(cfg.dataset, ("val", "test"), cfg.height, cfg.width, None)
-    val_x = evaluation_frames(val_bank, cfg.val_frames)
-    print(f"autoencoder: {train_bank.frames.shape[0]} train frames, {val_x.shape[0]} held-out frames")
+    train_bank: ClipFrames | None = None
+    if cfg.data_format == "dir":
+        train_bank = load_clip_frames(cfg.dataset, "train", cfg.height, cfg.width, cfg.max_clips)
+        val_bank = load_clip_frames(cfg.dataset, ("val", "test"), cfg.height, cfg.width, None)
+        val_x = evaluation_frames(val_bank, cfg.val_frames)
+        print(f"autoencoder: {train_bank.frames.shape[0]} train frames, {val_x.shape[0]} held-out frames")
+    else:
+        val_x = shard_frames(cfg, ("val", "test"), cfg.val_frames)
 
     trainer = AutoencoderTrainer(cfg)
+    info = DistInfo(rank=0, local_rank=0, world_size=1, device=trainer.device)  # stage 1 runs in one process
     checkpointer = RunCheckpointer(run_dir, keep=3)
     restored = checkpointer.restore(trainer.modules(), trainer.optimizers())
     step = restored.step if restored else 0
     cpu_seconds = float(restored.extra.get("cpu_seconds", 0.0)) if restored else 0.0
     if restored:
         print(f"autoencoder: resumed from {restored.path} at step {step}")
+    stream = None
+    if train_bank is None:
+        stream = ShardFrameStream(cfg, info, stream_start(cfg, step, restored.extra if restored else {}))
+        print(f"autoencoder: {stream.dataset.num_windows} train frames in shards, {val_x.shape[0]} held-out frames")
     log = LossLog(run_dir, resume_step=step + 1 if restored else None)  # keep rows <= the checkpoint step
     started, cpu_started = time.monotonic(), time.process_time()
 
     def save_checkpoint() -> None:
-        spent = cpu_seconds + time.process_time() - cpu_started
-        checkpointer.save(step, trainer.modules(), trainer.optimizers(), extra={"cpu_seconds": spent})
+        extra: dict[str, object] = {"cpu_seconds": cpu_seconds + time.process_time() - cpu_started}
+        if stream is not None:
+            extra["shard_position"] = vars(stream.position())
+        checkpointer.save(step, trainer.modules(), trainer.optimizers(), extra=extra)
         log.save()
         log.plot(run_dir / "losses.png", title="autoencoder")
+
+    def next_frames(generator: torch.Generator) -> torch.Tensor:
+        if train_bank is not None:
+            return sample_frames(train_bank, cfg.batch_size, generator, cfg.hflip)
+        x = stream.next()  # (b / world_size, c, h, w)
+        if not cfg.hflip:
+            return x
+        flip = (torch.rand(cfg.batch_size, generator=generator) < 0.5).chunk(info.world_size)[info.rank]
+        return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
     bar = tqdm(total=cfg.max_steps, initial=step, desc="autoencoder", dynamic_ncols=True)
     while step < cfg.max_steps:
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        losses = trainer.step(sample_frames(train_bank, cfg.batch_size, generator, cfg.hflip), step, generator)
+        losses = trainer.step(next_frames(generator), step, generator)
         step += 1
         bar.update(1)
         if step % cfg.log_every == 0:
@@ -255,10 +318,16 @@ def train(cfg: AutoencoderTrainConfig, after_step: Callable[[int], None] | None 
             bar.write(f"autoencoder: max_minutes={cfg.max_minutes} reached at step {step}")
             break
     bar.close()
+    if stream is not None:
+        stream.close()
 
     model = trainer.ema.module
     val_psnr, val_ssim = evaluate(model, val_x)
-    scale = compute_latent_scale(model, evaluation_frames(train_bank, cfg.scale_frames))
+    if train_bank is not None:
+        scale_x = evaluation_frames(train_bank, cfg.scale_frames)
+    else:
+        scale_x = shard_frames(cfg, ("train",), cfg.scale_frames)
+    scale = compute_latent_scale(model, scale_x)
     model.latent_scale.fill_(scale)
     cpu_minutes = (cpu_seconds + time.process_time() - cpu_started) / 60.0
     extra = {
@@ -268,7 +337,7 @@ def train(cfg: AutoencoderTrainConfig, after_step: Callable[[int], None] | None 
         "val_ssim": val_ssim,
         "cpu_minutes": cpu_minutes,
         "image_size": [cfg.height, cfg.width],
-        "dataset": str(cfg.dataset),
+        "dataset": str(cfg.dataset if cfg.data_format == "dir" else cfg.shards),
     }
     save_stage(model_dir, AUTOENCODER_STAGE, model, cfg.model, extra=extra)
     print(f"autoencoder: step {step}, PSNR {val_psnr:.2f} dB, SSIM {val_ssim:.4f}, scale {scale:.4f} -> {model_dir}")
