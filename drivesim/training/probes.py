@@ -5,10 +5,15 @@ accuracy is measured on held-out seeds HELDOUT_SEED_BASE + i (see drivesim.eval.
 Resumable: `run_dir/checkpoints` (RunCheckpointer) holds modules, optimizers and the step;
 batches are drawn from a generator seeded by (seed, step), so a resumed run sees the same
 batches. The final probes go to `out` as stages `frame_probe` and `clip_probe`.
+
+Under torchrun every rank draws the same global batches and trains on its own rows of them
+(rows r * n / N .. (r + 1) * n / N); DistributedDataParallel averages the gradients (batch-norm
+statistics are rank 0's); rank 0 writes checkpoints, logs, the held-out accuracy and the probes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -34,6 +39,7 @@ from drivesim.eval.probe_data import (
 )
 from drivesim.eval.probe_io import Probes, save_probes
 from drivesim.eval.report import write_json
+from drivesim.training.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed, unwrap, wrap_ddp
 from drivesim.training.logging import LossLog
 from drivesim.training.run_state import RunCheckpointer
 
@@ -171,7 +177,9 @@ def mirror_clips(batch: ClipBatch, flip: np.ndarray) -> ClipBatch:
     return ClipBatch(clips, actions, batch.speed, batch.time_of_day, batch.crowdedness)
 
 
-def frame_loss(probe: FrameProbe, batch: FrameBatch, device: str) -> tuple[torch.Tensor, dict[str, float]]:
+def frame_loss(probe: torch.nn.Module, batch: FrameBatch, device: str) -> tuple[torch.Tensor, dict[str, float]]:
+    """probe: a FrameProbe, or its DistributedDataParallel wrapper."""
+    config: FrameProbeConfig = unwrap(probe).config
     out = probe(batch.frames.to(device))
     grid_h, grid_w = out.heatmap_logits.shape[-2:]
     targets = center_targets(batch.boxes, grid_h, grid_w)
@@ -179,7 +187,7 @@ def frame_loss(probe: FrameProbe, batch: FrameBatch, device: str) -> tuple[torch
         "tod": F.cross_entropy(out.time_of_day_logits, batch.time_of_day.to(device)),
         "crowd": F.cross_entropy(out.crowdedness_logits, batch.crowdedness.to(device)),
         "count": F.smooth_l1_loss(
-            out.vehicle_count / probe.config.count_scale, batch.count.to(device) / probe.config.count_scale
+            out.vehicle_count / config.count_scale, batch.count.to(device) / config.count_scale
         ),
         "det": center_loss(out.heatmap_logits, out.offset, out.log_size, targets),
     }
@@ -194,12 +202,13 @@ def window_action_std(eps: Episodes, cfg: ClipProbeConfig) -> np.ndarray:
 
 
 def clip_loss(
-    probe: ClipProbe, batch: ClipBatch, device: str, action_std: np.ndarray
+    probe: torch.nn.Module, batch: ClipBatch, device: str, action_std: np.ndarray
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Action errors are divided by the targets' spread (steer varies far less than accel), so both
-    count equally; the logged values are these normalised MSEs (1 - R², roughly)."""
+    count equally; the logged values are these normalised MSEs (1 - R², roughly). probe: a ClipProbe,
+    or its DistributedDataParallel wrapper."""
     out = probe(batch.clips.to(device))
-    scale = probe.config.speed_scale
+    scale = unwrap(probe).config.speed_scale
     parts = {
         "steer": F.mse_loss(out.actions[:, 0], batch.actions[:, 0].to(device)) / float(action_std[0]) ** 2,
         "accel": F.mse_loss(out.actions[:, 1], batch.actions[:, 1].to(device)) / float(action_std[1]) ** 2,
@@ -208,6 +217,15 @@ def clip_loss(
         "crowd": 0.3 * F.cross_entropy(out.crowdedness_logits, batch.crowdedness.to(device)),
     }
     return sum(parts.values()), {f"clip_{k}": v.item() for k, v in parts.items()}
+
+
+def rank_rows(batch: FrameBatch | ClipBatch, info: DistInfo) -> FrameBatch | ClipBatch:
+    """This rank's rows of a global batch: rows r * n / N .. (r + 1) * n / N."""
+    if not info.distributed:
+        return batch
+    per = len(batch.time_of_day) // info.world_size
+    rows = slice(info.rank * per, (info.rank + 1) * per)
+    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name)[rows] for f in dataclasses.fields(batch)})
 
 
 def learning_rate(cfg: ProbeTrainConfig, step: int) -> float:
@@ -219,16 +237,25 @@ def learning_rate(cfg: ProbeTrainConfig, step: int) -> float:
 
 
 def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
+    """Train (or resume) both probes; the result's accuracy is None on ranks other than 0."""
+    info = init_distributed("cuda" if cfg.device.startswith("cuda") else "cpu")
+    device = str(info.device) if info.distributed else cfg.device
+    for name in ("frame_batch", "clip_batch"):
+        if getattr(cfg, name) % info.world_size:
+            raise ValueError(
+                f"ProbeTrainConfig.{name}={getattr(cfg, name)} must be divisible by world_size={info.world_size}"
+            )
     run_dir, out_dir = Path(cfg.run_dir), Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     cpu_start = time.process_time()
     torch.manual_seed(cfg.seed)
-    frame, clip = FrameProbe(cfg.frame).to(cfg.device), ClipProbe(cfg.clip).to(cfg.device)
+    frame, clip = FrameProbe(cfg.frame).to(device), ClipProbe(cfg.clip).to(device)
+    frame_net, clip_net = wrap_ddp(frame, info), wrap_ddp(clip, info)  # gradients averaged over ranks
     opt_frame = torch.optim.AdamW(frame.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     opt_clip = torch.optim.AdamW(clip.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     modules = {"frame_probe": frame, "clip_probe": clip}
     optimizers = {"frame_opt": opt_frame, "clip_opt": opt_clip}
-    checkpointer = RunCheckpointer(run_dir, keep=2)
+    checkpointer = RunCheckpointer(run_dir, keep=2, enabled=info.is_main)
     restored = checkpointer.restore(modules, optimizers)
     start = restored.step if restored is not None else 0
     cpu_before = float(restored.extra.get("cpu_seconds", 0.0)) if restored is not None else 0.0
@@ -243,7 +270,7 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
         action_std = window_action_std(episodes, cfg.clip)
         frame.train()
         clip.train()
-        bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="probes")
+        bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="probes", disable=not info.is_main)
         for step in bar:
             rng = np.random.default_rng([cfg.seed, step])
             lr = learning_rate(cfg, step)
@@ -263,31 +290,42 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
                     fb.boxes,
                 )
                 cb = ClipBatch(augment_video(cb.clips, rng), cb.actions, cb.speed, cb.time_of_day, cb.crowdedness)
-            loss_f, parts_f = frame_loss(frame, fb, cfg.device)
+            fb, cb = rank_rows(fb, info), rank_rows(cb, info)
+            loss_f, parts_f = frame_loss(frame_net, fb, device)
             opt_frame.zero_grad(set_to_none=True)
             loss_f.backward()
             opt_frame.step()
-            loss_c, parts_c = clip_loss(clip, cb, cfg.device, action_std)
+            loss_c, parts_c = clip_loss(clip_net, cb, device, action_std)
             opt_clip.zero_grad(set_to_none=True)
             loss_c.backward()
             opt_clip.step()
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
-                shown = {k: v for k, v in {**parts_f, **parts_c}.items() if k in LOGGED_PARTS}
-                log.log(done, lr=lr, frame_loss=loss_f.item(), clip_loss=loss_c.item(), **shown)
-                bar.set_postfix(frame=f"{loss_f.item():.3f}", clip=f"{loss_c.item():.3f}")
+                scalars = {"frame_loss": loss_f.item(), "clip_loss": loss_c.item()}
+                scalars |= {k: v for k, v in {**parts_f, **parts_c}.items() if k in LOGGED_PARTS}
+                if info.distributed:  # a collective: every rank takes part
+                    mean = all_reduce_mean(torch.tensor(list(scalars.values()), dtype=torch.float64), info)
+                    scalars = dict(zip(scalars, mean.tolist()))
+                if info.is_main:
+                    log.log(done, lr=lr, **scalars)
+                    bar.set_postfix(frame=f"{scalars['frame_loss']:.3f}", clip=f"{scalars['clip_loss']:.3f}")
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 checkpointer.save(done, modules, optimizers, extra={"cpu_seconds": cpu_seconds()})
-                log.save()
-                if done == cfg.steps or done % PLOT_EVERY == 0:
-                    log.plot(run_dir / "losses.png", title="probe training")
+                if info.is_main:
+                    log.save()
+                    if done == cfg.steps or done % PLOT_EVERY == 0:
+                        log.plot(run_dir / "losses.png", title="probe training")
         del episodes
 
     frame.eval()
     clip.eval()
     probes = Probes(frame=frame, clip=clip)
+    total_cpu = cpu_seconds()
+    if not info.is_main:
+        cleanup(info)
+        return ProbeTrainResult(out=out_dir, run_dir=run_dir, steps=cfg.steps, accuracy=None, cpu_seconds=total_cpu)
     heldout = render_episodes(cfg.episode, HELDOUT_SEED_BASE, cfg.heldout_episodes, desc="render held-out episodes")
-    accuracy = probe_accuracy(probes, heldout, device=cfg.device)
+    accuracy = probe_accuracy(probes, heldout, device=device)
     total_cpu = cpu_seconds()
     extra = {
         "train_seeds": [TRAIN_SEED_BASE, TRAIN_SEED_BASE + cfg.train_episodes],
@@ -299,4 +337,5 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
     save_probes(out_dir, probes, extra=extra)
     write_json(run_dir / "probe_accuracy.json", {"accuracy": accuracy, "cpu_seconds": total_cpu, "out": str(out_dir)})
     print(f"probes saved to {out_dir}; held-out accuracy: {vars(accuracy)}; cpu {total_cpu / 60:.1f} min")
+    cleanup(info)
     return ProbeTrainResult(out=out_dir, run_dir=run_dir, steps=cfg.steps, accuracy=accuracy, cpu_seconds=total_cpu)

@@ -20,7 +20,14 @@ from tqdm import tqdm
 from drivesim.autoencoder.latent_cache import LatentWindowConfig, LatentWindowDataset, collate_latent_windows
 from drivesim.model_folder import save_stage
 from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
-from drivesim.training.distributed import all_reduce_mean, init_distributed, shard_batch_indices, unwrap, wrap_ddp
+from drivesim.training.distributed import (
+    all_reduce_mean,
+    cleanup,
+    init_distributed,
+    shard_batch_indices,
+    unwrap,
+    wrap_ddp,
+)
 from drivesim.training.ema import EMA
 from drivesim.training.logging import LossLog
 from drivesim.training.run_state import RunCheckpointer
@@ -124,10 +131,12 @@ def train(cfg: RewardTrainConfig) -> dict[str, float]:
         ema.update(model)
         step += 1
         bar.update(1)
-        if step % cfg.log_every == 0 and info.is_main:
+        if step % cfg.log_every == 0:
+            # a collective: every rank takes part, rank 0 logs
             vals = [float(all_reduce_mean(x, info)) for x in (loss, col, off, spd)]
-            log.log(step, loss=vals[0], collision_bce=vals[1], off_road_bce=vals[2], speed_l1=vals[3])
-            bar.set_postfix(loss=f"{vals[0]:.3f}")
+            if info.is_main:
+                log.log(step, loss=vals[0], collision_bce=vals[1], off_road_bce=vals[2], speed_l1=vals[3])
+                bar.set_postfix(loss=f"{vals[0]:.3f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
             ckpt.save(step, {"model": model, "ema": ema}, {"opt": opt}, extra={"step": step})
             if info.is_main:
@@ -139,4 +148,5 @@ def train(cfg: RewardTrainConfig) -> dict[str, float]:
         extra = {"stride": cfg.stride, "val": metrics, "val_split": cfg.val_split, "steps": step}
         save_stage(Path(cfg.model_dir), REWARD_STAGE, unwrap(ema.module), cfg.model, extra=extra)
         print({k: round(v, 4) for k, v in metrics.items()})
+    cleanup(info)
     return metrics

@@ -9,6 +9,11 @@ The temporal layers and blend factors train at `lr`; with `train_spatial` (defau
 spatial decoder layers are fine-tuned too, at the much smaller `spatial_lr`. With
 `train_spatial=False` setting every alpha to 1 still gives the stage-1 image decoder. The EMA weights are
 exported as stage "temporal_decoder" of `model_dir` (next to its "autoencoder" stage).
+
+Under torchrun (gloo, on CPU) every rank draws the global batch of clips that one process would
+draw at that step and trains on its rows of it, with its own noise (seeded by (seed, step, rank));
+DistributedDataParallel averages the decoder's and the discriminator's gradients (the adaptive
+GAN weight is each rank's own); rank 0 writes checkpoints, the loss log and the exported stage.
 """
 
 from __future__ import annotations
@@ -39,9 +44,11 @@ from drivesim.autoencoder.model import Autoencoder
 from drivesim.autoencoder.temporal_decoder import TemporalDecoder
 from drivesim.training.autoencoder import lr_factor
 from drivesim.training.checkpoint import save_stage
+from drivesim.training.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed, wrap_ddp
 from drivesim.training.ema import EMA
 from drivesim.training.logging import LossLog
 from drivesim.training.run_state import RunCheckpointer
+from drivesim.training.upsampler import SINGLE, check_batch, rank_generator, rank_rows
 
 
 @dataclass
@@ -163,7 +170,7 @@ def encode_clips(autoencoder: Autoencoder, video: torch.Tensor) -> torch.Tensor:
 class TemporalDecoderTrainer:
     """Frozen autoencoder, trainable temporal decoder, 3-D discriminator, EMA, optimizers."""
 
-    def __init__(self, cfg: TemporalDecoderTrainConfig, autoencoder: Autoencoder) -> None:
+    def __init__(self, cfg: TemporalDecoderTrainConfig, autoencoder: Autoencoder, info: DistInfo = SINGLE) -> None:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.autoencoder = autoencoder.eval()
@@ -180,6 +187,9 @@ class TemporalDecoderTrainer:
             groups.append({"params": list(self.decoder.decoder.parameters()), "base_lr": cfg.spatial_lr})
         self.opt = torch.optim.Adam(groups, lr=cfg.lr, betas=(0.5, 0.9))
         self.opt_disc = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
+        # gradients averaged over ranks; the generator's GAN term goes through the plain (frozen) self.disc
+        self.decoder_net = wrap_ddp(self.decoder, info)
+        self.disc_net = wrap_ddp(self.disc, info)
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"temporal_decoder": self.decoder, "ema": self.ema, "discriminator": self.disc}
@@ -204,7 +214,7 @@ class TemporalDecoderTrainer:
             posterior = self.autoencoder.encode(rearrange(video, "b t c h w -> (b t) c h w"))
             z = posterior.sample(generator) if cfg.sample_posterior else posterior.mode()  # (b t) C h w
         self.decoder.train()
-        decoded = self.decoder(rearrange(z, "(b t) c h w -> b t c h w", b=b))  # b t 3 H W
+        decoded = self.decoder_net(rearrange(z, "(b t) c h w -> b t c h w", b=b))  # b t 3 H W
         frames_hat = rearrange(decoded, "b t c h w -> (b t) c h w")
         rec = reconstruction_loss(frames_hat, rearrange(video, "b t c h w -> (b t) c h w"), cfg.gradient_weight)
         temporal = temporal_difference_loss(decoded, video)
@@ -224,7 +234,7 @@ class TemporalDecoderTrainer:
         self.opt.step()
         self.ema.update(self.decoder)
         if use_gan:
-            disc = hinge_discriminator_loss(self.disc(video), self.disc(decoded.detach()))
+            disc = hinge_discriminator_loss(self.disc_net(video), self.disc_net(decoded.detach()))
             self.opt_disc.zero_grad(set_to_none=True)
             disc.backward()
             self.opt_disc.step()
@@ -243,6 +253,8 @@ def train(
 ) -> TemporalDecoderTrainResult:
     """Fine-tune (or resume) the temporal decoder and export the EMA model to `cfg.model_dir`."""
     torch.set_num_threads(cfg.num_threads)
+    info = init_distributed("cpu")
+    check_batch("TemporalDecoderTrainConfig", cfg.batch_size, info)
     run_dir, model_dir = Path(cfg.run_dir), Path(cfg.model_dir)
     autoencoder = load_autoencoder(model_dir)
     autoencoder.cfg.latent_size(cfg.height, cfg.width)
@@ -251,17 +263,18 @@ def train(
     val_video = evaluation_clips(val_bank, cfg.val_clips, cfg.val_frames)
     val_latents = encode_clips(autoencoder, val_video)
     image_quality = video_quality(autoencoder.decode_video(val_latents, scaled=False), val_video)
-    print(
-        f"temporal_decoder: {train_bank.num_clips} train clips, {val_video.shape[0]} held-out clips; "
-        f"image decoder PSNR {image_quality.psnr:.2f} dB, flicker {image_quality.flicker:.3f}"
-    )
+    if info.is_main:
+        print(
+            f"temporal_decoder: {train_bank.num_clips} train clips, {val_video.shape[0]} held-out clips; "
+            f"image decoder PSNR {image_quality.psnr:.2f} dB, flicker {image_quality.flicker:.3f}"
+        )
 
-    trainer = TemporalDecoderTrainer(cfg, autoencoder)
-    checkpointer = RunCheckpointer(run_dir, keep=3)
+    trainer = TemporalDecoderTrainer(cfg, autoencoder, info)
+    checkpointer = RunCheckpointer(run_dir, keep=3, enabled=info.is_main)
     restored = checkpointer.restore(trainer.modules(), trainer.optimizers())
     step = restored.step if restored else 0
     cpu_seconds = float(restored.extra.get("cpu_seconds", 0.0)) if restored else 0.0
-    if restored:
+    if restored and info.is_main:
         print(f"temporal_decoder: resumed from {restored.path} at step {step}")
     log = LossLog(run_dir, resume_step=step + 1 if restored else None)  # keep rows <= the checkpoint step
     started, cpu_started = time.monotonic(), time.process_time()
@@ -270,26 +283,35 @@ def train(
         model = trainer.ema.module.eval()
         return video_quality(model.decode_video(val_latents, scaled=False), val_video)
 
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="temporal_decoder", dynamic_ncols=True)
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="temporal_decoder", dynamic_ncols=True, disable=not info.is_main)
     while step < cfg.max_steps:
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        video = sample_clips(train_bank, cfg.batch_size, cfg.num_frames, generator, cfg.hflip)
-        losses = trainer.step(video, step, generator)
+        video = sample_clips(train_bank, cfg.batch_size, cfg.num_frames, generator, cfg.hflip)  # the global batch
+        generator = rank_generator(generator, cfg.seed, step, info)
+        losses = trainer.step(rank_rows(video, info), step, generator)  # this rank's rows
         step += 1
         bar.update(1)
         if step % cfg.log_every == 0:
-            log.log(step, **vars(losses))
-            bar.set_postfix(rec=f"{losses.rec:.4f}", temporal=f"{losses.temporal:.4f}")
+            if info.distributed:  # a collective: every rank takes part
+                mean = all_reduce_mean(torch.tensor(list(vars(losses).values()), dtype=torch.float64), info)
+                losses = StepLosses(*mean.tolist())
+            if info.is_main:
+                log.log(step, **vars(losses))
+                bar.set_postfix(rec=f"{losses.rec:.4f}", temporal=f"{losses.temporal:.4f}")
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             q = evaluate()
-            log.log(step, val_psnr=q.psnr, val_ssim=q.ssim, val_flicker=q.flicker)
-            bar.write(f"step {step}: held-out PSNR {q.psnr:.2f} dB, flicker {q.flicker:.3f}")
+            if info.is_main:
+                log.log(step, val_psnr=q.psnr, val_ssim=q.ssim, val_flicker=q.flicker)
+                bar.write(f"step {step}: held-out PSNR {q.psnr:.2f} dB, flicker {q.flicker:.3f}")
         out_of_time = cfg.max_minutes is not None and time.monotonic() - started > 60 * cfg.max_minutes
+        if cfg.max_minutes is not None and info.distributed:  # all ranks stop at once, when any is out of time
+            out_of_time = float(all_reduce_mean(torch.tensor(float(out_of_time)), info)) > 0
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
             spent = cpu_seconds + time.process_time() - cpu_started
             checkpointer.save(step, trainer.modules(), trainer.optimizers(), extra={"cpu_seconds": spent})
-            log.save()
-            log.plot(run_dir / "losses.png", title="temporal decoder")
+            if info.is_main:
+                log.save()
+                log.plot(run_dir / "losses.png", title="temporal decoder")
         if after_step is not None:
             after_step(step)
         if out_of_time:
@@ -314,12 +336,14 @@ def train(
         "num_frames": cfg.num_frames,
         "dataset": str(cfg.dataset),
     }
-    save_stage(model_dir, TEMPORAL_DECODER_STAGE, model, config, extra=extra)
-    print(
-        f"temporal_decoder: step {step}: PSNR {quality.psnr:.2f} dB "
-        f"(image decoder {image_quality.psnr:.2f}), "
-        f"flicker {quality.flicker:.3f} (image decoder {image_quality.flicker:.3f}) -> {model_dir}"
-    )
+    if info.is_main:
+        save_stage(model_dir, TEMPORAL_DECODER_STAGE, model, config, extra=extra)
+        print(
+            f"temporal_decoder: step {step}: PSNR {quality.psnr:.2f} dB "
+            f"(image decoder {image_quality.psnr:.2f}), "
+            f"flicker {quality.flicker:.3f} (image decoder {image_quality.flicker:.3f}) -> {model_dir}"
+        )
+    cleanup(info)
     return TemporalDecoderTrainResult(
         steps=step,
         image_decoder=image_quality,

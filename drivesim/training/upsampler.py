@@ -10,6 +10,11 @@ Training data are exact low/high-res pairs rendered by the procedural world
 (`drivesim.training.upsampler_data`). Held-out episodes (other seeds) are upsampled as whole
 frames with the EMA model to report PSNR/SSIM next to bicubic. Resumes from the newest
 run checkpoint; the EMA weights are exported as stage "upsampler" of `model_dir`.
+
+Under torchrun (gloo, on CPU) every rank draws the global batch of patches that one process
+would draw at that step and trains on its rows of it, with its own noise (a generator seeded by
+(seed, step, rank)); DistributedDataParallel averages the gradients; rank 0 writes checkpoints,
+the loss log and the exported stage.
 """
 
 from __future__ import annotations
@@ -34,12 +39,34 @@ from drivesim.eval.temporal import flicker, psnr, ssim
 from drivesim.sampling.upsample import VideoUpsamplerModel, upsample_video
 from drivesim.training.autoencoder import lr_factor
 from drivesim.training.checkpoint import save_stage
+from drivesim.training.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed, wrap_ddp
 from drivesim.training.ema import EMA
 from drivesim.training.logging import LossLog
 from drivesim.training.run_state import RunCheckpointer
 from drivesim.training.upsampler_data import WorldPairs, WorldPairsConfig, render_pairs, sample_patches
 
 VAL_SEED_OFFSET = 1_000_000  # held-out episodes use seeds from here on
+SINGLE = DistInfo(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+
+
+def check_batch(owner: str, batch_size: int, info: DistInfo) -> None:
+    """The global `batch_size` must split evenly over the ranks (a ValueError names the field)."""
+    if batch_size % info.world_size:
+        raise ValueError(f"{owner}.batch_size={batch_size} must be divisible by world_size={info.world_size}")
+
+
+def rank_rows(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """This rank's rows of a global batch: rows r * n / N .. (r + 1) * n / N (all of them in one process)."""
+    per = x.shape[0] // info.world_size
+    return x[info.rank * per : (info.rank + 1) * per]
+
+
+def rank_generator(generator: torch.Generator, seed: int, step: int, info: DistInfo) -> torch.Generator:
+    """After the shared global batch is drawn: `generator` in one process, else this rank's own
+    generator seeded by (seed, step, rank), so the ranks' noise differs."""
+    if not info.distributed:
+        return generator
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_009 + info.rank)
 
 
 @dataclass
@@ -124,13 +151,15 @@ def evaluate_model(
 
 
 class UpsamplerTrainer:
-    """The image upsampler, its EMA and optimizer; `step` is one patch batch."""
+    """The image upsampler, its EMA and optimizer; `step` is this rank's share of one patch batch."""
 
-    def __init__(self, cfg: UpsamplerTrainConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: UpsamplerTrainConfig, info: DistInfo = SINGLE) -> None:
+        check_batch("UpsamplerTrainConfig", cfg.batch_size, info)
+        self.cfg, self.info = cfg, info
         torch.manual_seed(cfg.seed)
         self.model = Upsampler(cfg.model)
         self.ema = EMA(self.model, decay=cfg.ema_decay)
+        self.net = wrap_ddp(self.model, info)  # gradients averaged over ranks
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -143,13 +172,14 @@ class UpsamplerTrainer:
         cfg, model = self.cfg, self.model
         for group in self.opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
-        batch = sample_patches(pairs, cfg.batch_size, 1, cfg.patch_size, generator, cfg.hflip)
-        x0, up = batch.high[:, 0], batch.up[:, 0]  # (b, 3, P, P)
+        batch = sample_patches(pairs, cfg.batch_size, 1, cfg.patch_size, generator, cfg.hflip)  # the global batch
+        generator = rank_generator(generator, cfg.seed, step, self.info)
+        x0, up = rank_rows(batch.high[:, 0], self.info), rank_rows(batch.up[:, 0], self.info)  # (b / N, 3, P, P)
         level = torch.randint(0, cfg.model.max_noise_level + 1, (x0.shape[0],), generator=generator)  # tau_gamma
         cond = model.noise_augment(up, level, torch.randn(up.shape, generator=generator))  # Eq. (5)
         model.train()
         loss = diffusion_loss(
-            lambda z, tau, c: model(z, tau, c, level), x0, cond, model.schedule, generator, model.target
+            lambda z, tau, c: self.net(z, tau, c, level), x0, cond, model.schedule, generator, model.target
         ).loss
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -194,41 +224,50 @@ def run_loop(
     pairs: WorldPairs,
     evaluate: Callable[[], UpsampleQuality],
     after_step: Callable[[int], None] | None = None,
+    info: DistInfo = SINGLE,
 ) -> LoopResult:
-    """The loop shared by both stages: resume, step, log, evaluate, checkpoint, final quality."""
+    """The loop shared by both stages: resume, step, log, evaluate, checkpoint, final quality.
+    Every rank steps and evaluates (the same EMA weights); rank 0 logs and writes."""
     run_dir = Path(cfg.run_dir)
-    checkpointer = RunCheckpointer(run_dir, keep=2)
+    checkpointer = RunCheckpointer(run_dir, keep=2, enabled=info.is_main)
     restored = checkpointer.restore(trainer.modules(), trainer.optimizers())
     step = restored.step if restored else 0
     cpu_seconds = float(restored.extra.get("cpu_seconds", 0.0)) if restored else 0.0
-    if restored:
+    if restored and info.is_main:
         print(f"{name}: resumed from {restored.path} at step {step}")
     log = LossLog(run_dir, resume_step=step + 1 if restored else None)  # keep rows <= the checkpoint step
     started, cpu_started = time.monotonic(), time.process_time()
-    bar = tqdm(total=cfg.max_steps, initial=step, desc=name, dynamic_ncols=True)
+    bar = tqdm(total=cfg.max_steps, initial=step, desc=name, dynamic_ncols=True, disable=not info.is_main)
     last: tuple[int, UpsampleQuality] | None = None
     while step < cfg.max_steps:
-        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # the same on every rank
         loss = trainer.step(pairs, step, generator)
         step += 1
         bar.update(1)
         if step % cfg.log_every == 0:
-            log.log(step, loss=loss)
-            bar.set_postfix(loss=f"{loss:.4f}")
+            if info.distributed:  # a collective: every rank takes part
+                loss = float(all_reduce_mean(torch.tensor(loss, dtype=torch.float64), info))
+            if info.is_main:
+                log.log(step, loss=loss)
+                bar.set_postfix(loss=f"{loss:.4f}")
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             q = evaluate()
             last = (step, q)
             scalars = {"val_psnr": q.psnr, "val_ssim": q.ssim}
             if q.flicker is not None:
                 scalars["val_flicker"] = q.flicker
-            log.log(step, **scalars)
-            bar.write(f"{name} step {step}: held-out " + ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
+            if info.is_main:
+                log.log(step, **scalars)
+                bar.write(f"{name} step {step}: held-out " + ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
         out_of_time = cfg.max_minutes is not None and time.monotonic() - started > 60 * cfg.max_minutes
+        if cfg.max_minutes is not None and info.distributed:  # all ranks stop at once, when any is out of time
+            out_of_time = float(all_reduce_mean(torch.tensor(float(out_of_time)), info)) > 0
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
             spent = cpu_seconds + time.process_time() - cpu_started
             checkpointer.save(step, trainer.modules(), trainer.optimizers(), extra={"cpu_seconds": spent})
-            log.save()
-            log.plot(run_dir / "losses.png", title=name)
+            if info.is_main:
+                log.save()
+                log.plot(run_dir / "losses.png", title=name)
         if after_step is not None:
             after_step(step)
         if out_of_time:
@@ -252,21 +291,24 @@ class UpsamplerTrainResult:
 def train(cfg: UpsamplerTrainConfig, after_step: Callable[[int], None] | None = None) -> UpsamplerTrainResult:
     """Train (or resume) the image upsampler and export the EMA model to `cfg.model_dir`."""
     torch.set_num_threads(cfg.num_threads)
+    info = init_distributed("cpu")
+    check_batch("UpsamplerTrainConfig", cfg.batch_size, info)
     scale = cfg.model.scale
     pairs = render_pairs(cfg.data, scale, first_seed=cfg.seed * 10_000)
     val_cfg = dataclasses.replace(cfg.data, num_episodes=cfg.val_episodes, frames_per_episode=cfg.val_frames)
     val_low, val_high = render_pairs(val_cfg, scale, first_seed=VAL_SEED_OFFSET + cfg.seed).video()
     base = upsample_quality(bicubic(val_low, scale), val_high)
-    print(
-        f"upsampler: {pairs.low.shape[0]}x{pairs.low.shape[1]} train frames, {val_low.shape[0]}x{val_low.shape[1]} "
-        f"held-out; bicubic PSNR {base.psnr:.2f} dB, SSIM {base.ssim:.4f}"
-    )
-    trainer = UpsamplerTrainer(cfg)
+    if info.is_main:
+        print(
+            f"upsampler: {pairs.low.shape[0]}x{pairs.low.shape[1]} train frames, "
+            f"{val_low.shape[0]}x{val_low.shape[1]} held-out; bicubic PSNR {base.psnr:.2f} dB, SSIM {base.ssim:.4f}"
+        )
+    trainer = UpsamplerTrainer(cfg, info)
 
     def evaluate() -> UpsampleQuality:
         return evaluate_model(trainer.ema.module.eval(), val_low, val_high, cfg.eval_steps, cfg.seed)
 
-    result = run_loop("upsampler", cfg, trainer, pairs, evaluate, after_step)
+    result = run_loop("upsampler", cfg, trainer, pairs, evaluate, after_step, info)
     model = trainer.ema.module.eval()
     extra = {
         "steps": result.steps,
@@ -276,11 +318,13 @@ def train(cfg: UpsamplerTrainConfig, after_step: Callable[[int], None] | None = 
         "cpu_minutes": result.cpu_minutes,
         "patch_size": cfg.patch_size,
     }
-    save_stage(Path(cfg.model_dir), UPSAMPLER_STAGE, model, {"upsampler": dataclasses.asdict(cfg.model)}, extra)
-    print(
-        f"upsampler: step {result.steps}: PSNR {result.quality.psnr:.2f} dB (bicubic {base.psnr:.2f}), "
-        f"SSIM {result.quality.ssim:.4f} (bicubic {base.ssim:.4f}) -> {cfg.model_dir}"
-    )
+    if info.is_main:
+        save_stage(Path(cfg.model_dir), UPSAMPLER_STAGE, model, {"upsampler": dataclasses.asdict(cfg.model)}, extra)
+        print(
+            f"upsampler: step {result.steps}: PSNR {result.quality.psnr:.2f} dB (bicubic {base.psnr:.2f}), "
+            f"SSIM {result.quality.ssim:.4f} (bicubic {base.ssim:.4f}) -> {cfg.model_dir}"
+        )
+    cleanup(info)
     return UpsamplerTrainResult(
         steps=result.steps,
         upsampler=result.quality,

@@ -9,7 +9,8 @@ one diffusion time tau and one tau_gamma per clip, the eps/v loss over all frame
 Held-out clips are upsampled as whole frames, chunked over time, and compared with the
 ground truth (PSNR, SSIM, paired flicker) next to the frame-by-frame image model. The EMA
 weights (spatial ones included) are exported as stage "upsampler_temporal" of `model_dir`,
-next to its "upsampler" stage.
+next to its "upsampler" stage. Under torchrun the ranks split each global batch of clips and
+DistributedDataParallel averages the gradients; rank 0 writes (see drivesim.training.upsampler).
 """
 
 from __future__ import annotations
@@ -32,13 +33,18 @@ from drivesim.diffusion.upsampler_temporal import (
 )
 from drivesim.training.autoencoder import lr_factor
 from drivesim.training.checkpoint import save_stage
+from drivesim.training.distributed import DistInfo, cleanup, init_distributed, wrap_ddp
 from drivesim.training.ema import EMA
 from drivesim.training.upsampler import (
+    SINGLE,
     VAL_SEED_OFFSET,
     UpsampleQuality,
     bicubic,
+    check_batch,
     check_patch_size,
     evaluate_model,
+    rank_generator,
+    rank_rows,
     run_loop,
     upsample_quality,
 )
@@ -98,11 +104,13 @@ class UpsamplerTemporalTrainConfig:
 class UpsamplerTemporalTrainer:
     """Frozen image upsampler + trainable temporal layers, their EMA and optimizer."""
 
-    def __init__(self, cfg: UpsamplerTemporalTrainConfig, image_model: Upsampler) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: UpsamplerTemporalTrainConfig, image_model: Upsampler, info: DistInfo = SINGLE) -> None:
+        check_batch("UpsamplerTemporalTrainConfig", cfg.batch_size, info)
+        self.cfg, self.info = cfg, info
         torch.manual_seed(cfg.seed)
         self.model = TemporalUpsampler(image_model, cfg.temporal)
         self.ema = EMA(self.model, decay=cfg.ema_decay)
+        self.net = wrap_ddp(self.model, info)  # forward = forward_video; gradients averaged over ranks
         self.opt = torch.optim.AdamW(self.model.temporal_parameters(), lr=cfg.lr, weight_decay=0.0)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -116,13 +124,14 @@ class UpsamplerTemporalTrainer:
         for group in self.opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
         batch = sample_patches(pairs, cfg.batch_size, cfg.num_frames, cfg.patch_size, generator, cfg.hflip)
-        x0, up = batch.high, batch.up  # (b, t, 3, P, P)
+        generator = rank_generator(generator, cfg.seed, step, self.info)
+        x0, up = rank_rows(batch.high, self.info), rank_rows(batch.up, self.info)  # (b / N, t, 3, P, P)
         max_level = model.image_model.config.max_noise_level
         level = torch.randint(0, max_level + 1, (x0.shape[0],), generator=generator)  # tau_gamma per clip
         cond = model.image_model.noise_augment(up, level, torch.randn(up.shape, generator=generator))  # Eq. (5)
         model.train()
         loss = diffusion_loss(
-            lambda z, tau, c: model.forward_video(z, tau, c, level), x0, cond, model.schedule, generator, model.target
+            lambda z, tau, c: self.net(z, tau, c, level), x0, cond, model.schedule, generator, model.target
         ).loss
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -149,6 +158,8 @@ def train(
 ) -> UpsamplerTemporalTrainResult:
     """Fine-tune (or resume) the temporal layers and export the EMA model to `cfg.model_dir`."""
     torch.set_num_threads(cfg.num_threads)
+    info = init_distributed("cpu")
+    check_batch("UpsamplerTemporalTrainConfig", cfg.batch_size, info)
     image_model = load_upsampler(cfg.model_dir)
     check_patch_size("UpsamplerTemporalTrainConfig", cfg.patch_size, image_model.config)
     scale = image_model.scale
@@ -157,11 +168,12 @@ def train(
     val_low, val_high = render_pairs(val_cfg, scale, first_seed=VAL_SEED_OFFSET + 5_000 + cfg.seed).video()
     base = upsample_quality(bicubic(val_low, scale), val_high)
     frame_wise = evaluate_model(image_model, val_low, val_high, cfg.eval_steps, cfg.seed, cfg.chunk_frames)
-    print(
-        f"upsampler_temporal: held-out bicubic PSNR {base.psnr:.2f} dB, flicker {base.flicker:.4f}; "
-        f"frame-by-frame PSNR {frame_wise.psnr:.2f} dB, flicker {frame_wise.flicker:.4f}"
-    )
-    trainer = UpsamplerTemporalTrainer(cfg, image_model)
+    if info.is_main:
+        print(
+            f"upsampler_temporal: held-out bicubic PSNR {base.psnr:.2f} dB, flicker {base.flicker:.4f}; "
+            f"frame-by-frame PSNR {frame_wise.psnr:.2f} dB, flicker {frame_wise.flicker:.4f}"
+        )
+    trainer = UpsamplerTemporalTrainer(cfg, image_model, info)
 
     def evaluate() -> UpsampleQuality:
         model = trainer.ema.module.eval()
@@ -169,7 +181,7 @@ def train(
             model, val_low, val_high, cfg.eval_steps, cfg.seed, cfg.chunk_frames, cfg.chunk_overlap  # type: ignore[arg-type]
         )
 
-    result = run_loop("upsampler_temporal", cfg, trainer, pairs, evaluate, after_step)
+    result = run_loop("upsampler_temporal", cfg, trainer, pairs, evaluate, after_step, info)
     model: TemporalUpsampler = trainer.ema.module.eval()  # type: ignore[assignment]
     extra = {
         "steps": result.steps,
@@ -181,12 +193,14 @@ def train(
         "cpu_minutes": result.cpu_minutes,
         "num_frames": cfg.num_frames,
     }
-    save_stage(Path(cfg.model_dir), UPSAMPLER_TEMPORAL_STAGE, model, stage_config(model), extra)
-    print(
-        f"upsampler_temporal: step {result.steps}: PSNR {result.quality.psnr:.2f} dB "
-        f"(frame-by-frame {frame_wise.psnr:.2f}, bicubic {base.psnr:.2f}), flicker {result.quality.flicker:.4f} "
-        f"(frame-by-frame {frame_wise.flicker:.4f}, bicubic {base.flicker:.4f}) -> {cfg.model_dir}"
-    )
+    if info.is_main:
+        save_stage(Path(cfg.model_dir), UPSAMPLER_TEMPORAL_STAGE, model, stage_config(model), extra)
+        print(
+            f"upsampler_temporal: step {result.steps}: PSNR {result.quality.psnr:.2f} dB "
+            f"(frame-by-frame {frame_wise.psnr:.2f}, bicubic {base.psnr:.2f}), flicker {result.quality.flicker:.4f} "
+            f"(frame-by-frame {frame_wise.flicker:.4f}, bicubic {base.flicker:.4f}) -> {cfg.model_dir}"
+        )
+    cleanup(info)
     return UpsamplerTemporalTrainResult(
         steps=result.steps,
         temporal=result.quality,
