@@ -5,13 +5,18 @@ and actions of the generated set (from its manifest and annotations) are taken a
 and commands the generator was given. Writes `out/report.json`, `out/drift.png` (metrics per
 rollout window) and `out/storyboard.png` (real vs generated frames).
 
+Under torchrun (`torchrun --nproc_per_node=N -m drivesim.cli.main eval ...`) rank r runs the probes
+over clips r, r + N, ... of both sets and rank 0 merges them (drivesim.eval.sharded), computes the
+distances and writes the outputs; the report equals the single-process one up to float round-off.
+With options.device=cuda each rank uses its own GPU (LOCAL_RANK).
+
 Standard FID / FVD: pass TorchScript files, e.g. `fid.path=/x/inception-2015-12-05.pt` and
 `fvd.path=/x/i3d_torchscript.pt` (see drivesim.eval.torchscript_features for their settings).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -48,28 +53,36 @@ class EvalCommandConfig:
     fvd: TorchScriptFeatureConfig = field(default_factory=_fvd_default)  # used when fvd.path is set
 
 
-def evaluate_folders(cfg: EvalCommandConfig) -> EvalReport:
-    """Load both folders and the probes, evaluate, write JSON and plots into cfg.out."""
+def evaluate_folders(cfg: EvalCommandConfig) -> EvalReport | None:
+    """Load both folders and the probes, evaluate, write JSON and plots into cfg.out. Under torchrun
+    the probe passes are split over ranks; rank 0 writes and returns the report, other ranks None."""
     from drivesim.eval.probe_io import load_probes
     from drivesim.eval.report import plot_drift, plot_storyboard, write_json
-    from drivesim.eval.suite import evaluate
+    from drivesim.eval.sharded import evaluate_sharded
     from drivesim.eval.torchscript_features import TorchScriptFeatures
     from drivesim.eval.video_sets import load_video_set
+    from drivesim.training.distributed import cleanup, init_distributed
 
     for name in ("real", "generated", "probes"):
         if not getattr(cfg, name):
             raise ValueError(f"{name}= is required: drivesim eval real=DIR generated=DIR probes=DIR out=DIR")
-    probes = load_probes(cfg.probes, device=cfg.options.device)
-    real = load_video_set(cfg.real, cfg.max_clips, cfg.max_frames)
-    generated = load_video_set(cfg.generated, cfg.max_clips, cfg.max_frames)
-    fid_net = TorchScriptFeatures(cfg.fid, cfg.options.device) if cfg.fid.path else None
-    fvd_net = TorchScriptFeatures(cfg.fvd, cfg.options.device) if cfg.fvd.path else None
-    report = evaluate(real, generated, probes, cfg.options, fid_net=fid_net, fvd_net=fvd_net)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "report.json", report)
-    plot_drift(report, out / "drift.png")
-    plot_storyboard(real, generated, out / "storyboard.png", num_clips=cfg.storyboard_clips)
+    info = init_distributed("cuda" if cfg.options.device.startswith("cuda") else "cpu")
+    try:
+        options = replace(cfg.options, device=str(info.device)) if info.distributed else cfg.options
+        probes = load_probes(cfg.probes, device=options.device)
+        real = load_video_set(cfg.real, cfg.max_clips, cfg.max_frames)
+        generated = load_video_set(cfg.generated, cfg.max_clips, cfg.max_frames)
+        fid_net = TorchScriptFeatures(cfg.fid, options.device) if cfg.fid.path else None
+        fvd_net = TorchScriptFeatures(cfg.fvd, options.device) if cfg.fvd.path else None
+        report = evaluate_sharded(real, generated, probes, options, info, fid_net=fid_net, fvd_net=fvd_net)
+        if report is not None:
+            out = Path(cfg.out)
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / "report.json", report)
+            plot_drift(report, out / "drift.png")
+            plot_storyboard(real, generated, out / "storyboard.png", num_clips=cfg.storyboard_clips)
+    finally:
+        cleanup(info)
     return report
 
 
@@ -96,9 +109,10 @@ def _summary(report: EvalReport) -> str:
     return "\n".join(lines)
 
 
-def run_eval(cfg: DictConfig) -> EvalReport:
+def run_eval(cfg: DictConfig) -> EvalReport | None:
     command = to_dataclass(cfg, EvalCommandConfig)
     report = evaluate_folders(command)
-    print(_summary(report))
-    print(f"wrote {Path(command.out) / 'report.json'}, drift.png, storyboard.png")
+    if report is not None:  # rank 0 (or the only process)
+        print(_summary(report))
+        print(f"wrote {Path(command.out) / 'report.json'}, drift.png, storyboard.png")
     return report

@@ -246,36 +246,42 @@ def prepare_real(
     return PreparedReal(videos=real, clips=real_clips, options=o)
 
 
-def evaluate(
-    real: VideoSet | PreparedReal,
+@dataclass(frozen=True)
+class GeneratedClip:
+    """Probe outputs of one generated clip per rollout window, and its pairing with a real clip."""
+
+    windows: list[_Acc]
+    paired: bool
+    paired_delta: float | None  # mean |frame change - real frame change| / 255; None: unpaired or 1 frame
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class PreparedGenerated:
+    """Probe outputs of a generated set, one GeneratedClip per clip in order (the options and
+    networks must be the ones `evaluate` is then called with)."""
+
+    videos: VideoSet
+    clips: list[GeneratedClip]
+    options: EvalOptions
+
+
+def prepare_generated(
     generated: VideoSet,
+    real: VideoSet,
     probes: Probes,
     options: EvalOptions | None = None,
     fid_net: TorchScriptFeatures | None = None,
     fvd_net: TorchScriptFeatures | None = None,
-) -> EvalReport:
-    """All metrics of `generated` against `real`. With options.paired, a generated clip whose id
-    matches a real clip of the same shape is its reproduction (same world state and actions):
-    PSNR/SSIM and the paired flicker error are computed for it. `real` may be a PreparedReal to skip
-    recomputing it."""
+) -> PreparedGenerated:
+    """Run the probes (and optional FID/FVD networks) over every generated clip, window by window;
+    with options.paired, `real` supplies the clips they reproduce."""
     o = options or EvalOptions()
-    if isinstance(real, PreparedReal):
-        if real.options != o:
-            raise ValueError(f"real was prepared with options {real.options}, evaluate got {o}")
-        prepared = real
-    else:
-        prepared = prepare_real(real, probes, o, fid_net, fvd_net)
-    real, real_clips = prepared.videos, prepared.clips
     runner = _Runner(probes, o, fid_net, fvd_net)
-    notes: list[str] = []
     real_by_id = real.by_id()
-
-    gen_clips: list[_Acc] = []
-    drift_accs: list[_Acc] = []
-    drift_bounds: list[tuple[float, float]] = []
-    num_paired = 0
-    paired_deltas: list[float] = []
+    out: list[GeneratedClip] = []
     for clip in tqdm(generated.clips, desc="eval generated", leave=False):
+        notes: list[str] = []
         truth = real_by_id.get(clip.id) if o.paired else None
         if o.paired and truth is None:
             notes.append(f"paired=true but no real clip has id {clip.id!r}; not paired")
@@ -285,36 +291,59 @@ def evaluate(
                 "not paired"
             )
             truth = None
+        delta = None
         if truth is not None:
-            num_paired += 1
             d_gen = np.diff(clip.frames.astype(np.float32), axis=0)  # (t-1, h, w, c)
             d_real = np.diff(truth.frames.astype(np.float32), axis=0)  # (t-1, h, w, c)
             if d_gen.size:
-                paired_deltas.append(float(np.abs(d_gen - d_real).mean() / 255.0))
+                delta = float(np.abs(d_gen - d_real).mean() / 255.0)
         size = max(1, int(round(o.window_seconds * clip.fps)))
         parts = []
-        for wi, lo in enumerate(range(0, clip.num_frames, size)):
-            hi = min(lo + size, clip.num_frames)
+        for lo in range(0, clip.num_frames, size):
             parts.append(_Acc())
-            runner.window(clip, lo, hi, parts[-1], truth)
+            runner.window(clip, lo, min(lo + size, clip.num_frames), parts[-1], truth)
+        out.append(GeneratedClip(windows=parts, paired=truth is not None, paired_delta=delta, notes=notes))
+    return PreparedGenerated(videos=generated, clips=out, options=o)
+
+
+def evaluate(
+    real: VideoSet | PreparedReal,
+    generated: VideoSet | PreparedGenerated,
+    probes: Probes,
+    options: EvalOptions | None = None,
+    fid_net: TorchScriptFeatures | None = None,
+    fvd_net: TorchScriptFeatures | None = None,
+) -> EvalReport:
+    """All metrics of `generated` against `real`. With options.paired, a generated clip whose id
+    matches a real clip of the same shape is its reproduction (same world state and actions):
+    PSNR/SSIM and the paired flicker error are computed for it. `real` / `generated` may be a
+    PreparedReal / PreparedGenerated to skip recomputing them (drivesim.eval.sharded computes them
+    split over ranks)."""
+    o = options or EvalOptions()
+    for name, given in (("real", real), ("generated", generated)):
+        if isinstance(given, (PreparedReal, PreparedGenerated)) and given.options != o:
+            raise ValueError(f"{name} was prepared with options {given.options}, evaluate got {o}")
+    prepared = real if isinstance(real, PreparedReal) else prepare_real(real, probes, o, fid_net, fvd_net)
+    real, real_clips = prepared.videos, prepared.clips
+    if not isinstance(generated, PreparedGenerated):
+        generated = prepare_generated(generated, real, probes, o, fid_net, fvd_net)
+    notes = [n for g in generated.clips for n in g.notes]
+    num_paired = sum(g.paired for g in generated.clips)
+    paired_deltas = [g.paired_delta for g in generated.clips if g.paired_delta is not None]
+
+    gen_clips: list[_Acc] = []
+    drift_accs: list[_Acc] = []
+    drift_bounds: list[tuple[float, float]] = []
+    for g in generated.clips:
+        for wi, p in enumerate(g.windows):
             if wi >= len(drift_accs):
                 drift_accs.append(_Acc())
                 drift_bounds.append((wi * o.window_seconds, (wi + 1) * o.window_seconds))
             d = drift_accs[wi]
-            p = parts[-1]
-            for name in (
-                "frame_feats",
-                "motion",
-                "boxes",
-                "commanded",
-                "recovered",
-                "cond_probs",
-                "psnr",
-                "ssim",
-            ):
+            for name in ("frame_feats", "motion", "boxes", "commanded", "recovered", "cond_probs", "psnr", "ssim"):
                 getattr(d, name).extend(getattr(p, name))
             d.num_frames += p.num_frames
-        gen_clips.append(_per_clip(parts))
+        gen_clips.append(_per_clip(g.windows))
 
     real_all, gen_all = _per_clip(real_clips), _Acc()
     for g in gen_clips:
@@ -391,10 +420,10 @@ def evaluate(
     return EvalReport(
         real=SetSummary(real.source, len(real.clips), real_all.num_frames, sorted({c.fps for c in real.clips})),
         generated=SetSummary(
-            generated.source,
-            len(generated.clips),
+            generated.videos.source,
+            len(generated.videos.clips),
             gen_all.num_frames,
-            sorted({c.fps for c in generated.clips}),
+            sorted({c.fps for c in generated.videos.clips}),
         ),
         frechet=frechet,
         condition=_conditions(gen_all),
