@@ -20,7 +20,7 @@ from tqdm import tqdm
 from drivesim.data.shard_windows import NodeInfo, ShardReadConfig, ShardWindowDataset
 from drivesim.data.shards import read_shard_manifest
 from drivesim.data.windows import WindowConfig, WindowSample
-from drivesim.training.distributed import DistInfo
+from drivesim.training.distributed import SINGLE, check_batch
 
 if TYPE_CHECKING:
     from drivesim.training.autoencoder import AutoencoderTrainConfig
@@ -62,10 +62,7 @@ class ShardFrameStream:
     """
 
     def __init__(self, cfg: AutoencoderTrainConfig, node: NodeInfo, start: StreamPosition) -> None:
-        if cfg.batch_size % node.world_size:
-            raise ValueError(
-                f"AutoencoderTrainConfig.batch_size={cfg.batch_size} must be divisible by world_size={node.world_size}"
-            )
+        check_batch("AutoencoderTrainConfig", cfg.batch_size, node)
         self.cfg, self.per_rank = cfg, cfg.batch_size // node.world_size
         read = ShardReadConfig(
             shuffle=cfg.shard_shuffle,
@@ -116,16 +113,34 @@ class ShardFrameStream:
         self._batches = iter(())  # lets DataLoader workers shut down
 
 
-def stream_start(cfg: AutoencoderTrainConfig, step: int, extra: dict[str, Any]) -> StreamPosition:
-    """Where the shard stream of a run (re)starting at `step` begins (see the module doc)."""
+def stream_start(
+    cfg: AutoencoderTrainConfig, step: int, extra: dict[str, Any], node: NodeInfo = SINGLE
+) -> StreamPosition:
+    """Where this rank's shard stream of a run (re)starting at `step` begins (see the module doc).
+
+    A checkpoint holds every rank's position (`shard_positions`, in rank order; older ones a single
+    `shard_position`). Saved by another number of ranks, whose shards were split differently, the
+    positions do not apply: every rank starts the earliest saved epoch from its beginning.
+    """
     if cfg.shard_resampled:
         return StreamPosition(epoch=step, batch=0)
-    saved = extra.get("shard_position")
+    saved = extra.get("shard_positions")
+    if saved is None and "shard_position" in extra:
+        saved = [extra["shard_position"]]
     if saved is None:
-        if step:
+        if step and node.rank == 0:
             print(f"autoencoder: the checkpoint at step {step} has no shard position; starting at epoch 0")
         return StreamPosition(0, 0)
-    return StreamPosition(int(saved["epoch"]), int(saved["batch"]))
+    if len(saved) != node.world_size:
+        epoch = min(int(p["epoch"]) for p in saved)
+        if node.rank == 0:
+            print(
+                f"autoencoder: the checkpoint at step {step} holds the shard positions of {len(saved)} rank(s), "
+                f"this run has world_size={node.world_size}: every rank starts epoch {epoch} from its beginning"
+            )
+        return StreamPosition(epoch, 0)
+    mine = saved[node.rank]
+    return StreamPosition(int(mine["epoch"]), int(mine["batch"]))
 
 
 def shard_frames(cfg: AutoencoderTrainConfig, splits: tuple[str, ...], count: int) -> torch.Tensor:
@@ -139,10 +154,9 @@ def shard_frames(cfg: AutoencoderTrainConfig, splits: tuple[str, ...], count: in
     read = ShardReadConfig(  # shuffles the shard order only (buffers of 1)
         shuffle=True, clip_buffer=1, window_buffer=1, seed=cfg.seed, on_corrupt_shard=cfg.shard_on_corrupt
     )
-    single = DistInfo(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
     frames: list[torch.Tensor] = []
     for split in (s for s in splits if sizes[s]):
-        samples = iter(ShardWindowDataset(cfg.shards, _frame_windows(cfg, split, every), read, single))
+        samples = iter(ShardWindowDataset(cfg.shards, _frame_windows(cfg, split, every), read, SINGLE))
         for sample in samples:
             frames.append(sample.video)
             if len(frames) == count:

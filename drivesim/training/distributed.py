@@ -11,6 +11,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -31,6 +32,29 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+
+SINGLE = DistInfo(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+
+
+def check_batch(owner: str, batch_size: int, info: DistInfo) -> None:
+    """The global `batch_size` must split evenly over the ranks (a ValueError names the field)."""
+    if batch_size % info.world_size:
+        raise ValueError(f"{owner}.batch_size={batch_size} must be divisible by world_size={info.world_size}")
+
+
+def rank_rows(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """This rank's rows of a global batch: rows r * n / N .. (r + 1) * n / N (all of them in one process)."""
+    per = x.shape[0] // info.world_size
+    return x[info.rank * per : (info.rank + 1) * per]
+
+
+def rank_generator(generator: torch.Generator, seed: int, step: int, info: DistInfo) -> torch.Generator:
+    """After the shared global batch is drawn: `generator` in one process, else this rank's own
+    generator seeded by (seed, step, rank), so the ranks' noise differs."""
+    if not info.distributed:
+        return generator
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_009 + info.rank)
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
@@ -74,6 +98,15 @@ def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.distributed:
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         out /= info.world_size
+    return out
+
+
+def all_gather_objects(value: Any, info: DistInfo) -> list[Any]:
+    """Every rank's picklable `value`, in rank order (a collective: every rank calls it); [value] in one process."""
+    if not info.distributed:
+        return [value]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, value)
     return out
 
 

@@ -44,11 +44,20 @@ from drivesim.autoencoder.model import Autoencoder
 from drivesim.autoencoder.temporal_decoder import TemporalDecoder
 from drivesim.training.autoencoder import lr_factor
 from drivesim.training.checkpoint import save_stage
-from drivesim.training.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed, wrap_ddp
+from drivesim.training.distributed import (
+    SINGLE,
+    DistInfo,
+    all_reduce_mean,
+    check_batch,
+    cleanup,
+    init_distributed,
+    rank_generator,
+    rank_rows,
+    wrap_ddp,
+)
 from drivesim.training.ema import EMA
 from drivesim.training.logging import LossLog
 from drivesim.training.run_state import RunCheckpointer
-from drivesim.training.upsampler import SINGLE, check_batch, rank_generator, rank_rows
 
 
 @dataclass

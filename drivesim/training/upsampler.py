@@ -39,34 +39,23 @@ from drivesim.eval.temporal import flicker, psnr, ssim
 from drivesim.sampling.upsample import VideoUpsamplerModel, upsample_video
 from drivesim.training.autoencoder import lr_factor
 from drivesim.training.checkpoint import save_stage
-from drivesim.training.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed, wrap_ddp
+from drivesim.training.distributed import (
+    SINGLE,
+    DistInfo,
+    all_reduce_mean,
+    check_batch,
+    cleanup,
+    init_distributed,
+    rank_generator,
+    rank_rows,
+    wrap_ddp,
+)
 from drivesim.training.ema import EMA
 from drivesim.training.logging import LossLog
 from drivesim.training.run_state import RunCheckpointer
 from drivesim.training.upsampler_data import WorldPairs, WorldPairsConfig, render_pairs, sample_patches
 
 VAL_SEED_OFFSET = 1_000_000  # held-out episodes use seeds from here on
-SINGLE = DistInfo(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
-
-
-def check_batch(owner: str, batch_size: int, info: DistInfo) -> None:
-    """The global `batch_size` must split evenly over the ranks (a ValueError names the field)."""
-    if batch_size % info.world_size:
-        raise ValueError(f"{owner}.batch_size={batch_size} must be divisible by world_size={info.world_size}")
-
-
-def rank_rows(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """This rank's rows of a global batch: rows r * n / N .. (r + 1) * n / N (all of them in one process)."""
-    per = x.shape[0] // info.world_size
-    return x[info.rank * per : (info.rank + 1) * per]
-
-
-def rank_generator(generator: torch.Generator, seed: int, step: int, info: DistInfo) -> torch.Generator:
-    """After the shared global batch is drawn: `generator` in one process, else this rank's own
-    generator seeded by (seed, step, rank), so the ranks' noise differs."""
-    if not info.distributed:
-        return generator
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_009 + info.rank)
 
 
 @dataclass

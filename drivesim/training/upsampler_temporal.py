@@ -33,18 +33,23 @@ from drivesim.diffusion.upsampler_temporal import (
 )
 from drivesim.training.autoencoder import lr_factor
 from drivesim.training.checkpoint import save_stage
-from drivesim.training.distributed import DistInfo, cleanup, init_distributed, wrap_ddp
+from drivesim.training.distributed import (
+    SINGLE,
+    DistInfo,
+    check_batch,
+    cleanup,
+    init_distributed,
+    rank_generator,
+    rank_rows,
+    wrap_ddp,
+)
 from drivesim.training.ema import EMA
 from drivesim.training.upsampler import (
-    SINGLE,
     VAL_SEED_OFFSET,
     UpsampleQuality,
     bicubic,
-    check_batch,
     check_patch_size,
     evaluate_model,
-    rank_generator,
-    rank_rows,
     run_loop,
     upsample_quality,
 )

@@ -27,6 +27,7 @@ if str(HERE) not in sys.path:
 
 STAGES = (
     "autoencoder",
+    "autoencoder_shards",
     "temporal_decoder",
     "image_ldm",
     "video_ldm",
@@ -45,7 +46,8 @@ class StageOutputs:
 
 
 RUN_DIRS = {
-    "autoencoder": "ae/run_rank0",
+    "autoencoder": "ae/run",
+    "autoencoder_shards": "ae_shards/run",
     "temporal_decoder": "td_run",
     "image_ldm": "image_ldm/run/run",
     "video_ldm": "video_ldm/run/run",
@@ -57,6 +59,7 @@ RUN_DIRS = {
 }
 MODEL_DIRS = {
     "autoencoder": "ae/model",
+    "autoencoder_shards": "ae_shards/model",
     "temporal_decoder": "ae/model",
     "image_ldm": "image_ldm/run/model",
     "video_ldm": "video_ldm/model",
@@ -69,7 +72,7 @@ MODEL_DIRS = {
 
 
 def outputs(work: Path, stage: str) -> StageOutputs:
-    names = ["frame_probe", "clip_probe"] if stage == "probes" else [stage]
+    names = {"probes": ["frame_probe", "clip_probe"], "autoencoder_shards": ["autoencoder"]}.get(stage, [stage])
     return StageOutputs(
         checkpoint=work / RUN_DIRS[stage] / "checkpoints" / "step_00000002",
         weights=[work / MODEL_DIRS[stage] / f"{name}.safetensors" for name in names],
@@ -77,17 +80,20 @@ def outputs(work: Path, stage: str) -> StageOutputs:
 
 
 def prepare(work: Path) -> None:
-    """The stages' input data: a tiny MP4 dataset, latent caches, an image-LDM folder, a reward cache."""
+    """The stages' input data: a tiny MP4 dataset and its shards, latent caches, an image-LDM folder, a reward cache."""
     import test_image_ldm
     import test_interpolation
     import test_reward
     import test_video_ldm
     from test_autoencoder_training import make_dataset
 
+    from drivesim.data.shards import ShardWriteConfig, write_shards
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        make_dataset(work / "ds")
+        make_dataset(work / "ds")  # 2 train clips: one train shard per rank
+        write_shards(ShardWriteConfig(dataset=str(work / "ds"), out=str(work / "sh"), shard_max_clips=1))
         test_image_ldm.make_latent_cache(work / "image_ldm" / "cache")
         test_video_ldm.make_latent_cache(work / "video_ldm" / "cache")
         test_video_ldm.make_image_model(work / "video_ldm" / "model")
@@ -120,11 +126,12 @@ def _runners(work: Path) -> dict[str, Callable[[], object]]:
         video_ldm,
     )
 
-    # The autoencoder stage does not join the process group (one process per rank): separate run
-    # folders keep the ranks from resuming from, or replacing, each other's checkpoints.
     # max_minutes=60 (never reached) exercises the stages' all-reduce that makes the ranks stop together.
-    ae_cfg = _ae_cfg(work, "ae", work / "ds", max_steps=2, disc_start=1, checkpoint_every=1, eval_every=2)
-    ae_cfg = dataclasses.replace(ae_cfg, run_dir=str(work / "ae" / f"run_rank{os.environ.get('RANK', '0')}"))
+    ae_kw = dict(max_steps=2, disc_start=1, checkpoint_every=1, eval_every=2, max_minutes=60.0)
+    ae_cfg = _ae_cfg(work, "ae", work / "ds", **ae_kw)
+    ae_shards_cfg = _ae_cfg(
+        work, "ae_shards", work / "ds", data_format="shards", shards=str(work / "sh"), shard_frame_buffer=6, **ae_kw
+    )
     td_cfg = temporal_decoder.TemporalDecoderTrainConfig(
         dataset=str(work / "ds"), run_dir=str(work / "td_run"), model_dir=ae_cfg.model_dir,
         temporal=TemporalDecoderConfig(temporal_levels=(0,)), discriminator=TINY_D, height=16, width=32,
@@ -159,6 +166,7 @@ def _runners(work: Path) -> dict[str, Callable[[], object]]:
     )
     return {
         "autoencoder": lambda: autoencoder.train(ae_cfg),
+        "autoencoder_shards": lambda: autoencoder.train(ae_shards_cfg),
         "temporal_decoder": lambda: temporal_decoder.train(td_cfg),
         "image_ldm": lambda: image_ldm.train(ildm_cfg),
         "video_ldm": lambda: video_ldm.train(vldm_cfg),

@@ -122,7 +122,7 @@ def test_shard_training_runs_and_resumes_on_the_same_batches(data: Path, tmp_pat
     losses = [r["total"] for r in rows if "total" in r]
     assert len(losses) == 4 and all(np.isfinite(losses))
     state = json.loads((RunCheckpointer(tmp_path / "a" / "run").checkpoints()[-1] / "state.json").read_text())
-    assert state["step"] == 4 and state["extra"]["shard_position"] == {"epoch": 0, "batch": 4}
+    assert state["step"] == 4 and state["extra"]["shard_positions"] == [{"epoch": 0, "batch": 4}]  # one rank
     assert (tmp_path / "a" / "model" / "autoencoder.safetensors").stat().st_size > 0
 
     cfg_b = _cfg(data, tmp_path, "b")
@@ -180,7 +180,8 @@ def test_ranks_split_the_global_batch_and_the_shards(data: Path, tmp_path: Path)
 def test_resume_position_replays_epochs_and_reseeds_resampled_streams(data: Path, tmp_path: Path) -> None:
     cfg = _cfg(data, tmp_path)
     assert stream_start(cfg, 0, {}) == StreamPosition(0, 0)
-    assert stream_start(cfg, 7, {"shard_position": {"epoch": 1, "batch": 1}}) == StreamPosition(1, 1)
+    assert stream_start(cfg, 7, {"shard_position": {"epoch": 1, "batch": 1}}) == StreamPosition(1, 1)  # older form
+    assert stream_start(cfg, 7, {"shard_positions": [{"epoch": 1, "batch": 1}]}) == StreamPosition(1, 1)
     full = ShardFrameStream(cfg, _node(), StreamPosition(0, 0))
     wanted = [full.next() for _ in range(8)]  # crosses into epoch 1
     resumed = ShardFrameStream(cfg, _node(), StreamPosition(1, 1))  # where `full` stood after 7 batches
@@ -221,3 +222,15 @@ def test_hydra_config_defaults_to_dir_and_selects_shards(data: Path, capsys: pyt
     assert (chosen.data_format, chosen.shards, chosen.shard_resampled) == ("shards", str(data / "sh"), True)
     assert main(["train", "stage=autoencoder", "data_format=tar"]) != 0
     assert "data_format='tar'; allowed: ['dir', 'shards']" in capsys.readouterr().err
+
+
+def test_each_rank_resumes_at_its_own_stream_position(data: Path, tmp_path: Path) -> None:
+    cfg = _cfg(data, tmp_path)
+    extra = {"shard_positions": [{"epoch": 1, "batch": 3}, {"epoch": 2, "batch": 0}]}  # rank 1 passed an epoch end
+    assert stream_start(cfg, 9, extra, _node(0, 2)) == StreamPosition(1, 3)
+    assert stream_start(cfg, 9, extra, _node(1, 2)) == StreamPosition(2, 0)
+    # saved by 2 ranks, resumed by 1 or 4: the shards split differently, so the earliest epoch restarts
+    assert stream_start(cfg, 9, extra, _node()) == StreamPosition(1, 0)
+    assert stream_start(cfg, 9, extra, _node(3, 4)) == StreamPosition(1, 0)
+    resampled = _cfg(data, tmp_path, shard_resampled=True)
+    assert stream_start(resampled, 9, extra, _node(1, 2)) == StreamPosition(9, 0)

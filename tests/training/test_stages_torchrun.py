@@ -17,7 +17,6 @@ stage_script = importlib.util.module_from_spec(_spec)
 sys.modules.setdefault("_stage_script", stage_script)  # its dataclasses look their module up
 _spec.loader.exec_module(stage_script)
 STAGES = stage_script.STAGES
-NOT_DDP = {"autoencoder"}  # drivesim/training/autoencoder.py trains in one process per rank
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +51,15 @@ def test_both_ranks_end_with_identical_weights_and_rank0_wrote_the_checkpoint(la
     assert any(Path(w).parent.name.startswith(".tmp_step_00000002") for w in _ranks(launched, stage)[0]["writes"])
 
 
-@pytest.mark.parametrize(
-    "stage",
-    [
-        pytest.param(s, marks=pytest.mark.xfail(reason="autoencoder.py is not DDP yet: every rank trains and writes"))
-        if s in NOT_DDP
-        else s
-        for s in STAGES
-    ],
-)
+@pytest.mark.parametrize("stage", STAGES)
 def test_stage_syncs_gradients_and_only_rank0_writes(launched: Path, stage: str) -> None:
     rank0, rank1 = _ranks(launched, stage)
     assert rank0["ddp_wrappers"] >= 1 and rank1["ddp_wrappers"] == rank0["ddp_wrappers"]
     assert rank0["writes"] and rank1["writes"] == []
+
+
+def test_autoencoder_shard_checkpoint_holds_every_ranks_stream_position(launched: Path) -> None:
+    checkpoint = stage_script.outputs(launched / "work", "autoencoder_shards").checkpoint
+    state = json.loads((checkpoint / "state.json").read_text())
+    # 2 steps of batch_size=2: one frame a step from each rank's own train shard
+    assert state["extra"]["shard_positions"] == [{"epoch": 0, "batch": 2}, {"epoch": 0, "batch": 2}]
