@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from einops import rearrange
+from einops import rearrange, repeat
 
-from drivesim.autoencoder.loading import load_autoencoder
+from drivesim.autoencoder.loading import TEMPORAL_DECODER_STAGE, load_autoencoder, load_temporal_decoder
 from drivesim.autoencoder.model import Autoencoder
+from drivesim.autoencoder.temporal_decoder import TemporalDecoder
 from drivesim.data.annotations import FrameBoxes
 from drivesim.data.show import draw_boxes as draw_frame_boxes
 from drivesim.diffusion.conditioning import Conditioning
@@ -47,10 +48,12 @@ class BoxLayout:
 
 @dataclass(frozen=True)
 class ComposeModels:
-    """What composition needs: the image LDM and the autoencoder whose latents it models."""
+    """What composition needs: the image LDM and the autoencoder whose latents it models, and the
+    folder's temporal decoder when it has one (frames are then decoded by it, as rollouts are)."""
 
     ldm: ImageLDM
     autoencoder: Autoencoder
+    temporal_decoder: TemporalDecoder | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -63,7 +66,8 @@ def load_compose_models(folder: str | Path) -> ComposeModels:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder {folder} does not exist")
-    models = ComposeModels(ldm=ImageLDM.from_folder(folder), autoencoder=load_autoencoder(folder))
+    td = load_temporal_decoder(folder) if (folder / f"{TEMPORAL_DECODER_STAGE}.safetensors").is_file() else None
+    models = ComposeModels(ldm=ImageLDM.from_folder(folder), autoencoder=load_autoencoder(folder), temporal_decoder=td)
     check_compatible(models)
     return models
 
@@ -198,13 +202,18 @@ def make_conditioning(
 
 @torch.no_grad()
 def decode_latents(models: ComposeModels, latents: torch.Tensor, batch_size: int = 32) -> np.ndarray:
-    """Scaled latents (b, C, h, w) -> (b, H, W, 3) uint8 frames with the image decoder."""
-    ae = models.autoencoder
+    """Scaled latents (b, C, h, w) -> (b, H, W, 3) uint8 frames with the temporal decoder when the
+    models have one (each frame as a still 3-frame clip, the middle frame kept), else the image decoder."""
+    ae, td = models.autoencoder, models.temporal_decoder
     device = next(ae.parameters()).device
     parts = []
     for i in range(0, latents.shape[0], batch_size):
         z = latents[i : i + batch_size].to(device) / models.ldm.latent.scale
-        x = ae.decode(z).clamp(-1.0, 1.0)  # (b, 3, H, W)
+        if td is None:
+            x = ae.decode(z).clamp(-1.0, 1.0)  # (b, 3, H, W)
+        else:
+            still = repeat(z, "b c h w -> b t c h w", t=3)  # (b, 3, C, h, w)
+            x = td.decode_video(still, scaled=False)[:, 1]  # (b, 3, H, W)
         parts.append(((x + 1.0) * 127.5).round().to(torch.uint8).cpu())
     return rearrange(torch.cat(parts), "b c h w -> b h w c").numpy()  # (b, H, W, 3)
 

@@ -114,3 +114,30 @@ def test_box_files_json_and_yaml(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not valid json"):
         load_box_file(tmp_path / "bad.json", max_boxes=4)
     assert len(parse_boxes([], max_boxes=1)) == 0
+
+
+def test_a_folder_with_a_temporal_decoder_decodes_composed_frames_with_it(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from drivesim.autoencoder.config import TemporalDecoderConfig
+    from drivesim.autoencoder.loading import load_autoencoder
+    from drivesim.autoencoder.temporal_decoder import TemporalDecoder
+    from drivesim.rollout.compose import decode_latents
+
+    folder = write_tiny_models(tmp_path / "model")
+    plain = load_compose_models(folder)
+    assert plain.temporal_decoder is None
+    td_cfg = TemporalDecoderConfig(temporal_levels=(0, 1))
+    td = TemporalDecoder.from_autoencoder(load_autoencoder(folder), td_cfg)
+    torch.manual_seed(1)
+    with torch.no_grad():  # a fine-tuned decoder: spatial weights moved away from the image decoder's
+        for p in td.decoder.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    config = {"autoencoder": asdict(TINY_AE), "temporal": asdict(td_cfg)}
+    save_stage(folder, "temporal_decoder", td, config, extra={"latent_scale": 0.5})
+    models = load_compose_models(folder)
+    assert models.temporal_decoder is not None
+    latents = torch.randn(2, 4, 8, 16)
+    with_td, without = decode_latents(models, latents), decode_latents(plain, latents)
+    assert with_td.shape == without.shape == (2, 16, 32, 3) and with_td.dtype == np.uint8
+    assert np.abs(with_td.astype(int) - without.astype(int)).mean() > 1.0  # the temporal decoder's frames
