@@ -1,6 +1,6 @@
 """Sanity baselines for the evaluation metrics: real vs real, and real vs degraded real.
 
-    python benchmarks/eval_sanity.py --probes runs/models/probes [--clips 24 --frames 90 \
+    python benchmarks/eval_sanity.py [--probes DIR] [--clips 24 --frames 90 \
         --threads 1 --out outputs/eval_sanity]
 
 Two disjoint held-out sets of procedural-world clips are rendered: A (seeds 2_000_000 + i) is
@@ -38,6 +38,7 @@ from drivesim.eval.results import EvalReport
 from drivesim.eval.suite import EvalOptions, evaluate, prepare_real
 from drivesim.eval.temporal import psnr, ssim
 from drivesim.eval.video_sets import EvalClip, VideoSet
+from drivesim.paths import default_probes_dir
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 
 STRENGTHS: dict[str, tuple[float, ...]] = {
@@ -221,7 +222,7 @@ def run(probes: Probes, clips: int, frames: int, options: EvalOptions, seed: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--probes", required=True, help="model folder with frame_probe / clip_probe stages")
+    parser.add_argument("--probes", default=str(default_probes_dir()), help="probes folder (default: bundled)")
     parser.add_argument("--clips", type=int, default=24, help="clips per set (cycling over the 6 label pairs)")
     parser.add_argument("--frames", type=int, default=90, help="frames per clip")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")

@@ -1,6 +1,6 @@
 """Image-LDM quality with the evaluation probes: FID-probe, label adherence, box adherence, sample grid.
 
-    python benchmarks/image_ldm_quality.py --model runs/models/default --probes runs/models/probes \
+    python benchmarks/image_ldm_quality.py --model runs/models/default [--probes DIR] \
         --out benchmarks/results/image_ldm
 
 Writes `<out>/quality.json` and `<out>/samples_grid.png` (one command, seeded, reproducible):
@@ -40,6 +40,7 @@ from drivesim.eval.features import frame_features
 from drivesim.eval.frame_probe import FrameProbe
 from drivesim.eval.frechet import frechet_from_features
 from drivesim.eval.probe_io import load_probes
+from drivesim.paths import default_probes_dir
 from drivesim.rollout.compose import (
     BoxLayout,
     ComposeModels,
@@ -280,7 +281,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="runs/models/default", help="folder with image_ldm + autoencoder")
-    parser.add_argument("--probes", default="runs/models/probes")
+    parser.add_argument("--probes", default=str(default_probes_dir()), help="probes folder (default: bundled)")
     parser.add_argument("--out", default="benchmarks/results/image_ldm")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=3.0, help="label guidance scale")

@@ -1,6 +1,6 @@
 """Image-LDM sweeps: guidance scale and DDIM sampling steps (quality vs cost on this CPU).
 
-    python benchmarks/image_ldm_sweeps.py --model runs/models/default --probes runs/models/probes \
+    python benchmarks/image_ldm_sweeps.py --model runs/models/default [--probes DIR] \
         --out benchmarks/results/image_ldm
 
 Writes `<out>/sweeps.json`, `<out>/guidance_sweep.png` (label adherence, box recall and
@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from image_ldm_quality import QualityPoint, Setup, evaluate_point, setup  # noqa: E402
 
 from drivesim.diffusion.image_model import ImageGuidance  # noqa: E402
+from drivesim.paths import default_probes_dir
 
 
 def run_point(s: Setup, per_pair: int, steps: int, scale: float, seed: int) -> QualityPoint:
@@ -82,7 +83,7 @@ def plot(points: list[QualityPoint], x_name: str, path: Path, title: str, floors
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="runs/models/default")
-    parser.add_argument("--probes", default="runs/models/probes")
+    parser.add_argument("--probes", default=str(default_probes_dir()), help="probes folder (default: bundled)")
     parser.add_argument("--out", default="benchmarks/results/image_ldm")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 3.0, 5.0, 7.5])
     parser.add_argument("--steps-list", type=int, nargs="+", default=[10, 20, 50])

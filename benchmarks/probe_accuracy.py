@@ -1,6 +1,6 @@
 """Held-out accuracy of the evaluation probes (they bound every metric built on them).
 
-    python benchmarks/probe_accuracy.py --probes runs/models/probes [--episodes 24 --frames 240 \
+    python benchmarks/probe_accuracy.py [--probes DIR] [--episodes 24 --frames 240 \
         --threads 1 --out outputs/probe_accuracy]
 
 Renders `--episodes` procedural-world episodes from the held-out seeds HELDOUT_SEED_BASE + i
@@ -25,6 +25,7 @@ from drivesim.eval.probe_accuracy import probe_accuracy
 from drivesim.eval.probe_data import HELDOUT_SEED_BASE, EpisodeConfig, render_episodes
 from drivesim.eval.probe_io import load_probes
 from drivesim.eval.report import to_plain, write_json
+from drivesim.paths import default_probes_dir
 
 TARGETS = {
     "time_of_day_accuracy": 0.99,
@@ -38,7 +39,7 @@ TARGETS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--probes", required=True, help="model folder with frame_probe / clip_probe stages")
+    parser.add_argument("--probes", default=str(default_probes_dir()), help="probes folder (default: bundled)")
     parser.add_argument("--episodes", type=int, default=24)
     parser.add_argument("--frames", type=int, default=240, help="frames kept per episode")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")

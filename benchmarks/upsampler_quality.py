@@ -1,7 +1,7 @@
 """Quality and speed of the x4 video upsampler: bicubic vs frame-by-frame vs temporal.
 
     python benchmarks/upsampler_quality.py --model runs/models/default \
-        [--probes runs/models/probes --episodes 2 --frames 12 --steps 4 --tau-gamma 20 \
+        [--probes DIR --episodes 2 --frames 12 --steps 4 --tau-gamma 20 \
          --chunk-frames 8 --overlap 2 --threads 1 --out outputs/upsampler_quality]
 
 Held-out world episodes (seeds never used in training) are rendered twice per step, at the
@@ -36,6 +36,7 @@ from einops import rearrange
 from drivesim.diffusion.upsampler import load_upsampler
 from drivesim.diffusion.upsampler_temporal import load_temporal_upsampler
 from drivesim.eval.temporal import flicker, psnr, ssim
+from drivesim.paths import default_probes_dir
 from drivesim.sampling.upsample import upsample_video
 from drivesim.training.upsampler import bicubic
 from drivesim.training.upsampler_data import WorldPairsConfig, render_pairs
@@ -104,7 +105,7 @@ def plot(videos: dict[str, torch.Tensor], metrics: dict[str, dict[str, float | N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="runs/models/default", help="folder with upsampler stages")
-    parser.add_argument("--probes", default="runs/models/probes", help="folder with the frame probe (optional)")
+    parser.add_argument("--probes", default=str(default_probes_dir()), help="probes folder (default: bundled)")
     parser.add_argument("--episodes", type=int, default=2)
     parser.add_argument("--frames", type=int, default=12, help="consecutive frames per episode (30 fps)")
     parser.add_argument("--steps", type=int, default=4, help="DDIM steps")

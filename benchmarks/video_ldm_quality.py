@@ -1,7 +1,7 @@
 """Video LDM quality with the evaluation probes: clips, action adherence, long-rollout drift, interpolation.
 
     python benchmarks/video_ldm_quality.py --model runs/models/default \
-        --probes runs/models/probes_run4_2500steps --out benchmarks/results/video_ldm [--dataset DIR]
+        [--probes DIR] --out benchmarks/results/video_ldm [--dataset DIR]
     python benchmarks/video_ldm_quality.py --random --quick --threads 1 --out /tmp/vq   # plumbing check
 
 Writes `<out>/quality.json` (also printed) and PNGs. Everything is seeded. Real clips are held-out world
@@ -55,6 +55,7 @@ from drivesim.eval.report import plot_storyboard, to_plain, write_json
 from drivesim.eval.results import EvalOptions, EvalReport
 from drivesim.eval.suite import evaluate, prepare_real
 from drivesim.eval.video_sets import EvalClip, VideoSet
+from drivesim.paths import default_probes_dir
 from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import RandomModelSpec, build_random_model
@@ -324,7 +325,7 @@ def measure_interpolation(world: WorldModel, real: RealClips, z: Sizes, seed: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="runs/models/default", help="world model folder (all stages)")
-    parser.add_argument("--probes", default="runs/models/probes", help="folder with frame_probe / clip_probe")
+    parser.add_argument("--probes", default=str(default_probes_dir()), help="probes folder (default: bundled)")
     parser.add_argument("--dataset", default=None, help="dataset folder: real clips from its test split")
     parser.add_argument("--out", default="benchmarks/results/video_ldm")
     parser.add_argument("--random", action="store_true", help="random model + random probes in a temp folder")

@@ -30,3 +30,8 @@ def envs_dir() -> Path:
 def default_model_dir() -> Path:
     """Folder of the bundled default checkpoint."""
     return _PKG / "assets" / "default_model"
+
+
+def default_probes_dir() -> Path:
+    """Folder of the bundled evaluation probes (frame_probe, clip_probe) the shipped metrics used."""
+    return _PKG / "assets" / "probes"

@@ -1,4 +1,4 @@
-"""`drivesim eval real=DIR generated=DIR probes=DIR out=DIR [key=value ...]`.
+"""`drivesim eval real=DIR generated=DIR [probes=DIR] out=DIR [key=value ...]`.
 
 real / generated: dataset folders (manifest.jsonl) or plain folders of MP4 files. Labels, boxes
 and actions of the generated set (from its manifest and annotations) are taken as the requests
@@ -43,7 +43,7 @@ def _fvd_default() -> TorchScriptFeatureConfig:
 class EvalCommandConfig:
     real: str = ""  # folder of real clips
     generated: str = ""  # folder of generated clips
-    probes: str = ""  # model folder with stages frame_probe and clip_probe
+    probes: str = ""  # model folder with stages frame_probe and clip_probe; "": the bundled probes
     out: str = "outputs/eval"
     max_clips: int | None = None  # per set
     max_frames: int | None = None  # per clip
@@ -63,9 +63,13 @@ def evaluate_folders(cfg: EvalCommandConfig) -> EvalReport | None:
     from drivesim.eval.video_sets import load_video_set
     from drivesim.training.distributed import cleanup, init_distributed
 
-    for name in ("real", "generated", "probes"):
+    for name in ("real", "generated"):
         if not getattr(cfg, name):
-            raise ValueError(f"{name}= is required: drivesim eval real=DIR generated=DIR probes=DIR out=DIR")
+            raise ValueError(f"{name}= is required: drivesim eval real=DIR generated=DIR [probes=DIR] out=DIR")
+    if not cfg.probes:
+        from drivesim.paths import default_probes_dir
+
+        cfg = replace(cfg, probes=str(default_probes_dir()))
     info = init_distributed("cuda" if cfg.options.device.startswith("cuda") else "cpu")
     try:
         options = replace(cfg.options, device=str(info.device)) if info.distributed else cfg.options
