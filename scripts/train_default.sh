@@ -9,6 +9,7 @@ set -euo pipefail
 BIN=${BIN:-.venv/bin}
 PROCS=${PROCS:-2}                      # processes for the data-parallel stages (CPU: one per core)
 OUT=${OUT:-runs/models/default_bundle} # drivesim/assets/default_model to replace the shipped one
+PROBES_OUT=${PROBES_OUT:-runs/models/probes_bundle} # drivesim/assets/probes to replace the shipped probes
 ds() { "$BIN/drivesim" "$@"; }
 ddp() { "$BIN/torchrun" --standalone --nproc_per_node "$PROCS" -m drivesim.cli.main "$@"; }
 
@@ -23,5 +24,5 @@ ds train stage=interpolation experiment=default/interpolation
 ds train stage=upsampler experiment=default/upsampler
 ds train stage=upsampler_temporal experiment=default/upsampler_temporal
 ds train stage=probes experiment=default/probes
-# the shipped default leaves the temporal decoder out (it lowered PSNR without reducing flicker; README)
-ds bundle src=runs/models/default out="$OUT" "stages=[autoencoder,image_ldm,video_ldm,interpolation,reward,upsampler,upsampler_temporal]"
+ds bundle src=runs/models/default out="$OUT"
+ds bundle src=runs/models/probes out="$PROBES_OUT"
