@@ -44,6 +44,7 @@ from drivesim.paths import default_probes_dir
 from drivesim.rollout.compose import (
     BoxLayout,
     ComposeModels,
+    decode_latents,
     generate_frames,
     load_compose_models,
     make_conditioning,
@@ -101,13 +102,14 @@ def as_video(frames: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def reconstruct(models: ComposeModels, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Autoencoder round trip (posterior mean) of uint8 frames."""
+    """Autoencoder round trip (posterior mean) of uint8 frames, decoded like generated frames are
+    (`decode_latents`: the temporal decoder when the model folder has one)."""
     ae = models.autoencoder
     out = []
     for i in range(0, len(frames), batch_size):
         x = as_video(frames[i : i + batch_size])[:, 0]  # (b, 3, H, W)
-        y = ae.decode(ae.encode(x).mode()).clamp(-1, 1)
-        out.append(((y + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        z = ae.encode(x).mode() * models.ldm.latent.scale  # (b, C, h, w) scaled like the LDM's latents
+        out.append(decode_latents(models, z))
     return np.concatenate(out)
 
 

@@ -1,0 +1,72 @@
+"""Does the prediction model use the ego actions? Its denoising loss on held-out latent windows
+(2 context keyframes + 1 to predict, the engine's window) with the true interval actions, with
+the actions unknown (null) and with another window's actions; same noise and tau for all three.
+A model that follows actions has a clearly lower loss with the true ones. Prints JSON.
+
+    python benchmarks/action_gain.py --model drivesim/assets/default_model --latents data/world_latents
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from drivesim.autoencoder.latent_cache import LatentWindowConfig, LatentWindowDataset, collate_latent_windows
+from drivesim.diffusion.parameterization import diffusion_loss
+from drivesim.diffusion.video_conditioning import VideoConditioning
+from drivesim.rollout.world_model import load
+from drivesim.training.video_ldm import clip_batch
+
+VARIANTS = ("true", "null", "other_window")
+
+
+@torch.no_grad()
+def action_gain(model_dir: str | None, latents: str, windows: int, batch: int, seed: int) -> dict[str, object]:
+    world = load(model_dir)
+    video = world.video
+    t, stride = int(video.window.num_frames), int(video.window.frame_stride)
+    ds = LatentWindowDataset(latents, LatentWindowConfig(num_frames=t, stride=stride, split="val", window_step=stride))
+    n = min(len(ds), windows)
+    picks = torch.linspace(0, len(ds) - 1, n).long().tolist()
+    totals = dict.fromkeys(VARIANTS, 0.0)
+    for lo in range(0, n, batch):
+        b = clip_batch(collate_latent_windows([ds[i] for i in picks[lo : lo + batch]]), use_boxes=False)
+        size = b.z.shape[0]
+        mask = torch.zeros(size, t)
+        mask[:, : t - 1] = 1.0  # every frame but the last is context
+        m = mask[:, :, None, None, None]  # (b, t, 1, 1, 1)
+        for name in VARIANTS:
+            acts = b.actions if name != "other_window" else torch.roll(b.actions, 1, dims=0)
+            cond = VideoConditioning(
+                image=b.image, context_latents=b.z * m, context_mask=mask,
+                context_noise_level=torch.zeros(size, dtype=torch.long), actions=acts,
+                actions_given=torch.full((size,), name != "null"), frame_rate=b.frame_rate,
+            )  # fmt: skip
+            g = torch.Generator().manual_seed(seed + lo)
+            tau = torch.randint(0, video.schedule.num_steps, (size,), generator=g)
+            loss = diffusion_loss(video.model, b.z, cond, video.schedule, g, target=video.target, tau=tau, weight=1 - m)
+            totals[name] += float(loss.loss) * size / n
+    return {
+        "model": str(world.path), "latents": latents, "windows": n, "loss": totals,
+        "gain_vs_null": 1.0 - totals["true"] / totals["null"],
+        "gain_vs_other_window": 1.0 - totals["true"] / totals["other_window"],
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    parser.add_argument("--latents", required=True, help="latent cache of the model's autoencoder (val split used)")
+    parser.add_argument("--windows", type=int, default=192)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(json.dumps(action_gain(args.model, args.latents, args.windows, args.batch, args.seed), indent=2))
+
+
+if __name__ == "__main__":
+    main()
