@@ -67,6 +67,7 @@ from drivesim.training.distributed import (
     DistInfo,
     all_gather_objects,
     all_reduce_mean,
+    any_rank,
     check_batch,
     cleanup,
     init_distributed,
@@ -345,8 +346,8 @@ def train(cfg: AutoencoderTrainConfig, after_step: Callable[[int], None] | None 
                 log.log(step, val_psnr=val_psnr, val_ssim=val_ssim)
                 bar.write(f"step {step}: held-out PSNR {val_psnr:.2f} dB, SSIM {val_ssim:.4f}")
         out_of_time = cfg.max_minutes is not None and time.monotonic() - started > 60 * cfg.max_minutes
-        if cfg.max_minutes is not None and info.distributed:  # all ranks stop at once, when any is out of time
-            out_of_time = float(all_reduce_mean(torch.tensor(float(out_of_time)), info)) > 0
+        if cfg.max_minutes is not None:
+            out_of_time = any_rank(out_of_time, info)  # all ranks stop at once, when any is out of time
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
             save_checkpoint()
         if after_step is not None:

@@ -101,6 +101,14 @@ def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return out
 
 
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when `flag` is True on any (a collective: every rank calls it), e.g. so that
+    all ranks stop at the same step when one runs out of time; `flag` itself in one process."""
+    if not info.distributed:
+        return flag
+    return float(all_reduce_mean(torch.tensor(float(flag)), info)) > 0
+
+
 def all_gather_objects(value: Any, info: DistInfo) -> list[Any]:
     """Every rank's picklable `value`, in rank order (a collective: every rank calls it); [value] in one process."""
     if not info.distributed:

@@ -39,6 +39,7 @@ from drivesim.training.checkpoint import save_stage
 from drivesim.training.distributed import (
     DistInfo,
     all_reduce_mean,
+    any_rank,
     autocast,
     barrier,
     cleanup,
@@ -337,9 +338,8 @@ def train(cfg: ImageLDMTrainConfig, after_step: Callable[[int], None] | None = N
         out_of_time = (cfg.max_minutes is not None and time.monotonic() - started > 60 * cfg.max_minutes) or (
             cfg.max_cpu_minutes is not None and spent_cpu() > 60 * cfg.max_cpu_minutes
         )
-        if info.distributed and (cfg.max_minutes is not None or cfg.max_cpu_minutes is not None):
-            # every rank stops at the same step (a rank left alone in the next step's all-reduce would hang)
-            out_of_time = float(all_reduce_mean(torch.tensor(float(out_of_time)), info)) > 0
+        if cfg.max_minutes is not None or cfg.max_cpu_minutes is not None:
+            out_of_time = any_rank(out_of_time, info)  # all ranks stop at the same step (else an all-reduce hangs)
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
             save_checkpoint()
         if after_step is not None:

@@ -48,6 +48,7 @@ from drivesim.training.distributed import (
     SINGLE,
     DistInfo,
     all_reduce_mean,
+    any_rank,
     check_batch,
     cleanup,
     init_distributed,
@@ -313,8 +314,8 @@ def train(
                 log.log(step, val_psnr=q.psnr, val_ssim=q.ssim, val_flicker=q.flicker)
                 bar.write(f"step {step}: held-out PSNR {q.psnr:.2f} dB, flicker {q.flicker:.3f}")
         out_of_time = cfg.max_minutes is not None and time.monotonic() - started > 60 * cfg.max_minutes
-        if cfg.max_minutes is not None and info.distributed:  # all ranks stop at once, when any is out of time
-            out_of_time = float(all_reduce_mean(torch.tensor(float(out_of_time)), info)) > 0
+        if cfg.max_minutes is not None:
+            out_of_time = any_rank(out_of_time, info)  # all ranks stop at once, when any is out of time
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
             spent = cpu_seconds + time.process_time() - cpu_started
             checkpointer.save(step, trainer.modules(), trainer.optimizers(), extra={"cpu_seconds": spent})

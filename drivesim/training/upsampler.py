@@ -43,6 +43,7 @@ from drivesim.training.distributed import (
     SINGLE,
     DistInfo,
     all_reduce_mean,
+    any_rank,
     check_batch,
     cleanup,
     init_distributed,
@@ -249,8 +250,8 @@ def run_loop(
                 log.log(step, **scalars)
                 bar.write(f"{name} step {step}: held-out " + ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
         out_of_time = cfg.max_minutes is not None and time.monotonic() - started > 60 * cfg.max_minutes
-        if cfg.max_minutes is not None and info.distributed:  # all ranks stop at once, when any is out of time
-            out_of_time = float(all_reduce_mean(torch.tensor(float(out_of_time)), info)) > 0
+        if cfg.max_minutes is not None:
+            out_of_time = any_rank(out_of_time, info)  # all ranks stop at once, when any is out of time
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
             spent = cpu_seconds + time.process_time() - cpu_started
             checkpointer.save(step, trainer.modules(), trainer.optimizers(), extra={"cpu_seconds": spent})

@@ -54,6 +54,7 @@ from drivesim.training.checkpoint import save_stage
 from drivesim.training.distributed import (
     DistInfo,
     all_reduce_mean,
+    any_rank,
     autocast,
     cleanup,
     init_distributed,
@@ -298,9 +299,8 @@ def run_video_training(
             log.log(step, loss=sum(recent) / len(recent), mean_alpha=sum(alphas) / max(1, len(alphas)))
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
         out_of_time = cfg.max_minutes is not None and time.monotonic() - started > 60 * cfg.max_minutes
-        if cfg.max_minutes is not None and info.distributed:
-            # every rank stops at the same step (a rank left alone in the next step's all-reduce would hang)
-            out_of_time = float(all_reduce_mean(torch.tensor(float(out_of_time)), info)) > 0
+        if cfg.max_minutes is not None:  # every rank stops at the same step (else the next all-reduce hangs)
+            out_of_time = any_rank(out_of_time, info)
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
             save_checkpoint()
         if after_step is not None:
