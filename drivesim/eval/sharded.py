@@ -22,13 +22,13 @@ from drivesim.eval.suite import (
     GeneratedClip,
     PreparedGenerated,
     PreparedReal,
-    _Acc,
     evaluate,
     prepare_generated,
     prepare_real,
 )
 from drivesim.eval.torchscript_features import TorchScriptFeatures
 from drivesim.eval.video_sets import VideoSet
+from drivesim.eval.window_pass import WindowAcc
 from drivesim.training.distributed import DistInfo, shard
 
 T = TypeVar("T")
@@ -39,7 +39,7 @@ class ShardResult:
     """One rank's per-clip results: real[k] is real clip rank + k * world_size, likewise generated."""
 
     rank: int
-    real: list[_Acc]
+    real: list[WindowAcc]
     generated: list[GeneratedClip]
 
 
