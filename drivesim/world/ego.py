@@ -24,6 +24,27 @@ BRAKE = 8.0  # m/s^2 at accel = -1
 MAX_HEADING = 0.7
 
 
+def drag(speed: float, off_road: bool) -> float:
+    """Deceleration (m/s^2) with no throttle: rolling resistance, air drag, grass."""
+    return 0.1 + 4.0e-4 * speed * speed + (2.5 if off_road else 0.0)
+
+
+def longitudinal_accel(accel: float, speed: float, max_speed: float, off_road: bool) -> float:
+    """m/s^2 the car gets from the command `accel` in [-1, 1] at `speed` (before clamping the
+    speed to [0, max_speed]): throttle fades towards max_speed, brakes do not."""
+    push = THROTTLE * accel * (1.0 - (speed / max_speed) ** 2) if accel >= 0.0 else BRAKE * accel
+    return push - drag(speed, off_road)
+
+
+def command_for(accel_mps2: float, speed: float, max_speed: float, off_road: bool = False) -> float:
+    """Inverse of `longitudinal_accel`: the command in [-1, 1] that gives `accel_mps2` at `speed`
+    (clipped to [-1, 1] where no command can)."""
+    push = accel_mps2 + drag(speed, off_road)
+    if push >= 0.0:
+        return min(1.0, push / max(THROTTLE * (1.0 - (speed / max_speed) ** 2), 1e-6))
+    return max(-1.0, push / BRAKE)
+
+
 @dataclass
 class EgoCar:
     s: float = 0.0
@@ -43,16 +64,12 @@ class EgoCar:
     def steer_curvature_limit(self) -> float:
         return min(MAX_STEER_CURVATURE, MAX_LATERAL_ACCEL / max(self.speed * self.speed, 1.0))
 
-    def step(self, steer: float, accel: float, road_curvature: float, dt: float, max_speed: float,
-             off_road: bool) -> None:
+    def step(
+        self, steer: float, accel: float, road_curvature: float, dt: float, max_speed: float, off_road: bool
+    ) -> None:
         """Advance by dt with steer, accel in [-1, 1] (already clipped)."""
         v = self.speed
-        if accel >= 0.0:
-            a = THROTTLE * accel * (1.0 - (v / max_speed) ** 2)
-        else:
-            a = BRAKE * accel
-        a -= 0.1 + 4.0e-4 * v * v + (2.5 if off_road else 0.0)
-        v = min(max(v + a * dt, 0.0), max_speed)
+        v = min(max(v + longitudinal_accel(accel, v, max_speed, off_road) * dt, 0.0), max_speed)
         yaw_rate = v * (steer * self.steer_curvature_limit() - road_curvature)
         self.heading = min(max(self.heading + yaw_rate * dt, -MAX_HEADING), MAX_HEADING)
         ds = v * math.cos(self.heading) * dt
