@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from tqdm import tqdm
 
 from drivesim.eval.checks import uint8_to_video
@@ -37,13 +38,14 @@ from drivesim.eval.probe_data import (
     Episodes,
     render_episodes,
 )
-from drivesim.eval.probe_io import Probes, save_probes
+from drivesim.eval.probe_io import FRAME_STAGE, Probes, load_frame_probe, save_probes
 from drivesim.eval.report import write_json
+from drivesim.model_folder import load_stage
 from drivesim.training.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed, unwrap, wrap_ddp
 from drivesim.training.logging import LossLog
 from drivesim.training.run_state import RunCheckpointer
 
-LOGGED_PARTS = ("frame_det", "frame_crowd", "clip_steer", "clip_accel", "clip_speed")
+LOGGED_PARTS = ("frame_loss", "clip_loss", "frame_det", "frame_crowd", "clip_steer", "clip_accel", "clip_speed")
 PLOT_EVERY = 1000  # steps between loss plots (and at the end)
 
 
@@ -64,6 +66,9 @@ class ProbeTrainConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 100
     augment: bool = True  # mirroring, mild blur / noise / brightness jitter (probes judge content, not codec)
+    # a probes folder whose frame probe is kept as it is (not trained; `frame` is then ignored), so
+    # the clip probe can be retrained without moving any frame-probe metric; None trains both
+    frame_from: str | None = None
     log_every: int = 25
     checkpoint_every: int = 250
     device: str = "cpu"
@@ -112,10 +117,12 @@ class FrameBatch:
 @dataclass(frozen=True)
 class ClipBatch:
     clips: torch.Tensor  # (b, t, c, h, w) in [-1, 1]
-    actions: torch.Tensor  # (b, 2)
-    speed: torch.Tensor  # (b,)
+    actions: torch.Tensor  # (b, 2) window means
+    speed: torch.Tensor  # (b,) window mean
     time_of_day: torch.Tensor  # (b,)
     crowdedness: torch.Tensor  # (b,)
+    pair_actions: torch.Tensor  # (b, t-1, 2) per pair of consecutive probe frames
+    pair_speed: torch.Tensor  # (b, t-1)
 
 
 def sample_frames(eps: Episodes, rng: np.random.Generator, batch: int) -> FrameBatch:
@@ -131,6 +138,17 @@ def sample_frames(eps: Episodes, rng: np.random.Generator, batch: int) -> FrameB
     )
 
 
+def pair_targets(actions: np.ndarray, speed: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pair targets of one window: actions (span, 2) and speed (span,) of its source frames ->
+    (t-1, 2) mean action over each pair's `stride` transitions (those that led to source frames
+    k*stride+1 .. (k+1)*stride) and (t-1,) mean speed over source frames k*stride .. (k+1)*stride-1.
+    Their means over pairs are the window targets (actions exactly; speed up to the last frame)."""
+    pairs = (len(speed) - 1) // stride
+    pair_actions = rearrange(actions[1 : 1 + pairs * stride], "(p s) k -> p s k", s=stride).mean(1)
+    pair_speed = rearrange(speed[: pairs * stride], "(p s) -> p s", s=stride).mean(1)
+    return pair_actions, pair_speed
+
+
 def sample_clips(eps: Episodes, rng: np.random.Generator, batch: int, cfg: ClipProbeConfig) -> ClipBatch:
     span = cfg.span
     e = rng.integers(0, eps.num_episodes, batch)
@@ -138,12 +156,16 @@ def sample_clips(eps: Episodes, rng: np.random.Generator, batch: int, cfg: ClipP
     clips = np.stack([eps.frames[i, j : j + span : cfg.frame_stride] for i, j in zip(e, s)])  # (b, t, h, w, c)
     actions = np.stack([eps.actions[i, j + 1 : j + span].mean(0) for i, j in zip(e, s)])  # (b, 2)
     speed = np.array([eps.speed[i, j : j + span].mean() for i, j in zip(e, s)], np.float32)
+    window = [(eps.actions[i, j : j + span], eps.speed[i, j : j + span]) for i, j in zip(e, s)]
+    pairs = [pair_targets(a, v, cfg.frame_stride) for a, v in window]
     return ClipBatch(
         clips=uint8_to_video(clips),
         actions=torch.from_numpy(actions.astype(np.float32)),
         speed=torch.from_numpy(speed),
         time_of_day=torch.from_numpy(eps.time_of_day[e]),
         crowdedness=torch.from_numpy(eps.crowdedness[e]),
+        pair_actions=torch.from_numpy(np.stack([p[0] for p in pairs]).astype(np.float32)),
+        pair_speed=torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32)),
     )
 
 
@@ -172,9 +194,10 @@ def mirror_clips(batch: ClipBatch, flip: np.ndarray) -> ClipBatch:
     mask = torch.from_numpy(flip)
     clips = batch.clips.clone()
     clips[mask] = clips[mask].flip(-1)
-    actions = batch.actions.clone()
+    actions, pair_actions = batch.actions.clone(), batch.pair_actions.clone()
     actions[mask, 0] = -actions[mask, 0]
-    return ClipBatch(clips, actions, batch.speed, batch.time_of_day, batch.crowdedness)
+    pair_actions[mask, :, 0] = -pair_actions[mask, :, 0]
+    return dataclasses.replace(batch, clips=clips, actions=actions, pair_actions=pair_actions)
 
 
 def frame_loss(probe: torch.nn.Module, batch: FrameBatch, device: str) -> tuple[torch.Tensor, dict[str, float]]:
@@ -186,33 +209,51 @@ def frame_loss(probe: torch.nn.Module, batch: FrameBatch, device: str) -> tuple[
     parts = {
         "tod": F.cross_entropy(out.time_of_day_logits, batch.time_of_day.to(device)),
         "crowd": F.cross_entropy(out.crowdedness_logits, batch.crowdedness.to(device)),
-        "count": F.smooth_l1_loss(
-            out.vehicle_count / config.count_scale, batch.count.to(device) / config.count_scale
-        ),
+        "count": F.smooth_l1_loss(out.vehicle_count / config.count_scale, batch.count.to(device) / config.count_scale),
         "det": center_loss(out.heatmap_logits, out.offset, out.log_size, targets),
     }
     return sum(parts.values()), {f"frame_{k}": v.item() for k, v in parts.items()}
 
 
-def window_action_std(eps: Episodes, cfg: ClipProbeConfig) -> np.ndarray:
-    """(2,) standard deviation of the clip-probe targets (window means of steer, accel) in `eps`."""
-    span = cfg.span
-    means = [eps.actions[:, s + 1 : s + span].mean(1) for s in range(0, eps.num_frames - span + 1, cfg.frame_stride)]
-    return np.concatenate(means).std(0).clip(1e-3, None)  # (2,)
+@dataclass(frozen=True)
+class ActionSpread:
+    """Standard deviations (2,) of [steer, accel] targets: window means and per-pair means."""
+
+    window: np.ndarray
+    pair: np.ndarray
+
+
+def action_spread(eps: Episodes, cfg: ClipProbeConfig) -> ActionSpread:
+    """Spread of the clip-probe targets in `eps` (windows every `frame_stride` source frames)."""
+    span, stride = cfg.span, cfg.frame_stride
+    means = [eps.actions[:, s + 1 : s + span].mean(1) for s in range(0, eps.num_frames - span + 1, stride)]
+    usable = (eps.num_frames - 1) // stride * stride
+    pairs = rearrange(eps.actions[:, 1 : 1 + usable], "e (p s) k -> (e p) s k", s=stride).mean(1)
+    return ActionSpread(
+        window=np.concatenate(means).std(0).clip(1e-3, None),  # (2,)
+        pair=pairs.std(0).clip(1e-3, None),  # (2,)
+    )
 
 
 def clip_loss(
-    probe: torch.nn.Module, batch: ClipBatch, device: str, action_std: np.ndarray
+    probe: torch.nn.Module, batch: ClipBatch, device: str, spread: ActionSpread
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Action errors are divided by the targets' spread (steer varies far less than accel), so both
-    count equally; the logged values are these normalised MSEs (1 - R², roughly). probe: a ClipProbe,
-    or its DistributedDataParallel wrapper."""
+    count equally, on the window means and (dense supervision) on every pair; the logged `steer` /
+    `accel` values are the window parts (1 - R², roughly). probe: a ClipProbe, or its
+    DistributedDataParallel wrapper."""
     out = probe(batch.clips.to(device))
     scale = unwrap(probe).config.speed_scale
+    window_var = torch.as_tensor(spread.window**2, dtype=torch.float32, device=device)  # (2,)
+    pair_var = torch.as_tensor(spread.pair**2, dtype=torch.float32, device=device)  # (2,)
+    window = ((out.actions - batch.actions.to(device)) ** 2).mean(0) / window_var  # (2,)
+    pair = ((out.pair_actions - batch.pair_actions.to(device)) ** 2).mean((0, 1)) / pair_var  # (2,)
     parts = {
-        "steer": F.mse_loss(out.actions[:, 0], batch.actions[:, 0].to(device)) / float(action_std[0]) ** 2,
-        "accel": F.mse_loss(out.actions[:, 1], batch.actions[:, 1].to(device)) / float(action_std[1]) ** 2,
+        "steer": window[0],
+        "accel": window[1],
+        "pair_actions": 0.5 * pair.sum(),
         "speed": F.mse_loss(out.speed / scale, batch.speed.to(device) / scale) * 4.0,
+        "pair_speed": F.mse_loss(out.pair_speed / scale, batch.pair_speed.to(device) / scale) * 4.0,
         "tod": 0.3 * F.cross_entropy(out.time_of_day_logits, batch.time_of_day.to(device)),
         "crowd": 0.3 * F.cross_entropy(out.crowdedness_logits, batch.crowdedness.to(device)),
     }
@@ -249,8 +290,11 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     cpu_start = time.process_time()
     torch.manual_seed(cfg.seed)
-    frame, clip = FrameProbe(cfg.frame).to(device), ClipProbe(cfg.clip).to(device)
-    frame_net, clip_net = wrap_ddp(frame, info), wrap_ddp(clip, info)  # gradients averaged over ranks
+    train_frame = cfg.frame_from is None
+    frame = (FrameProbe(cfg.frame) if train_frame else load_frame_probe(cfg.frame_from)).to(device)
+    clip = ClipProbe(cfg.clip).to(device)
+    frame_net = wrap_ddp(frame, info) if train_frame else frame  # gradients averaged over ranks
+    clip_net = wrap_ddp(clip, info)
     opt_frame = torch.optim.AdamW(frame.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     opt_clip = torch.optim.AdamW(clip.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     modules = {"frame_probe": frame, "clip_probe": clip}
@@ -267,8 +311,8 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
 
     if start < cfg.steps:
         episodes = render_episodes(cfg.episode, TRAIN_SEED_BASE, cfg.train_episodes, desc="render train episodes")
-        action_std = window_action_std(episodes, cfg.clip)
-        frame.train()
+        spread = action_spread(episodes, cfg.clip)
+        frame.train(train_frame)
         clip.train()
         bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="probes", disable=not info.is_main)
         for step in bar:
@@ -277,38 +321,35 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
             for opt in (opt_frame, opt_clip):
                 for group in opt.param_groups:
                     group["lr"] = lr
-            fb = sample_frames(episodes, rng, cfg.frame_batch)
+            scalars: dict[str, float] = {}
+            if train_frame:
+                fb = sample_frames(episodes, rng, cfg.frame_batch)
+                if cfg.augment:
+                    fb = mirror_frames(fb, rng.random(cfg.frame_batch) < 0.5)
+                    fb = dataclasses.replace(fb, frames=augment_video(fb.frames[:, None], rng)[:, 0])
+                loss_f, parts_f = frame_loss(frame_net, rank_rows(fb, info), device)
+                opt_frame.zero_grad(set_to_none=True)
+                loss_f.backward()
+                opt_frame.step()
+                scalars |= {"frame_loss": loss_f.item()} | parts_f
             cb = sample_clips(episodes, rng, cfg.clip_batch, cfg.clip)
             if cfg.augment:
-                fb = mirror_frames(fb, rng.random(cfg.frame_batch) < 0.5)
                 cb = mirror_clips(cb, rng.random(cfg.clip_batch) < 0.5)
-                fb = FrameBatch(
-                    augment_video(fb.frames[:, None], rng)[:, 0],
-                    fb.time_of_day,
-                    fb.crowdedness,
-                    fb.count,
-                    fb.boxes,
-                )
-                cb = ClipBatch(augment_video(cb.clips, rng), cb.actions, cb.speed, cb.time_of_day, cb.crowdedness)
-            fb, cb = rank_rows(fb, info), rank_rows(cb, info)
-            loss_f, parts_f = frame_loss(frame_net, fb, device)
-            opt_frame.zero_grad(set_to_none=True)
-            loss_f.backward()
-            opt_frame.step()
-            loss_c, parts_c = clip_loss(clip_net, cb, device, action_std)
+                cb = dataclasses.replace(cb, clips=augment_video(cb.clips, rng))
+            loss_c, parts_c = clip_loss(clip_net, rank_rows(cb, info), device, spread)
             opt_clip.zero_grad(set_to_none=True)
             loss_c.backward()
             opt_clip.step()
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
-                scalars = {"frame_loss": loss_f.item(), "clip_loss": loss_c.item()}
-                scalars |= {k: v for k, v in {**parts_f, **parts_c}.items() if k in LOGGED_PARTS}
+                scalars |= {"clip_loss": loss_c.item()} | parts_c
+                scalars = {k: v for k, v in scalars.items() if k in LOGGED_PARTS}
                 if info.distributed:  # a collective: every rank takes part
                     mean = all_reduce_mean(torch.tensor(list(scalars.values()), dtype=torch.float64), info)
                     scalars = dict(zip(scalars, mean.tolist()))
                 if info.is_main:
                     log.log(done, lr=lr, **scalars)
-                    bar.set_postfix(frame=f"{scalars['frame_loss']:.3f}", clip=f"{scalars['clip_loss']:.3f}")
+                    bar.set_postfix({k.split("_")[0]: f"{v:.3f}" for k, v in scalars.items() if k.endswith("_loss")})
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 checkpointer.save(done, modules, optimizers, extra={"cpu_seconds": cpu_seconds()})
                 if info.is_main:
@@ -334,7 +375,12 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
         "cpu_seconds": round(total_cpu, 1),
         "heldout_accuracy": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in vars(accuracy).items()},
     }
-    save_probes(out_dir, probes, extra=extra)
+    frame_extra = None  # the same as the clip probe's when both were trained here
+    if not train_frame:
+        kept = load_stage(Path(cfg.frame_from), FRAME_STAGE).extra
+        frame_extra = {k: v for k, v in kept.items() if k != "bundled_from"} | {"kept_from": str(cfg.frame_from)}
+        extra["frame_from"] = str(cfg.frame_from)
+    save_probes(out_dir, probes, extra=extra, frame_extra=frame_extra)
     write_json(run_dir / "probe_accuracy.json", {"accuracy": accuracy, "cpu_seconds": total_cpu, "out": str(out_dir)})
     print(f"probes saved to {out_dir}; held-out accuracy: {vars(accuracy)}; cpu {total_cpu / 60:.1f} min")
     cleanup(info)

@@ -34,8 +34,30 @@ def test_clip_probe_shapes_and_bad_length():
     out = probe.predict(torch.rand(2, 4, 3, 64, 128) * 2 - 1)
     assert out.actions.shape == (2, 2) and out.speed.shape == (2,)
     assert out.features.shape == (2, probe.feature_dim)
+    assert out.pair_actions.shape == (2, 3, 2) and out.pair_speed.shape == (2, 3)
+    torch.testing.assert_close(out.actions, out.pair_actions.mean(1))
+    torch.testing.assert_close(out.speed, out.pair_speed.mean(1))
     with pytest.raises(ValueError, match="expects"):
         probe(torch.zeros(2, 5, 3, 64, 128))
+
+
+def test_clip_probe_sees_the_order_of_its_frames():
+    """Reversing a clip changes every pair's difference channel, so the outputs move."""
+    torch.manual_seed(0)
+    probe = ClipProbe(ClipProbeConfig(num_frames=4)).eval()
+    clip = torch.rand(1, 4, 3, 64, 128) * 2 - 1
+    forward, backward = probe.predict(clip), probe.predict(clip.flip(1))
+    assert not torch.allclose(forward.pair_speed, backward.pair_speed.flip(1))
+
+
+def test_old_clip_probe_weights_give_a_clear_error(tiny_probes, tmp_path):
+    from drivesim.model_folder import save_stage
+
+    save_probes(tmp_path, tiny_probes)
+    old = torch.nn.Linear(3, 2)  # any state dict that is not the current clip probe's
+    save_stage(tmp_path, "clip_probe", old, tiny_probes.clip.config)
+    with pytest.raises(ValueError, match="need retraining"):
+        load_probes(tmp_path)
 
 
 def test_feature_helpers_count_windows(tiny_probes):
@@ -56,6 +78,7 @@ def test_feature_helpers_count_windows(tiny_probes):
         (lambda: FrameProbeConfig(widths=[8, 8]), "4 channel counts"),
         (lambda: ClipProbeConfig(num_frames=1), "num_frames"),
         (lambda: ClipProbeConfig(frame_stride=0), "frame_stride"),
+        (lambda: ClipProbeConfig(temporal_width=0), "temporal_width"),
     ],
 )
 def test_bad_configs_raise(make, match):
