@@ -23,6 +23,6 @@ ds train stage=video_ldm experiment=default/video_ldm
 ds train stage=interpolation experiment=default/interpolation
 ds train stage=upsampler experiment=default/upsampler
 ds train stage=upsampler_temporal experiment=default/upsampler_temporal
-ds train stage=probes experiment=default/probes
+ds train stage=probes experiment=default/probes frame_from=null steps=5000  # both probes from scratch
 ds bundle src=runs/models/default out="$OUT"
 ds bundle src=runs/models/probes out="$PROBES_OUT"
