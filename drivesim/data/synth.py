@@ -47,6 +47,7 @@ class SynthConfig:
     crf: int = 18  # H.264 constant rate factor (lower = better)
     val_fraction: float = 0.1
     test_fraction: float = 0.1
+    explore: float = 0.0  # BehaviourPolicy exploration-segment probability (open-loop random actions)
 
     def __post_init__(self) -> None:
         checks = {
@@ -58,8 +59,10 @@ class SynthConfig:
             "seed": self.seed >= 0,
             "workers": self.workers >= 1,
             "crf": 0 <= self.crf <= 51,
+            "explore": 0.0 <= self.explore <= 1.0,
         }
-        rules = {"height": "an even number >= 2", "width": "an even number >= 2", "crf": "in [0, 51]"}
+        rules = {"height": "an even number >= 2", "width": "an even number >= 2", "crf": "in [0, 51]",
+                 "explore": "in [0, 1]"}
         for name, ok in checks.items():
             if not ok:
                 allowed = rules.get(name, ">= 0" if name == "seed" else "> 0")
@@ -138,7 +141,7 @@ def rollout(config: SynthConfig, index: int) -> Iterator[WorldFrame]:
     seed = config.seed + index
     world = World(WorldConfig(height=config.height, width=config.width, fps=config.fps))
     yield world.reset(seed=seed, time_of_day=time_of_day, crowdedness=crowdedness)
-    policy = BehaviourPolicy(seed=seed)
+    policy = BehaviourPolicy(seed=seed, explore=config.explore)
     for _ in range(config.frames_per_clip - 1):
         yield world.step(policy.act(world))
 
@@ -168,7 +171,7 @@ def _init_worker() -> None:
 def _check_resume(out: Path, config: SynthConfig) -> None:
     settings_path = out / SETTINGS_NAME
     if settings_path.is_file():
-        saved = json.loads(settings_path.read_text(encoding="utf-8"))
+        saved = {"explore": 0.0, **json.loads(settings_path.read_text(encoding="utf-8"))}  # older: no explore
         if saved != config.settings():
             diff = {k: (saved.get(k), v) for k, v in config.settings().items() if saved.get(k) != v}
             raise ValueError(

@@ -10,6 +10,13 @@ leader closely, braking late. Outside a swerve a lane-keeping controller (headin
 lateral-error target, with road curvature feed-forward) and a safety brake behind slower
 leaders produce the raw action, which is low-pass filtered (time constant 0.1 s) so actions
 are smooth.
+
+`explore` (default 0) is the probability that a segment is an exploration segment: steer and
+accel each held open-loop at a uniform value (steer in +-EXPLORE_STEER, accel in [-1, 1]) for
+EXPLORE_SECONDS, whatever the state (only the safety brake still acts). Lane keeping makes most
+actions predictable from what the car was doing, so a world model trained on such data can
+learn to ignore its action input; exploration segments give actions that the past does not
+explain (the GameNGen / DIAMOND lesson: an action-conditioned model needs action coverage).
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ SMOOTHING_TIME = 0.1
 SWERVE_PROB = 0.12  # per segment
 SWERVE_STEER = (0.3, 0.9)
 SWERVE_SECONDS = (0.25, 0.7)
+EXPLORE_STEER = 0.9
+EXPLORE_SECONDS = (0.4, 1.6)
 
 
 def _lane_clear(world: World, lane_x: float, back: float, front: float) -> bool:
@@ -41,9 +50,15 @@ def _lane_clear(world: World, lane_x: float, back: float, front: float) -> bool:
 
 
 class BehaviourPolicy:
-    """`act(world) -> (2,) float32 [steer, accel]` in [-1, 1]; deterministic for a seed."""
+    """`act(world) -> (2,) float32 [steer, accel]` in [-1, 1]; deterministic for a seed.
 
-    def __init__(self, seed: int | None = 0) -> None:
+    explore: probability in [0, 1] that a decision segment is an open-loop exploration segment.
+    """
+
+    def __init__(self, seed: int | None = 0, explore: float = 0.0) -> None:
+        if not 0.0 <= explore <= 1.0:
+            raise ValueError(f"BehaviourPolicy explore={explore!r} is not allowed; it must be in [0, 1]")
+        self.explore = float(explore)
         self.reset(seed)
 
     def reset(self, seed: int | None = None) -> None:
@@ -56,6 +71,8 @@ class BehaviourPolicy:
         self._steer_bias = 0.0
         self._tailgate = False
         self._swerve = 0.0  # held open-loop steer during a swerve segment, 0 = none
+        self._explore: tuple[float, float] | None = None  # held (steer, accel) of an exploration segment
+        self._explore_rng = np.random.default_rng(None if seed is None else [int(seed), 1])
         self._action = np.zeros(2)
         self._frame = -1
 
@@ -93,6 +110,12 @@ class BehaviourPolicy:
         if rng.random() < SWERVE_PROB:
             self._swerve = float(rng.choice([-1.0, 1.0]) * rng.uniform(*SWERVE_STEER))
             self._left = float(rng.uniform(*SWERVE_SECONDS))
+        # A separate stream, so explore=0 draws exactly what the policy drew before it existed.
+        self._explore = None
+        if self.explore and self._explore_rng.random() < self.explore:
+            e = self._explore_rng
+            self._explore = (float(e.uniform(-EXPLORE_STEER, EXPLORE_STEER)), float(e.uniform(-1.0, 1.0)))
+            self._left = float(e.uniform(*EXPLORE_SECONDS))
 
     def act(self, world: World) -> np.ndarray:
         cfg, ego, dt = world.config, world.ego_car, world.config.dt
@@ -116,6 +139,8 @@ class BehaviourPolicy:
         steer = (yaw_rate / v + world.road_curvature) / ego.steer_curvature_limit() + self._steer_bias
         if self._swerve:
             steer = self._swerve
+        if self._explore is not None:
+            steer = self._explore[0]
 
         # Longitudinal: mode, then a safety brake behind the leader in the ego's path.
         if self._mode == "cruise":
@@ -124,6 +149,8 @@ class BehaviourPolicy:
             accel = 0.3
         else:
             accel = self._accel
+        if self._explore is not None:
+            accel = self._explore[1]
         if self._mode == "accelerate" and ego.speed > cfg.max_speed - 3.0:
             accel = 0.0
         tr = world.traffic

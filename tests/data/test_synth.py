@@ -90,3 +90,16 @@ def test_interrupted_run_leaves_a_valid_dataset(tmp_path: Path, monkeypatch: pyt
     monkeypatch.undo()
     result = synthesize(_config(out, num_clips=4))  # the same command resumes
     assert (result.written, result.resumed, len(open_dataset(out).clips)) == (2, 2, 4)
+
+
+def test_explore_is_a_resume_setting_and_changes_the_actions(tmp_path: Path) -> None:
+    synthesize(_config(tmp_path / "calm", num_clips=1, clip_seconds=3.0))
+    synthesize(_config(tmp_path / "wild", num_clips=1, clip_seconds=3.0, explore=1.0))
+    calm, wild = open_dataset(tmp_path / "calm"), open_dataset(tmp_path / "wild")
+    a = calm.load_annotations(calm.clips[0]).actions
+    b = wild.load_annotations(wild.clips[0]).actions
+    assert a is not None and b is not None and not np.allclose(a, b)
+    with pytest.raises(ValueError, match="explore"):
+        synthesize(_config(tmp_path / "wild", num_clips=2, clip_seconds=3.0))
+    with pytest.raises(ValueError, match=r"explore=-0.1 .* in \[0, 1\]"):
+        _config(tmp_path / "x", explore=-0.1)
