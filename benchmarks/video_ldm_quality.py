@@ -86,15 +86,17 @@ from _video_eval import (  # noqa: E402
 LONG_REFERENCE_SEED = 5_000_000
 LONG_START_SEED = 6_000_000
 ACTION_TARGET = 0.8
+PATTERN_STEP_S = 16 / 30  # the action patterns' time unit (one keyframe step of the first default model)
+ACCEL_HOLD_S = 1.6
 DRIFT_TARGET = 1.5
 
 
 @dataclass
 class Sizes:
     clips: int = 16  # real clips per set (A reference, B contexts); generated clips = B clips
-    clip_steps: int = 6  # control steps (keyframes) per generated clip
+    clip_seconds: float = 3.2  # per generated clip (6 keyframes at stride 16, 24 at stride 4)
     action_rollouts: int = 8
-    action_steps: int = 12
+    action_seconds: float = 6.4  # per action rollout
     minutes: float = 5.0  # long rollout length
     window_seconds: float = 30.0
     long_rollouts: int = 4
@@ -108,7 +110,7 @@ class Sizes:
     long_hop: int = 1  # keyframes between clip-probe windows in the long rollout
 
 
-QUICK = Sizes(clips=4, clip_steps=8, action_rollouts=4, action_steps=10, minutes=0.2, window_seconds=4.0,
+QUICK = Sizes(clips=4, clip_seconds=1.07, action_rollouts=4, action_seconds=1.33, minutes=0.2, window_seconds=4.0,
               long_rollouts=2, long_reference=2, interp_clips=4, interp_keys=3, keyframe_steps=2,
               interpolation_steps=2)
 
@@ -198,13 +200,13 @@ def real_window(engine: LearnedEngine, real: RealClips, steps: int) -> tuple[np.
 def measure_clips(
     engine: LearnedEngine, probes: Probes, a: RealClips, b: RealClips, z: Sizes, o: EvalOptions, seed: int, out: Path
 ) -> ClipQuality:
-    stride, f = engine.keyframe_stride, engine.frames_per_step
-    commanded = interval_means(b.actions, stride, stride, z.clip_steps)  # (n, steps, 2)
+    stride, f, steps = engine.keyframe_stride, engine.frames_per_step, control_steps(z.clip_seconds, engine)
+    commanded = interval_means(b.actions, stride, stride, steps)  # (n, steps, 2)
     frames = generate(engine, b, commanded, seed, z.batch, "clips")
     held = held_actions(commanded, b.actions[:, 1 : stride + 1].mean(1), f)
     gen = to_set(b, frames, held, engine.output_fps, "generated")
-    set_a = to_set(a, *real_window(engine, a, z.clip_steps), engine.output_fps, "real A")
-    set_b = to_set(b, *real_window(engine, b, z.clip_steps), engine.output_fps, "real B")
+    set_a = to_set(a, *real_window(engine, a, steps), engine.output_fps, "real A")
+    set_b = to_set(b, *real_window(engine, b, steps), engine.output_fps, "real B")
     prepared = prepare_real(set_a, probes, o)
     floor: EvalReport = evaluate(prepared, set_b, probes, o)
     rep: EvalReport = evaluate(prepared, gen, probes, o)
@@ -216,13 +218,21 @@ def measure_clips(
     )  # fmt: skip
 
 
-def action_patterns(n: int, steps: int, seed: int) -> np.ndarray:
-    """(n, steps, 2): steer 0.8 sin(2 pi k / P + phi), P ~ U(6, 14) steps; accel held 3 steps, U(-0.8, 0.8)."""
+def control_steps(seconds: float, engine: LearnedEngine) -> int:
+    """Keyframe steps that cover `seconds` of video (at least 2)."""
+    return max(2, round(seconds * engine.world.fps / engine.keyframe_stride))
+
+
+def action_patterns(n: int, steps: int, seed: int, step_seconds: float = PATTERN_STEP_S) -> np.ndarray:
+    """(n, steps, 2) per keyframe step of `step_seconds`: steer 0.8 sin(2 pi s / P + phi) with P ~ U(6, 14)
+    x 16/30 s (3.2-7.5 s); accel held 1.6 s, U(-0.8, 0.8). Same draws and, in seconds, the same
+    patterns at every keyframe stride."""
     rng = np.random.default_rng(seed)
-    k = np.arange(steps)
-    period, phase = rng.uniform(6, 14, (n, 1)), rng.uniform(0, 2 * np.pi, (n, 1))
-    steer = 0.8 * np.sin(2 * np.pi * k / period + phase)
-    accel = np.repeat(rng.uniform(-0.8, 0.8, (n, math.ceil(steps / 3))), 3, axis=1)[:, :steps]
+    seconds = np.arange(steps) * step_seconds
+    period, phase = rng.uniform(6, 14, (n, 1)) * PATTERN_STEP_S, rng.uniform(0, 2 * np.pi, (n, 1))
+    steer = 0.8 * np.sin(2 * np.pi * seconds / period + phase)
+    hold = max(1, round(ACCEL_HOLD_S / step_seconds))  # steps per held accel value
+    accel = np.repeat(rng.uniform(-0.8, 0.8, (n, math.ceil(steps / hold))), hold, axis=1)[:, :steps]
     return np.stack([steer, accel], axis=-1).astype(np.float32)
 
 
@@ -237,7 +247,8 @@ def measure_actions(
 ) -> ActionQuality:
     starts = b.take([i % len(b.ids) for i in range(z.action_rollouts)])
     starts = replace(starts, ids=[f"{s}_{i}" for i, s in enumerate(starts.ids)])
-    commanded = action_patterns(z.action_rollouts, z.action_steps, seed)
+    steps = control_steps(z.action_seconds, engine)
+    commanded = action_patterns(z.action_rollouts, steps, seed, engine.keyframe_stride / engine.world.fps)
     frames = generate(engine, starts, commanded, seed, z.batch, "actions")
     held = held_actions(commanded, commanded[:, 0], engine.frames_per_step)
     gen = clip_adherence(probes, frames, held, engine.output_fps, z.clip_hop)
@@ -245,11 +256,11 @@ def measure_actions(
     one = b.take([0])
     rows = {}
     for name, steer in (("steer left (-0.8)", -0.8), ("steer right (+0.8)", 0.8)):
-        acts = np.tile(np.array([steer, 0.0], np.float32), (1, z.action_steps, 1))
+        acts = np.tile(np.array([steer, 0.0], np.float32), (1, steps, 1))
         rows[name] = np.concatenate([one.frames[:, 0], generate(engine, one, acts, seed, 1, name)[0]])
     storyboard(rows, out / "steer_storyboard.png", columns=8)
     ok = all(p is not None and p >= ACTION_TARGET for p in (gen.steer.pearson, gen.accel.pearson))
-    return ActionQuality(gen, real, ACTION_TARGET, ok, z.action_rollouts, z.action_steps)
+    return ActionQuality(gen, real, ACTION_TARGET, ok, z.action_rollouts, steps)
 
 
 def measure_long(
@@ -331,6 +342,7 @@ def main() -> None:
     parser.add_argument("--random", action="store_true", help="random model + random probes in a temp folder")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (plumbing check)")
     parser.add_argument("--context-guidance", type=float, default=None, help="s with guidance on (engine default)")
+    parser.add_argument("--action-guidance", type=float, default=None, help="action guidance scale (engine default)")
     parser.add_argument("--long-interpolate", action="store_true", help="long rollout with interpolation")
     parser.add_argument("--skip", nargs="*", default=[], choices=["clips", "actions", "long", "interpolation"])
     parser.add_argument("--device", default="cpu")
@@ -353,11 +365,13 @@ def main() -> None:
     base = EngineConfig(device=args.device, keyframe_steps=sizes.keyframe_steps,
                         interpolation_steps=sizes.interpolation_steps,
                         context_guidance=defaults.context_guidance if args.context_guidance is None
-                        else args.context_guidance)
+                        else args.context_guidance,
+                        action_guidance=defaults.action_guidance if args.action_guidance is None
+                        else args.action_guidance)
     engine = world.engine(base)
     h, w = engine.frame_size
     stride = engine.keyframe_stride
-    length = stride * (max(sizes.clip_steps, sizes.interp_keys - 1) + 1) + 1
+    length = stride * (max(control_steps(sizes.clip_seconds, engine), sizes.interp_keys - 1) + 1) + 1
     if args.dataset:
         test = load_split(args.dataset, "test", length, h, w)
         real_a, real_b = test.take(list(range(0, len(test.ids), 2))), test.take(list(range(1, len(test.ids), 2)))
