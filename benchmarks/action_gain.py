@@ -1,7 +1,10 @@
 """Does the prediction model use the ego actions? Its denoising loss on held-out latent windows
 (2 context keyframes + 1 to predict, the engine's window) with the true interval actions, with
 the actions unknown (null) and with another window's actions; same noise and tau for all three.
-A model that follows actions has a clearly lower loss with the true ones. Prints JSON.
+A model that follows actions has a clearly lower loss with the true ones. The gain is also given per
+quarter of the diffusion-time range (`by_tau_band`): actions decide the coarse content, so their
+gain shows at high tau, where the target frame must come from the context and the actions.
+Prints JSON.
 
     python benchmarks/action_gain.py --model drivesim/assets/default_model --latents data/world_latents
 """
@@ -20,6 +23,7 @@ from drivesim.rollout.world_model import load
 from drivesim.training.video_ldm import clip_batch
 
 VARIANTS = ("true", "null", "other_window")
+BANDS = 4  # equal quarters of tau in [0, num_steps)
 
 
 @torch.no_grad()
@@ -31,6 +35,9 @@ def action_gain(model_dir: str | None, latents: str, windows: int, batch: int, s
     n = min(len(ds), windows)
     picks = torch.linspace(0, len(ds) - 1, n).long().tolist()
     totals = dict.fromkeys(VARIANTS, 0.0)
+    steps = int(video.schedule.num_steps)
+    edges = [steps * k // BANDS for k in range(BANDS + 1)]
+    banded = {(k, name): 0.0 for k in range(BANDS) for name in ("true", "null")}
     for lo in range(0, n, batch):
         b = clip_batch(collate_latent_windows([ds[i] for i in picks[lo : lo + batch]]), use_boxes=False)
         size = b.z.shape[0]
@@ -48,10 +55,26 @@ def action_gain(model_dir: str | None, latents: str, windows: int, batch: int, s
             tau = torch.randint(0, video.schedule.num_steps, (size,), generator=g)
             loss = diffusion_loss(video.model, b.z, cond, video.schedule, g, target=video.target, tau=tau, weight=1 - m)
             totals[name] += float(loss.loss) * size / n
+            if name == "other_window":
+                continue
+            for k in range(BANDS):
+                g = torch.Generator().manual_seed(seed + lo + 7919 * (k + 1))
+                tau = torch.randint(edges[k], edges[k + 1], (size,), generator=g)
+                band = diffusion_loss(video.model, b.z, cond, video.schedule, g, target=video.target, tau=tau,
+                                      weight=1 - m)  # fmt: skip
+                banded[k, name] += float(band.loss) * size / n
+    by_band = {
+        f"{edges[k]}-{edges[k + 1]}": {
+            "loss_true": banded[k, "true"], "loss_null": banded[k, "null"],
+            "gain_vs_null": 1.0 - banded[k, "true"] / banded[k, "null"],
+        }
+        for k in range(BANDS)
+    }  # fmt: skip
     return {
         "model": str(world.path), "latents": latents, "windows": n, "loss": totals,
         "gain_vs_null": 1.0 - totals["true"] / totals["null"],
         "gain_vs_other_window": 1.0 - totals["true"] / totals["other_window"],
+        "by_tau_band": by_band,
     }  # fmt: skip
 
 
