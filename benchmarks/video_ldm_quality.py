@@ -361,13 +361,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="video_ldm_quality_")) if args.random else None
     model = build_random_model(tmp / "model", RandomModelSpec()) if tmp else Path(args.model)
     world = load(model)
-    defaults = EngineConfig()
+    guidance = {k: v for k, v in (("context_guidance", args.context_guidance),
+                                  ("action_guidance", args.action_guidance)) if v is not None}  # else engine defaults
     base = EngineConfig(device=args.device, keyframe_steps=sizes.keyframe_steps,
-                        interpolation_steps=sizes.interpolation_steps,
-                        context_guidance=defaults.context_guidance if args.context_guidance is None
-                        else args.context_guidance,
-                        action_guidance=defaults.action_guidance if args.action_guidance is None
-                        else args.action_guidance)
+                        interpolation_steps=sizes.interpolation_steps, **guidance)
     engine = world.engine(base)
     h, w = engine.frame_size
     stride = engine.keyframe_stride
