@@ -16,7 +16,10 @@ False, the "from scratch" ablation):
   embedding (learned null when unknown), the context-noise level tau_c (when
   `context_noise`) and the frame-rate flag (when `num_frame_rates` > 0);
 - the masked context c_S = (m_S ∘ z, m_S) (Eq. (3)) through the learnable downsampling
-  `ContextEncoder`, added to the input of every temporal layer at its resolution.
+  `ContextEncoder`, added to the input of every temporal layer at its resolution;
+- with `action_forecast`, a deterministic action-conditioned forecast of the frames after the
+  last context frame (`ActionForecast`, trained by its own MSE, detached here) as a second
+  masked context (v ∘ z^, v) through its own `ContextEncoder`, added the same way.
 
 Every new output projection starts at zero, so a fresh VideoUNet equals the image model
 for any alpha; with every alpha = 1 it equals it exactly for any phi (`set_alpha(1.0)`).
@@ -31,6 +34,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from drivesim.diffusion.action_embedding import ActionEmbedding
+from drivesim.diffusion.action_forecast import ActionForecast
 from drivesim.diffusion.context import ContextEncoder, ContextSite, context_condition
 from drivesim.diffusion.unet import SpatialUNet
 from drivesim.diffusion.video_conditioning import VideoConditioning
@@ -57,6 +61,9 @@ class VideoUNetConfig:
     use_actions: condition on per-frame ego actions [steer, accel].
     context_noise: embed the context-noise level tau_c (context-noise augmentation).
     num_frame_rates: size of the frame-rate flag (2 for the interpolation model; 0 = none).
+    action_forecast: feed a deterministic action-conditioned forecast of the frames to predict
+        (`ActionForecast`, `forecast_channels` wide, `forecast_levels` halvings) as a second
+        context; needs use_context and use_actions.
     freeze_image: theta frozen (True, the paper) or trained end to end (False, ablation).
     zero_init: new output projections start at zero (the model starts as the image model);
         False gives random temporal layers (e.g. an untrained test model whose actions matter).
@@ -76,6 +83,9 @@ class VideoUNetConfig:
     action_frequencies: int = 6
     context_noise: bool = False
     num_frame_rates: int = 0
+    action_forecast: bool = False
+    forecast_channels: int = 64
+    forecast_levels: int = 2
     freeze_image: bool = True
     zero_init: bool = True
 
@@ -102,6 +112,13 @@ class VideoUNetConfig:
         if self.num_frame_rates < 0 or self.num_frame_rates == 1:
             raise ValueError(
                 f"VideoUNetConfig.num_frame_rates={self.num_frame_rates}; allowed 0 (no flag) or >= 2"
+            )
+        if self.action_forecast and not (self.use_context and self.use_actions):
+            raise ValueError("VideoUNetConfig.action_forecast needs use_context=True and use_actions=True")
+        if self.forecast_channels < 1 or self.forecast_levels < 0:
+            raise ValueError(
+                f"VideoUNetConfig.forecast_channels={self.forecast_channels} must be >= 1 and "
+                f"forecast_levels={self.forecast_levels} >= 0"
             )
         if self.attention_head_dim < 1:
             raise ValueError(f"VideoUNetConfig.attention_head_dim={self.attention_head_dim} must be >= 1")
@@ -163,16 +180,19 @@ class VideoUNet(nn.Module):
         self._site_of_block = {block: j for j, block in enumerate(self.site_blocks)}
         self.sites = nn.ModuleList(TemporalSite(s.out_channels, emb_dim, cfg) for s in specs)
         latent_channels = image_unet.config.latent_channels
+        context_sites = [ContextSite(channels=s.out_channels, level=s.level) for s in specs]
         self.context_encoder = (
-            ContextEncoder(
-                latent_channels,
-                [ContextSite(channels=s.out_channels, level=s.level) for s in specs],
-                cfg.context_hidden_channels,
-                zero_init=cfg.zero_init,
-            )
+            ContextEncoder(latent_channels, context_sites, cfg.context_hidden_channels, zero_init=cfg.zero_init)
             if cfg.use_context
             else None
         )
+        self.action_forecast: ActionForecast | None = None
+        self.forecast_encoder: ContextEncoder | None = None
+        if cfg.action_forecast:
+            self.action_forecast = ActionForecast(latent_channels, cfg.forecast_channels, cfg.forecast_levels)
+            self.forecast_encoder = ContextEncoder(
+                latent_channels, context_sites, cfg.context_hidden_channels, zero_init=cfg.zero_init
+            )
         self.action_embedding = (
             ActionEmbedding(emb_dim, cfg.action_frequencies) if cfg.use_actions else None
         )
@@ -244,6 +264,15 @@ class VideoUNet(nn.Module):
             return None
         return torch.stack(parts).sum(dim=0).to(dtype)  # (b t) e
 
+    def forecast(self, cond: VideoConditioning, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+        """The action forecast of cond's frames after its last context frame:
+        (b, t, c, h, w) and valid (b, t). Needs `action_forecast`."""
+        if self.action_forecast is None:
+            raise ValueError("this VideoUNet has action_forecast=False; it makes no forecast")
+        return self.action_forecast(
+            cond.context_latents.to(dtype), cond.context_mask, cond.actions.to(dtype), cond.actions_given
+        )
+
     def forward(self, z: Tensor, tau: Tensor, cond: VideoConditioning) -> Tensor:
         if z.ndim != 5 or z.shape[2] != self.latent_channels:
             raise ValueError(f"z has shape {tuple(z.shape)}; expected (b, t, {self.latent_channels}, h, w)")
@@ -261,6 +290,11 @@ class VideoUNet(nn.Module):
             # Eq. (3): c_S = (m_S ∘ z, m_S)
             c_s = context_condition(cond.context_latents.to(z.dtype), cond.context_mask)  # b t (c+1) h w
             context = self.context_encoder(rearrange(c_s, "b t c h w -> (b t) c h w"))
+            if self.action_forecast is not None and self.forecast_encoder is not None:
+                forecast, valid = self.forecast(cond, z.dtype)
+                c_f = context_condition(forecast.detach(), valid)  # (v ∘ z^, v): b t (c+1) h w
+                extra_context = self.forecast_encoder(rearrange(c_f, "b t c h w -> (b t) c h w"))
+                context = [a + f for a, f in zip(context, extra_context)]
 
         def hook(block_index: int, h: Tensor, emb: Tensor, num_frames: int) -> Tensor:
             j = self._site_of_block.get(block_index)

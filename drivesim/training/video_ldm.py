@@ -9,6 +9,11 @@ given ones too with `loss_on_context`). Conditions are dropped independently for
 classifier-free guidance: actions (`action_drop`), each label (`label_drop`), boxes
 (`box_drop`); S = 0 is the unconditional model of context guidance.
 
+Action forecast (`video.action_forecast`): the forecaster trains on its own MSE against the
+true latents (weight `forecast_weight`), added to the denoising loss. `init_from` starts a
+run from another model folder's stage weights (e.g. the bundled model), the new forecast
+modules from their initialisation (the model then starts exactly as the one it came from).
+
 Ablations (config): `video.temporal_layers` "attention" | "attention+conv3d";
 `video.context_noise` with `context_noise_max` (tau_c ~ U{0..max} noises the context);
 `from_scratch` (theta randomly initialised and trained end to end). Context guidance
@@ -41,6 +46,7 @@ from drivesim.autoencoder.latent_cache import (
     LatentWindowDataset,
     collate_latent_windows,
 )
+from drivesim.diffusion.action_forecast import forecast_error
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.context import check_context_probs, noise_context, prediction_mask, sample_num_context
 from drivesim.diffusion.parameterization import DiffusionLoss, diffusion_loss
@@ -49,6 +55,7 @@ from drivesim.diffusion.unet import SpatialUNet
 from drivesim.diffusion.video_conditioning import VideoConditioning
 from drivesim.diffusion.video_loading import VIDEO_LDM_STAGE, ImageLDM, VideoWindow, load_image_ldm
 from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
+from drivesim.model_folder import load_stage
 from drivesim.training.autoencoder import lr_factor
 from drivesim.training.checkpoint import save_stage
 from drivesim.training.distributed import (
@@ -85,6 +92,8 @@ class VideoTrainCommon:
     label_drop: float = 0.1
     box_drop: float = 0.1
     loss_on_context: bool = False
+    forecast_weight: float = 1.0  # weight of the action forecaster's MSE (video.action_forecast)
+    init_from: str | None = None  # model folder whose stage weights start a new run (not a resume)
     batch_size: int = 4  # global batch (split over ranks)
     max_steps: int = 3000
     max_minutes: float | None = None
@@ -108,6 +117,8 @@ class VideoTrainCommon:
                 raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 1")
         if self.num_frames < 2:
             raise ValueError(f"{name}.num_frames={self.num_frames} must be >= 2")
+        if self.forecast_weight < 0:
+            raise ValueError(f"{name}.forecast_weight={self.forecast_weight} must be >= 0")
         for key in ("action_drop", "label_drop", "box_drop"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ValueError(f"{name}.{key}={getattr(self, key)} must be in [0, 1]")
@@ -178,6 +189,15 @@ def clip_batch(windows: LatentWindowBatch, use_boxes: bool, frame_rate: int = -1
     )
 
 
+@dataclass(frozen=True)
+class VideoLoss:
+    """loss = diffusion.loss + forecast_weight * forecast (the forecaster's MSE, or None)."""
+
+    loss: Tensor
+    diffusion: DiffusionLoss
+    forecast: Tensor | None
+
+
 def masked_loss(
     model: Callable[[Tensor, Tensor, VideoConditioning], Tensor],
     batch: ClipBatch,
@@ -186,8 +206,10 @@ def masked_loss(
     target: str,
     generator: torch.Generator,
     cfg: VideoTrainCommon,
-) -> DiffusionLoss:
-    """The masked denoising loss of Eq. (3) for one batch and its context mask (b, t)."""
+    forecaster: VideoUNet | None = None,
+) -> VideoLoss:
+    """The masked denoising loss of Eq. (3) for one batch and its context mask (b, t), plus
+    the action forecast's MSE when `forecaster` (the unwrapped VideoUNet) has one."""
     b, t = batch.z.shape[:2]
     device = batch.z.device
     context = batch.z
@@ -212,7 +234,12 @@ def masked_loss(
     cond = cond.null_where(["crowdedness"], u[2] < cfg.label_drop)
     cond = cond.null_where(["boxes"], u[3] < cfg.box_drop)
     weight = torch.ones_like(m) if cfg.loss_on_context else 1.0 - m  # b t 1 1 1
-    return diffusion_loss(model, batch.z, cond, schedule, generator, target=target, weight=weight)
+    diffusion = diffusion_loss(model, batch.z, cond, schedule, generator, target=target, weight=weight)
+    if forecaster is None or forecaster.action_forecast is None:
+        return VideoLoss(diffusion.loss, diffusion, None)
+    forecast, valid = forecaster.forecast(cond, batch.z.dtype)
+    error = forecast_error(forecast, valid, batch.z)
+    return VideoLoss(diffusion.loss + cfg.forecast_weight * error, diffusion, error)
 
 
 def build_video_unet(image: ImageLDM, cfg: VideoTrainCommon) -> VideoUNet:
@@ -221,6 +248,38 @@ def build_video_unet(image: ImageLDM, cfg: VideoTrainCommon) -> VideoUNet:
         video_cfg = dataclasses.replace(cfg.video, freeze_image=False)
         return VideoUNet(SpatialUNet(image.unet_config), video_cfg)
     return VideoUNet(image.unet, dataclasses.replace(cfg.video, freeze_image=True))
+
+
+NEW_MODULES = ("action_forecast.", "forecast_encoder.")  # may be missing from an init_from stage
+
+
+def init_from_stage(model: VideoUNet, folder: Path, stage: str) -> None:
+    """Load `stage` of model folder `folder` into `model`; only the action-forecast modules may
+    be absent from it (they keep their initialisation). Anything else that does not fit, or a
+    different image model theta, is an error."""
+    state = load_stage(folder, stage).state_dict
+    own = model.state_dict()
+    differ = [
+        k
+        for k, v in state.items()
+        if k.startswith("image_unet.") and k in own and v.shape == own[k].shape
+        and not torch.allclose(v, own[k], atol=1e-3)
+    ]
+    if differ:
+        raise ValueError(
+            f"init_from={folder} stage {stage!r} was trained on another image model than this model_dir's "
+            f"(e.g. {differ[0]}); use a model folder with the same image_ldm"
+        )
+    missing = [k for k in own if k not in state and not k.startswith(NEW_MODULES)]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [k for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if missing or unexpected or reshaped:
+        raise ValueError(
+            f"init_from={folder} stage {stage!r} does not fit this model: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}, other shapes {reshaped[:5]} (only {list(NEW_MODULES)} may be missing)"
+        )
+    result = model.load_state_dict(state, strict=False)
+    print(f"{stage}: initialised from {folder} ({len(result.missing_keys)} new tensors keep their init)")
 
 
 @dataclass(frozen=True)
@@ -255,6 +314,10 @@ def run_video_training(
     modules = {"model": model, "ema": ema}
     checkpointer = RunCheckpointer(run_dir, keep=3, enabled=info.is_main)
     restored = checkpointer.restore(modules, {"opt": opt})
+    if restored is None and cfg.init_from is not None:
+        init_from_stage(model, Path(cfg.init_from), stage)
+        ema = EMA(model, decay=cfg.ema_decay)
+        modules["ema"] = ema
     step = restored.step if restored else 0
     cpu_seconds = float(restored.extra.get("cpu_seconds", 0.0)) if restored else 0.0
     if restored and info.is_main:
@@ -275,6 +338,7 @@ def run_video_training(
             log.plot(run_dir / "losses.png", title=stage)
 
     recent: list[float] = []
+    recent_forecast: list[float] = []
     bar = tqdm(total=cfg.max_steps, initial=step, desc=stage, dynamic_ncols=True, disable=not info.is_main)
     while step < cfg.max_steps:
         generator = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * 1_009 + info.rank)
@@ -284,7 +348,8 @@ def run_video_training(
             group["lr"] = cfg.lr * lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
         model.train()
         with autocast(info.device, cfg.precision):
-            loss = masked_loss(ddp_model, batch, mask, image.schedule, image.target, generator, cfg).loss
+            parts = masked_loss(ddp_model, batch, mask, image.schedule, image.target, generator, cfg, model)
+        loss = parts.loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -294,9 +359,14 @@ def run_video_training(
         step += 1
         bar.update(1)
         recent = (recent + [float(all_reduce_mean(loss, info))])[-cfg.log_every :]
+        if parts.forecast is not None:
+            recent_forecast = (recent_forecast + [float(all_reduce_mean(parts.forecast.detach(), info))])[
+                -cfg.log_every :
+            ]
         if step % cfg.log_every == 0 and info.is_main:
             alphas = [float(b.alpha().detach()) for b in model.blenders()]
-            log.log(step, loss=sum(recent) / len(recent), mean_alpha=sum(alphas) / max(1, len(alphas)))
+            extra_logs = {"forecast_mse": sum(recent_forecast) / len(recent_forecast)} if recent_forecast else {}
+            log.log(step, loss=sum(recent) / len(recent), mean_alpha=sum(alphas) / max(1, len(alphas)), **extra_logs)
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
         out_of_time = cfg.max_minutes is not None and time.monotonic() - started > 60 * cfg.max_minutes
         if cfg.max_minutes is not None:  # every rank stops at the same step (else the next all-reduce hangs)

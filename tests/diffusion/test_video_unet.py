@@ -191,3 +191,41 @@ def test_zero_init_false_gives_random_temporal_layers_that_use_actions():
     model.set_alpha(1.0)
     image = model.image_unet(rearrange(z, "b t c h w -> (b t) c h w"), repeat(tau, "b -> (b t)", t=T), cond.image)
     assert torch.equal(model(z, tau, cond), rearrange(image, "(b t) c h w -> b t c h w", t=T))
+
+
+@torch.no_grad()
+def test_a_new_action_forecast_path_adds_nothing_to_a_trained_model():
+    """What `init_from` relies on: phi of a model without the forecast, loaded into one with it."""
+    plain = _video()
+    forecasting = VideoUNet(_image_unet(), VideoUNetConfig.tiny(action_forecast=True)).eval()
+    missing = forecasting.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith(("action_forecast.", "forecast_encoder.")) for k in missing)
+    z, tau, cond = _inputs()
+    torch.testing.assert_close(forecasting(z, tau, cond), plain(z, tau, cond))
+
+
+def test_the_forecast_enters_detached_and_actions_move_it():
+    model = _video(action_forecast=True).train()
+    z, tau, cond = _inputs()
+    with torch.no_grad():
+        base = model(z, tau, cond)
+        forecast, valid = model.forecast(cond)
+        flipped, _ = model.forecast(dataclasses.replace(cond, actions=-cond.actions))
+    assert valid.tolist() == [[0, 1, 1, 1], [0, 0, 1, 1]]
+    assert not torch.allclose(forecast, flipped, atol=1e-5)
+    with torch.no_grad():
+        for p in model.forecast_encoder.out.parameters():
+            p.zero_()
+        assert not torch.allclose(model(z, tau, cond), base, atol=1e-5)  # the forecast path was in base
+    diffusion_loss(model, z, cond, NoiseSchedule(), torch.Generator().manual_seed(0)).loss.backward()
+    assert all(p.grad is None for p in model.action_forecast.parameters())  # trained by its own MSE only
+    assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.forecast_encoder.parameters())
+
+
+def test_action_forecast_needs_context_and_actions():
+    with pytest.raises(ValueError, match="action_forecast needs"):
+        VideoUNetConfig(action_forecast=True, use_actions=False)
+    with pytest.raises(ValueError, match="forecast_channels"):
+        VideoUNetConfig(action_forecast=True, forecast_channels=0)
+    with pytest.raises(ValueError, match="action_forecast=False"):
+        _video(randomise=False).forecast(_inputs()[2])

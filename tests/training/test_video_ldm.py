@@ -18,7 +18,14 @@ from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
 from drivesim.paths import conf_dir
 from drivesim.sampling.video import VideoSamplingConfig, sample_clip
 from drivesim.training.checkpoint import save_stage
-from drivesim.training.video_ldm import VideoLDMTrainConfig, clip_batch, masked_loss, train, window_dataset
+from drivesim.training.video_ldm import (
+    VideoLDMTrainConfig,
+    clip_batch,
+    init_from_stage,
+    masked_loss,
+    train,
+    window_dataset,
+)
 
 C, H, W = 4, 8, 16
 UNET = dataclasses.replace(UNetConfig.tiny(), zero_init=False)
@@ -192,3 +199,44 @@ def test_clip_batch_adapter_has_per_frame_boxes(workspace):
     assert batch.has_actions.tolist() == [True, True] and batch.frame_rate.tolist() == [-1, -1]
     no_boxes = clip_batch(collate_latent_windows([dataset[0]]), use_boxes=False)
     assert not bool(no_boxes.image.boxes_given.any()) and not bool(no_boxes.image.box_mask.any())
+
+
+def test_action_forecast_trains_on_its_own_loss_from_a_plain_model(workspace):
+    plain = _prepare(workspace, _cfg(workspace, "plain", max_steps=1))
+    train(plain)
+    forecast_video = VideoUNetConfig.tiny(action_forecast=True, forecast_channels=8)
+    cfg = _prepare(workspace, _cfg(workspace, "forecast", max_steps=2, video=forecast_video, init_from=plain.model_dir))
+    fresh = VideoUNet(SpatialUNet(UNET), forecast_video)
+    fresh.image_unet.load_state_dict(load_video_ldm(Path(plain.model_dir)).model.image_unet.state_dict())
+    init_from_stage(fresh, Path(plain.model_dir), "video_ldm")
+    source = load_video_ldm(Path(plain.model_dir)).model.state_dict()
+    assert all(torch.equal(v, source[k]) for k, v in fresh.state_dict().items() if k in source)
+
+    train(cfg)
+    rows = [json.loads(line) for line in (Path(cfg.run_dir) / "losses.jsonl").read_text().splitlines()]
+    assert all(r["forecast_mse"] > 0 for r in rows) and all(r["loss"] > r["forecast_mse"] for r in rows)
+    loaded = load_video_ldm(Path(cfg.model_dir)).model
+    assert loaded.config.action_forecast and loaded.action_forecast is not None
+
+    other = VideoUNet(SpatialUNet(UNET), VideoUNetConfig.tiny(conv_kernel=(3, 3, 3)))
+    other.image_unet.load_state_dict(fresh.image_unet.state_dict())
+    with pytest.raises(ValueError, match="does not fit"):
+        init_from_stage(other, Path(plain.model_dir), "video_ldm")
+    torch.manual_seed(5)
+    with pytest.raises(ValueError, match="another image model"):
+        init_from_stage(VideoUNet(SpatialUNet(UNET), forecast_video), Path(plain.model_dir), "video_ldm")
+
+
+def test_masked_loss_adds_the_weighted_forecast_error(workspace):
+    cfg = _cfg(workspace, "weighted", video=VideoUNetConfig.tiny(action_forecast=True), forecast_weight=0.5,
+               action_drop=0.0, label_drop=0.0, box_drop=0.0)
+    dataset = window_dataset(cfg, cfg.frame_stride)
+    batch = clip_batch(collate_latent_windows([dataset[0], dataset[5]]), use_boxes=True)
+    torch.manual_seed(0)
+    model = VideoUNet(SpatialUNet(UNET), cfg.video)
+    mask = torch.tensor([[1.0, 0, 0, 0], [1.0, 1.0, 0, 0]])
+    parts = masked_loss(model, batch, mask, NoiseSchedule(), "eps", torch.Generator().manual_seed(0), cfg, model)
+    assert parts.forecast is not None and float(parts.forecast.detach()) > 0
+    torch.testing.assert_close(parts.loss, parts.diffusion.loss + 0.5 * parts.forecast)
+    plain = masked_loss(model, batch, mask, NoiseSchedule(), "eps", torch.Generator().manual_seed(0), cfg)
+    assert plain.forecast is None and torch.equal(plain.loss, parts.diffusion.loss)
