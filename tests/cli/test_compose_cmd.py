@@ -16,13 +16,7 @@ from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.diffusion.unet import UNetConfig
 from drivesim.training.checkpoint import save_stage
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,7 @@ from drivesim.diffusion.action_forecast import ActionForecast, forecast_error, f
 C, H, W = 4, 8, 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_forecast_frames_follow_the_last_given_frame():

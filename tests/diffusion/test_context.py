@@ -15,14 +15,7 @@ from drivesim.diffusion.context import (
 from drivesim.diffusion.schedule import NoiseSchedule
 from drivesim.diffusion.video_conditioning import VideoConditioning
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest (and steadiest on a shared CPU) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

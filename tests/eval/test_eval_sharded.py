@@ -24,13 +24,7 @@ SCRIPT = Path(__file__).with_name("_eval_sharded_script.py")
 OPTIONS = EvalOptions(frame_step=1, clip_hop=2, window_seconds=0.6, min_box_height=0.0, paired=True)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions: one thread avoids OpenMP spin-waiting on a shared, loaded CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _info(rank: int, world: int) -> DistInfo:

@@ -28,12 +28,7 @@ UNET = dataclasses.replace(UNetConfig.tiny(), box_conditioning="both", zero_init
 BOXES = [[0.40, 0.50, 0.60, 0.90, "car"], [0.05, 0.45, 0.30, 0.70, "truck"]]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_tiny_models(folder: Path, ae_scale: float = 0.5, ldm_scale: float = 0.5) -> Path:

@@ -22,13 +22,7 @@ from drivesim.sampling.video import (
 SCHEDULE = NoiseSchedule()
 C, H, W = 4, 8, 16
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest (and steadiest on a shared CPU) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

@@ -21,12 +21,7 @@ C, H, W = 4, 8, 16
 UNET = dataclasses.asdict(dataclasses.replace(UNetConfig.tiny(), box_conditioning="layout"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_latent_cache(root: Path, frames: int = 6) -> Path:

@@ -23,13 +23,7 @@ from drivesim.training.interpolation import InterpolationTrainConfig, interpolat
 C, H, W = 4, 8, 16
 UNET = dataclasses.replace(UNetConfig.tiny(), zero_init=False)
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest (and steadiest on a shared CPU) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
