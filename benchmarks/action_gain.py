@@ -4,7 +4,9 @@ the actions unknown (null) and with another window's actions; same noise and tau
 A model that follows actions has a clearly lower loss with the true ones. The gain is also given per
 quarter of the diffusion-time range (`by_tau_band`): actions decide the coarse content, so their
 gain shows at high tau, where the target frame must come from the context and the actions.
-Prints JSON.
+A model with an action forecast (`video.action_forecast`) also gets the forecast's mean squared
+error against the true latent for the three action variants and for copying the last context
+frame (`forecast_mse`). Prints JSON.
 
     python benchmarks/action_gain.py --model drivesim/assets/default_model --latents data/world_latents
 """
@@ -17,6 +19,7 @@ import json
 import torch
 
 from drivesim.autoencoder.latent_cache import LatentWindowConfig, LatentWindowDataset, collate_latent_windows
+from drivesim.diffusion.action_forecast import forecast_error
 from drivesim.diffusion.parameterization import diffusion_loss
 from drivesim.diffusion.video_conditioning import VideoConditioning
 from drivesim.rollout.world_model import load
@@ -38,12 +41,15 @@ def action_gain(model_dir: str | None, latents: str, windows: int, batch: int, s
     steps = int(video.schedule.num_steps)
     edges = [steps * k // BANDS for k in range(BANDS + 1)]
     banded = {(k, name): 0.0 for k in range(BANDS) for name in ("true", "null")}
+    forecasts = dict.fromkeys((*VARIANTS, "copy_last_context"), 0.0)
+    has_forecast = video.model.action_forecast is not None
     for lo in range(0, n, batch):
         b = clip_batch(collate_latent_windows([ds[i] for i in picks[lo : lo + batch]]), use_boxes=False)
         size = b.z.shape[0]
         mask = torch.zeros(size, t)
         mask[:, : t - 1] = 1.0  # every frame but the last is context
         m = mask[:, :, None, None, None]  # (b, t, 1, 1, 1)
+        forecasts["copy_last_context"] += float(((b.z[:, t - 2] - b.z[:, t - 1]) ** 2).mean()) * size / n
         for name in VARIANTS:
             acts = b.actions if name != "other_window" else torch.roll(b.actions, 1, dims=0)
             cond = VideoConditioning(
@@ -55,6 +61,9 @@ def action_gain(model_dir: str | None, latents: str, windows: int, batch: int, s
             tau = torch.randint(0, video.schedule.num_steps, (size,), generator=g)
             loss = diffusion_loss(video.model, b.z, cond, video.schedule, g, target=video.target, tau=tau, weight=1 - m)
             totals[name] += float(loss.loss) * size / n
+            if has_forecast:
+                forecast, valid = video.model.forecast(cond)
+                forecasts[name] += float(forecast_error(forecast, valid, b.z)) * size / n
             if name == "other_window":
                 continue
             for k in range(BANDS):
@@ -75,6 +84,7 @@ def action_gain(model_dir: str | None, latents: str, windows: int, batch: int, s
         "gain_vs_null": 1.0 - totals["true"] / totals["null"],
         "gain_vs_other_window": 1.0 - totals["true"] / totals["other_window"],
         "by_tau_band": by_band,
+        **({"forecast_mse": forecasts} if has_forecast else {}),
     }  # fmt: skip
 
 
