@@ -72,3 +72,12 @@ def test_unknown_key_and_bad_type_are_named():
         compose("train/reward", ["warp=1"])
     with pytest.raises(UsageError, match="max_steps"):
         to_dataclass(compose("train/reward", ["max_steps=lots"]), RewardTrainConfig)
+
+
+def test_action_forecast_experiment_validates():
+    """The opt-in recipe of README's action-forecast paragraph."""
+    from drivesim.training.video_ldm import VideoLDMTrainConfig
+
+    cfg = to_dataclass(compose("train/video_ldm", ["experiment=default/video_ldm_forecast"]), VideoLDMTrainConfig)
+    assert cfg.video.action_forecast and cfg.init_from == "runs/models/default"
+    assert cfg.latent_cache == "data/world_explore_latents" and cfg.model_dir != cfg.init_from
