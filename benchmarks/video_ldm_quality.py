@@ -12,7 +12,8 @@ episodes (sets A: seeds 2_000_000 + i, B: 3_000_000 + i, labels cycling over the
    vs A (same sample counts), label adherence of the whole generated clips (`drivesim.eval.suite`);
 2. actions: commanded steer (sinusoids) / accel (piecewise constant) patterns; the clip probe recovers
    them from the generated video; Pearson r per dim (target >= 0.8) next to the probe on real A;
-   `steer_storyboard.png`: one real context (column 0), "steer left" vs "steer right";
+   `steer_storyboard.png`: one real context (column 0), "steer left" vs "steer right", and their
+   mean absolute difference over the generated frames (`left_right_divergence`, 0-255);
 3. long rollout: `--minutes` of keyframes (interpolation with --long-interpolate) from one real frame
    per rollout (world seeds 6_000_000 + i, their behaviour-policy actions commanded), with context
    guidance on (engine default s) and off (s = 1: f' = f(z; c_S), the conditional model, no extra pass);
@@ -140,6 +141,9 @@ class ActionQuality:
     passes: bool
     num_rollouts: int
     steps: int
+    # mean |left - right| (0-255) over the storyboard's generated frames: the same context under
+    # "steer left" vs "steer right" (the world itself: ~32 after 16 frames, README)
+    left_right_divergence: float
 
 
 @dataclass(frozen=True)
@@ -259,8 +263,9 @@ def measure_actions(
         acts = np.tile(np.array([steer, 0.0], np.float32), (1, steps, 1))
         rows[name] = np.concatenate([one.frames[:, 0], generate(engine, one, acts, seed, 1, name)[0]])
     storyboard(rows, out / "steer_storyboard.png", columns=8)
+    left, right = (r[1:].astype(np.float64) for r in rows.values())  # generated frames only
     ok = all(p is not None and p >= ACTION_TARGET for p in (gen.steer.pearson, gen.accel.pearson))
-    return ActionQuality(gen, real, ACTION_TARGET, ok, z.action_rollouts, steps)
+    return ActionQuality(gen, real, ACTION_TARGET, ok, z.action_rollouts, steps, float(np.abs(left - right).mean()))
 
 
 def measure_long(
