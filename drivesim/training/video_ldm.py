@@ -55,7 +55,6 @@ from drivesim.diffusion.unet import SpatialUNet
 from drivesim.diffusion.video_conditioning import VideoConditioning
 from drivesim.diffusion.video_loading import VIDEO_LDM_STAGE, ImageLDM, VideoWindow, load_image_ldm
 from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
-from drivesim.model_folder import load_stage
 from drivesim.training.autoencoder import lr_factor
 from drivesim.training.checkpoint import save_stage
 from drivesim.training.distributed import (
@@ -69,6 +68,7 @@ from drivesim.training.distributed import (
     wrap_ddp,
 )
 from drivesim.training.ema import EMA
+from drivesim.training.init_from import init_from_stage
 from drivesim.training.logging import LossLog
 from drivesim.training.run_state import RunCheckpointer
 
@@ -248,38 +248,6 @@ def build_video_unet(image: ImageLDM, cfg: VideoTrainCommon) -> VideoUNet:
         video_cfg = dataclasses.replace(cfg.video, freeze_image=False)
         return VideoUNet(SpatialUNet(image.unet_config), video_cfg)
     return VideoUNet(image.unet, dataclasses.replace(cfg.video, freeze_image=True))
-
-
-NEW_MODULES = ("action_forecast.", "forecast_encoder.")  # may be missing from an init_from stage
-
-
-def init_from_stage(model: VideoUNet, folder: Path, stage: str) -> None:
-    """Load `stage` of model folder `folder` into `model`; only the action-forecast modules may
-    be absent from it (they keep their initialisation). Anything else that does not fit, or a
-    different image model theta, is an error."""
-    state = load_stage(folder, stage).state_dict
-    own = model.state_dict()
-    differ = [
-        k
-        for k, v in state.items()
-        if k.startswith("image_unet.") and k in own and v.shape == own[k].shape
-        and not torch.allclose(v, own[k], atol=1e-3)
-    ]
-    if differ:
-        raise ValueError(
-            f"init_from={folder} stage {stage!r} was trained on another image model than this model_dir's "
-            f"(e.g. {differ[0]}); use a model folder with the same image_ldm"
-        )
-    missing = [k for k in own if k not in state and not k.startswith(NEW_MODULES)]
-    unexpected = [k for k in state if k not in own]
-    reshaped = [k for k, v in state.items() if k in own and v.shape != own[k].shape]
-    if missing or unexpected or reshaped:
-        raise ValueError(
-            f"init_from={folder} stage {stage!r} does not fit this model: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}, other shapes {reshaped[:5]} (only {list(NEW_MODULES)} may be missing)"
-        )
-    result = model.load_state_dict(state, strict=False)
-    print(f"{stage}: initialised from {folder} ({len(result.missing_keys)} new tensors keep their init)")
 
 
 @dataclass(frozen=True)

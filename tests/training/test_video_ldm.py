@@ -18,10 +18,10 @@ from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
 from drivesim.paths import conf_dir
 from drivesim.sampling.video import VideoSamplingConfig, sample_clip
 from drivesim.training.checkpoint import save_stage
+from drivesim.training.init_from import init_from_stage
 from drivesim.training.video_ldm import (
     VideoLDMTrainConfig,
     clip_batch,
-    init_from_stage,
     masked_loss,
     train,
     window_dataset,
