@@ -25,6 +25,16 @@ from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY, VEHICLE_CLASSES
 
 CONDITION_NAMES: tuple[str, ...] = ("time_of_day", "crowdedness", "boxes")
 
+# Contrast label of each label value, for guidance against a neighbouring label instead of the
+# null (`Conditioning.contrasted`; None: the null, i.e. plain guidance). Time of day: the other
+# one. Crowdedness: the next sparser level (medium against low, high against medium; low, the
+# sparsest, against the null), because the image LDM's failure is drawing too few vehicles
+# (README: medium requests came out as low).
+CONTRASTS: dict[str, dict[str, str | None]] = {
+    "time_of_day": {"day": "night", "night": "day"},
+    "crowdedness": {"low": None, "medium": "low", "high": "medium"},
+}
+
 
 def check_condition_names(names: Collection[str]) -> None:
     bad = [n for n in names if n not in CONDITION_NAMES]
@@ -188,6 +198,17 @@ class Conditioning:
             out["box_mask"] = self.box_mask & keep
             out["boxes_given"] = self.boxes_given & ~which
         return Conditioning(**out)
+
+    def contrasted(self, name: str) -> Conditioning:
+        """A copy with label `name` replaced by its contrast label (`CONTRASTS`, None -> null); null stays null."""
+        if name not in CONTRASTS:
+            raise ValueError(f"contrast of {name!r} is not defined; expected one of {list(CONTRASTS)}")
+        allowed = TIME_OF_DAY if name == "time_of_day" else CROWDEDNESS
+        contrast = [CONTRASTS[name][v] for v in allowed]
+        lookup = torch.tensor([-1 if c is None else allowed.index(c) for c in contrast], device=self.device)
+        labels = getattr(self, name)  # (b,) long, -1 = null
+        swapped = torch.where(labels >= 0, lookup[labels.clamp(min=0)], labels)
+        return dataclasses.replace(self, **{name: swapped})
 
     def nulled(self, names: Collection[str]) -> Conditioning:
         """A copy with the named conditions null for every sample."""

@@ -8,7 +8,8 @@ Stage 3 of DESIGN.md §1. `ImageLDM` is what training builds, what is saved as s
 Latents are *scaled* (unit variance, ``latent_scale * z`` of the autoencoder); divide by
 ``latent_scale`` before decoding. ``sample`` runs DDIM with classifier-free guidance over
 the named conditions (`ImageGuidance`): a scale of 1 leaves a condition unguided (no extra
-model evaluation), 0 drops it, > 1 pushes the sample towards it.
+model evaluation), 0 drops it, > 1 pushes the sample towards it (away from the null label, or
+with `contrast` away from a neighbouring label).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from drivesim.diffusion.conditioning import CONDITION_NAMES, Conditioning
+from drivesim.diffusion.conditioning import CONDITION_NAMES, CONTRASTS, Conditioning
 from drivesim.diffusion.parameterization import DiffusionLoss, Target, check_target, diffusion_loss
 from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
@@ -35,14 +36,28 @@ IMAGE_STAGE = IMAGE_LDM_STAGE
 
 @dataclass(frozen=True)
 class ImageGuidance:
-    """Classifier-free guidance scale per condition (applied in this order, sequentially)."""
+    """Classifier-free guidance scale per condition (applied in this order, sequentially).
+
+    contrast: labels guided against their neighbouring value (`CONTRASTS`: e.g. medium traffic
+    against low) instead of against the null label; see `drivesim.sampling.guidance`.
+    """
 
     time_of_day: float = 1.0
     crowdedness: float = 1.0
     boxes: float = 1.0
+    contrast: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "contrast", tuple(self.contrast))
+        bad = [n for n in self.contrast if n not in CONTRASTS]
+        if bad or len(set(self.contrast)) != len(self.contrast):
+            raise ValueError(
+                f"ImageGuidance.contrast={list(self.contrast)} is not allowed; expected distinct names from "
+                f"{list(CONTRASTS)}"
+            )
         for f in dataclasses.fields(self):
+            if f.name == "contrast":
+                continue
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or not -1.0 <= float(value) <= 50.0 or value != value:
                 raise ValueError(f"ImageGuidance.{f.name}={value!r} is not allowed; expected a number in [-1, 50]")
@@ -155,7 +170,9 @@ class ImageLDM(nn.Module):
         cond = cond.to(device)
         was_training = self.unet.training
         self.unet.eval()
-        denoiser = classifier_free_guidance(self.unet, cond, scales.active(cond), mode="sequential")
+        active = scales.active(cond)
+        contrasts = [n for n in scales.contrast if n in active]
+        denoiser = classifier_free_guidance(self.unet, cond, active, mode="sequential", contrasts=contrasts)
         shape = (cond.batch_size, self.latent.channels, self.latent.height, self.latent.width)
         if x_T is None:
             x_T = torch.randn(shape, generator=generator, device=generator.device).to(device)

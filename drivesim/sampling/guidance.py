@@ -15,7 +15,13 @@ in every evaluation. Two forms:
 - ``"compositional"``: f = f(∅) + Σ_k s_k (f(k) − f(∅)) with f(k) = only k of G present
   (Liu et al. 2022, composable diffusion). With one condition both forms coincide.
 
-The K + 1 evaluations are batched into one model call (``batched=True``, needs
+Contrast (``contrasts``, a subset of G; needs ``cond.contrasted(k)``): condition k is guided
+against a neighbouring value of itself instead of against its absence (as negative prompts
+do): its term s_k (f_k − f_base) becomes (f_k − f_base) + (s_k − 1)(f_k − f_k̄), where f_k̄
+is the evaluation of f_k with k replaced by ``cond.contrasted(k)``. Scale 1 still gives the
+plain conditional. (One more evaluation per contrasted name.)
+
+The evaluations are batched into one model call (``batched=True``, needs
 ``type(cond).cat``) or run one by one.
 
 Context guidance (`context_guidance`, paper Sec. 3.2; DESIGN.md §1.5):
@@ -46,6 +52,12 @@ class Guidable(Protocol):
     def cat(cls: type[G], conds: Sequence[G]) -> G: ...
 
 
+class Contrastable(Guidable, Protocol):
+    """A Guidable that can replace a named condition by a neighbouring value of it."""
+
+    def contrasted(self: G, name: str) -> G: ...
+
+
 ConditionalModel = Callable[[Tensor, Tensor, C], Tensor]
 Denoiser = Callable[[Tensor, Tensor], Tensor]
 
@@ -72,29 +84,41 @@ def classifier_free_guidance(
     scales: Mapping[str, float],
     mode: GuidanceMode = "sequential",
     batched: bool = True,
+    contrasts: Collection[str] = (),
 ) -> Denoiser:
-    """A denoiser (z, tau) -> guided output; see the module docstring for the two forms."""
+    """A denoiser (z, tau) -> guided output; see the module docstring for the forms and contrast."""
     if mode not in GUIDANCE_MODES:
         raise ValueError(f"guidance mode={mode!r} is not allowed; expected one of {GUIDANCE_MODES}")
     names = list(scales)
     if len(set(names)) != len(names):
         raise ValueError(f"guidance scales name a condition twice: {names}")
+    stray = [k for k in contrasts if k not in names]
+    if stray:
+        raise ValueError(f"contrasts {stray} are not guided; expected a subset of the guided names {names}")
     if not names:
         return lambda z, tau: model(z, tau, cond)
     if mode == "sequential":
         # variant j keeps the first j guided names: ∅, {k1}, {k1, k2}, ..., all of G
         variants = [cond.nulled(names[j:]) for j in range(len(names) + 1)]
+        negatives = {k: cond.contrasted(k).nulled(names[j + 1 :]) for j, k in enumerate(names) if k in contrasts}
     else:
         variants = [cond.nulled(names)] + [cond.nulled([n for n in names if n != k]) for k in names]
+        negatives = {k: cond.contrasted(k).nulled([n for n in names if n != k]) for k in names if k in contrasts}
     weights = [float(scales[n]) for n in names]
-    stacked = type(cond).cat(variants) if batched else None  # built once, reused every step
+    contrasted = [k for k in names if k in negatives]
+    every = variants + [negatives[k] for k in contrasted]
+    stacked = type(cond).cat(every) if batched else None  # built once, reused every step
 
     def guided(z: Tensor, tau: Tensor) -> Tensor:
-        outs = _evaluate(model, z, tau, variants, stacked)
+        outs = _evaluate(model, z, tau, every, stacked)
+        negative = dict(zip(contrasted, outs[len(variants) :]))
         result = outs[0]
-        for j, s in enumerate(weights, start=1):
+        for j, (k, s) in enumerate(zip(names, weights), start=1):
             base = outs[j - 1] if mode == "sequential" else outs[0]
-            result = result + s * (outs[j] - base)
+            if k in negative:
+                result = result + (outs[j] - base) + (s - 1.0) * (outs[j] - negative[k])
+            else:
+                result = result + s * (outs[j] - base)
         return result
 
     return guided

@@ -84,3 +84,17 @@ def test_rasterize_coverage():
         torch.tensor([[[0.0, 0.0, 0.0625, 0.25]]]), torch.tensor([[0]]), torch.tensor([[True]]), 1, 4, 8
     )
     assert half[0, 0, 0, 0].item() == pytest.approx(0.5) and half.sum().item() == pytest.approx(0.5)
+
+
+def test_contrasted_swaps_labels_to_their_neighbour_and_keeps_null():
+    cond = Conditioning.from_labels(
+        ["day", "night", None, "day"], ["low", "medium", "high", None], [None] * 4, [None] * 4
+    )
+    crowd = cond.contrasted("crowdedness")
+    assert crowd.crowdedness.tolist() == [-1, 0, 1, -1]  # low->null, medium->low, high->medium, null
+    assert torch.equal(crowd.time_of_day, cond.time_of_day)
+    tod = cond.contrasted("time_of_day")
+    assert tod.time_of_day.tolist() == [1, 0, -1, 1]
+    assert torch.equal(tod.crowdedness, cond.crowdedness)
+    with pytest.raises(ValueError, match="contrast of 'boxes' is not defined"):
+        cond.contrasted("boxes")

@@ -69,6 +69,19 @@ def test_compose_from_folder_unconditional_and_drawn_boxes(models: ComposeModels
     assert (drawn != plain).any(axis=-1).sum() > 20  # box outlines were drawn
 
 
+def test_contrast_guidance_changes_labelled_frames_only(models: ComposeModels) -> None:
+    plain = ImageGuidance(time_of_day=2.0, crowdedness=4.0)
+    contrast = dataclasses.replace(plain, contrast=("crowdedness",))
+    a = compose_scene(models, None, "day", "medium", seed=0, steps=3, guidance=plain)
+    b = compose_scene(models, None, "day", "medium", seed=0, steps=3, guidance=contrast)
+    assert not np.array_equal(a, b)
+    free_a = compose_scene(models, None, "day", None, seed=0, steps=3, guidance=plain)
+    free_b = compose_scene(models, None, "day", None, seed=0, steps=3, guidance=contrast)
+    np.testing.assert_array_equal(free_a, free_b)  # no crowdedness label: nothing to contrast
+    with pytest.raises(ValueError, match=r"ImageGuidance.contrast=\['boxes'\] is not allowed"):
+        ImageGuidance(contrast=("boxes",))
+
+
 @pytest.mark.parametrize(
     "boxes, message",
     [

@@ -28,6 +28,9 @@ class ToyCond:
     def cat(cls, conds: Sequence[ToyCond]) -> ToyCond:
         return cls(*(torch.cat([getattr(x, f) for x in conds]) for f in ("a", "b", "c")))
 
+    def contrasted(self, name: str) -> ToyCond:
+        return replace(self, **{name: -getattr(self, name)})
+
 
 class ToyModel:
     """A non-linear function of z and the conditions, with an a*b interaction."""
@@ -116,6 +119,37 @@ def test_bad_mode_raises():
     z, tau, cond = _inputs()
     with pytest.raises(ValueError, match="mode"):
         classifier_free_guidance(ToyModel(), cond, {"a": 1.0}, mode="joint")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["sequential", "compositional"])
+def test_contrast_guides_against_the_contrasted_condition(mode):
+    z, tau, cond = _inputs()
+    m = ToyModel()
+    scales = {"a": 2.0, "b": 3.0}
+    plain = classifier_free_guidance(m, cond, scales, mode)(z, tau)
+    got = classifier_free_guidance(m, cond, scales, mode, contrasts=["b"])(z, tau)
+    if mode == "sequential":
+        base, f_b, f_neg = m(z, tau, cond.nulled(["b"])), m(z, tau, cond), m(z, tau, cond.contrasted("b"))
+    else:
+        base, f_b = m(z, tau, cond.nulled(["a", "b"])), m(z, tau, cond.nulled(["a"]))
+        f_neg = m(z, tau, cond.contrasted("b").nulled(["a"]))
+    # the b term s (f_b - base) is replaced by (f_b - base) + (s - 1)(f_b - f_neg)
+    expected = plain - 3.0 * (f_b - base) + (f_b - base) + 2.0 * (f_b - f_neg)
+    torch.testing.assert_close(got, expected)
+    assert not torch.allclose(got, plain)
+    ones = classifier_free_guidance(m, cond, {"a": 1.0, "b": 1.0}, mode, contrasts=["a", "b"])(z, tau)
+    torch.testing.assert_close(ones, classifier_free_guidance(m, cond, {"a": 1.0, "b": 1.0}, mode)(z, tau))
+    m1, m2 = ToyModel(), ToyModel()
+    batched = classifier_free_guidance(m1, cond, scales, mode, contrasts=["a", "b"])(z, tau)
+    single = classifier_free_guidance(m2, cond, scales, mode, batched=False, contrasts=["a", "b"])(z, tau)
+    torch.testing.assert_close(batched, single)
+    assert m1.calls == 1 and m2.calls == 5
+
+
+def test_contrast_of_an_unguided_condition_raises():
+    z, tau, cond = _inputs()
+    with pytest.raises(ValueError, match="contrasts \\['c'\\] are not guided"):
+        classifier_free_guidance(ToyModel(), cond, {"a": 2.0}, contrasts=["c"])
 
 
 def _ctx_model(z, tau, ctx):
