@@ -32,6 +32,8 @@ class ComposeConfig:
     steps: int = 50
     guidance: float = 3.0  # classifier-free guidance scale of the labels (and boxes, see below)
     box_guidance: float | None = None  # null: same as guidance
+    crowdedness_guidance: float | None = None  # null: same as guidance
+    crowdedness_contrast: bool = False  # guide crowdedness against the adjacent level, not the null
     draw_boxes: bool = False
     scale: int = 1  # nearest-neighbour upscaling of the written image (boxes drawn after)
     num_threads: int = 2
@@ -62,7 +64,13 @@ def run_compose(cfg: DictConfig) -> ComposeResult:
     models = load_compose_models(config.model)
     layout = None if config.boxes is None else load_box_file(config.boxes, models.ldm.max_boxes)
     box_scale = config.guidance if config.box_guidance is None else config.box_guidance
-    guidance = ImageGuidance(time_of_day=config.guidance, crowdedness=config.guidance, boxes=box_scale)
+    crowd_scale = config.guidance if config.crowdedness_guidance is None else config.crowdedness_guidance
+    guidance = ImageGuidance(
+        time_of_day=config.guidance,
+        crowdedness=crowd_scale,
+        boxes=box_scale,
+        contrast=("crowdedness",) if config.crowdedness_contrast else (),
+    )
     frame = compose_scene(
         models, layout, config.time_of_day, config.crowdedness, config.seed, config.steps, guidance, draw_boxes=False
     )

@@ -131,7 +131,8 @@ class LearnedEngine:
             with self._autocast():
                 return ldm.unet(z, tau, cnd).float()
 
-        denoiser = classifier_free_guidance(model, cond, scales, mode="sequential", batched=True)
+        contrasts = ["crowdedness"] if c.crowdedness_contrast and "crowdedness" in scales else []
+        denoiser = classifier_free_guidance(model, cond, scales, mode="sequential", batched=True, contrasts=contrasts)
         x_T = _noise(gens, self.latent_shape).to(self.device)
         return ddim_sample(
             denoiser, tuple(x_T.shape), ldm.schedule, c.first_frame_steps, 0.0, gens[0], ldm.target, x_T=x_T
