@@ -25,6 +25,7 @@ import dataclasses
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,10 +149,13 @@ class QualityPoint:
     steps: int
     guidance_labels: float
     guidance_boxes: float
+    guidance_crowdedness: float
+    contrast: list[str]  # labels guided against their neighbouring label
     fid_probe: float  # label-conditioned samples vs real set A
     time_of_day_accuracy: float | None
     crowdedness_accuracy: float | None
     both_accuracy: float | None
+    crowdedness_confusion: dict[str, int]  # "requested->probed": label-only samples
     box_recall: float | None  # IoU >= 0.5
     box_mean_iou: float | None
     box_count: int
@@ -176,6 +180,7 @@ def evaluate_point(
     lab, tods, crowds = label_samples(models, per_pair, steps, guidance, seed)
     pred = predict_conditions(probe, as_video(lab.frames))
     cond_acc = condition_adherence(pred, tods, crowds)
+    confusion = Counter(f"{want}->{got}" for want, got in zip(crowds, pred.crowdedness))
     fid = frechet_from_features(frame_features(probe, as_video(lab.frames)), real_a_features)
     box, layouts = box_samples(models, box_real, steps, guidance, seed + 1)
     adherence = box_adherence(probe, as_video(box.frames)[:, 0], [lay.xyxy for lay in layouts])
@@ -186,10 +191,13 @@ def evaluate_point(
         steps=steps,
         guidance_labels=guidance.time_of_day,
         guidance_boxes=guidance.boxes,
+        guidance_crowdedness=guidance.crowdedness,
+        contrast=list(guidance.contrast),
         fid_probe=fid,
         time_of_day_accuracy=cond_acc.time_of_day,
         crowdedness_accuracy=cond_acc.crowdedness,
         both_accuracy=cond_acc.both,
+        crowdedness_confusion=dict(sorted(confusion.items())),
         box_recall=adherence.recall,
         box_mean_iou=adherence.mean_iou,
         box_count=adherence.num_boxes,
@@ -288,6 +296,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=3.0, help="label guidance scale")
     parser.add_argument("--box-guidance", type=float, default=None, help="default: --guidance")
+    parser.add_argument("--crowdedness-guidance", type=float, default=None, help="default: --guidance")
+    parser.add_argument("--contrast", nargs="*", default=[], choices=["time_of_day", "crowdedness"],
+                        help="labels guided against their neighbouring label instead of the null")
     parser.add_argument("--per-pair", type=int, default=16, help="label-only samples per (tod, crowd) pair")
     parser.add_argument("--real-episodes", type=int, default=48, help="episodes per real set (4 frames each)")
     parser.add_argument("--box-episodes", type=int, default=48, help="episodes of requested layouts (2 each)")
@@ -299,7 +310,9 @@ def main() -> None:
     out = Path(args.out)
     s = setup(args.model, args.probes, args.real_episodes, args.box_episodes)
     box_scale = args.guidance if args.box_guidance is None else args.box_guidance
-    guidance = ImageGuidance(time_of_day=args.guidance, crowdedness=args.guidance, boxes=box_scale)
+    crowd_scale = args.guidance if args.crowdedness_guidance is None else args.crowdedness_guidance
+    guidance = ImageGuidance(time_of_day=args.guidance, crowdedness=crowd_scale, boxes=box_scale,
+                             contrast=tuple(args.contrast))
     point, _, _ = evaluate_point(
         s.models, s.probe, s.real_a, s.real_a_features, s.box_real, args.per_pair, args.steps, guidance, args.seed
     )
