@@ -40,10 +40,12 @@ class StageTimer:
             setattr(engine, name, timed)
 
 
-def measure(engine, num_envs: int, steps: int) -> dict:
+def measure(engine, num_envs: int, steps: int, warmup: int = 1) -> dict:
     reqs = [SceneRequest(i % 2, i % 3, seed=i) for i in range(num_envs)]
     state = engine.start(reqs).state
     acts = np.zeros((num_envs, 2), np.float32)
+    for _ in range(warmup):  # untimed: the first calls pay one-off costs (allocations, kernel selection)
+        state = engine.step(state, acts).state
     timer = StageTimer(engine)
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -64,6 +66,7 @@ def main() -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--num-envs", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (as default_model_speed.py)")
     p.add_argument("--keyframe-steps", type=int, default=10)
     p.add_argument("--interpolation-steps", type=int, default=8)
     p.add_argument("--prediction-window", type=int, default=0, help="0 = the trained window")
@@ -82,7 +85,8 @@ def main() -> None:
             "frame_size": list(engine.frame_size),
             "frames_per_step": engine.frames_per_step,
             "engine": cfg.__dict__,
-            "runs": [measure(engine, n, args.steps) for n in args.num_envs],
+            "warmup_steps": args.warmup,
+            "runs": [measure(engine, n, args.steps, args.warmup) for n in args.num_envs],
         }
         if args.planner:
             state = engine.start([SceneRequest(0, 1, seed=0)]).state
