@@ -7,6 +7,7 @@ Writes `<out>/sweeps.json`, `<out>/guidance_sweep.png` (label adherence, box rec
 FID-probe against the classifier-free guidance scale, labels and boxes guided alike) and
 `<out>/steps_sweep.png` (the same metrics and images/s against 10, 20, 50 DDIM steps at
 `--guidance`). Metrics and held-out real sets are those of `image_ldm_quality.py`.
+`--contrast crowdedness` guides crowdedness against the next sparser level instead of the null.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from drivesim.diffusion.image_model import ImageGuidance  # noqa: E402
 from drivesim.paths import default_probes_dir
 
 
-def run_point(s: Setup, per_pair: int, steps: int, scale: float, seed: int) -> QualityPoint:
-    point, _, _ = evaluate_point(
-        s.models, s.probe, s.real_a, s.real_a_features, s.box_real, per_pair, steps,
-        ImageGuidance.uniform(scale), seed,
-    )
+def run_point(s: Setup, per_pair: int, steps: int, scale: float, seed: int, contrast: tuple[str, ...] = ()
+              ) -> QualityPoint:
+    guidance = dataclasses.replace(ImageGuidance.uniform(scale), contrast=contrast)
+    point, _, _ = evaluate_point(s.models, s.probe, s.real_a, s.real_a_features, s.box_real, per_pair, steps,
+                                 guidance, seed)
     print(json.dumps(dataclasses.asdict(point)), flush=True)
     return point
 
@@ -93,16 +94,20 @@ def main() -> None:
     parser.add_argument("--real-episodes", type=int, default=48)
     parser.add_argument("--box-episodes", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--contrast", nargs="*", default=[], choices=["time_of_day", "crowdedness"],
+                        help="labels guided against their neighbouring label instead of the null")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     s = setup(args.model, args.probes, args.real_episodes, args.box_episodes)
     floors = dataclasses.asdict(s.floors)
-    guidance_points = [run_point(s, args.per_pair, args.sweep_steps, g, args.seed) for g in args.scales]
-    steps_points = [run_point(s, args.per_pair, n, args.guidance, args.seed) for n in args.steps_list]
+    contrast = tuple(args.contrast)
+    guidance_points = [run_point(s, args.per_pair, args.sweep_steps, g, args.seed, contrast) for g in args.scales]
+    steps_points = [run_point(s, args.per_pair, n, args.guidance, args.seed, contrast) for n in args.steps_list]
     report = {
         "model": str(args.model),
+        "contrast": list(contrast),
         "floors": floors,
         "guidance_sweep": [dataclasses.asdict(p) for p in guidance_points],
         "steps_sweep": [dataclasses.asdict(p) for p in steps_points],
