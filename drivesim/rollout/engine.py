@@ -124,7 +124,8 @@ class LearnedEngine:
         """First frames from the image LDM: (b, c, h, w) scaled latents."""
         ldm = self.world.image_ldm
         c = self.config
-        scales = {"time_of_day": c.label_guidance, "crowdedness": c.label_guidance, "boxes": c.box_guidance}
+        crowd = c.label_guidance if c.crowdedness_guidance is None else c.crowdedness_guidance
+        scales = {"time_of_day": c.label_guidance, "crowdedness": crowd, "boxes": c.box_guidance}
         scales = {k: v for k, v in scales.items() if v != 1.0}
 
         def model(z: Tensor, tau: Tensor, cnd: Conditioning) -> Tensor:
