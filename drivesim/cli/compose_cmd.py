@@ -32,8 +32,8 @@ class ComposeConfig:
     steps: int = 50
     guidance: float = 3.0  # classifier-free guidance scale of the labels (and boxes, see below)
     box_guidance: float | None = None  # null: same as guidance
-    crowdedness_guidance: float | None = None  # null: same as guidance
-    crowdedness_contrast: bool = False  # guide crowdedness against the adjacent level, not the null
+    crowdedness_guidance: float | None = 5.0  # null: same as guidance
+    crowdedness_contrast: bool = True  # guide crowdedness against the next sparser level, not the null (README)
     draw_boxes: bool = False
     scale: int = 1  # nearest-neighbour upscaling of the written image (boxes drawn after)
     num_threads: int = 2

@@ -29,8 +29,8 @@ class EngineConfig:
     upsample_steps: int = 8
     context_guidance: float = 1.5  # s in f' = f(z) + s (f(z; c_S) - f(z))
     label_guidance: float = 2.0  # classifier-free guidance scale of time_of_day (and crowdedness, see below)
-    crowdedness_guidance: float | None = None  # None: label_guidance
-    crowdedness_contrast: bool = False  # guide crowdedness against the next sparser level, not the null (README)
+    crowdedness_guidance: float | None = 5.0  # None: label_guidance
+    crowdedness_contrast: bool = True  # guide crowdedness against the next sparser level, not the null (README)
     box_guidance: float = 2.0
     action_guidance: float = 1.0
     context_noise: float = -1.0  # context-noise level told to the model; -1: the model's trained default

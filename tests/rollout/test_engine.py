@@ -41,15 +41,18 @@ def test_engine_shapes_and_frames_per_step(engine):
 
 
 def test_crowdedness_guidance_and_contrast_change_first_frames_with_a_crowdedness_label(model_dir):
-    plain = load(model_dir).engine(EngineConfig(**FAST, label_guidance=3.0))
-    contrast = load(model_dir).engine(EngineConfig(**FAST, label_guidance=3.0, crowdedness_contrast=True))
+    def engine(**kw):
+        return load(model_dir).engine(EngineConfig(**FAST, label_guidance=3.0, **kw))
+
+    plain = engine(crowdedness_guidance=None, crowdedness_contrast=False)
+    contrast = engine(crowdedness_guidance=None, crowdedness_contrast=True)
     medium = [SceneRequest(0, 1, seed=3)]
     assert not np.array_equal(plain.start(medium).frames, contrast.start(medium).frames)
     free = [SceneRequest(0, -1, seed=3)]
     np.testing.assert_array_equal(plain.start(free).frames, contrast.start(free).frames)
-    same = load(model_dir).engine(EngineConfig(**FAST, label_guidance=3.0, crowdedness_guidance=3.0))
+    same = engine(crowdedness_guidance=3.0, crowdedness_contrast=False)
     np.testing.assert_array_equal(plain.start(medium).frames, same.start(medium).frames)
-    stronger = load(model_dir).engine(EngineConfig(**FAST, label_guidance=3.0, crowdedness_guidance=6.0))
+    stronger = engine(crowdedness_guidance=6.0, crowdedness_contrast=False)
     assert not np.array_equal(plain.start(medium).frames, stronger.start(medium).frames)
 
 
