@@ -309,10 +309,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     s = setup(args.model, args.probes, args.real_episodes, args.box_episodes)
-    box_scale = args.guidance if args.box_guidance is None else args.box_guidance
-    crowd_scale = args.guidance if args.crowdedness_guidance is None else args.crowdedness_guidance
-    guidance = ImageGuidance(time_of_day=args.guidance, crowdedness=crowd_scale, boxes=box_scale,
-                             contrast=tuple(args.contrast))
+    scales = ImageGuidance.from_scales(args.guidance, args.box_guidance, args.crowdedness_guidance)
+    guidance = dataclasses.replace(scales, contrast=tuple(args.contrast))
     point, _, _ = evaluate_point(
         s.models, s.probe, s.real_a, s.real_a_features, s.box_real, args.per_pair, args.steps, guidance, args.seed
     )

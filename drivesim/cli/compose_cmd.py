@@ -63,13 +63,8 @@ def run_compose(cfg: DictConfig) -> ComposeResult:
     torch.set_num_threads(config.num_threads)
     models = load_compose_models(config.model)
     layout = None if config.boxes is None else load_box_file(config.boxes, models.ldm.max_boxes)
-    box_scale = config.guidance if config.box_guidance is None else config.box_guidance
-    crowd_scale = config.guidance if config.crowdedness_guidance is None else config.crowdedness_guidance
-    guidance = ImageGuidance(
-        time_of_day=config.guidance,
-        crowdedness=crowd_scale,
-        boxes=box_scale,
-        contrast=("crowdedness",) if config.crowdedness_contrast else (),
+    guidance = ImageGuidance.from_scales(
+        config.guidance, config.box_guidance, config.crowdedness_guidance, config.crowdedness_contrast
     )
     frame = compose_scene(
         models, layout, config.time_of_day, config.crowdedness, config.seed, config.steps, guidance, draw_boxes=False

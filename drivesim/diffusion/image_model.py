@@ -68,6 +68,22 @@ class ImageGuidance:
         return cls(time_of_day=scale, crowdedness=scale, boxes=scale)
 
     @classmethod
+    def from_scales(
+        cls,
+        labels: float,
+        boxes: float | None = None,
+        crowdedness: float | None = None,
+        crowdedness_contrast: bool = False,
+    ) -> ImageGuidance:
+        """`labels` for time of day; boxes and crowdedness default to it (None)."""
+        return cls(
+            time_of_day=labels,
+            crowdedness=labels if crowdedness is None else crowdedness,
+            boxes=labels if boxes is None else boxes,
+            contrast=("crowdedness",) if crowdedness_contrast else (),
+        )
+
+    @classmethod
     def coerce(cls, guidance: ImageGuidance | float | Mapping[str, float] | None) -> ImageGuidance:
         """A float (all conditions), a mapping {name: scale}, an ImageGuidance or None (all 1)."""
         if guidance is None:

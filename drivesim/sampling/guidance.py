@@ -52,12 +52,6 @@ class Guidable(Protocol):
     def cat(cls: type[G], conds: Sequence[G]) -> G: ...
 
 
-class Contrastable(Guidable, Protocol):
-    """A Guidable that can replace a named condition by a neighbouring value of it."""
-
-    def contrasted(self: G, name: str) -> G: ...
-
-
 ConditionalModel = Callable[[Tensor, Tensor, C], Tensor]
 Denoiser = Callable[[Tensor, Tensor], Tensor]
 

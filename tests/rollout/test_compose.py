@@ -82,6 +82,12 @@ def test_contrast_guidance_changes_labelled_frames_only(models: ComposeModels) -
         ImageGuidance(contrast=("boxes",))
 
 
+def test_image_guidance_from_scales_defaults_to_the_label_scale() -> None:
+    assert ImageGuidance.from_scales(3.0) == ImageGuidance(3.0, 3.0, 3.0)
+    g = ImageGuidance.from_scales(3.0, boxes=2.0, crowdedness=5.0, crowdedness_contrast=True)
+    assert g == ImageGuidance(time_of_day=3.0, crowdedness=5.0, boxes=2.0, contrast=("crowdedness",))
+
+
 @pytest.mark.parametrize(
     "boxes, message",
     [
