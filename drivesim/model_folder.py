@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,19 +91,20 @@ def read_folder_config(folder: Path) -> dict[str, Any]:
 def save_stage(
     folder: Path,
     stage: str,
-    module: nn.Module,
+    module: nn.Module | Mapping[str, torch.Tensor],
     config: Any,
     extra: dict[str, Any] | None = None,
     half: bool = False,
 ) -> Path:
-    """Write `folder/<stage>.safetensors` and record config/extra under `stage` in config.yaml.
+    """Write `folder/<stage>.safetensors` (a module's state dict, or the tensors given) and record
+    config/extra under `stage` in config.yaml.
 
     half=True stores floating tensors as float16 (they load back as float32).
     """
     folder = Path(folder)
     if not stage.isidentifier():
         raise ValueError(f"stage={stage!r} must be an identifier (letters, digits, underscores)")
-    state = module.state_dict()
+    state = module.state_dict() if isinstance(module, nn.Module) else dict(module)
     if half:
         state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
     weights = folder / f"{stage}.safetensors"

@@ -291,6 +291,13 @@ def collate_latent_windows(samples: list[LatentWindow]) -> LatentWindowBatch:
     )
 
 
+def largest_boxes(xyxy: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of the n largest boxes of xyxy (m, 4) by area, in their original order: the boxes a
+    frame is conditioned on when it has more than n."""
+    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    return torch.argsort(-area, stable=True)[:n].sort().values
+
+
 def _window_actions(data: dict[str, torch.Tensor], frames: torch.Tensor, stride: int) -> torch.Tensor:
     """(t, 2) actions of a window's frames: the mean over each `stride` interval (`interval_actions`)."""
     if "actions" not in data:
@@ -348,8 +355,7 @@ class LatentWindowDataset(torch.utils.data.Dataset):
             for k, i in enumerate(frames.tolist()):
                 a, b = int(offsets[i]), int(offsets[i + 1])
                 xyxy = data["boxes"][a:b]
-                area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
-                keep = torch.argsort(-area, stable=True)[:n].sort().values  # largest n, original order
+                keep = largest_boxes(xyxy, n)
                 m = keep.numel()
                 boxes[k, :m] = xyxy[keep]
                 classes[k, :m] = data["box_classes"][a:b][keep]
