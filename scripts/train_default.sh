@@ -16,6 +16,7 @@ ddp() { "$BIN/torchrun" --standalone --nproc_per_node "$PROCS" -m drivesim.cli.m
 ds data synth experiment=default/data
 ds train stage=autoencoder experiment=default/autoencoder
 ds data latents experiment=default/latents
+ds train stage=layout_prior experiment=default/layout_prior
 ddp train stage=image_ldm experiment=default/image_ldm
 ds train stage=reward experiment=default/reward
 ds train stage=temporal_decoder experiment=default/temporal_decoder

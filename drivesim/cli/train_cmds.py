@@ -67,6 +67,12 @@ def _reward(cfg: DictConfig) -> object:
     return train(to_dataclass(cfg, RewardTrainConfig))
 
 
+def _layout_prior(cfg: DictConfig) -> object:
+    from drivesim.training.layout_prior import LayoutPriorTrainConfig, train
+
+    return train(to_dataclass(cfg, LayoutPriorTrainConfig))
+
+
 STAGES: dict[str, Callable[[DictConfig], object]] = {
     "probes": _probes,
     "autoencoder": _autoencoder,
@@ -77,4 +83,5 @@ STAGES: dict[str, Callable[[DictConfig], object]] = {
     "upsampler": _upsampler,
     "upsampler_temporal": _upsampler_temporal,
     "reward": _reward,
+    "layout_prior": _layout_prior,
 }

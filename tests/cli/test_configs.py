@@ -10,6 +10,7 @@ def _train_config_classes():
     from drivesim.training.autoencoder import AutoencoderTrainConfig
     from drivesim.training.image_ldm import ImageLDMTrainConfig
     from drivesim.training.interpolation import InterpolationTrainConfig
+    from drivesim.training.layout_prior import LayoutPriorTrainConfig
     from drivesim.training.probes import ProbeTrainConfig
     from drivesim.training.reward import RewardTrainConfig
     from drivesim.training.temporal_decoder import TemporalDecoderTrainConfig
@@ -27,6 +28,7 @@ def _train_config_classes():
         "upsampler": UpsamplerTrainConfig,
         "upsampler_temporal": UpsamplerTemporalTrainConfig,
         "reward": RewardTrainConfig,
+        "layout_prior": LayoutPriorTrainConfig,
     }
 
 
