@@ -2,12 +2,16 @@
 
 Writes the first frame of a scene made by the image LDM from a box layout (a JSON or YAML
 list of normalised [x1, y1, x2, y2] boxes, each optionally followed by "car" / "truck")
-and labels. `boxes=null` lets the model place the vehicles; `time_of_day=null` /
-`crowdedness=null` leave a label free. `draw_boxes=true` draws the requested boxes on top.
+and labels. `boxes=null` lets the model place the vehicles; `boxes=prior` draws a layout for the
+labels from the model's layout prior (the layouts of training frames) and composes with it,
+writing that layout beside the image as `<out>.boxes.json` (a box file to edit and reuse);
+`time_of_day=null` / `crowdedness=null` leave a label free. `draw_boxes=true` draws the boxes
+on top.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +23,13 @@ from omegaconf import DictConfig
 from drivesim.cli.main import to_dataclass
 
 _SUFFIXES = (".png", ".jpg", ".jpeg")
+PRIOR = "prior"  # boxes=prior: sample the layout from the model's layout prior
 
 
 @dataclass
 class ComposeConfig:
     model: str = "runs/models/default"  # model folder with stages image_ldm and autoencoder
-    boxes: str | None = None  # JSON/YAML file of boxes; null: boxes unknown
+    boxes: str | None = None  # JSON/YAML file of boxes; "prior": sampled from the layout prior; null: unknown
     time_of_day: str | None = "day"  # day | night | null
     crowdedness: str | None = "medium"  # low | medium | high | null
     out: str = "outputs/compose.png"
@@ -55,14 +60,27 @@ class ComposeResult:
 
 def run_compose(cfg: DictConfig) -> ComposeResult:
     """Compose one frame and write it to `out`."""
-    from drivesim.data.atomic import atomic_path
+    from drivesim.data.atomic import atomic_path, atomic_write_text
     from drivesim.diffusion.image_model import ImageGuidance
-    from drivesim.rollout.compose import compose_scene, load_box_file, load_compose_models, overlay_boxes
+    from drivesim.rollout.compose import (
+        compose_scene,
+        layout_entries,
+        load_box_file,
+        load_compose_models,
+        overlay_boxes,
+        sample_layout,
+    )
 
     config: ComposeConfig = to_dataclass(cfg, ComposeConfig)
     torch.set_num_threads(config.num_threads)
     models = load_compose_models(config.model)
-    layout = None if config.boxes is None else load_box_file(config.boxes, models.ldm.max_boxes)
+    out = Path(config.out)
+    if config.boxes == PRIOR:
+        gen = torch.Generator().manual_seed(config.seed)
+        layout = sample_layout(models, config.time_of_day, config.crowdedness, gen)
+        atomic_write_text(out.with_suffix(".boxes.json"), json.dumps(layout_entries(layout)))
+    else:
+        layout = None if config.boxes is None else load_box_file(config.boxes, models.ldm.max_boxes)
     guidance = ImageGuidance.from_scales(
         config.guidance, config.box_guidance, config.crowdedness_guidance, config.crowdedness_contrast
     )
@@ -75,7 +93,6 @@ def run_compose(cfg: DictConfig) -> ComposeResult:
         )
     if config.draw_boxes and layout is not None:
         frame = overlay_boxes(frame, layout)
-    out = Path(config.out)
     suffix = out.suffix.lower()
     ok, encoded = cv2.imencode(suffix, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     if not ok:
@@ -83,6 +100,8 @@ def run_compose(cfg: DictConfig) -> ComposeResult:
     with atomic_path(out, suffix=suffix) as tmp:
         tmp.write_bytes(encoded.tobytes())
     boxes_text = "unknown" if layout is None else f"{len(layout)}"
+    if config.boxes == PRIOR:
+        boxes_text += f" (from the layout prior -> {out.with_suffix('.boxes.json')})"
     print(
         f"compose: {frame.shape[1]}x{frame.shape[0]} frame, time_of_day={config.time_of_day}, "
         f"crowdedness={config.crowdedness}, boxes={boxes_text}, seed={config.seed}, steps={config.steps} -> {out}"

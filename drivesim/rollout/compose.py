@@ -30,6 +30,7 @@ from drivesim.data.annotations import FrameBoxes
 from drivesim.data.show import draw_boxes as draw_frame_boxes
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.image_model import ImageGuidance, ImageLDM
+from drivesim.diffusion.layout_prior import LayoutPrior, load_layout_prior
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY, VEHICLE_CLASSES
 
 BoxEntry = Sequence[Any] | Mapping[str, Any]
@@ -48,12 +49,14 @@ class BoxLayout:
 
 @dataclass(frozen=True)
 class ComposeModels:
-    """What composition needs: the image LDM and the autoencoder whose latents it models, and the
-    folder's temporal decoder when it has one (frames are then decoded by it, as rollouts are)."""
+    """What composition needs: the image LDM and the autoencoder whose latents it models, the
+    folder's temporal decoder when it has one (frames are then decoded by it, as rollouts are),
+    and its layout prior when it has one (`sample_layout`)."""
 
     ldm: ImageLDM
     autoencoder: Autoencoder
     temporal_decoder: TemporalDecoder | None = None
+    layout_prior: LayoutPrior | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -67,7 +70,12 @@ def load_compose_models(folder: str | Path) -> ComposeModels:
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder {folder} does not exist")
     td = load_temporal_decoder(folder) if (folder / f"{TEMPORAL_DECODER_STAGE}.safetensors").is_file() else None
-    models = ComposeModels(ldm=ImageLDM.from_folder(folder), autoencoder=load_autoencoder(folder), temporal_decoder=td)
+    models = ComposeModels(
+        ldm=ImageLDM.from_folder(folder),
+        autoencoder=load_autoencoder(folder),
+        temporal_decoder=td,
+        layout_prior=load_layout_prior(folder),
+    )
     check_compatible(models)
     return models
 
@@ -157,6 +165,13 @@ def parse_boxes(entries: Any, max_boxes: int, name: str = "boxes") -> BoxLayout:
     return BoxLayout(xyxy=xyxy, classes=classes)
 
 
+def layout_entries(layout: BoxLayout) -> list[list[float | str]]:
+    """The layout as a box file's entries, [x1, y1, x2, y2, class name] each (`load_box_file` reads them)."""
+    return [
+        [*(float(v) for v in box), VEHICLE_CLASSES[int(c)]] for box, c in zip(layout.xyxy, layout.classes)
+    ]
+
+
 def load_box_file(path: str | Path, max_boxes: int) -> BoxLayout:
     """Boxes from a JSON or YAML file (a list of boxes, or a mapping whose only key is `boxes`)."""
     import yaml
@@ -183,6 +198,27 @@ def _check_label(name: str, value: str | None, allowed: tuple[str, ...]) -> str 
     if value is not None and (not isinstance(value, str) or value not in allowed):
         raise ValueError(f"{name}={value!r} is not allowed; expected one of {list(allowed)} or None (unconditional)")
     return value
+
+
+def sample_layout(
+    models: ComposeModels | LayoutPrior,
+    time_of_day: str | None,
+    crowdedness: str | None,
+    generator: torch.Generator | None = None,
+) -> BoxLayout:
+    """A layout drawn from the layout prior for the labels (None = any value of that label)."""
+    prior = models if isinstance(models, LayoutPrior) else models.layout_prior
+    if prior is None:
+        raise ValueError(
+            "this model folder has no layout_prior stage; fit one with "
+            "`drivesim train stage=layout_prior latents=CACHE model_dir=FOLDER`, or give boxes"
+        )
+    tod = _check_label("time_of_day", time_of_day, TIME_OF_DAY)
+    crowd = _check_label("crowdedness", crowdedness, CROWDEDNESS)
+    xyxy, classes = prior.sample(
+        -1 if tod is None else TIME_OF_DAY.index(tod), -1 if crowd is None else CROWDEDNESS.index(crowd), generator
+    )
+    return BoxLayout(xyxy=xyxy, classes=classes)
 
 
 def make_conditioning(

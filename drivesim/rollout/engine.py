@@ -109,14 +109,34 @@ class LearnedEngine:
         level = self.world.video.extra.get("context_noise_level", 0) if c.context_noise < 0 else c.context_noise
         return VideoSamplingConfig(steps=steps, guidance=guidance, context_noise_level=int(level))
 
-    def _conditioning(self, tod: Tensor, crowd: Tensor, boxes: list[np.ndarray | None]) -> Conditioning:
+    def _conditioning(
+        self,
+        tod: Tensor,
+        crowd: Tensor,
+        boxes: list[np.ndarray | None],
+        classes: list[np.ndarray | None] | None = None,
+    ) -> Conditioning:
         return Conditioning.from_labels(
             [TIME_OF_DAY[int(i)] if i >= 0 else None for i in tod],
             [CROWDEDNESS[int(i)] if i >= 0 else None for i in crowd],
             boxes,
-            [None] * len(boxes),
+            classes if classes is not None else [None] * len(boxes),
             device=self.device,
         )
+
+    def _layouts(
+        self, requests: list[SceneRequest], gens: list[torch.Generator]
+    ) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+        """Boxes (n, 4) and classes (n,) per request: the request's own boxes, else (for a composed
+        first frame, with `sample_layout` on and a layout prior in the model) a layout drawn from the
+        prior for the request's labels with its generator, else None (boxes unknown)."""
+        prior = self.world.layout_prior if self.config.sample_layout else None
+        boxes: list[np.ndarray | None] = [r.boxes for r in requests]
+        classes: list[np.ndarray | None] = [None] * len(requests)
+        for i, r in enumerate(requests):
+            if prior is not None and r.boxes is None and r.initial_frames is None:
+                boxes[i], classes[i] = prior.sample(r.time_of_day, r.crowdedness, gens[i])
+        return boxes, classes
 
     # -- stages -------------------------------------------------------------------------
     @torch.no_grad()
@@ -254,7 +274,7 @@ class LearnedEngine:
         gens = [torch.Generator().manual_seed(r.seed) for r in requests]
         tod = torch.tensor([r.time_of_day for r in requests])
         crowd = torch.tensor([r.crowdedness for r in requests])
-        cond = self._conditioning(tod, crowd, [r.boxes for r in requests])
+        cond = self._conditioning(tod, crowd, *self._layouts(requests, gens))
         firsts = []
         composed = self.compose(cond, gens) if any(r.initial_frames is None for r in requests) else None
         for i, r in enumerate(requests):

@@ -15,12 +15,14 @@ import torch
 from drivesim.autoencoder.config import AutoencoderConfig, TemporalDecoderConfig
 from drivesim.autoencoder.model import Autoencoder
 from drivesim.autoencoder.temporal_decoder import TemporalDecoder
+from drivesim.diffusion.layout_prior import LAYOUT_PRIOR_STAGE, LayoutPrior
 from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
 from drivesim.diffusion.upsampler import Upsampler, UpsamplerConfig
 from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
 from drivesim.model_folder import save_stage
 from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
+from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 
 SIZES = ("tiny", "default")
 
@@ -36,6 +38,7 @@ class RandomModelSpec:
     interpolation_actions: bool = True  # False as in conf/train/interpolation.yaml (the trained default)
     reward: bool = True
     upsampler: bool = False
+    layout_prior: bool = True
     seed: int = 0
 
 
@@ -91,7 +94,29 @@ def build_random_model(folder: Path, spec: RandomModelSpec | None = None) -> Pat
     if spec.reward:
         rcfg = RewardModelConfig(latent_channels=ae_cfg.latent_channels, channels=16 if tiny else 64)
         save_stage(folder, "reward", RewardModel(rcfg), rcfg, extra={"stride": spec.keyframe_stride})
+    if spec.layout_prior:
+        save_stage(folder, LAYOUT_PRIOR_STAGE, random_layout_prior(16).state_dict(), {"random": True})
     return folder
+
+
+def random_layout_prior(max_boxes: int, per_pair: int = 4, seed: int = 0) -> LayoutPrior:
+    """per_pair random layouts for every (time_of_day, crowdedness) pair; crowdedness level c
+    has 2c + 1 boxes (at most max_boxes), so the levels differ in count as real ones do."""
+    gen = torch.Generator().manual_seed(seed)
+    pairs = [(t, c) for t in range(len(TIME_OF_DAY)) for c in range(len(CROWDEDNESS)) for _ in range(per_pair)]
+    n = len(pairs)
+    counts = torch.tensor([min(2 * c + 1, max_boxes) for _, c in pairs])
+    corner = torch.rand(n, max_boxes, 2, generator=gen) * 0.7
+    size = 0.05 + torch.rand(n, max_boxes, 2, generator=gen) * 0.25
+    xyxy = torch.cat([corner, corner + size], dim=-1)  # (n, max_boxes, 4)
+    xyxy = xyxy * (torch.arange(max_boxes)[None, :, None] < counts[:, None, None])  # zero where padded
+    return LayoutPrior(
+        xyxy=xyxy,
+        classes=torch.randint(0, 2, (n, max_boxes), generator=gen) * (xyxy[..., 2] > 0),
+        counts=counts,
+        time_of_day=torch.tensor([t for t, _ in pairs]),
+        crowdedness=torch.tensor([c for _, c in pairs]),
+    )
 
 
 def replace_zero_init(cfg: UNetConfig) -> UNetConfig:

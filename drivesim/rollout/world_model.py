@@ -3,8 +3,9 @@
 A model folder holds one `<stage>.safetensors` per stage and `config.yaml`; the stages
 used here are autoencoder, temporal_decoder (optional: the image decoder is used
 otherwise), image_ldm (first frames), video_ldm (keyframe prediction), interpolation
-(optional), upsampler / upsampler_temporal (optional) and reward (optional: without it
-rewards and events are not predicted). Loading reads YAML and safetensors only.
+(optional), upsampler / upsampler_temporal (optional), reward (optional: without it
+rewards and events are not predicted) and layout_prior (optional: first frames composed from
+labels alone then get no sampled layout). Loading reads YAML and safetensors only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from drivesim.autoencoder.loading import load_autoencoder, load_temporal_decoder
 from drivesim.autoencoder.model import Autoencoder
 from drivesim.autoencoder.temporal_decoder import TemporalDecoder
+from drivesim.diffusion.layout_prior import LayoutPrior, load_layout_prior
 from drivesim.diffusion.upsampler import Upsampler, load_upsampler
 from drivesim.diffusion.upsampler_temporal import TemporalUpsampler, load_temporal_upsampler
 from drivesim.diffusion.video_loading import (
@@ -47,6 +49,7 @@ class WorldModel:
     reward_stride: int
     fps: float
     metadata: dict[str, Any]
+    layout_prior: LayoutPrior | None = None
 
     def engine(self, config: Any = None) -> Any:
         from drivesim.rollout.engine import LearnedEngine
@@ -109,4 +112,5 @@ def load(path: str | Path | None = None) -> WorldModel:
         reward_stride=stride,
         fps=fps,
         metadata={k: v.get("extra", {}) for k, v in config.items() if isinstance(v, dict)},
+        layout_prior=load_layout_prior(folder),
     )

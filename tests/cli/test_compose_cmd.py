@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ from drivesim.cli.main import main
 from drivesim.diffusion.image_model import ImageLDM, LatentGeometry
 from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.diffusion.unet import UNetConfig
+from drivesim.rollout.random_model import random_layout_prior
 from drivesim.training.checkpoint import save_stage
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -60,3 +62,23 @@ def test_compose_reports_bad_input(model_dir: Path, tmp_path: Path, capsys: pyte
     assert "does not exist" in capsys.readouterr().err
     assert main(["compose", f"model={model_dir}", f"out={tmp_path / 'x.gif'}"]) in (1, 2)
     assert "out=" in capsys.readouterr().err
+
+
+def test_compose_with_a_layout_from_the_prior_writes_it_beside_the_image(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    out = tmp_path / "scene.png"
+    args = ["compose", f"model={folder}", "boxes=prior", "crowdedness=medium", f"out={out}", "steps=1"]
+    assert main(args) == 1  # no layout_prior stage yet
+    assert "no layout_prior stage" in capsys.readouterr().err and not out.exists()
+    save_stage(folder, "layout_prior", random_layout_prior(4).state_dict(), {"random": True})
+    assert main([*args, "draw_boxes=true"]) == 0, capsys.readouterr().err
+    written = json.loads(out.with_suffix(".boxes.json").read_text())
+    assert len(written) == 3 and all(len(e) == 5 and e[4] in ("car", "truck") for e in written)  # medium: 3 boxes
+    assert "from the layout prior" in capsys.readouterr().out
+    again = tmp_path / "again.png"  # the written layout is a box file: composing with it gives the same frame
+    assert main(["compose", f"model={folder}", f"boxes={out.with_suffix('.boxes.json')}", "crowdedness=medium",
+                 f"out={again}", "steps=1", "draw_boxes=true"]) == 0
+    assert (cv2.imread(str(again)) == cv2.imread(str(out))).all()

@@ -17,10 +17,13 @@ from drivesim.diffusion.unet import UNetConfig
 from drivesim.rollout.compose import (
     ComposeModels,
     compose_scene,
+    layout_entries,
     load_box_file,
     load_compose_models,
     parse_boxes,
+    sample_layout,
 )
+from drivesim.rollout.random_model import random_layout_prior
 from drivesim.training.checkpoint import save_stage
 
 TINY_AE = AutoencoderConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, decoder_res_blocks=1)
@@ -155,3 +158,22 @@ def test_a_folder_with_a_temporal_decoder_decodes_composed_frames_with_it(tmp_pa
     with_td, without = decode_latents(models, latents), decode_latents(plain, latents)
     assert with_td.shape == without.shape == (2, 16, 32, 3) and with_td.dtype == np.uint8
     assert np.abs(with_td.astype(int) - without.astype(int)).mean() > 1.0  # the temporal decoder's frames
+
+
+def test_sample_layout_draws_from_the_prior_for_the_labels(models: ComposeModels, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no layout_prior stage"):
+        sample_layout(models, "day", "high")
+    with_prior = dataclasses.replace(models, layout_prior=random_layout_prior(models.ldm.max_boxes))
+    gen = torch.Generator().manual_seed(0)
+    low, high = sample_layout(with_prior, "day", "low", gen), sample_layout(with_prior, "night", "high", gen)
+    assert len(low) == 1 and len(high) == 3  # 2c + 1 boxes, at most max_boxes = 3
+    assert sample_layout(with_prior.layout_prior, None, None, gen).xyxy.shape[1] == 4
+    with pytest.raises(ValueError, match="crowdedness='packed' is not allowed"):
+        sample_layout(with_prior, "day", "packed")
+    frame = compose_scene(with_prior, high, "night", "high", seed=1, steps=2)
+    assert frame.shape == (16, 32, 3)
+    path = tmp_path / "layout.json"
+    path.write_text(json.dumps(layout_entries(high)))
+    back = load_box_file(path, 3)
+    np.testing.assert_array_equal(back.xyxy, high.xyxy)
+    np.testing.assert_array_equal(back.classes, high.classes)

@@ -163,3 +163,28 @@ def test_interpolation_model_without_actions_is_called_without_them(tmp_path):
     out = eng.start([SceneRequest(0, 0, seed=1)])
     step = eng.step(out.state, np.array([[0.5, -0.5]], np.float32))
     assert step.frames.shape == (1, 16, 32, 64, 3)
+
+
+def test_sample_layout_composes_unboxed_first_frames_on_a_layout_from_the_prior(model_dir):
+    def engine(**kw):
+        return load(model_dir).engine(EngineConfig(**FAST, **kw))
+
+    plain, prior = engine(sample_layout=False), engine(sample_layout=True)
+    assert prior.world.layout_prior is not None  # the random model folder has one
+    free = [SceneRequest(0, 2, seed=4)]
+    assert not np.array_equal(plain.start(free).frames, prior.start(free).frames)
+    np.testing.assert_array_equal(prior.start(free).frames, prior.start(free).frames)  # seeded
+    boxed = [SceneRequest(0, 2, seed=4, boxes=np.array([[0.2, 0.5, 0.4, 0.8]], np.float32))]
+    np.testing.assert_array_equal(plain.start(boxed).frames, prior.start(boxed).frames)  # given boxes win
+    video = np.full((2, 32, 64, 3), 90, np.uint8)
+    given = [SceneRequest(0, 2, seed=4, initial_frames=video)]
+    np.testing.assert_array_equal(plain.start(given).frames, prior.start(given).frames)  # nothing composed
+
+
+def test_the_sampled_layout_follows_the_request_labels(model_dir):
+    eng = load(model_dir).engine(EngineConfig(**FAST, sample_layout=True))
+    gens = [torch.Generator().manual_seed(s) for s in range(3)]
+    requests = [SceneRequest(0, c, seed=c) for c in range(3)]
+    boxes, classes = eng._layouts(requests, gens)
+    assert [len(b) for b in boxes] == [1, 3, 5]  # random_layout_prior: 2c + 1 boxes at crowdedness c
+    assert all(len(c) == len(b) for b, c in zip(boxes, classes))
