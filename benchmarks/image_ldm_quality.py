@@ -50,6 +50,7 @@ from drivesim.rollout.compose import (
     load_compose_models,
     make_conditioning,
     overlay_boxes,
+    sample_layout,
 )
 from drivesim.world import CROWDEDNESS, TIME_OF_DAY, BehaviourPolicy, World, WorldConfig
 
@@ -127,11 +128,18 @@ def timed_generate(models: ComposeModels, cond, steps: int, guidance: ImageGuida
     return Timed(frames, time.perf_counter() - wall, time.process_time() - cpu)
 
 
-def label_samples(models: ComposeModels, per_pair: int, steps: int, guidance: ImageGuidance, seed: int):
-    """per_pair samples of every (time_of_day, crowdedness) pair, boxes unknown."""
+def label_samples(
+    models: ComposeModels, per_pair: int, steps: int, guidance: ImageGuidance, seed: int, layout_prior: bool = False
+):
+    """per_pair samples of every (time_of_day, crowdedness) pair: boxes unknown, or (layout_prior)
+    a layout drawn for the labels from the model's layout prior (the labels still requested)."""
     tods = [t for t, _ in LABEL_PAIRS for _ in range(per_pair)]
     crowds = [c for _, c in LABEL_PAIRS for _ in range(per_pair)]
-    cond = make_conditioning([None] * len(tods), tods, crowds)
+    layouts: list[BoxLayout | None] = [None] * len(tods)
+    if layout_prior:
+        gen = torch.Generator().manual_seed(seed + 7)
+        layouts = [sample_layout(models, t, c, gen) for t, c in zip(tods, crowds)]
+    cond = make_conditioning(layouts, tods, crowds)
     return timed_generate(models, cond, steps, guidance, seed), tods, crowds
 
 
@@ -151,6 +159,7 @@ class QualityPoint:
     guidance_boxes: float
     guidance_crowdedness: float
     contrast: list[str]  # labels guided against their neighbouring label
+    layout_prior: bool  # label-only samples composed on a layout drawn from the layout prior
     fid_probe: float  # label-conditioned samples vs real set A
     time_of_day_accuracy: float | None
     crowdedness_accuracy: float | None
@@ -175,9 +184,10 @@ def evaluate_point(
     steps: int,
     guidance: ImageGuidance,
     seed: int,
+    layout_prior: bool = False,
 ) -> tuple[QualityPoint, np.ndarray, np.ndarray]:
     """Metrics at one setting; also returns the label samples and the box samples."""
-    lab, tods, crowds = label_samples(models, per_pair, steps, guidance, seed)
+    lab, tods, crowds = label_samples(models, per_pair, steps, guidance, seed, layout_prior)
     pred = predict_conditions(probe, as_video(lab.frames))
     cond_acc = condition_adherence(pred, tods, crowds)
     confusion = Counter(f"{want}->{got}" for want, got in zip(crowds, pred.crowdedness))
@@ -193,6 +203,7 @@ def evaluate_point(
         guidance_boxes=guidance.boxes,
         guidance_crowdedness=guidance.crowdedness,
         contrast=list(guidance.contrast),
+        layout_prior=layout_prior,
         fid_probe=fid,
         time_of_day_accuracy=cond_acc.time_of_day,
         crowdedness_accuracy=cond_acc.crowdedness,
@@ -299,6 +310,8 @@ def main() -> None:
     parser.add_argument("--crowdedness-guidance", type=float, default=None, help="default: --guidance")
     parser.add_argument("--contrast", nargs="*", default=[], choices=["time_of_day", "crowdedness"],
                         help="labels guided against their neighbouring label instead of the null")
+    parser.add_argument("--layout-prior", action="store_true",
+                        help="label-only samples on layouts drawn from the model's layout prior")
     parser.add_argument("--per-pair", type=int, default=16, help="label-only samples per (tod, crowd) pair")
     parser.add_argument("--real-episodes", type=int, default=48, help="episodes per real set (4 frames each)")
     parser.add_argument("--box-episodes", type=int, default=48, help="episodes of requested layouts (2 each)")
@@ -312,7 +325,16 @@ def main() -> None:
     scales = ImageGuidance.from_scales(args.guidance, args.box_guidance, args.crowdedness_guidance)
     guidance = dataclasses.replace(scales, contrast=tuple(args.contrast))
     point, _, _ = evaluate_point(
-        s.models, s.probe, s.real_a, s.real_a_features, s.box_real, args.per_pair, args.steps, guidance, args.seed
+        s.models,
+        s.probe,
+        s.real_a,
+        s.real_a_features,
+        s.box_real,
+        args.per_pair,
+        args.steps,
+        guidance,
+        args.seed,
+        args.layout_prior,
     )
     report = {
         "model": str(args.model),
