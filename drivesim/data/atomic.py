@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,11 +31,16 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
 
     `suffix` is kept at the end of the temporary name (e.g. ".mp4") for writers that
     pick a format from the file extension. On an exception the temporary file is removed.
+    The file gets the usual umask permissions even when the writer recreated it with others
+    (safetensors writes 0600 files).
     """
     target = Path(target)
     tmp = temporary_sibling(target, suffix)
+    mode = stat.S_IMODE(tmp.stat().st_mode)
     try:
         yield tmp
+        if stat.S_IMODE(tmp.stat().st_mode) != mode:
+            os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
