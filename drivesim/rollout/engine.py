@@ -28,6 +28,7 @@ from einops import rearrange, repeat
 from torch import Tensor
 
 from drivesim.diffusion.conditioning import Conditioning
+from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.rewards import RewardConfig, compute_rewards
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
@@ -144,15 +145,16 @@ class LearnedEngine:
         """First frames from the image LDM: (b, c, h, w) scaled latents."""
         ldm = self.world.image_ldm
         c = self.config
-        crowd = c.label_guidance if c.crowdedness_guidance is None else c.crowdedness_guidance
-        scales = {"time_of_day": c.label_guidance, "crowdedness": crowd, "boxes": c.box_guidance}
-        scales = {k: v for k, v in scales.items() if v != 1.0}
+        guidance = ImageGuidance.from_scales(
+            c.label_guidance, c.box_guidance, c.crowdedness_guidance, c.crowdedness_contrast
+        )
+        scales = guidance.active(cond)  # a condition no request gives costs an evaluation and changes nothing
+        contrasts = [n for n in guidance.contrast if n in scales]
 
         def model(z: Tensor, tau: Tensor, cnd: Conditioning) -> Tensor:
             with self._autocast():
                 return ldm.unet(z, tau, cnd).float()
 
-        contrasts = ["crowdedness"] if c.crowdedness_contrast and "crowdedness" in scales else []
         denoiser = classifier_free_guidance(model, cond, scales, mode="sequential", batched=True, contrasts=contrasts)
         x_T = _noise(gens, self.latent_shape).to(self.device)
         return ddim_sample(
