@@ -207,14 +207,14 @@ def sample_layout(
     generator: torch.Generator | None = None,
 ) -> BoxLayout:
     """A layout drawn from the layout prior for the labels (None = any value of that label)."""
+    tod = _check_label("time_of_day", time_of_day, TIME_OF_DAY)
+    crowd = _check_label("crowdedness", crowdedness, CROWDEDNESS)
     prior = models if isinstance(models, LayoutPrior) else models.layout_prior
     if prior is None:
         raise ValueError(
             "this model folder has no layout_prior stage; fit one with "
-            "`drivesim train stage=layout_prior latents=CACHE model_dir=FOLDER`, or give boxes"
+            "`drivesim train stage=layout_prior latents=CACHE model_dir=FOLDER`, or give boxes (boxes=null: unknown)"
         )
-    tod = _check_label("time_of_day", time_of_day, TIME_OF_DAY)
-    crowd = _check_label("crowdedness", crowdedness, CROWDEDNESS)
     xyxy, classes = prior.sample(
         -1 if tod is None else TIME_OF_DAY.index(tod), -1 if crowd is None else CROWDEDNESS.index(crowd), generator
     )
