@@ -272,14 +272,22 @@ def setup(model: str, probes: str, real_episodes: int, box_episodes: int) -> Set
 
 
 def sample_grid(
-    models: ComposeModels, box_real: RealFrames, steps: int, guidance: ImageGuidance, seed: int
+    models: ComposeModels,
+    box_real: RealFrames,
+    steps: int,
+    guidance: ImageGuidance,
+    seed: int,
+    layout_prior: bool = False,
 ) -> np.ndarray:
-    """Rows: day/night x low/high (4 seeds each, labels only); then 3 layouts: real frame with its
-    boxes, and 3 samples with the requested boxes drawn. Upscaled x2 for viewing."""
+    """Rows: day/night x low/high (4 seeds each, labels only, or on layouts from the layout prior);
+    then 3 layouts: real frame with its boxes, and 3 samples with the requested boxes drawn.
+    Upscaled x2 for viewing."""
     combos = [(t, c) for t in TIME_OF_DAY for c in ("low", "high")]
     tods = [t for t, _ in combos for _ in range(4)]
     crowds = [c for _, c in combos for _ in range(4)]
-    labels = generate_frames(models, make_conditioning([None] * 16, tods, crowds), steps, guidance,
+    gen = torch.Generator().manual_seed(seed + 7)
+    layouts = [sample_layout(models, t, c, gen) if layout_prior else None for t, c in zip(tods, crowds)]
+    labels = generate_frames(models, make_conditioning(layouts, tods, crowds), steps, guidance,
                              torch.Generator().manual_seed(seed))
     rows = [np.concatenate(list(labels[4 * r : 4 * r + 4]), axis=1) for r in range(4)]
     counts = np.array([len(lay) for lay in box_real.layouts])
@@ -350,7 +358,8 @@ def main() -> None:
     (out / "quality.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     if not args.no_grid:
-        write_png(out / "samples_grid.png", sample_grid(s.models, s.box_real, args.steps, guidance, args.seed))
+        grid = sample_grid(s.models, s.box_real, args.steps, guidance, args.seed, args.layout_prior)
+        write_png(out / "samples_grid.png", grid)
         print(f"grid -> {out / 'samples_grid.png'}")
 
 
