@@ -6,9 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from drivesim.autoencoder.config import AutoencoderConfig
-from drivesim.autoencoder.latent_cache import encode_dataset, largest_boxes, read_cache
-from drivesim.autoencoder.model import Autoencoder
+from drivesim.autoencoder.latent_cache import largest_boxes, read_cache
 from drivesim.cli.main import main
 from drivesim.data.labels import crowdedness_index, time_of_day_index
 from drivesim.diffusion.layout_prior import load_layout_prior
@@ -19,14 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("lp")
-    ds = root / "ds"
-    assert main(["data", "synth", f"out={ds}", "num_clips=3", "clip_seconds=1", "height=32", "width=64"]) == 0
-    torch.manual_seed(0)
-    ae = Autoencoder(AutoencoderConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, decoder_res_blocks=1))
-    encode_dataset(ds, ae, root / "cache", height=32, width=64, splits=None)
-    return root / "cache"
+def cache(tmp_path_factory: pytest.TempPathFactory, make_latent_cache) -> Path:
+    return make_latent_cache(tmp_path_factory.mktemp("lp"), 3)
 
 
 def test_layouts_are_the_cached_frames_largest_boxes_with_their_labels(cache: Path) -> None:

@@ -2,22 +2,9 @@
 
 import torch
 
-from drivesim.autoencoder.config import AutoencoderConfig
-from drivesim.autoencoder.latent_cache import encode_dataset
-from drivesim.autoencoder.model import Autoencoder
-from drivesim.cli.main import main
 from drivesim.model_folder import load_stage
 from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
 from drivesim.training.reward import RewardTrainConfig, train
-
-
-def _cache(tmp_path):
-    ds = tmp_path / "ds"
-    assert main(["data", "synth", f"out={ds}", "num_clips=2", "clip_seconds=1", "height=32", "width=64"]) == 0
-    torch.manual_seed(0)
-    ae = Autoencoder(AutoencoderConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, decoder_res_blocks=1))
-    encode_dataset(ds, ae, tmp_path / "cache", height=32, width=64, splits=None)
-    return tmp_path / "cache"
 
 
 def test_reward_model_shapes_and_bad_input():
@@ -32,9 +19,9 @@ def test_reward_model_shapes_and_bad_input():
         raise AssertionError("expected ValueError")
 
 
-def test_reward_training_learns_speed_and_resumes(tmp_path):
+def test_reward_training_learns_speed_and_resumes(tmp_path, make_latent_cache):
     torch.set_num_threads(1)
-    cache = _cache(tmp_path)
+    cache = make_latent_cache(tmp_path, 2)
 
     def cfg(steps):
         return RewardTrainConfig(
