@@ -2,11 +2,11 @@
 
 Writes the first frame of a scene made by the image LDM from a box layout (a JSON or YAML
 list of normalised [x1, y1, x2, y2] boxes, each optionally followed by "car" / "truck")
-and labels. `boxes=null` lets the model place the vehicles; `boxes=prior` draws a layout for the
-labels from the model's layout prior (the layouts of training frames) and composes with it,
-writing that layout beside the image as `<out>.boxes.json` (a box file to edit and reuse);
-`time_of_day=null` / `crowdedness=null` leave a label free. `draw_boxes=true` draws the boxes
-on top.
+and labels. `boxes=prior` (the default) draws a layout for the labels from the model's layout
+prior (the layouts of training frames) and composes with it, writing that layout beside the
+image as `<out>.boxes.json` (a box file to edit and reuse); `boxes=null` lets the image LDM place
+the vehicles itself (fewer of them: README, *Layout prior*); `time_of_day=null` /
+`crowdedness=null` leave a label free. `draw_boxes=true` draws the boxes on top.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ PRIOR = "prior"  # boxes=prior: sample the layout from the model's layout prior
 @dataclass
 class ComposeConfig:
     model: str = "runs/models/default"  # model folder with stages image_ldm and autoencoder
-    boxes: str | None = None  # JSON/YAML file of boxes; "prior": sampled from the layout prior; null: unknown
+    boxes: str | None = PRIOR  # JSON/YAML file of boxes; "prior": sampled from the layout prior; null: unknown
     time_of_day: str | None = "day"  # day | night | null
     crowdedness: str | None = "medium"  # low | medium | high | null
     out: str = "outputs/compose.png"
     seed: int = 0
     steps: int = 50
     guidance: float = 3.0  # classifier-free guidance scale of the labels (and boxes, see below)
-    box_guidance: float | None = None  # null: same as guidance
+    box_guidance: float | None = 5.0  # null: same as guidance
     crowdedness_guidance: float | None = 5.0  # null: same as guidance
     crowdedness_contrast: bool = True  # guide crowdedness against the next sparser level, not the null (README)
     draw_boxes: bool = False

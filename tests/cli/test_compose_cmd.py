@@ -46,7 +46,7 @@ def test_compose_writes_png(model_dir: Path, tmp_path: Path, capsys: pytest.Capt
     assert image is not None and image.shape == (32, 64, 3)
     assert str(out) in capsys.readouterr().out
     free = tmp_path / "free.png"
-    assert main(["compose", f"model={model_dir}", "time_of_day=null", f"out={free}", "steps=2"]) == 0
+    assert main(["compose", f"model={model_dir}", "boxes=null", "time_of_day=null", f"out={free}", "steps=2"]) == 0
     assert cv2.imread(str(free)).shape == (16, 32, 3)
 
 
@@ -70,7 +70,7 @@ def test_compose_with_a_layout_from_the_prior_writes_it_beside_the_image(
     folder = tmp_path / "model"
     shutil.copytree(model_dir, folder)
     out = tmp_path / "scene.png"
-    args = ["compose", f"model={folder}", "boxes=prior", "crowdedness=medium", f"out={out}", "steps=1"]
+    args = ["compose", f"model={folder}", "crowdedness=medium", f"out={out}", "steps=1"]  # boxes=prior by default
     assert main(args) == 1  # no layout_prior stage yet
     assert "no layout_prior stage" in capsys.readouterr().err and not out.exists()
     save_stage(folder, "layout_prior", random_layout_prior(4).state_dict(), {"random": True})
