@@ -32,7 +32,7 @@ class EngineConfig:
     crowdedness_guidance: float | None = 5.0  # None: label_guidance
     crowdedness_contrast: bool = True  # guide crowdedness against the next sparser level, not the null (README)
     box_guidance: float = 2.0
-    sample_layout: bool = False  # first frames composed without boxes: on a layout from the model's layout prior
+    sample_layout: bool = True  # first frames composed without boxes: on a layout from the model's layout prior
     action_guidance: float = 1.0
     context_noise: float = -1.0  # context-noise level told to the model; -1: the model's trained default
     interpolate: bool = True  # False: one output frame per step (the keyframe itself)
