@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+for _path in (HERE, HERE.parents[1]):  # the test modules by name; the repository root for `tests.*`
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 STAGES = (
     "autoencoder",

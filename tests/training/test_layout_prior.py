@@ -12,13 +12,14 @@ from drivesim.data.labels import crowdedness_index, time_of_day_index
 from drivesim.diffusion.layout_prior import load_layout_prior
 from drivesim.model_folder import load_stage
 from drivesim.training.layout_prior import LayoutPriorTrainConfig, collect_layouts
+from tests.training._latent_cache import make_tiny_latent_cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory, make_latent_cache) -> Path:
-    return make_latent_cache(tmp_path_factory.mktemp("lp"), 3)
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_latent_cache(tmp_path_factory.mktemp("lp"), 3)
 
 
 def test_layouts_are_the_cached_frames_largest_boxes_with_their_labels(cache: Path) -> None:

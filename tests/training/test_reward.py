@@ -5,6 +5,7 @@ import torch
 from drivesim.model_folder import load_stage
 from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
 from drivesim.training.reward import RewardTrainConfig, train
+from tests.training._latent_cache import make_tiny_latent_cache
 
 
 def test_reward_model_shapes_and_bad_input():
@@ -19,9 +20,13 @@ def test_reward_model_shapes_and_bad_input():
         raise AssertionError("expected ValueError")
 
 
-def test_reward_training_learns_speed_and_resumes(tmp_path, make_latent_cache):
+def _cache(root):
+    return make_tiny_latent_cache(root, 2)
+
+
+def test_reward_training_learns_speed_and_resumes(tmp_path):
     torch.set_num_threads(1)
-    cache = make_latent_cache(tmp_path, 2)
+    cache = _cache(tmp_path)
 
     def cfg(steps):
         return RewardTrainConfig(
