@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from drivesim.autoencoder.latent_cache import largest_boxes
 from drivesim.model_folder import has_stage, stage_state
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 
@@ -77,9 +78,14 @@ class LayoutPrior:
         return torch.nonzero(keep).flatten()
 
     def sample(
-        self, time_of_day: int = -1, crowdedness: int = -1, generator: torch.Generator | None = None
+        self,
+        time_of_day: int = -1,
+        crowdedness: int = -1,
+        generator: torch.Generator | None = None,
+        max_boxes: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One layout for the labels (indices, -1 = any): xyxy (m, 4) float32, classes (m,) int64.
+        """One layout for the labels (indices, -1 = any): xyxy (m, 4) float32, classes (m,) int64;
+        with max_boxes, its largest max_boxes boxes (for a model that takes fewer than the prior holds).
 
         Falls back to the crowdedness alone, then to any layout, when no training frame had the
         label pair (a prior fitted on a small dataset)."""
@@ -90,7 +96,8 @@ class LayoutPrior:
             index = torch.arange(len(self))
         pick = int(index[torch.randint(index.numel(), (1,), generator=generator)])
         m = int(self.counts[pick])
-        return self.xyxy[pick, :m].numpy().astype(np.float32), self.classes[pick, :m].numpy().astype(np.int64)
+        keep = torch.arange(m) if max_boxes is None else largest_boxes(self.xyxy[pick, :m], max_boxes)
+        return self.xyxy[pick, keep].numpy().astype(np.float32), self.classes[pick, keep].numpy().astype(np.int64)
 
     def mean_counts(self) -> dict[str, float]:
         """Mean boxes per layout for each crowdedness label present."""

@@ -215,8 +215,12 @@ def sample_layout(
             "this model folder has no layout_prior stage; fit one with "
             "`drivesim train stage=layout_prior latents=CACHE model_dir=FOLDER`, or give boxes (boxes=null: unknown)"
         )
+    max_boxes = None if isinstance(models, LayoutPrior) else models.ldm.max_boxes
     xyxy, classes = prior.sample(
-        -1 if tod is None else TIME_OF_DAY.index(tod), -1 if crowd is None else CROWDEDNESS.index(crowd), generator
+        -1 if tod is None else TIME_OF_DAY.index(tod),
+        -1 if crowd is None else CROWDEDNESS.index(crowd),
+        generator,
+        max_boxes,
     )
     return BoxLayout(xyxy=xyxy, classes=classes)
 

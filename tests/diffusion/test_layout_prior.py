@@ -44,6 +44,14 @@ def test_a_label_pair_draws_only_its_layouts_with_their_counts_and_classes() -> 
     assert empty.shape == (0, 4) and none.shape == (0,)
 
 
+def test_max_boxes_keeps_the_largest_boxes_in_order() -> None:
+    prior = small_prior()
+    full, classes = prior.sample(1, 2)  # night, high: layout 1, boxes 0.05 / 0.10 / 0.15 wide
+    two, two_classes = prior.sample(1, 2, max_boxes=2)
+    np.testing.assert_array_equal(two, full[1:])
+    np.testing.assert_array_equal(two_classes, classes[1:])
+
+
 def test_a_free_label_draws_from_every_matching_layout() -> None:
     prior = small_prior()
     gen = torch.Generator().manual_seed(1)

@@ -163,10 +163,10 @@ def test_a_folder_with_a_temporal_decoder_decodes_composed_frames_with_it(tmp_pa
 def test_sample_layout_draws_from_the_prior_for_the_labels(models: ComposeModels, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no layout_prior stage"):
         sample_layout(models, "day", "high")
-    with_prior = dataclasses.replace(models, layout_prior=random_layout_prior(models.ldm.max_boxes))
+    with_prior = dataclasses.replace(models, layout_prior=random_layout_prior(16))  # more slots than the model
     gen = torch.Generator().manual_seed(0)
     low, high = sample_layout(with_prior, "day", "low", gen), sample_layout(with_prior, "night", "high", gen)
-    assert len(low) == 1 and len(high) == 3  # 2c + 1 boxes, at most max_boxes = 3
+    assert len(low) == 1 and len(high) == 3  # 2c + 1 = 5 boxes, cut to the model's max_boxes = 3
     assert sample_layout(with_prior.layout_prior, None, None, gen).xyxy.shape[1] == 4
     with pytest.raises(ValueError, match="crowdedness='packed' is not allowed"):
         sample_layout(with_prior, "day", "packed")
