@@ -19,6 +19,8 @@ def test_bundled_default_is_complete_and_small():
     assert {"autoencoder", "image_ldm", "commands"} <= set(metrics)
     wm = drivesim.load()
     assert wm.interpolation is not None and wm.reward is not None and wm.upsampler is not None
+    assert wm.layout_prior is not None  # `drivesim compose` and env resets without boxes draw from it
+    assert set(wm.layout_prior.mean_counts()) == {"low", "medium", "high"}
 
 
 def test_bundled_default_rolls_out_a_step():
