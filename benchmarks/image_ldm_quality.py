@@ -128,6 +128,16 @@ def timed_generate(models: ComposeModels, cond, steps: int, guidance: ImageGuida
     return Timed(frames, time.perf_counter() - wall, time.process_time() - cpu)
 
 
+def prior_layouts(
+    models: ComposeModels, tods: list[str], crowds: list[str], seed: int, layout_prior: bool
+) -> list[BoxLayout | None]:
+    """Per label pair a layout drawn from the layout prior (seeded by seed + 7), or all None (boxes unknown)."""
+    if not layout_prior:
+        return [None] * len(tods)
+    gen = torch.Generator().manual_seed(seed + 7)
+    return [sample_layout(models, t, c, gen) for t, c in zip(tods, crowds)]
+
+
 def label_samples(
     models: ComposeModels, per_pair: int, steps: int, guidance: ImageGuidance, seed: int, layout_prior: bool = False
 ):
@@ -135,11 +145,7 @@ def label_samples(
     a layout drawn for the labels from the model's layout prior (the labels still requested)."""
     tods = [t for t, _ in LABEL_PAIRS for _ in range(per_pair)]
     crowds = [c for _, c in LABEL_PAIRS for _ in range(per_pair)]
-    layouts: list[BoxLayout | None] = [None] * len(tods)
-    if layout_prior:
-        gen = torch.Generator().manual_seed(seed + 7)
-        layouts = [sample_layout(models, t, c, gen) for t, c in zip(tods, crowds)]
-    cond = make_conditioning(layouts, tods, crowds)
+    cond = make_conditioning(prior_layouts(models, tods, crowds, seed, layout_prior), tods, crowds)
     return timed_generate(models, cond, steps, guidance, seed), tods, crowds
 
 
@@ -285,8 +291,7 @@ def sample_grid(
     combos = [(t, c) for t in TIME_OF_DAY for c in ("low", "high")]
     tods = [t for t, _ in combos for _ in range(4)]
     crowds = [c for _, c in combos for _ in range(4)]
-    gen = torch.Generator().manual_seed(seed + 7)
-    layouts = [sample_layout(models, t, c, gen) if layout_prior else None for t, c in zip(tods, crowds)]
+    layouts = prior_layouts(models, tods, crowds, seed, layout_prior)
     labels = generate_frames(models, make_conditioning(layouts, tods, crowds), steps, guidance,
                              torch.Generator().manual_seed(seed))
     rows = [np.concatenate(list(labels[4 * r : 4 * r + 4]), axis=1) for r in range(4)]
