@@ -164,6 +164,7 @@ class QualityPoint:
     guidance_labels: float
     guidance_boxes: float
     guidance_crowdedness: float
+    box_interval: list[float]  # fractions of the diffusion times where box guidance acts
     contrast: list[str]  # labels guided against their neighbouring label
     layout_prior: bool  # label-only samples composed on a layout drawn from the layout prior
     fid_probe: float  # label-conditioned samples vs real set A
@@ -208,6 +209,7 @@ def evaluate_point(
         guidance_labels=guidance.time_of_day,
         guidance_boxes=guidance.boxes,
         guidance_crowdedness=guidance.crowdedness,
+        box_interval=list(guidance.box_interval),
         contrast=list(guidance.contrast),
         layout_prior=layout_prior,
         fid_probe=fid,
@@ -323,6 +325,8 @@ def main() -> None:
     parser.add_argument("--crowdedness-guidance", type=float, default=None, help="default: --guidance")
     parser.add_argument("--contrast", nargs="*", default=[], choices=["time_of_day", "crowdedness"],
                         help="labels guided against their neighbouring label instead of the null")
+    parser.add_argument("--box-interval", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
+                        help="fractions of the diffusion times where box guidance acts (default: all)")
     parser.add_argument("--layout-prior", action="store_true",
                         help="label-only samples on layouts drawn from the model's layout prior")
     parser.add_argument("--per-pair", type=int, default=16, help="label-only samples per (tod, crowd) pair")
@@ -335,7 +339,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     s = setup(args.model, args.probes, args.real_episodes, args.box_episodes)
-    scales = ImageGuidance.from_scales(args.guidance, args.box_guidance, args.crowdedness_guidance)
+    scales = ImageGuidance.from_scales(
+        args.guidance, args.box_guidance, args.crowdedness_guidance, box_interval=args.box_interval
+    )
     guidance = dataclasses.replace(scales, contrast=tuple(args.contrast))
     point, _, _ = evaluate_point(
         s.models,

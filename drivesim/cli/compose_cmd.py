@@ -37,6 +37,7 @@ class ComposeConfig:
     steps: int = 50
     guidance: float = 3.0  # classifier-free guidance scale of the labels (and boxes, see below)
     box_guidance: float | None = 5.0  # null: same as guidance
+    box_interval: tuple[float, float] = (0.0, 1.0)  # fractions of the diffusion times where box guidance acts
     crowdedness_guidance: float | None = 5.0  # null: same as guidance
     crowdedness_contrast: bool = True  # guide crowdedness against the next sparser level, not the null (README)
     draw_boxes: bool = False
@@ -82,7 +83,11 @@ def run_compose(cfg: DictConfig) -> ComposeResult:
     else:
         layout = None if config.boxes is None else load_box_file(config.boxes, models.ldm.max_boxes)
     guidance = ImageGuidance.from_scales(
-        config.guidance, config.box_guidance, config.crowdedness_guidance, config.crowdedness_contrast
+        config.guidance,
+        config.box_guidance,
+        config.crowdedness_guidance,
+        config.crowdedness_contrast,
+        config.box_interval,
     )
     frame = compose_scene(
         models, layout, config.time_of_day, config.crowdedness, config.seed, config.steps, guidance, draw_boxes=False

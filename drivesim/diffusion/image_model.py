@@ -15,7 +15,7 @@ with `contrast` away from a neighbouring label).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,15 +40,26 @@ class ImageGuidance:
 
     contrast: labels guided against their neighbouring value (`CONTRASTS`: e.g. medium traffic
     against low) instead of against the null label; see `drivesim.sampling.guidance`.
+    box_interval: (lo, hi) fractions of the diffusion times (0 = clean, 1 = pure noise) where
+    the box scale acts; elsewhere boxes are kept at scale 1 (conditional, unguided). The
+    default (0, 1) guides at every step.
     """
 
     time_of_day: float = 1.0
     crowdedness: float = 1.0
     boxes: float = 1.0
     contrast: tuple[str, ...] = ()
+    box_interval: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "contrast", tuple(self.contrast))
+        interval = tuple(float(v) for v in self.box_interval)
+        if len(interval) != 2 or not 0.0 <= interval[0] < interval[1] <= 1.0:
+            raise ValueError(
+                f"ImageGuidance.box_interval={list(self.box_interval)} is not allowed; expected [lo, hi] "
+                "with 0 <= lo < hi <= 1 (fractions of the diffusion times)"
+            )
+        object.__setattr__(self, "box_interval", interval)
         bad = [n for n in self.contrast if n not in CONTRASTS]
         if bad or len(set(self.contrast)) != len(self.contrast):
             raise ValueError(
@@ -56,7 +67,7 @@ class ImageGuidance:
                 f"{list(CONTRASTS)}"
             )
         for f in dataclasses.fields(self):
-            if f.name == "contrast":
+            if f.name in ("contrast", "box_interval"):
                 continue
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or not -1.0 <= float(value) <= 50.0 or value != value:
@@ -74,6 +85,7 @@ class ImageGuidance:
         boxes: float | None = None,
         crowdedness: float | None = None,
         crowdedness_contrast: bool = False,
+        box_interval: tuple[float, float] | Sequence[float] = (0.0, 1.0),
     ) -> ImageGuidance:
         """`labels` for time of day; boxes and crowdedness default to it (None)."""
         return cls(
@@ -81,6 +93,7 @@ class ImageGuidance:
             crowdedness=labels if crowdedness is None else crowdedness,
             boxes=labels if boxes is None else boxes,
             contrast=("crowdedness",) if crowdedness_contrast else (),
+            box_interval=tuple(box_interval),
         )
 
     @classmethod
@@ -107,6 +120,14 @@ class ImageGuidance:
             "boxes": bool(cond.boxes_given.any()),
         }
         return {n: float(getattr(self, n)) for n in CONDITION_NAMES if getattr(self, n) != 1.0 and given[n]}
+
+    def intervals(self, active: Mapping[str, float], num_steps: int) -> dict[str, tuple[int, int]]:
+        """Guidance intervals in diffusion times 0..num_steps-1 of the active names (see
+        `drivesim.sampling.guidance`); empty when boxes are guided at every step or not at all."""
+        if "boxes" not in active or self.box_interval == (0.0, 1.0):
+            return {}
+        lo, hi = (round(v * (num_steps - 1)) for v in self.box_interval)
+        return {"boxes": (lo, hi)}
 
 
 @dataclass(frozen=True)
@@ -188,7 +209,10 @@ class ImageLDM(nn.Module):
         self.unet.eval()
         active = scales.active(cond)
         contrasts = [n for n in scales.contrast if n in active]
-        denoiser = classifier_free_guidance(self.unet, cond, active, mode="sequential", contrasts=contrasts)
+        intervals = scales.intervals(active, self.schedule.num_steps)
+        denoiser = classifier_free_guidance(
+            self.unet, cond, active, mode="sequential", contrasts=contrasts, intervals=intervals
+        )
         shape = (cond.batch_size, self.latent.channels, self.latent.height, self.latent.width)
         if x_T is None:
             x_T = torch.randn(shape, generator=generator, device=generator.device).to(device)

@@ -146,16 +146,19 @@ class LearnedEngine:
         ldm = self.world.image_ldm
         c = self.config
         guidance = ImageGuidance.from_scales(
-            c.label_guidance, c.box_guidance, c.crowdedness_guidance, c.crowdedness_contrast
+            c.label_guidance, c.box_guidance, c.crowdedness_guidance, c.crowdedness_contrast, c.box_interval
         )
         scales = guidance.active(cond)  # a condition no request gives costs an evaluation and changes nothing
         contrasts = [n for n in guidance.contrast if n in scales]
+        intervals = guidance.intervals(scales, ldm.schedule.num_steps)
 
         def model(z: Tensor, tau: Tensor, cnd: Conditioning) -> Tensor:
             with self._autocast():
                 return ldm.unet(z, tau, cnd).float()
 
-        denoiser = classifier_free_guidance(model, cond, scales, mode="sequential", batched=True, contrasts=contrasts)
+        denoiser = classifier_free_guidance(
+            model, cond, scales, mode="sequential", batched=True, contrasts=contrasts, intervals=intervals
+        )
         x_T = _noise(gens, self.latent_shape).to(self.device)
         return ddim_sample(
             denoiser, tuple(x_T.shape), ldm.schedule, c.first_frame_steps, 0.0, gens[0], ldm.target, x_T=x_T

@@ -21,6 +21,11 @@ do): its term s_k (f_k − f_base) becomes (f_k − f_base) + (s_k − 1)(f_k �
 is the evaluation of f_k with k replaced by ``cond.contrasted(k)``. Scale 1 still gives the
 plain conditional. (One more evaluation per contrasted name.)
 
+Guidance interval (``intervals``, {name: (lo, hi)} in diffusion times τ, inclusive): name k
+is guided with s_k only at steps with lo <= τ <= hi and with scale 1 (its plain conditional
+term) elsewhere, per sample (Kynkäänniemi et al. 2024 apply guidance in a limited interval of
+noise levels). Coarse layout is decided at high τ, detail at low τ.
+
 The evaluations are batched into one model call (``batched=True``, needs
 ``type(cond).cat``) or run one by one.
 
@@ -33,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Literal, Protocol, TypeVar
 
+import torch
 from einops import rearrange, repeat
 from torch import Tensor
 
@@ -79,8 +85,10 @@ def classifier_free_guidance(
     mode: GuidanceMode = "sequential",
     batched: bool = True,
     contrasts: Collection[str] = (),
+    intervals: Mapping[str, tuple[int, int]] | None = None,
 ) -> Denoiser:
-    """A denoiser (z, tau) -> guided output; see the module docstring for the forms and contrast."""
+    """A denoiser (z, tau) -> guided output; see the module docstring for the forms, contrast
+    and guidance intervals."""
     if mode not in GUIDANCE_MODES:
         raise ValueError(f"guidance mode={mode!r} is not allowed; expected one of {GUIDANCE_MODES}")
     names = list(scales)
@@ -89,6 +97,13 @@ def classifier_free_guidance(
     stray = [k for k in contrasts if k not in names]
     if stray:
         raise ValueError(f"contrasts {stray} are not guided; expected a subset of the guided names {names}")
+    intervals = dict(intervals or {})
+    stray = [k for k in intervals if k not in names]
+    if stray:
+        raise ValueError(f"guidance intervals {stray} are not guided; expected a subset of the guided names {names}")
+    for k, (lo, hi) in intervals.items():
+        if not 0 <= lo <= hi:
+            raise ValueError(f"guidance interval of {k!r} is ({lo}, {hi}); expected 0 <= lo <= hi (diffusion times)")
     if not names:
         return lambda z, tau: model(z, tau, cond)
     if mode == "sequential":
@@ -109,6 +124,8 @@ def classifier_free_guidance(
         result = outs[0]
         for j, (k, s) in enumerate(zip(names, weights), start=1):
             base = outs[j - 1] if mode == "sequential" else outs[0]
+            if k in intervals:
+                s = _interval_scale(s, tau, intervals[k], result)
             if k in negative:
                 result = result + (outs[j] - base) + (s - 1.0) * (outs[j] - negative[k])
             else:
@@ -116,6 +133,14 @@ def classifier_free_guidance(
         return result
 
     return guided
+
+
+def _interval_scale(scale: float, tau: Tensor, interval: tuple[int, int], like: Tensor) -> Tensor:
+    """Per-sample scale (b, 1, ...) shaped like `like`: `scale` where lo <= tau <= hi, else 1."""
+    lo, hi = interval
+    inside = (tau >= lo) & (tau <= hi)  # (b,)
+    per_sample = torch.where(inside, scale, 1.0).to(like.dtype)  # (b,)
+    return rearrange(per_sample, "b -> b" + " 1" * (like.ndim - 1))
 
 
 def context_guidance(

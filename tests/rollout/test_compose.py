@@ -91,6 +91,23 @@ def test_image_guidance_from_scales_defaults_to_the_label_scale() -> None:
     assert g == ImageGuidance(time_of_day=3.0, crowdedness=5.0, boxes=2.0, contrast=("crowdedness",))
 
 
+def test_box_interval_guides_boxes_only_at_the_steps_inside_it(models: ComposeModels) -> None:
+    # steps=3 samples at tau 999, 500, 0 (of 1000)
+    run = lambda g: compose_scene(models, BOXES, "day", "low", seed=0, steps=3, guidance=g)  # noqa: E731
+    unguided = run(ImageGuidance(boxes=1.0))
+    everywhere = run(ImageGuidance(boxes=4.0))
+    early = run(ImageGuidance(boxes=4.0, box_interval=(0.6, 1.0)))  # tau 999 only
+    none_inside = run(ImageGuidance(boxes=4.0, box_interval=(0.6, 0.9)))
+    # equal up to float rounding of f(∅) + 1 * (f(boxes) - f(∅)) vs f(boxes)
+    assert np.abs(none_inside.astype(int) - unguided.astype(int)).max() <= 1
+    assert np.abs(everywhere.astype(int) - unguided.astype(int)).max() > 10
+    assert not np.array_equal(early, unguided) and not np.array_equal(early, everywhere)
+    assert ImageGuidance.from_scales(2.0, box_interval=[0.5, 1]).box_interval == (0.5, 1.0)
+    for bad in ((0.5, 0.5), (-0.1, 1.0), (0.2, 1.5), (0.1,)):
+        with pytest.raises(ValueError, match=r"ImageGuidance.box_interval=.* is not allowed; expected \[lo, hi\]"):
+            ImageGuidance(box_interval=bad)
+
+
 @pytest.mark.parametrize(
     "boxes, message",
     [

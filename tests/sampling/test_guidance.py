@@ -188,3 +188,26 @@ def test_guidance_with_tiny_unet_and_conditioning():
         assert not torch.allclose(batched, net(z, tau, cond), atol=1e-3)
     with pytest.raises(ValueError, match="condition names"):
         classifier_free_guidance(net, cond, {"weather": 1.0})
+
+
+@pytest.mark.parametrize("mode", ["sequential", "compositional"])
+def test_interval_guides_inside_and_leaves_scale_one_outside(mode):
+    z, tau, cond = _inputs()  # tau = 0, 10, 500, 999
+    model = ToyModel()
+    scales = {"a": 3.0, "b": 2.0}
+    full = classifier_free_guidance(model, cond, scales, mode=mode, contrasts=["a"])(z, tau)
+    unguided_b = classifier_free_guidance(model, cond, {"a": 3.0, "b": 1.0}, mode=mode, contrasts=["a"])(z, tau)
+    mixed = classifier_free_guidance(model, cond, scales, mode=mode, contrasts=["a"], intervals={"b": (400, 999)})(
+        z, tau
+    )
+    torch.testing.assert_close(mixed[2:], full[2:])  # tau 500, 999 inside: guided with 2
+    torch.testing.assert_close(mixed[:2], unguided_b[:2])  # tau 0, 10 outside: scale 1
+    assert not torch.allclose(full[:2], unguided_b[:2])  # the interval changed something
+
+
+def test_interval_errors_name_the_problem():
+    _, _, cond = _inputs()
+    with pytest.raises(ValueError, match="not guided"):
+        classifier_free_guidance(ToyModel(), cond, {"a": 2.0}, intervals={"b": (0, 10)})
+    with pytest.raises(ValueError, match="0 <= lo <= hi"):
+        classifier_free_guidance(ToyModel(), cond, {"a": 2.0}, intervals={"a": (10, 5)})
