@@ -23,6 +23,7 @@ from drivesim.env.options import CROWDEDNESS, TIME_OF_DAY, check_action, parse_o
 from drivesim.rollout.engine_api import Engine, EngineConfig, build_engine
 from drivesim.rollout.rewards import RewardTerms, compute_rewards, reward_config
 from drivesim.rollout.types import RolloutState, StepOutput
+from drivesim.world.types import VEHICLE_CLASSES
 
 ACTION_TYPES = ("continuous", "discrete")
 
@@ -51,6 +52,15 @@ def step_info(out: StepOutput, terms: RewardTerms, i: int, tod: int, crowd: int)
         "crowdedness": CROWDEDNESS[crowd],
         "step": int(out.state.step[i]),
     }
+
+
+def layout_info(layout: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any] | None:
+    """A reset's composed layout as info: {"boxes": (n, 4) float32 normalised x1, y1, x2, y2,
+    "classes": n vehicle class names}, or None (no boxes, or started from `initial_frames`)."""
+    if layout is None:
+        return None
+    xyxy, classes = layout
+    return {"boxes": xyxy.copy(), "classes": [VEHICLE_CLASSES[int(c)] for c in classes]}
 
 
 class DriveWorldEnv(gym.Env):
@@ -90,6 +100,7 @@ class DriveWorldEnv(gym.Env):
             "frames": out.frames[0],
             "time_of_day": TIME_OF_DAY[request.time_of_day],
             "crowdedness": CROWDEDNESS[request.crowdedness],
+            "layout": layout_info(out.layouts[0]) if out.layouts else None,
             "step": 0,
         }
         return out.frames[0, -1], info

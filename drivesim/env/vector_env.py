@@ -15,7 +15,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from drivesim.env.drive_env import make_spaces
+from drivesim.env.drive_env import layout_info, make_spaces
 from drivesim.env.meta_actions import meta_to_continuous
 from drivesim.env.options import CROWDEDNESS, TIME_OF_DAY, check_action, parse_options
 from drivesim.rollout.engine_api import Engine, EngineConfig, build_engine
@@ -94,6 +94,9 @@ class DriveWorldVectorEnv(VectorEnv):
             "frames": out.frames,
             "time_of_day": np.array([TIME_OF_DAY[r.time_of_day] for r in requests]),
             "crowdedness": np.array([CROWDEDNESS[r.crowdedness] for r in requests]),
+            "layout": np.array(
+                [layout_info(out.layouts[i]) if out.layouts else None for i in range(len(requests))], dtype=object
+            ),
         }
         return out.frames[:, -1], info
 

@@ -279,7 +279,12 @@ class LearnedEngine:
         gens = [torch.Generator().manual_seed(r.seed) for r in requests]
         tod = torch.tensor([r.time_of_day for r in requests])
         crowd = torch.tensor([r.crowdedness for r in requests])
-        cond = self._conditioning(tod, crowd, *self._layouts(requests, gens))
+        boxes, classes = self._layouts(requests, gens)
+        cond = self._conditioning(tod, crowd, boxes, classes)
+        layouts = tuple(
+            None if b is None or r.initial_frames is not None else (b, np.zeros(len(b), np.int64) if c is None else c)
+            for b, c, r in zip(boxes, classes, requests)
+        )  # requested boxes without classes are cars (class 0), as `Conditioning.from_labels` reads them
         firsts = []
         composed = self.compose(cond, gens) if any(r.initial_frames is None for r in requests) else None
         for i, r in enumerate(requests):
@@ -314,7 +319,7 @@ class LearnedEngine:
             step=torch.zeros(len(requests), dtype=torch.long),
             last_frame=torch.from_numpy(to_uint8(frames)[:, -1].copy()),
         )
-        return StepOutput(state, to_uint8(frames), context[:, -1].cpu(), collision, off_road, speed)
+        return StepOutput(state, to_uint8(frames), context[:, -1].cpu(), collision, off_road, speed, layouts)
 
     def step(self, state: RolloutState, actions: np.ndarray) -> StepOutput:
         b = state.batch_size

@@ -121,6 +121,9 @@ class StepOutput:
     keyframes: (b, c, h, w) latent of the new keyframe.
     collision, off_road: (b,) float32 predicted probabilities at the new keyframe.
     speed: (b,) float32 predicted ego speed (m/s).
+    layouts: from start() only, per rollout the box layout its first frame was composed on:
+        (xyxy (n, 4) float32 normalised, classes (n,) int64 into VEHICLE_CLASSES; requested
+        boxes are cars), or None (no boxes, or started from user frames); empty from step().
     """
 
     state: RolloutState
@@ -129,6 +132,7 @@ class StepOutput:
     collision: np.ndarray
     off_road: np.ndarray
     speed: np.ndarray
+    layouts: tuple[tuple[np.ndarray, np.ndarray] | None, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,34 @@ def test_the_sampled_layout_follows_the_request_labels(model_dir):
     boxes, classes = eng._layouts(requests, gens)
     assert [len(b) for b in boxes] == [1, 3, 5]  # random_layout_prior: 2c + 1 boxes at crowdedness c
     assert all(len(c) == len(b) for b, c in zip(boxes, classes))
+
+
+def test_start_reports_the_layout_each_first_frame_was_composed_on(model_dir):
+    eng = load(model_dir).engine(EngineConfig(**FAST, sample_layout=True))
+    given = np.array([[0.2, 0.5, 0.4, 0.8]], np.float32)
+    video = np.full((2, 32, 64, 3), 90, np.uint8)
+    requests = [
+        SceneRequest(0, 2, seed=4),
+        SceneRequest(1, 0, seed=5, boxes=given),
+        SceneRequest(0, 1, seed=6, initial_frames=video),
+    ]
+    out = eng.start(requests)
+    sampled, _ = eng._layouts(requests[:1], [torch.Generator().manual_seed(4)])
+    assert len(out.layouts) == 3
+    np.testing.assert_array_equal(out.layouts[0][0], sampled[0])  # the prior's draw, with its generator
+    assert len(out.layouts[0][0]) == 5 == len(out.layouts[0][1])  # random_layout_prior: 2c + 1 boxes
+    np.testing.assert_array_equal(out.layouts[1][0], given)
+    np.testing.assert_array_equal(out.layouts[1][1], [0])  # requested boxes are cars
+    assert out.layouts[2] is None  # started from user frames: nothing composed
+    assert eng.step(out.state, np.zeros((3, 2), np.float32)).layouts == ()
+    free = load(model_dir).engine(EngineConfig(**FAST, sample_layout=False)).start(requests[:1])
+    assert free.layouts == (None,)  # boxes unknown: the image LDM placed vehicles itself
+
+    env = DriveWorldEnv(engine=eng, horizon_steps=5)
+    _, info = env.reset(seed=0, options={"crowdedness": "high"})
+    assert len(info["layout"]["boxes"]) == 5 and info["layout"]["classes"][0] in ("car", "truck")
+    _, info = env.reset(seed=0, options={"boxes": given.tolist()})
+    assert info["layout"]["classes"] == ["car"]
+    venv = DriveWorldVectorEnv(num_envs=2, engine=eng, horizon_steps=5)
+    _, vinfo = venv.reset(seed=[0, 1], options={"crowdedness": "low"})
+    assert [len(x["boxes"]) for x in vinfo["layout"]] == [1, 1]
