@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -298,6 +299,14 @@ def largest_boxes(xyxy: torch.Tensor, n: int) -> torch.Tensor:
     return torch.argsort(-area, stable=True)[:n].sort().values
 
 
+def frame_boxes(tensors: Mapping[str, torch.Tensor], frame: int, n: int) -> tuple[torch.Tensor, ...]:
+    """The n largest boxes of one frame of a cached clip (its tensors `box_offsets`, `boxes`,
+    `box_classes`, `box_track_ids`): xyxy (m, 4), classes (m,), track ids (m,), m <= n."""
+    a, b = int(tensors["box_offsets"][frame]), int(tensors["box_offsets"][frame + 1])
+    keep = largest_boxes(tensors["boxes"][a:b], n)
+    return tuple(tensors[k][a:b][keep] for k in ("boxes", "box_classes", "box_track_ids"))
+
+
 def _window_actions(data: dict[str, torch.Tensor], frames: torch.Tensor, stride: int) -> torch.Tensor:
     """(t, 2) actions of a window's frames: the mean over each `stride` interval (`interval_actions`)."""
     if "actions" not in data:
@@ -350,17 +359,11 @@ class LatentWindowDataset(torch.utils.data.Dataset):
         track_ids, mask = torch.full((t, n), -1, dtype=torch.int64), torch.zeros(t, n, dtype=torch.bool)
         labelled = torch.zeros(t, dtype=torch.bool)
         if "box_offsets" in data:
-            offsets = data["box_offsets"]
             labelled = data["boxes_labelled"][frames]
             for k, i in enumerate(frames.tolist()):
-                a, b = int(offsets[i]), int(offsets[i + 1])
-                xyxy = data["boxes"][a:b]
-                keep = largest_boxes(xyxy, n)
-                m = keep.numel()
-                boxes[k, :m] = xyxy[keep]
-                classes[k, :m] = data["box_classes"][a:b][keep]
-                track_ids[k, :m] = data["box_track_ids"][a:b][keep]
-                mask[k, :m] = True
+                xyxy, box_classes, ids = frame_boxes(data, i, n)
+                m = xyxy.shape[0]
+                boxes[k, :m], classes[k, :m], track_ids[k, :m], mask[k, :m] = xyxy, box_classes, ids, True
         return LatentWindow(
             latents=data["latents"][frames].float() * self.latent_scale,
             time_of_day=time_of_day_index(record.time_of_day),

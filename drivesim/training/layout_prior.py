@@ -19,7 +19,7 @@ import torch
 from safetensors import safe_open
 from tqdm import tqdm
 
-from drivesim.autoencoder.latent_cache import largest_boxes, read_cache
+from drivesim.autoencoder.latent_cache import frame_boxes, read_cache
 from drivesim.data.atomic import atomic_path
 from drivesim.data.labels import SPLITS, crowdedness_index, time_of_day_index
 from drivesim.diffusion.layout_prior import LAYOUT_PRIOR_STAGE, LayoutPrior
@@ -56,16 +56,15 @@ def collect_layouts(root: str | Path, split: str, frame_step: int, max_boxes: in
         with safe_open(str(root / record.latents), framework="pt") as f:
             if "box_offsets" not in f.keys():
                 continue
-            offsets, boxes = f.get_tensor("box_offsets"), f.get_tensor("boxes").float()
-            box_classes, labelled = f.get_tensor("box_classes").long(), f.get_tensor("boxes_labelled")
+            names = ("box_offsets", "boxes", "box_classes", "box_track_ids", "boxes_labelled")
+            tensors = {k: f.get_tensor(k) for k in names}
         for i in range(0, record.num_frames, frame_step):
-            if not bool(labelled[i]):
+            if not bool(tensors["boxes_labelled"][i]):
                 continue
-            a, b = int(offsets[i]), int(offsets[i + 1])
-            keep = largest_boxes(boxes[a:b], max_boxes)
-            m = keep.numel()
+            boxes, box_classes, _ = frame_boxes(tensors, i, max_boxes)
+            m = boxes.shape[0]
             padded, cls = torch.zeros(max_boxes, 4), torch.zeros(max_boxes, dtype=torch.long)
-            padded[:m], cls[:m] = boxes[a:b][keep], box_classes[a:b][keep]
+            padded[:m], cls[:m] = boxes.float(), box_classes.long()
             xyxy.append(padded)
             classes.append(cls)
             counts.append(m)
