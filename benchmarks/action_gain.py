@@ -23,7 +23,7 @@ from drivesim.diffusion.action_forecast import forecast_error
 from drivesim.diffusion.parameterization import diffusion_loss
 from drivesim.diffusion.video_conditioning import VideoConditioning
 from drivesim.rollout.world_model import load
-from drivesim.training.video_ldm import clip_batch
+from drivesim.training.clip_batch import clip_batch
 
 VARIANTS = ("true", "null", "other_window")
 BANDS = 4  # equal quarters of tau in [0, num_steps)

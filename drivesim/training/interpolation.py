@@ -26,15 +26,9 @@ from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.context import check_context_probs, keyframe_mask
 from drivesim.diffusion.video_loading import INTERPOLATION_STAGE, VideoWindow
 from drivesim.diffusion.video_unet import VideoUNetConfig
+from drivesim.training.clip_batch import ClipBatch, clip_batch
 from drivesim.training.distributed import DistInfo, shard_batch_indices
-from drivesim.training.video_ldm import (
-    ClipBatch,
-    VideoTrainCommon,
-    VideoTrainResult,
-    clip_batch,
-    run_video_training,
-    window_dataset,
-)
+from drivesim.training.video_ldm import VideoTrainCommon, VideoTrainResult, run_video_training, window_dataset
 
 
 def _interpolation_video() -> VideoUNetConfig:

@@ -36,18 +36,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from einops import rearrange, repeat
+from einops import rearrange
 from torch import Tensor
 from tqdm import tqdm
 
 from drivesim.autoencoder.latent_cache import (
-    LatentWindowBatch,
     LatentWindowConfig,
     LatentWindowDataset,
     collate_latent_windows,
 )
 from drivesim.diffusion.action_forecast import forecast_error
-from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.context import check_context_probs, noise_context, prediction_mask, sample_num_context
 from drivesim.diffusion.parameterization import DiffusionLoss, diffusion_loss
 from drivesim.diffusion.schedule import NoiseSchedule
@@ -57,6 +55,7 @@ from drivesim.diffusion.video_loading import VIDEO_LDM_STAGE, ImageLDM, VideoWin
 from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
 from drivesim.training.autoencoder import lr_factor
 from drivesim.training.checkpoint import save_stage
+from drivesim.training.clip_batch import ClipBatch, clip_batch
 from drivesim.training.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -148,45 +147,6 @@ class VideoLDMTrainConfig(VideoTrainCommon):
             )
         if self.frame_stride < 1:
             raise ValueError(f"VideoLDMTrainConfig.frame_stride={self.frame_stride} must be >= 1")
-
-
-@dataclass(frozen=True)
-class ClipBatch:
-    """A typed latent batch: z (b, t, c, h, w) scaled latents; image (b t rows, per-frame
-    boxes); actions (b, t, 2) with has_actions (b,); frame_rate (b,) long, -1 = none."""
-
-    z: Tensor
-    image: Conditioning
-    actions: Tensor
-    has_actions: Tensor
-    frame_rate: Tensor
-
-    def to(self, device: torch.device) -> ClipBatch:
-        return ClipBatch(
-            self.z.to(device), self.image.to(device), self.actions.to(device),
-            self.has_actions.to(device), self.frame_rate.to(device),
-        )
-
-
-def clip_batch(windows: LatentWindowBatch, use_boxes: bool, frame_rate: int = -1) -> ClipBatch:
-    """Adapter from the latent cache's `LatentWindowBatch` (per-frame boxes, labels, actions)."""
-    b, t = windows.latents.shape[:2]
-    boxes_given = windows.boxes_labelled & use_boxes  # (b, t)
-    image = Conditioning(
-        time_of_day=repeat(windows.time_of_day.long(), "b -> (b t)", t=t),
-        crowdedness=repeat(windows.crowdedness.long(), "b -> (b t)", t=t),
-        boxes=rearrange(windows.boxes.float(), "b t n k -> (b t) n k"),
-        box_classes=rearrange(windows.box_classes.long(), "b t n -> (b t) n"),
-        box_mask=rearrange(windows.box_mask & rearrange(boxes_given, "b t -> b t 1"), "b t n -> (b t) n"),
-        boxes_given=rearrange(boxes_given, "b t -> (b t)"),
-    )
-    return ClipBatch(
-        z=windows.latents.float(),
-        image=image,
-        actions=windows.actions.float().clamp(-1.0, 1.0),
-        has_actions=windows.has_actions.bool(),
-        frame_rate=torch.full((b,), frame_rate, dtype=torch.long),
-    )
 
 
 @dataclass(frozen=True)
