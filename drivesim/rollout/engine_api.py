@@ -31,8 +31,8 @@ class EngineConfig:
     label_guidance: float = 2.0  # classifier-free guidance scale of time_of_day (and crowdedness, see below)
     crowdedness_guidance: float | None = 5.0  # None: label_guidance
     crowdedness_contrast: bool = True  # guide crowdedness against the next sparser level, not the null (README)
-    box_guidance: float = 2.0
-    box_interval: tuple[float, float] = (0.0, 1.0)  # fractions of the diffusion times where box guidance acts
+    box_guidance: float = 5.0
+    box_interval: tuple[float, float] = (0.25, 1.0)  # fractions of the diffusion times where box guidance acts (README)
     sample_layout: bool = True  # first frames composed without boxes: on a layout from the model's layout prior
     action_guidance: float = 1.0
     context_noise: float = -1.0  # context-noise level told to the model; -1: the model's trained default
