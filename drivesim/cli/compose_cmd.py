@@ -38,7 +38,7 @@ class ComposeConfig:
     guidance: float = 3.0  # classifier-free guidance scale of the labels (and boxes, see below)
     box_guidance: float | None = 5.0  # null: same as guidance
     box_interval: tuple[float, float] = (0.0, 1.0)  # fractions of the diffusion times where box guidance acts
-    crowdedness_guidance: float | None = 5.0  # null: same as guidance
+    crowdedness_guidance: float | None = 7.0  # null: same as guidance (README: guidance interval)
     crowdedness_contrast: bool = True  # guide crowdedness against the next sparser level, not the null (README)
     draw_boxes: bool = False
     scale: int = 1  # nearest-neighbour upscaling of the written image (boxes drawn after)
