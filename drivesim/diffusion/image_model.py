@@ -93,7 +93,7 @@ class ImageGuidance:
             crowdedness=labels if crowdedness is None else crowdedness,
             boxes=labels if boxes is None else boxes,
             contrast=("crowdedness",) if crowdedness_contrast else (),
-            box_interval=tuple(box_interval),
+            box_interval=box_interval,
         )
 
     @classmethod
@@ -120,6 +120,14 @@ class ImageGuidance:
             "boxes": bool(cond.boxes_given.any()),
         }
         return {n: float(getattr(self, n)) for n in CONDITION_NAMES if getattr(self, n) != 1.0 and given[n]}
+
+    def terms(
+        self, cond: Conditioning, num_steps: int
+    ) -> tuple[dict[str, float], list[str], dict[str, tuple[int, int]]]:
+        """What `classifier_free_guidance` needs for `cond`: the active scales, the contrasted
+        names among them and the guidance intervals in diffusion times 0..num_steps-1."""
+        active = self.active(cond)
+        return active, [n for n in self.contrast if n in active], self.intervals(active, num_steps)
 
     def intervals(self, active: Mapping[str, float], num_steps: int) -> dict[str, tuple[int, int]]:
         """Guidance intervals in diffusion times 0..num_steps-1 of the active names (see
@@ -207,9 +215,7 @@ class ImageLDM(nn.Module):
         cond = cond.to(device)
         was_training = self.unet.training
         self.unet.eval()
-        active = scales.active(cond)
-        contrasts = [n for n in scales.contrast if n in active]
-        intervals = scales.intervals(active, self.schedule.num_steps)
+        active, contrasts, intervals = scales.terms(cond, self.schedule.num_steps)
         denoiser = classifier_free_guidance(
             self.unet, cond, active, mode="sequential", contrasts=contrasts, intervals=intervals
         )

@@ -148,9 +148,8 @@ class LearnedEngine:
         guidance = ImageGuidance.from_scales(
             c.label_guidance, c.box_guidance, c.crowdedness_guidance, c.crowdedness_contrast, c.box_interval
         )
-        scales = guidance.active(cond)  # a condition no request gives costs an evaluation and changes nothing
-        contrasts = [n for n in guidance.contrast if n in scales]
-        intervals = guidance.intervals(scales, ldm.schedule.num_steps)
+        # a condition no request gives costs an evaluation and changes nothing: only active ones
+        scales, contrasts, intervals = guidance.terms(cond, ldm.schedule.num_steps)
 
         def model(z: Tensor, tau: Tensor, cnd: Conditioning) -> Tensor:
             with self._autocast():
