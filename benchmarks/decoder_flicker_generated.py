@@ -32,6 +32,7 @@ import torch
 
 from drivesim.autoencoder.loading import load_temporal_decoder
 from drivesim.eval.temporal import flicker
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import load
@@ -41,9 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from autoencoder_quality import held_out_clips  # noqa: E402
 
 
-def generated_latents(model: str, rollouts: int, steps: int, seed: int) -> torch.Tensor:
+def generated_latents(engine: LearnedEngine, rollouts: int, steps: int, seed: int) -> torch.Tensor:
     """(rollouts, 1 + steps * frames_per_step, c, h, w) scaled latents, as the engine decodes them."""
-    engine = load(model).engine(EngineConfig())
     recorded: list[torch.Tensor] = []
     decode = engine.decode
 
@@ -107,10 +107,10 @@ def main() -> None:
         parser.error("--rollouts and --steps must be >= 1")
     torch.set_num_threads(args.threads)
     world = load(args.model)
-    latents = generated_latents(args.model, args.rollouts, args.steps, args.seed)
-    h, w = world.autoencoder.decode(latents[:1, 0] / world.autoencoder.latent_scale).shape[-2:]
-    real = held_out_clips(args.dataset, h, w, 16, latents.shape[1])
-    decoders = {"image decoder": lambda z: world.autoencoder.decode_video(z)}
+    engine = world.engine(EngineConfig())
+    latents = generated_latents(engine, args.rollouts, args.steps, args.seed)
+    real = held_out_clips(args.dataset, *engine.frame_size, 16, latents.shape[1])
+    decoders = {"image decoder": world.autoencoder.decode_video}
     if world.temporal_decoder is not None:
         decoders[f"{Path(args.model).name} (temporal)"] = world.temporal_decoder.decode_video
     for folder in args.decoders:
