@@ -20,8 +20,8 @@ and whether it pops a skip connection before / pushes one after). The order is:
     middle:                     res, attn (if mid_attention), res
     for each level l = L-1..0:  (num_res_blocks + 1) x [res with skip concat (+ attn)], up (not level 0)
 
-``forward(z, tau, cond, temporal=None, num_frames=1)``: when ``temporal`` is given it is
-called after every block as ``h = temporal(i, h, emb, num_frames)`` with h the block's
+``forward(z, tau, cond, temporal=None, num_frames=1, extra_embedding=None)``: when ``temporal``
+is given it is called after every block as ``h = temporal(i, h, emb, num_frames)`` with h the block's
 output ((b t) c H W, frames of a video contiguous: batch index = video * num_frames +
 frame), emb the (b t, emb_dim) embedding. A skip connection is pushed after the hook, so
 the decoder sees temporally mixed features, as in the paper. With ``temporal=None`` (or a
@@ -236,8 +236,12 @@ class SpatialUNet(nn.Module):
         cond: Conditioning | None = None,
         temporal: TemporalHook | None = None,
         num_frames: int = 1,
+        extra_embedding: Tensor | None = None,
     ) -> Tensor:
-        """z (b, C, h, w), tau (b,) -> prediction (b, C, h, w). See the module docstring."""
+        """z (b, C, h, w), tau (b,) -> prediction (b, C, h, w). See the module docstring.
+
+        extra_embedding: (b, emb_dim) added to the time+label embedding of every block (e.g. the
+        video model's per-frame action embedding); None adds nothing."""
         cfg = self.config
         if z.ndim != 4 or z.shape[1] != cfg.latent_channels:
             raise ValueError(f"z has shape {tuple(z.shape)}; expected (b, {cfg.latent_channels}, h, w)")
@@ -251,6 +255,13 @@ class SpatialUNet(nn.Module):
             raise ValueError(f"num_frames={num_frames} must be >= 1 and divide the batch {b}")
         enc = self.conditioner(cond, b, height, width, z.device)
         emb = self.time_embedding(tau) + enc.label_embedding  # (b, emb_dim)
+        if extra_embedding is not None:
+            if extra_embedding.shape != emb.shape:
+                raise ValueError(
+                    f"extra_embedding has shape {tuple(extra_embedding.shape)}; expected {tuple(emb.shape)} "
+                    "(b, emb_dim)"
+                )
+            emb = emb + extra_embedding.to(emb.dtype)
         emb = emb.to(z.dtype)
         x = (
             z if enc.layout is None else torch.cat([z, enc.layout.to(z.dtype)], dim=1)

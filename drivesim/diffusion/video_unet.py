@@ -15,6 +15,10 @@ False, the "from scratch" ablation):
 - a per-frame embedding: the image UNet's time+label embedding plus the ego-action
   embedding (learned null when unknown), the context-noise level tau_c (when
   `context_noise`) and the frame-rate flag (when `num_frame_rates` > 0);
+- with `spatial_actions`, the action embedding also goes, through a zero-initialised
+  projection (a new conditioning path, trained), into the image UNet's own time+label
+  embedding of each frame, so every spatial ResBlock of theta is modulated by that frame's
+  action (as the labels modulate it), not only the temporal layers;
 - the masked context c_S = (m_S ∘ z, m_S) (Eq. (3)) through the learnable downsampling
   `ContextEncoder`, added to the input of every temporal layer at its resolution;
 - with `action_forecast`, a deterministic action-conditioned forecast of the frames after the
@@ -40,6 +44,7 @@ from drivesim.diffusion.unet import SpatialUNet
 from drivesim.diffusion.video_conditioning import VideoConditioning
 from drivesim.nn.alpha_blender import BLEND_MODES, AlphaBlender
 from drivesim.nn.embeddings import LabelEmbedding, TimestepEmbedding
+from drivesim.nn.resblock import zero_module
 from drivesim.nn.temporal_attention import TemporalAttentionBlock
 from drivesim.nn.temporal_conv import TemporalConvBlock
 
@@ -64,6 +69,8 @@ class VideoUNetConfig:
     action_forecast: feed a deterministic action-conditioned forecast of the frames to predict
         (`ActionForecast`, `forecast_channels` wide, `forecast_levels` halvings) as a second
         context; needs use_context and use_actions.
+    spatial_actions: also add each frame's action embedding (zero-initialised projection) to
+        theta's time+label embedding, so the spatial blocks see the actions; needs use_actions.
     freeze_image: theta frozen (True, the paper) or trained end to end (False, ablation).
     zero_init: new output projections start at zero (the model starts as the image model);
         False gives random temporal layers (e.g. an untrained test model whose actions matter).
@@ -86,6 +93,7 @@ class VideoUNetConfig:
     action_forecast: bool = False
     forecast_channels: int = 64
     forecast_levels: int = 2
+    spatial_actions: bool = False
     freeze_image: bool = True
     zero_init: bool = True
 
@@ -115,6 +123,8 @@ class VideoUNetConfig:
             )
         if self.action_forecast and not (self.use_context and self.use_actions):
             raise ValueError("VideoUNetConfig.action_forecast needs use_context=True and use_actions=True")
+        if self.spatial_actions and not self.use_actions:
+            raise ValueError("VideoUNetConfig.spatial_actions needs use_actions=True")
         if self.forecast_channels < 1 or self.forecast_levels < 0:
             raise ValueError(
                 f"VideoUNetConfig.forecast_channels={self.forecast_channels} must be >= 1 and "
@@ -196,6 +206,11 @@ class VideoUNet(nn.Module):
         self.action_embedding = (
             ActionEmbedding(emb_dim, cfg.action_frequencies) if cfg.use_actions else None
         )
+        self.spatial_action: nn.Linear | None = None
+        if cfg.spatial_actions:
+            self.spatial_action = nn.Linear(emb_dim, emb_dim)
+            if cfg.zero_init:
+                zero_module(self.spatial_action)
         self.noise_level_embedding = (
             TimestepEmbedding(image_unet.config.base_channels, emb_dim) if cfg.context_noise else None
         )
@@ -247,12 +262,18 @@ class VideoUNet(nn.Module):
                 "frame_rate is set but this VideoUNet has num_frame_rates=0; pass frame_rate=None"
             )
 
-    def frame_embedding(self, cond: VideoConditioning, dtype: torch.dtype) -> Tensor | None:
-        """Sum of the per-frame embeddings added to the UNet's one: ((b t), emb_dim) or None."""
+    def frame_embedding(self, cond: VideoConditioning, dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
+        """(sum of the per-frame embeddings the temporal layers add to the UNet's one, the
+        part that goes into theta's own embedding with `spatial_actions`): each ((b t), emb_dim)
+        or None."""
         b, t = cond.batch_size, cond.num_frames
         parts: list[Tensor] = []
+        spatial: Tensor | None = None
         if self.action_embedding is not None:
-            parts.append(self.action_embedding(cond.actions, b, t, drop=~cond.actions_given))  # (b t) e
+            action = self.action_embedding(cond.actions, b, t, drop=~cond.actions_given)  # (b t) e
+            parts.append(action)
+            if self.spatial_action is not None:
+                spatial = self.spatial_action(action).to(dtype)  # (b t) e
         per_clip: list[Tensor] = []
         if self.noise_level_embedding is not None:
             per_clip.append(self.noise_level_embedding(cond.context_noise_level))  # b e
@@ -261,8 +282,8 @@ class VideoUNet(nn.Module):
         for e in per_clip:
             parts.append(repeat(e, "b e -> (b t) e", t=t))
         if not parts:
-            return None
-        return torch.stack(parts).sum(dim=0).to(dtype)  # (b t) e
+            return None, spatial
+        return torch.stack(parts).sum(dim=0).to(dtype), spatial  # (b t) e
 
     def forecast(self, cond: VideoConditioning, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
         """The action forecast of cond's frames after its last context frame:
@@ -284,7 +305,7 @@ class VideoUNet(nn.Module):
         frames = rearrange(z, "b t c h w -> (b t) c h w")
         tau_frames = repeat(tau, "b -> (b t)", t=t)  # (b t,)
         image_cond = cond.image if cond.image.batch_size == b * t else cond.image.repeat_frames(t)
-        extra = self.frame_embedding(cond, z.dtype)
+        extra, spatial = self.frame_embedding(cond, z.dtype)
         context: list[Tensor] | None = None
         if self.context_encoder is not None:
             # Eq. (3): c_S = (m_S ∘ z, m_S)
@@ -309,5 +330,5 @@ class VideoUNet(nn.Module):
                 )
             return self.sites[j](h, num_frames, frame_emb, site_context)
 
-        out = self.image_unet(frames, tau_frames, image_cond, temporal=hook, num_frames=t)
+        out = self.image_unet(frames, tau_frames, image_cond, temporal=hook, num_frames=t, extra_embedding=spatial)
         return rearrange(out, "(b t) c h w -> b t c h w", t=t)

@@ -1,8 +1,9 @@
 """`init_from`: start a video-model run from another model folder's stage.
 
 The stage's weights load into a new `VideoUNet`; only modules the stage cannot have (the
-action forecast's, `NEW_MODULES`) may be missing and keep their initialisation, whose zero
-output projections make the run start exactly as the model it came from. A stage trained on
+action forecast's and the spatial action projection, `NEW_MODULES`) may be missing and keep
+their initialisation, whose zero output projections make the run start exactly as the model
+it came from. A stage trained on
 another image model theta, or with other shapes, is an error that names what differs.
 """
 
@@ -15,7 +16,7 @@ import torch
 from drivesim.diffusion.video_unet import VideoUNet
 from drivesim.model_folder import load_stage
 
-NEW_MODULES = ("action_forecast.", "forecast_encoder.")  # may be missing from an init_from stage
+NEW_MODULES = ("action_forecast.", "forecast_encoder.", "spatial_action.")  # may be missing from an init_from stage
 
 
 def init_from_stage(model: VideoUNet, folder: Path, stage: str) -> None:

@@ -223,3 +223,43 @@ def test_action_forecast_needs_context_and_actions():
         VideoUNetConfig(action_forecast=True, forecast_channels=0)
     with pytest.raises(ValueError, match="action_forecast=False"):
         _video(randomise=False).forecast(_inputs()[2])
+
+
+@torch.no_grad()
+def test_a_new_spatial_action_path_adds_nothing_to_a_trained_model():
+    """init_from a stage without `spatial_action`: the zero projection keeps the loaded model."""
+    plain = _video()
+    spatial = VideoUNet(_image_unet(), VideoUNetConfig.tiny(spatial_actions=True)).eval()
+    missing = spatial.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("spatial_action.") for k in missing)
+    z, tau, cond = _inputs()
+    torch.testing.assert_close(spatial(z, tau, cond), plain(z, tau, cond))
+
+
+def test_spatial_actions_reach_theta_without_temporal_layers_and_theta_stays_frozen():
+    model = _video(spatial_actions=True).train()
+    model.set_alpha(1.0)  # temporal layers off: only the spatial path can carry the actions
+    z, tau, cond = _inputs()
+    with torch.no_grad():
+        base = model(z, tau, cond)
+        flipped = model(z, tau, dataclasses.replace(cond, actions=-cond.actions))
+        per_frame = (flipped - base).abs().amax(dim=(2, 3, 4))  # (b, t)
+        assert bool((per_frame > 1e-5).all())  # every frame moves with its own action
+        nulled = model(z, tau, cond.nulled(["actions"]))
+        assert not torch.allclose(nulled, base, atol=1e-5)
+    diffusion_loss(model, z, cond, NoiseSchedule(), torch.Generator().manual_seed(0)).loss.backward()
+    assert all(p.grad is None for p in model.image_unet.parameters())
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.spatial_action.parameters())
+    without = _video(spatial_actions=False)
+    without.set_alpha(1.0)
+    with torch.no_grad():
+        assert torch.equal(without(z, tau, cond), without(z, tau, dataclasses.replace(cond, actions=-cond.actions)))
+
+
+def test_spatial_actions_need_actions_and_extra_embedding_is_checked():
+    with pytest.raises(ValueError, match="spatial_actions needs use_actions"):
+        VideoUNetConfig(spatial_actions=True, use_actions=False)
+    unet = _image_unet()
+    z = torch.randn(3, C, H, W)
+    with pytest.raises(ValueError, match="extra_embedding has shape"):
+        unet(z, torch.tensor([1, 2, 3]), None, extra_embedding=torch.zeros(3, 5))
