@@ -359,6 +359,7 @@ def train(cfg: ImageLDMTrainConfig, after_step: Callable[[int], None] | None = N
             "label_drop": cfg.label_drop,
             "box_drop": cfg.box_drop,
             "batch_size": cfg.batch_size,
+            "init_from": cfg.init_from,  # None: trained from scratch
         }
         save_stage(model_dir, IMAGE_STAGE, ema.module, ema_model.stage_config(), extra=extra)
         print(f"image_ldm: step {step}, held-out loss {val_loss:.4f}, {cpu_minutes:.1f} CPU-min -> {model_dir}")

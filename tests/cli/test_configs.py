@@ -83,3 +83,13 @@ def test_action_forecast_experiment_validates():
     cfg = to_dataclass(compose("train/video_ldm", ["experiment=default/video_ldm_forecast"]), VideoLDMTrainConfig)
     assert cfg.video.action_forecast and cfg.init_from == "runs/models/default"
     assert cfg.latent_cache == "data/world_explore_latents" and cfg.model_dir != cfg.init_from
+
+
+def test_image_ldm_finetune_experiment_validates():
+    """How the shipped image LDM was brought to the current world (README, Default model)."""
+    from drivesim.training.image_ldm import ImageLDMTrainConfig
+
+    cfg = to_dataclass(compose("train/image_ldm", ["experiment=default/image_ldm_finetune"]), ImageLDMTrainConfig)
+    assert cfg.init_from == "drivesim/assets/default_model" and cfg.latent_cache == "data/world_latents"
+    assert (cfg.lr, cfg.max_steps, cfg.batch_size, cfg.box_drop) == (2e-4, 4000, 32, 0.25)
+    assert cfg.model_dir != cfg.init_from

@@ -14,6 +14,7 @@ from drivesim.cli.main import UsageError, to_dataclass
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.image_model import ImageLDM
 from drivesim.diffusion.unet import UNetConfig
+from drivesim.model_folder import read_folder_config
 from drivesim.paths import conf_dir
 from drivesim.training.image_ldm import ImageLDMTrainConfig, load_latent_frames, train, validation_loss
 
@@ -142,6 +143,8 @@ def test_resume_continues_at_the_same_step_and_matches_uninterrupted(cache: Path
     c = load_file(str(tuned.model_dir / "image_ldm.safetensors"))
     for k in a:
         torch.testing.assert_close(c[k], a[k], rtol=1e-4, atol=1e-6, msg=k)
+    assert read_folder_config(tuned.model_dir)["image_ldm"]["extra"]["init_from"] == str(full.model_dir)
+    assert read_folder_config(full.model_dir)["image_ldm"]["extra"]["init_from"] is None
     with pytest.raises(ValueError, match="UNetConfig"):
         other = dict(UNET, base_channels=8)
         train(_cfg(tmp_path, "bad_init", init_from=str(full.model_dir), unet=other, max_steps=1))
