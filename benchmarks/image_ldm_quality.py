@@ -3,7 +3,10 @@
     python benchmarks/image_ldm_quality.py --model runs/models/default [--probes DIR] \
         --out benchmarks/results/image_ldm
 
-Writes `<out>/quality.json` and `<out>/samples_grid.png` (one command, seeded, reproducible):
+Writes `<out>/quality.json` and `<out>/samples_grid.png` (one command, seeded, reproducible).
+`--seeds S ...` evaluates several sampling seeds on the same real sets: `points` per seed, and
+`summary` (mean and standard error per metric, `_seed_summary.py`) plus `seeds.png`; `point`
+is then the first seed's. What is measured:
 - FID-probe (Fréchet distance of frame-probe features) of label-conditioned samples against
   held-out real frames of the procedural world, next to two floors: real vs real (two disjoint
   held-out sets) and real vs autoencoder reconstructions of real frames (the decoder's own cost);
@@ -24,6 +27,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -53,6 +57,10 @@ from drivesim.rollout.compose import (
     sample_layout,
 )
 from drivesim.world import CROWDEDNESS, TIME_OF_DAY, BehaviourPolicy, World, WorldConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _seed_summary import plot_seeds, seed_summary  # noqa: E402
 
 REAL_SEED_A = 3_000_000
 REAL_SEED_B = 4_000_000
@@ -333,6 +341,8 @@ def main() -> None:
     parser.add_argument("--real-episodes", type=int, default=48, help="episodes per real set (4 frames each)")
     parser.add_argument("--box-episodes", type=int, default=48, help="episodes of requested layouts (2 each)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="several sampling seeds on one setup: per-seed points, mean and standard error")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-grid", action="store_true")
     args = parser.parse_args()
@@ -343,18 +353,14 @@ def main() -> None:
         args.guidance, args.box_guidance, args.crowdedness_guidance, box_interval=args.box_interval
     )
     guidance = dataclasses.replace(scales, contrast=tuple(args.contrast))
-    point, _, _ = evaluate_point(
-        s.models,
-        s.probe,
-        s.real_a,
-        s.real_a_features,
-        s.box_real,
-        args.per_pair,
-        args.steps,
-        guidance,
-        args.seed,
-        args.layout_prior,
-    )
+    seeds = args.seeds or [args.seed]
+    points = {
+        seed: evaluate_point(s.models, s.probe, s.real_a, s.real_a_features, s.box_real, args.per_pair,
+                             args.steps, guidance, seed, args.layout_prior)[0]
+        for seed in seeds
+    }  # fmt: skip
+    point = points[seeds[0]]
+    targets = {"time_of_day_accuracy": 0.98, "crowdedness_accuracy": 0.85, "box_recall": 0.6}
     report = {
         "model": str(args.model),
         "probes": str(args.probes),
@@ -366,6 +372,11 @@ def main() -> None:
         "cpu": {"threads": args.threads, "load_average": list(os.getloadavg())},
     }
     out.mkdir(parents=True, exist_ok=True)
+    if len(seeds) > 1:
+        report["points"] = {str(k): dataclasses.asdict(v) for k, v in points.items()}
+        metrics = (*targets, "fid_probe")
+        report["summary"] = seed_summary({k: dataclasses.asdict(v) for k, v in points.items()}, metrics)
+        plot_seeds(report["summary"], targets, out / "seeds.png")
     (out / "quality.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     if not args.no_grid:
