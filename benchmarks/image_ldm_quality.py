@@ -64,6 +64,7 @@ from _seed_summary import plot_seeds, seed_summary  # noqa: E402
 
 REAL_SEED_A = 3_000_000
 REAL_SEED_B = 4_000_000
+TARGETS = {"time_of_day_accuracy": 0.98, "crowdedness_accuracy": 0.85, "box_recall": 0.6}  # issue targets
 LABEL_PAIRS: tuple[tuple[str, str], ...] = tuple((t, c) for t in TIME_OF_DAY for c in CROWDEDNESS)
 
 
@@ -360,7 +361,6 @@ def main() -> None:
         for seed in seeds
     }  # fmt: skip
     point = points[seeds[0]]
-    targets = {"time_of_day_accuracy": 0.98, "crowdedness_accuracy": 0.85, "box_recall": 0.6}
     report = {
         "model": str(args.model),
         "probes": str(args.probes),
@@ -368,15 +368,16 @@ def main() -> None:
         "target": s.models.ldm.target,
         "point": dataclasses.asdict(point),
         "floors": dataclasses.asdict(s.floors),
-        "targets": {"time_of_day": 0.98, "crowdedness": 0.85, "box_recall_iou50": 0.6},
+        "targets": {"time_of_day": TARGETS["time_of_day_accuracy"], "crowdedness": TARGETS["crowdedness_accuracy"],
+                    "box_recall_iou50": TARGETS["box_recall"]},
         "cpu": {"threads": args.threads, "load_average": list(os.getloadavg())},
     }
     out.mkdir(parents=True, exist_ok=True)
     if len(seeds) > 1:
-        report["points"] = {str(k): dataclasses.asdict(v) for k, v in points.items()}
-        metrics = (*targets, "fid_probe")
-        report["summary"] = seed_summary({k: dataclasses.asdict(v) for k, v in points.items()}, metrics)
-        plot_seeds(report["summary"], targets, out / "seeds.png")
+        per_seed = {k: dataclasses.asdict(v) for k, v in points.items()}
+        report["points"] = {str(k): v for k, v in per_seed.items()}
+        report["summary"] = seed_summary(per_seed, (*TARGETS, "fid_probe"))
+        plot_seeds(report["summary"], TARGETS, out / "seeds.png")
     (out / "quality.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     if not args.no_grid:
