@@ -93,3 +93,28 @@ def test_image_ldm_finetune_experiment_validates():
     assert cfg.init_from == "drivesim/assets/default_model" and cfg.latent_cache == "data/world_latents"
     assert (cfg.lr, cfg.max_steps, cfg.batch_size, cfg.box_drop) == (2e-4, 4000, 32, 0.25)
     assert cfg.model_dir != cfg.init_from
+
+
+@pytest.mark.parametrize(
+    "switch, field, value",
+    [
+        (None, None, None),
+        ("video.temporal_layers=attention", "temporal_layers", "attention"),
+        ("video.context_noise=true", "context_noise", True),
+        ("from_scratch=true", "from_scratch", True),
+    ],
+)
+def test_video_ablation_experiment_validates(switch, field, value):
+    """Issue 6's ablation table: every variant on one budget, differing only by its switch."""
+    from drivesim.training.video_ldm import VideoLDMTrainConfig
+
+    base = to_dataclass(compose("train/video_ldm", ["experiment=ablation/video_ldm"]), VideoLDMTrainConfig)
+    overrides = ["experiment=ablation/video_ldm"] + ([switch] if switch else [])
+    cfg = to_dataclass(compose("train/video_ldm", overrides), VideoLDMTrainConfig)
+    assert (cfg.max_steps, cfg.batch_size, cfg.num_frames, cfg.lr, cfg.seed) == (1000, 8, 3, 2e-4, 0)
+    assert cfg.latent_cache == "data/world_latents" and cfg.run_dir.startswith("runs/ablation/")
+    if field == "from_scratch":
+        assert cfg.from_scratch is True and cfg.video == base.video
+    elif field is not None:
+        assert getattr(cfg.video, field) == value and getattr(base.video, field) != value
+        assert cfg.from_scratch is False
