@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
@@ -80,6 +81,13 @@ def parse_variant(text: str) -> Variant:
     return Variant(name, Path(model), guidance)
 
 
+@lru_cache(maxsize=2)
+def real_sets(clips: int, length: int, h: int, w: int, fps: int) -> tuple:
+    """Real A (reference) and B (contexts, actions) clips, rendered once for every variant of one size."""
+    return (render_real(HELDOUT_SEED_BASE, clips, length, h, w, fps),
+            render_real(REFERENCE_SEED_BASE, clips, length, h, w, fps))  # fmt: skip
+
+
 def measure(variant: Variant, sizes: Sizes, probes_dir: Path, seed: int, out: Path) -> dict:
     world = load(variant.model)
     guidance = {} if variant.context_guidance is None else {"context_guidance": variant.context_guidance}
@@ -88,8 +96,7 @@ def measure(variant: Variant, sizes: Sizes, probes_dir: Path, seed: int, out: Pa
     engine = world.engine(config)
     h, w = engine.frame_size
     length = engine.keyframe_stride * (control_steps(sizes.clip_seconds, engine) + 1) + 1
-    real_a = render_real(HELDOUT_SEED_BASE, sizes.clips, length, h, w, int(round(world.fps)))
-    real_b = render_real(REFERENCE_SEED_BASE, sizes.clips, length, h, w, int(round(world.fps)))
+    real_a, real_b = real_sets(sizes.clips, length, h, w, int(round(world.fps)))
     if not probes_dir.is_dir():  # --random: tiny probes calibrated on these clips
         random_probes(probes_dir, real_a.frames, h, w)
     probes = load_probes(probes_dir, "cpu")
@@ -184,7 +191,10 @@ def main() -> None:
             variants = [Variant("random", base, None), Variant("random_no_guidance", base, 1.0)]
             probes_dir = tmp / "probes"
         else:
-            variants = [parse_variant(v) for v in args.variant]
+            try:
+                variants = [parse_variant(v) for v in args.variant]
+            except ValueError as err:
+                parser.error(str(err))
             probes_dir = Path(args.probes)
         if not variants:
             parser.error("give at least one --variant NAME=MODEL_DIR[@S] (or --random)")
