@@ -87,11 +87,13 @@ def output_from_x0(x0: Tensor, z: Tensor, alpha: Tensor, sigma: Tensor, target: 
 
 @dataclass(frozen=True)
 class DiffusionLoss:
-    """loss: scalar mean; per_sample: (b,) mean squared error per sample; tau: (b,) used."""
+    """loss: scalar mean; per_sample: (b,) mean squared error per sample; tau: (b,) used;
+    x0: the model's clean estimate at those tau (x0's shape, in the graph)."""
 
     loss: Tensor
     per_sample: Tensor
     tau: Tensor
+    x0: Tensor | None = None
 
 
 def diffusion_loss(
@@ -136,4 +138,5 @@ def diffusion_loss(
     else:
         w = torch.broadcast_to(weight.to(err), err.shape)
         per_sample = reduce(w * err, "b ... -> b", "sum") / reduce(w, "b ... -> b", "sum").clamp_min(1e-12)
-    return DiffusionLoss(loss=per_sample.mean(), per_sample=per_sample, tau=tau)
+    x0_hat = denoised_from_output(output, z, alpha.to(output.dtype), sigma.to(output.dtype), target).x0
+    return DiffusionLoss(loss=per_sample.mean(), per_sample=per_sample, tau=tau, x0=x0_hat)
