@@ -19,12 +19,15 @@ from drivesim.model_folder import load_stage
 NEW_MODULES = ("action_forecast.", "forecast_encoder.", "spatial_action.")  # may be missing from an init_from stage
 
 
-def init_from_stage(model: VideoUNet, folder: Path, stage: str) -> None:
+def init_from_stage(model: VideoUNet, folder: Path, stage: str, theta: bool = False) -> None:
     """Load `stage` of model folder `folder` into `model`; only the action-forecast modules may
     be absent from it (they keep their initialisation). Anything else that does not fit, or a
-    different image model theta, is an error."""
+    different image model theta, is an error. theta=True takes theta from the stage too (the
+    stage's own copy, e.g. the bundled prediction model's, which predates the bundled image LDM)."""
     state = load_stage(folder, stage).state_dict
     own = model.state_dict()
+    if theta:
+        own = {**own, **{k: v for k, v in state.items() if k.startswith("image_unet.")}}
     differ = [
         k
         for k, v in state.items()

@@ -14,6 +14,12 @@ true latents (weight `forecast_weight`), added to the denoising loss. `init_from
 run from another model folder's stage weights (e.g. the bundled model), the new forecast
 modules from their initialisation (the model then starts exactly as the one it came from).
 
+Action consistency (`action_consistency_weight` > 0; `drivesim.diffusion.latent_idm`): a latent
+inverse-dynamics model g is fit on real latent pairs of each batch (its own optimiser, saved in
+the run's checkpoints, not in the exported stage), and from step `action_consistency_start` on
+the model's clean estimates (weighted by alpha(tau)^2) and action forecasts are scored by
+g's detached weights against the actions the model was told.
+
 Ablations (config): `video.temporal_layers` "attention" | "attention+conv3d";
 `video.context_noise` with `context_noise_max` (tau_c ~ U{0..max} noises the context);
 `from_scratch` (theta randomly initialised and trained end to end). Context guidance
@@ -37,7 +43,7 @@ from typing import Any
 
 import torch
 from einops import rearrange
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from drivesim.autoencoder.latent_cache import (
@@ -47,6 +53,7 @@ from drivesim.autoencoder.latent_cache import (
 )
 from drivesim.diffusion.action_forecast import forecast_error
 from drivesim.diffusion.context import check_context_probs, noise_context, prediction_mask, sample_num_context
+from drivesim.diffusion.latent_idm import LatentInverseDynamics, context_pairs, pair_loss, real_pairs
 from drivesim.diffusion.parameterization import DiffusionLoss, diffusion_loss
 from drivesim.diffusion.schedule import NoiseSchedule
 from drivesim.diffusion.unet import SpatialUNet
@@ -64,6 +71,7 @@ from drivesim.training.distributed import (
     cleanup,
     init_distributed,
     shard_batch_indices,
+    unwrap,
     wrap_ddp,
 )
 from drivesim.training.ema import EMA
@@ -92,7 +100,11 @@ class VideoTrainCommon:
     box_drop: float = 0.1
     loss_on_context: bool = False
     forecast_weight: float = 1.0  # weight of the action forecaster's MSE (video.action_forecast)
+    action_consistency_weight: float = 0.0  # > 0: fit a latent inverse-dynamics model, score the outputs with it
+    action_consistency_start: int = 200  # steps of fitting g alone before its score enters the loss
+    idm_lr: float = 3e-4  # learning rate of the latent inverse-dynamics model
     init_from: str | None = None  # model folder whose stage weights start a new run (not a resume)
+    init_theta: bool = False  # with init_from: theta comes from that stage's own copy, not model_dir's image_ldm
     batch_size: int = 4  # global batch (split over ranks)
     max_steps: int = 3000
     max_minutes: float | None = None
@@ -116,8 +128,11 @@ class VideoTrainCommon:
                 raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 1")
         if self.num_frames < 2:
             raise ValueError(f"{name}.num_frames={self.num_frames} must be >= 2")
-        if self.forecast_weight < 0:
-            raise ValueError(f"{name}.forecast_weight={self.forecast_weight} must be >= 0")
+        for key in ("forecast_weight", "action_consistency_weight", "action_consistency_start"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 0")
+        if self.idm_lr <= 0:
+            raise ValueError(f"{name}.idm_lr={self.idm_lr} must be > 0")
         for key in ("action_drop", "label_drop", "box_drop"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ValueError(f"{name}.{key}={getattr(self, key)} must be in [0, 1]")
@@ -151,11 +166,14 @@ class VideoLDMTrainConfig(VideoTrainCommon):
 
 @dataclass(frozen=True)
 class VideoLoss:
-    """loss = diffusion.loss + forecast_weight * forecast (the forecaster's MSE, or None)."""
+    """loss = diffusion.loss + forecast_weight * forecast (the forecaster's MSE, or None)
+    + idm_fit (the inverse-dynamics model's own fit) + weight * consistency (or None)."""
 
     loss: Tensor
     diffusion: DiffusionLoss
     forecast: Tensor | None
+    idm_fit: Tensor | None = None
+    consistency: Tensor | None = None
 
 
 def masked_loss(
@@ -167,9 +185,13 @@ def masked_loss(
     generator: torch.Generator,
     cfg: VideoTrainCommon,
     forecaster: VideoUNet | None = None,
+    idm: nn.Module | None = None,
+    consistency_weight: float = 0.0,
 ) -> VideoLoss:
     """The masked denoising loss of Eq. (3) for one batch and its context mask (b, t), plus
-    the action forecast's MSE when `forecaster` (the unwrapped VideoUNet) has one."""
+    the action forecast's MSE when `forecaster` (the unwrapped VideoUNet) has one, plus, with
+    a latent inverse-dynamics model `idm`, its fit on real pairs and (weight > 0) the
+    action-consistency loss of the model's clean estimates and forecasts."""
     b, t = batch.z.shape[:2]
     device = batch.z.device
     context = batch.z
@@ -195,11 +217,24 @@ def masked_loss(
     cond = cond.null_where(["boxes"], u[3] < cfg.box_drop)
     weight = torch.ones_like(m) if cfg.loss_on_context else 1.0 - m  # b t 1 1 1
     diffusion = diffusion_loss(model, batch.z, cond, schedule, generator, target=target, weight=weight)
-    if forecaster is None or forecaster.action_forecast is None:
-        return VideoLoss(diffusion.loss, diffusion, None)
-    forecast, valid = forecaster.forecast(cond, batch.z.dtype)
-    error = forecast_error(forecast, valid, batch.z)
-    return VideoLoss(diffusion.loss + cfg.forecast_weight * error, diffusion, error)
+    loss, error, forecast = diffusion.loss, None, None
+    if forecaster is not None and forecaster.action_forecast is not None:
+        forecast, valid = forecaster.forecast(cond, batch.z.dtype)
+        error = forecast_error(forecast, valid, batch.z)
+        loss = loss + cfg.forecast_weight * error
+    if idm is None:
+        return VideoLoss(loss, diffusion, error)
+    fit = pair_loss(idm, real_pairs(batch.z, batch.actions, batch.has_actions))
+    consistency = None
+    if consistency_weight > 0 and diffusion.x0 is not None:
+        alpha2 = schedule.alpha(diffusion.tau).to(batch.z.dtype) ** 2  # (b,)
+        made = context_pairs(batch.z, diffusion.x0, mask, batch.actions, cond.actions_given, alpha2)
+        consistency = pair_loss(unwrap(idm), made, frozen=True)
+        if forecast is not None:
+            scored = context_pairs(batch.z, forecast, mask, batch.actions, cond.actions_given)
+            consistency = consistency + pair_loss(unwrap(idm), scored, frozen=True)
+        loss = loss + consistency_weight * consistency
+    return VideoLoss(loss + fit, diffusion, error, fit, consistency)
 
 
 def build_video_unet(image: ImageLDM, cfg: VideoTrainCommon) -> VideoUNet:
@@ -239,11 +274,17 @@ def run_video_training(
     ema = EMA(model, decay=cfg.ema_decay)
     params = model.trainable_parameters()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    modules = {"model": model, "ema": ema}
+    modules: dict[str, nn.Module] = {"model": model, "ema": ema}
+    optimizers: dict[str, torch.optim.Optimizer] = {"opt": opt}
+    idm: LatentInverseDynamics | None = None
+    if cfg.action_consistency_weight > 0:
+        idm = LatentInverseDynamics(model.latent_channels).to(info.device)
+        modules["idm"] = idm
+        optimizers["idm_opt"] = torch.optim.AdamW(idm.parameters(), lr=cfg.idm_lr)
     checkpointer = RunCheckpointer(run_dir, keep=3, enabled=info.is_main)
-    restored = checkpointer.restore(modules, {"opt": opt})
+    restored = checkpointer.restore(modules, optimizers)
     if restored is None and cfg.init_from is not None:
-        init_from_stage(model, Path(cfg.init_from), stage)
+        init_from_stage(model, Path(cfg.init_from), stage, theta=cfg.init_theta)
         ema = EMA(model, decay=cfg.ema_decay)
         modules["ema"] = ema
     step = restored.step if restored else 0
@@ -251,6 +292,7 @@ def run_video_training(
     if restored and info.is_main:
         print(f"{stage}: resumed from {restored.path} at step {step}")
     ddp_model = wrap_ddp(model, info)
+    ddp_idm = wrap_ddp(idm, info) if idm is not None else None
     # rows up to the restored step were logged before that checkpoint was written: keep them
     log = LossLog(run_dir, resume_step=step + 1 if restored else None)
     started, cpu_started = time.monotonic(), time.process_time()
@@ -260,13 +302,13 @@ def run_video_training(
 
     def save_checkpoint() -> None:
         spent = cpu_seconds + time.process_time() - cpu_started
-        checkpointer.save(step, modules, {"opt": opt}, extra={"cpu_seconds": spent})
+        checkpointer.save(step, modules, optimizers, extra={"cpu_seconds": spent})
         if info.is_main:
             log.save()
             log.plot(run_dir / "losses.png", title=stage)
 
     recent: list[float] = []
-    recent_forecast: list[float] = []
+    recent_extra: dict[str, list[float]] = {}
     bar = tqdm(total=cfg.max_steps, initial=step, desc=stage, dynamic_ncols=True, disable=not info.is_main)
     while step < cfg.max_steps:
         generator = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * 1_009 + info.rank)
@@ -275,25 +317,31 @@ def run_video_training(
         for group in opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
         model.train()
+        weight = cfg.action_consistency_weight if step >= cfg.action_consistency_start else 0.0
         with autocast(info.device, cfg.precision):
-            parts = masked_loss(ddp_model, batch, mask, image.schedule, image.target, generator, cfg, model)
+            parts = masked_loss(
+                ddp_model, batch, mask, image.schedule, image.target, generator, cfg, model, ddp_idm, weight
+            )
         loss = parts.loss
-        opt.zero_grad(set_to_none=True)
+        for optimizer in optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
+        for optimizer in optimizers.values():
+            optimizer.step()
         ema.update(model)
         step += 1
         bar.update(1)
         recent = (recent + [float(all_reduce_mean(loss, info))])[-cfg.log_every :]
-        if parts.forecast is not None:
-            recent_forecast = (recent_forecast + [float(all_reduce_mean(parts.forecast.detach(), info))])[
-                -cfg.log_every :
-            ]
+        tracked = (("forecast_mse", parts.forecast), ("idm_fit", parts.idm_fit), ("consistency", parts.consistency))
+        for key, value in tracked:
+            if value is not None:
+                values = recent_extra.setdefault(key, []) + [float(all_reduce_mean(value.detach(), info))]
+                recent_extra[key] = values[-cfg.log_every :]
         if step % cfg.log_every == 0 and info.is_main:
             alphas = [float(b.alpha().detach()) for b in model.blenders()]
-            extra_logs = {"forecast_mse": sum(recent_forecast) / len(recent_forecast)} if recent_forecast else {}
+            extra_logs = {key: sum(values) / len(values) for key, values in recent_extra.items()}
             log.log(step, loss=sum(recent) / len(recent), mean_alpha=sum(alphas) / max(1, len(alphas)), **extra_logs)
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
         out_of_time = cfg.max_minutes is not None and time.monotonic() - started > 60 * cfg.max_minutes

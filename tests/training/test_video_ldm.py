@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 
 from drivesim.autoencoder.latent_cache import CACHE_FORMAT, CACHE_VERSION, collate_latent_windows
 from drivesim.cli.main import compose, to_dataclass
+from drivesim.diffusion.latent_idm import LatentInverseDynamics
 from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
 from drivesim.diffusion.video_loading import load_video_ldm
@@ -214,6 +215,10 @@ def test_action_forecast_trains_on_its_own_loss_from_a_plain_model(workspace):
     torch.manual_seed(5)
     with pytest.raises(ValueError, match="another image model"):
         init_from_stage(VideoUNet(SpatialUNet(UNET), forecast_video), Path(plain.model_dir), "video_ldm")
+    torch.manual_seed(5)
+    own_theta = VideoUNet(SpatialUNet(UNET), forecast_video)
+    init_from_stage(own_theta, Path(plain.model_dir), "video_ldm", theta=True)  # theta from the stage's copy
+    assert all(torch.equal(v, source[k]) for k, v in own_theta.state_dict().items() if k in source)
 
 
 def test_masked_loss_adds_the_weighted_forecast_error(workspace):
@@ -229,3 +234,50 @@ def test_masked_loss_adds_the_weighted_forecast_error(workspace):
     torch.testing.assert_close(parts.loss, parts.diffusion.loss + 0.5 * parts.forecast)
     plain = masked_loss(model, batch, mask, NoiseSchedule(), "eps", torch.Generator().manual_seed(0), cfg)
     assert plain.forecast is None and torch.equal(plain.loss, parts.diffusion.loss)
+
+
+def test_masked_loss_adds_the_idm_fit_and_the_weighted_action_consistency(workspace):
+    cfg = _cfg(workspace, "consistency", action_drop=0.0, label_drop=0.0, box_drop=0.0)
+    dataset = window_dataset(cfg, cfg.frame_stride)
+    batch = clip_batch(collate_latent_windows([dataset[0], dataset[5]]), use_boxes=True)
+    torch.manual_seed(0)
+    model = VideoUNet(SpatialUNet(UNET), cfg.video)
+    idm = LatentInverseDynamics(C, channels=8)
+    mask = torch.tensor([[1.0, 0, 0, 0], [1.0, 1.0, 0, 0]])
+    args = (model, batch, mask, NoiseSchedule(), "eps", torch.Generator().manual_seed(0), cfg, model, idm)
+    parts = masked_loss(*args, 0.5)
+    assert parts.idm_fit is not None and parts.consistency is not None
+    torch.testing.assert_close(parts.loss, parts.diffusion.loss + parts.idm_fit + 0.5 * parts.consistency)
+    parts.consistency.backward()  # the score trains the model, never g
+    assert all(p.grad is None for p in idm.parameters())
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.trainable_parameters())
+    model.zero_grad(set_to_none=True)
+    parts.idm_fit.backward()  # the fit trains g, never the model
+    assert all(p.grad is not None for p in idm.parameters())
+    assert all(p.grad is None for p in model.trainable_parameters())
+    off = masked_loss(*args, 0.0)
+    assert off.consistency is None
+    torch.testing.assert_close(off.loss, off.diffusion.loss + off.idm_fit)
+
+
+def test_action_consistency_training_resumes_with_its_inverse_dynamics_model(workspace):
+    extra = dict(max_steps=3, action_consistency_weight=1.0, action_consistency_start=1)
+    straight = _prepare(workspace, _cfg(workspace, "idm_straight", **extra))
+    train(straight)
+    resumed = _prepare(workspace, _cfg(workspace, "idm_resumed", **extra))
+
+    def stop(step: int) -> None:
+        if step == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(resumed, after_step=stop)
+    assert sorted(Path(resumed.run_dir).glob("checkpoints/*/idm.safetensors"))  # g is checkpointed with the run
+    assert train(resumed).steps == 3
+    a, b = load_video_ldm(Path(straight.model_dir)).model, load_video_ldm(Path(resumed.model_dir)).model
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+    rows = [json.loads(line) for line in (Path(straight.run_dir) / "losses.jsonl").read_text().splitlines()]
+    assert all(r["idm_fit"] > 0 for r in rows) and "consistency" in rows[-1]
+    with pytest.raises(ValueError, match="action_consistency_weight"):
+        _cfg(workspace, "bad", action_consistency_weight=-1.0)
