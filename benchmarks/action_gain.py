@@ -6,7 +6,10 @@ quarter of the diffusion-time range (`by_tau_band`): actions decide the coarse c
 gain shows at high tau, where the target frame must come from the context and the actions.
 A model with an action forecast (`video.action_forecast`) also gets the forecast's mean squared
 error against the true latent for the three action variants and for copying the last context
-frame (`forecast_mse`). Prints JSON.
+frame (`forecast_mse`). With `--idm RUN_DIR` (a run trained with `action_consistency_weight`), the
+latent inverse-dynamics model of its newest checkpoint reads the mean action off the real pairs
+(last context frame, frame to predict) and, with a forecast, off (last context frame, forecast):
+Pearson r per action against the true actions (`idm_r`). Prints JSON.
 
     python benchmarks/action_gain.py --model drivesim/assets/default_model --latents data/world_latents
 """
@@ -17,20 +20,42 @@ import argparse
 import json
 
 import torch
+from safetensors.torch import load_file
 
 from drivesim.autoencoder.latent_cache import LatentWindowConfig, LatentWindowDataset, collate_latent_windows
 from drivesim.diffusion.action_forecast import forecast_error
+from drivesim.diffusion.latent_idm import LatentInverseDynamics
 from drivesim.diffusion.parameterization import diffusion_loss
 from drivesim.diffusion.video_conditioning import VideoConditioning
 from drivesim.rollout.world_model import load
 from drivesim.training.clip_batch import clip_batch
+from drivesim.training.run_state import RunCheckpointer
 
 VARIANTS = ("true", "null", "other_window")
 BANDS = 4  # equal quarters of tau in [0, num_steps)
 
 
+def load_idm(run_dir: str, latent_channels: int) -> LatentInverseDynamics:
+    """The latent inverse-dynamics model g of the newest checkpoint of a consistency run."""
+    found = RunCheckpointer(run_dir).checkpoints()
+    if not found or not (found[-1] / "idm.safetensors").is_file():
+        raise SystemExit(
+            f"--idm {run_dir}: no checkpoint with idm.safetensors (train with action_consistency_weight > 0)"
+        )
+    idm = LatentInverseDynamics(latent_channels)
+    idm.load_state_dict(load_file(str(found[-1] / "idm.safetensors")))
+    return idm.eval()
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> list[float]:
+    """Per-column Pearson r of (n, k) a and b."""
+    return [float(torch.corrcoef(torch.stack([a[:, k], b[:, k]]))[0, 1]) for k in range(a.shape[1])]
+
+
 @torch.no_grad()
-def action_gain(model_dir: str | None, latents: str, windows: int, batch: int, seed: int) -> dict[str, object]:
+def action_gain(
+    model_dir: str | None, latents: str, windows: int, batch: int, seed: int, idm_run: str | None = None
+) -> dict[str, object]:
     world = load(model_dir)
     video = world.video
     t, stride = int(video.window.num_frames), int(video.window.frame_stride)
@@ -43,6 +68,8 @@ def action_gain(model_dir: str | None, latents: str, windows: int, batch: int, s
     banded = {(k, name): 0.0 for k in range(BANDS) for name in ("true", "null")}
     forecasts = dict.fromkeys((*VARIANTS, "copy_last_context"), 0.0)
     has_forecast = video.model.action_forecast is not None
+    idm = load_idm(idm_run, video.model.latent_channels) if idm_run else None
+    reads: dict[str, list[torch.Tensor]] = {"truth": [], "real": [], "forecast": []}
     for lo in range(0, n, batch):
         b = clip_batch(collate_latent_windows([ds[i] for i in picks[lo : lo + batch]]), use_boxes=False)
         size = b.z.shape[0]
@@ -64,6 +91,12 @@ def action_gain(model_dir: str | None, latents: str, windows: int, batch: int, s
             if has_forecast:
                 forecast, valid = video.model.forecast(cond)
                 forecasts[name] += float(forecast_error(forecast, valid, b.z)) * size / n
+            if idm is not None and name == "true":
+                gap = torch.ones(size)
+                reads["truth"].append(b.actions[:, t - 1])
+                reads["real"].append(idm(b.z[:, t - 2], b.z[:, t - 1], gap))
+                if has_forecast:
+                    reads["forecast"].append(idm(b.z[:, t - 2], forecast[:, t - 1], gap))
             if name == "other_window":
                 continue
             for k in range(BANDS):
@@ -85,6 +118,16 @@ def action_gain(model_dir: str | None, latents: str, windows: int, batch: int, s
         "gain_vs_other_window": 1.0 - totals["true"] / totals["other_window"],
         "by_tau_band": by_band,
         **({"forecast_mse": forecasts} if has_forecast else {}),
+        **({"idm_r": idm_r(reads)} if idm is not None else {}),
+    }  # fmt: skip
+
+
+def idm_r(reads: dict[str, list[torch.Tensor]]) -> dict[str, dict[str, float]]:
+    """{"real" | "forecast": {"steer": r, "accel": r}} of g's reads against the true actions."""
+    truth = torch.cat(reads["truth"])
+    return {
+        key: dict(zip(("steer", "accel"), pearson(torch.cat(values), truth)))
+        for key, values in reads.items() if key != "truth" and values
     }  # fmt: skip
 
 
@@ -96,9 +139,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--idm", default=None, metavar="RUN_DIR", help="a consistency run: r of its latent inverse dynamics"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(json.dumps(action_gain(args.model, args.latents, args.windows, args.batch, args.seed), indent=2))
+    result = action_gain(args.model, args.latents, args.windows, args.batch, args.seed, args.idm)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
