@@ -85,6 +85,17 @@ def test_action_forecast_experiment_validates():
     assert cfg.latent_cache == "data/world_explore_latents" and cfg.model_dir != cfg.init_from
 
 
+def test_action_consistency_experiment_validates():
+    """The opt-in recipe of README's action-consistency paragraph: the forecast recipe plus g's score."""
+    from drivesim.training.video_ldm import VideoLDMTrainConfig
+
+    cfg = to_dataclass(compose("train/video_ldm", ["experiment=default/video_ldm_consistency"]), VideoLDMTrainConfig)
+    assert cfg.video.action_forecast and cfg.init_theta and cfg.init_from == "drivesim/assets/default_model"
+    assert (cfg.action_consistency_weight, cfg.action_consistency_start) == (1.0, 200)
+    assert (cfg.num_frames, cfg.batch_size, cfg.lr, cfg.max_steps) == (3, 8, 1e-4, 1500)
+    assert cfg.latent_cache == "data/world_explore_latents" and cfg.model_dir != cfg.init_from
+
+
 def test_image_ldm_finetune_experiment_validates():
     """How the shipped image LDM was brought to the current world (README, Default model)."""
     from drivesim.training.image_ldm import ImageLDMTrainConfig
