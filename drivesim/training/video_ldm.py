@@ -102,6 +102,7 @@ class VideoTrainCommon:
     forecast_weight: float = 1.0  # weight of the action forecaster's MSE (video.action_forecast)
     action_consistency_weight: float = 0.0  # > 0: fit a latent inverse-dynamics model, score the outputs with it
     action_consistency_start: int = 200  # steps of fitting g alone before its score enters the loss
+    consistency_on_forecast: bool = True  # also score the action forecast (else only the clean estimates)
     idm_lr: float = 3e-4  # learning rate of the latent inverse-dynamics model
     init_from: str | None = None  # model folder whose stage weights start a new run (not a resume)
     init_theta: bool = False  # with init_from: theta comes from that stage's own copy, not model_dir's image_ldm
@@ -230,7 +231,7 @@ def masked_loss(
         alpha2 = schedule.alpha(diffusion.tau).to(batch.z.dtype) ** 2  # (b,)
         made = context_pairs(batch.z, diffusion.x0, mask, batch.actions, cond.actions_given, alpha2)
         consistency = pair_loss(unwrap(idm), made, frozen=True)
-        if forecast is not None:
+        if forecast is not None and cfg.consistency_on_forecast:
             scored = context_pairs(batch.z, forecast, mask, batch.actions, cond.actions_given)
             consistency = consistency + pair_loss(unwrap(idm), scored, frozen=True)
         loss = loss + consistency_weight * consistency

@@ -281,3 +281,21 @@ def test_action_consistency_training_resumes_with_its_inverse_dynamics_model(wor
     assert all(r["idm_fit"] > 0 for r in rows) and "consistency" in rows[-1]
     with pytest.raises(ValueError, match="action_consistency_weight"):
         _cfg(workspace, "bad", action_consistency_weight=-1.0)
+
+
+def test_consistency_on_forecast_switch_scores_the_forecast_too(workspace):
+    video = VideoUNetConfig.tiny(action_forecast=True, forecast_channels=8)
+    common = dict(video=video, action_drop=0.0, label_drop=0.0, box_drop=0.0)
+    both = _cfg(workspace, "both", **common)
+    only_x0 = _cfg(workspace, "only_x0", consistency_on_forecast=False, **common)
+    dataset = window_dataset(both, both.frame_stride)
+    batch = clip_batch(collate_latent_windows([dataset[0], dataset[5]]), use_boxes=True)
+    torch.manual_seed(0)
+    model, idm = VideoUNet(SpatialUNet(UNET), video), LatentInverseDynamics(C, channels=8)
+    mask = torch.tensor([[1.0, 0, 0, 0], [1.0, 1.0, 0, 0]])
+    scores = [
+        masked_loss(model, batch, mask, NoiseSchedule(), "eps", torch.Generator().manual_seed(0), cfg, model, idm, 1.0)
+        .consistency.detach()
+        for cfg in (both, only_x0)
+    ]
+    assert float(scores[0]) > float(scores[1]) > 0
