@@ -93,7 +93,7 @@ class DiffusionLoss:
     loss: Tensor
     per_sample: Tensor
     tau: Tensor
-    x0: Tensor | None = None
+    x0: Tensor
 
 
 def diffusion_loss(
