@@ -38,7 +38,8 @@ def _image_ldm(cfg: DictConfig) -> object:
 
 
 def _video_ldm(cfg: DictConfig) -> object:
-    from drivesim.training.video_ldm import VideoLDMTrainConfig, train
+    from drivesim.training.video_config import VideoLDMTrainConfig
+    from drivesim.training.video_ldm import train
 
     return train(to_dataclass(cfg, VideoLDMTrainConfig))
 

@@ -28,7 +28,8 @@ from drivesim.diffusion.video_loading import INTERPOLATION_STAGE, VideoWindow
 from drivesim.diffusion.video_unet import VideoUNetConfig
 from drivesim.training.clip_batch import ClipBatch, clip_batch
 from drivesim.training.distributed import DistInfo, shard_batch_indices
-from drivesim.training.video_ldm import VideoTrainCommon, VideoTrainResult, run_video_training, window_dataset
+from drivesim.training.video_config import VideoTrainCommon
+from drivesim.training.video_ldm import VideoTrainResult, run_video_training, window_dataset
 
 
 def _interpolation_video() -> VideoUNetConfig:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +52,14 @@ from drivesim.autoencoder.latent_cache import (
     collate_latent_windows,
 )
 from drivesim.diffusion.action_forecast import forecast_error
-from drivesim.diffusion.context import check_context_probs, noise_context, prediction_mask, sample_num_context
+from drivesim.diffusion.context import noise_context, prediction_mask, sample_num_context
 from drivesim.diffusion.latent_idm import LatentInverseDynamics, context_pairs, pair_loss, real_pairs
 from drivesim.diffusion.parameterization import DiffusionLoss, diffusion_loss
 from drivesim.diffusion.schedule import NoiseSchedule
 from drivesim.diffusion.unet import SpatialUNet
 from drivesim.diffusion.video_conditioning import VideoConditioning
 from drivesim.diffusion.video_loading import VIDEO_LDM_STAGE, ImageLDM, VideoWindow, load_image_ldm
-from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
+from drivesim.diffusion.video_unet import VideoUNet
 from drivesim.training.autoencoder import lr_factor
 from drivesim.training.checkpoint import save_stage
 from drivesim.training.clip_batch import ClipBatch, clip_batch
@@ -78,91 +78,7 @@ from drivesim.training.ema import EMA
 from drivesim.training.init_from import init_from_stage
 from drivesim.training.logging import LossLog
 from drivesim.training.run_state import RunCheckpointer
-
-
-@dataclass
-class VideoTrainCommon:
-    """Fields shared by the prediction and the interpolation stages."""
-
-    latent_cache: str = "data/world_latents"
-    run_dir: str = "runs/video_ldm"
-    model_dir: str = "runs/models/default"  # holds "image_ldm"; the trained stage is added
-    video: VideoUNetConfig = field(default_factory=VideoUNetConfig)
-    from_scratch: bool = False  # ablation: theta randomly initialised and trained end to end
-    num_frames: int = 8
-    window_step: int = 4  # source frames between training-window starts
-    max_boxes: int = 16
-    use_boxes: bool = True
-    context_noise_max: int = 200  # tau_c ~ U{0..max} when video.context_noise
-    context_noise_sampling: int = 20  # the fixed small tau_c for sampling, recorded as extra.context_noise_level
-    action_drop: float = 0.1
-    label_drop: float = 0.1
-    box_drop: float = 0.1
-    loss_on_context: bool = False
-    forecast_weight: float = 1.0  # weight of the action forecaster's MSE (video.action_forecast)
-    action_consistency_weight: float = 0.0  # > 0: fit a latent inverse-dynamics model, score the outputs with it
-    action_consistency_start: int = 200  # steps of fitting g alone before its score enters the loss
-    consistency_on_forecast: bool = True  # also score the action forecast (else only the clean estimates)
-    idm_lr: float = 3e-4  # learning rate of the latent inverse-dynamics model
-    init_from: str | None = None  # model folder whose stage weights start a new run (not a resume)
-    init_theta: bool = False  # with init_from: theta comes from that stage's own copy, not model_dir's image_ldm
-    batch_size: int = 4  # global batch (split over ranks)
-    max_steps: int = 3000
-    max_minutes: float | None = None
-    lr: float = 1e-4
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    checkpoint_every: int = 200
-    log_every: int = 10
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA)
-    device: str = "auto"  # auto | cpu | cuda
-    num_threads: int | None = 2
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        name = type(self).__name__
-        for key in ("num_frames", "window_step", "max_boxes", "batch_size", "max_steps", "checkpoint_every"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 1")
-        if self.num_frames < 2:
-            raise ValueError(f"{name}.num_frames={self.num_frames} must be >= 2")
-        for key in ("forecast_weight", "action_consistency_weight", "action_consistency_start"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 0")
-        if self.idm_lr <= 0:
-            raise ValueError(f"{name}.idm_lr={self.idm_lr} must be > 0")
-        for key in ("action_drop", "label_drop", "box_drop"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ValueError(f"{name}.{key}={getattr(self, key)} must be in [0, 1]")
-        if not 0 <= self.context_noise_sampling <= self.context_noise_max:
-            raise ValueError(
-                f"{name}.context_noise_sampling={self.context_noise_sampling} must be in 0..context_noise_max="
-                f"{self.context_noise_max}"
-            )
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"{name}.precision={self.precision!r}; allowed 'fp32', 'bf16', 'fp16'")
-
-
-@dataclass
-class VideoLDMTrainConfig(VideoTrainCommon):
-    """The prediction model: S ~ p_S context frames (p_S over S = 0, 1, 2, ...)."""
-
-    frame_stride: int = 16  # source frames between keyframes
-    context_probs: list[float] = field(default_factory=lambda: [0.1, 0.45, 0.45])
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_context_probs(self.context_probs)
-        if len(self.context_probs) > self.num_frames:
-            raise ValueError(
-                f"VideoLDMTrainConfig.context_probs has {len(self.context_probs)} entries (S up to "
-                f"{len(self.context_probs) - 1}); need S < num_frames={self.num_frames}"
-            )
-        if self.frame_stride < 1:
-            raise ValueError(f"VideoLDMTrainConfig.frame_stride={self.frame_stride} must be >= 1")
+from drivesim.training.video_config import VideoLDMTrainConfig, VideoTrainCommon
 
 
 @dataclass(frozen=True)
@@ -227,7 +143,7 @@ def masked_loss(
         return VideoLoss(loss, diffusion, error)
     fit = pair_loss(idm, real_pairs(batch.z, batch.actions, batch.has_actions))
     consistency = None
-    if consistency_weight > 0 and diffusion.x0 is not None:
+    if consistency_weight > 0:
         alpha2 = schedule.alpha(diffusion.tau).to(batch.z.dtype) ** 2  # (b,)
         made = context_pairs(batch.z, diffusion.x0, mask, batch.actions, cond.actions_given, alpha2)
         consistency = pair_loss(unwrap(idm), made, frozen=True)

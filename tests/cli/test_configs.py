@@ -16,7 +16,7 @@ def _train_config_classes():
     from drivesim.training.temporal_decoder import TemporalDecoderTrainConfig
     from drivesim.training.upsampler import UpsamplerTrainConfig
     from drivesim.training.upsampler_temporal import UpsamplerTemporalTrainConfig
-    from drivesim.training.video_ldm import VideoLDMTrainConfig
+    from drivesim.training.video_config import VideoLDMTrainConfig
 
     return {
         "probes": ProbeTrainConfig,
@@ -78,7 +78,7 @@ def test_unknown_key_and_bad_type_are_named():
 
 def test_action_forecast_experiment_validates():
     """The opt-in recipe of README's action-forecast paragraph."""
-    from drivesim.training.video_ldm import VideoLDMTrainConfig
+    from drivesim.training.video_config import VideoLDMTrainConfig
 
     cfg = to_dataclass(compose("train/video_ldm", ["experiment=default/video_ldm_forecast"]), VideoLDMTrainConfig)
     assert cfg.video.action_forecast and cfg.init_from == "runs/models/default"
@@ -87,7 +87,7 @@ def test_action_forecast_experiment_validates():
 
 def test_action_consistency_experiment_validates():
     """The opt-in recipe of README's action-consistency paragraph: the forecast recipe plus g's score."""
-    from drivesim.training.video_ldm import VideoLDMTrainConfig
+    from drivesim.training.video_config import VideoLDMTrainConfig
 
     cfg = to_dataclass(compose("train/video_ldm", ["experiment=default/video_ldm_consistency"]), VideoLDMTrainConfig)
     assert cfg.video.action_forecast and cfg.init_theta and cfg.init_from == "drivesim/assets/default_model"
@@ -117,7 +117,7 @@ def test_image_ldm_finetune_experiment_validates():
 )
 def test_video_ablation_experiment_validates(switch, field, value):
     """Issue 6's ablation table: every variant on one budget, differing only by its switch."""
-    from drivesim.training.video_ldm import VideoLDMTrainConfig
+    from drivesim.training.video_config import VideoLDMTrainConfig
 
     base = to_dataclass(compose("train/video_ldm", ["experiment=ablation/video_ldm"]), VideoLDMTrainConfig)
     overrides = ["experiment=ablation/video_ldm"] + ([switch] if switch else [])

@@ -21,7 +21,8 @@ from drivesim.sampling.video import VideoSamplingConfig, sample_clip
 from drivesim.training.checkpoint import save_stage
 from drivesim.training.clip_batch import clip_batch
 from drivesim.training.init_from import init_from_stage
-from drivesim.training.video_ldm import VideoLDMTrainConfig, masked_loss, train, window_dataset
+from drivesim.training.video_config import VideoLDMTrainConfig
+from drivesim.training.video_ldm import masked_loss, train, window_dataset
 
 C, H, W = 4, 8, 16
 UNET = dataclasses.replace(UNetConfig.tiny(), zero_init=False)
