@@ -96,6 +96,16 @@ def test_action_consistency_experiment_validates():
     assert cfg.latent_cache == "data/world_explore_latents" and cfg.model_dir != cfg.init_from
 
 
+def test_stride4_experiment_validates():
+    """The opt-in recipe of README's keyframe-stride paragraph: the forecast recipe at stride 4."""
+    from drivesim.training.video_config import VideoLDMTrainConfig
+
+    cfg = to_dataclass(compose("train/video_ldm", ["experiment=default/video_ldm_stride4"]), VideoLDMTrainConfig)
+    assert cfg.frame_stride == 4 and cfg.video.action_forecast and cfg.action_consistency_weight == 0.0
+    assert cfg.init_theta and cfg.init_from == "drivesim/assets/default_model" and cfg.model_dir != cfg.init_from
+    assert (cfg.num_frames, cfg.batch_size, cfg.lr, cfg.max_steps) == (3, 8, 1e-4, 1500)
+
+
 def test_image_ldm_finetune_experiment_validates():
     """How the shipped image LDM was brought to the current world (README, Default model)."""
     from drivesim.training.image_ldm import ImageLDMTrainConfig
