@@ -18,7 +18,9 @@ episodes (sets A: seeds 2_000_000 + i, B: 3_000_000 + i, labels cycling over the
    per rollout (world seeds 6_000_000 + i, their behaviour-policy actions commanded), with context
    guidance on (engine default s) and off (s = 1: f' = f(z; c_S), the conditional model, no extra pass);
    FVD-/FID-probe per window vs a pooled real reference (seeds 5_000_000 + i), drift ratio = window /
-   first window (target: <= 1.5 with guidance), the real stream's own per-window values as a floor;
+   first window (target: <= 1.5 with guidance), the real stream's own per-window values as a floor, and
+   each window over the real stream's same window (`fvd_over_real`; unlike the drift ratio it does not
+   assume the first window is sound);
    `long_rollout.png`, `long_rollout_storyboard.png`. On keyframes the clip probe sees frames a keyframe
    stride apart (its trained spacing is reported next to it): compare values only within this section;
 4. interpolation: real clips encoded, keyframes kept, the interpolation model fills (each level alone, and
