@@ -77,18 +77,21 @@ def ratios(values: list[float | None]) -> list[float | None]:
     return [None if v is None or not first else v / first for v in values]
 
 
+def worst(values: list[float | None]) -> float | None:
+    known = [x for x in values if x is not None]
+    return max(known) if known else None
+
+
 def over_real(gen: LongSetting, real: LongSetting) -> LongSetting:
     """`gen` with its FVD-probe per window divided by the real stream's same window."""
     r = [None if g is None or not f else g / f for g, f in zip(gen.fvd_probe, real.fvd_probe)]
-    known = [x for x in r if x is not None]
-    return replace(gen, fvd_over_real=r, max_fvd_over_real=max(known) if known else None)
+    return replace(gen, fvd_over_real=r, max_fvd_over_real=worst(r))
 
 
 def setting(s: float | None, fvd: list[float | None], fid: list[float | None], seconds: float) -> LongSetting:
     r = ratios(fvd)
-    known = [x for x in r if x is not None]
-    worst = max(known) if known else None
-    return LongSetting(s, fvd, fid, r, ratios(fid), worst, worst is not None and worst <= DRIFT_TARGET, seconds)
+    w = worst(r)
+    return LongSetting(s, fvd, fid, r, ratios(fid), w, w is not None and w <= DRIFT_TARGET, seconds)
 
 
 
