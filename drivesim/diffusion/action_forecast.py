@@ -12,8 +12,10 @@ context frame L, maps
     (z_L, z_L - z_{L-1}, [steer, accel] of frame j, mean of the actions L+1..j, the action
      that led into L, (j - L) / 4, actions-known flag)   (all as planes)
 
-to a forecast z^_j = z_L + F(...), trained with a direct mean-squared error against the true
-latents (`forecast_error`): a dense signal that the denoising loss is not. The video UNet gets
+(with `speed`, also the ego speed of frame j and of frame L, as `SpeedEmbedding` scales them,
+through a zero-initialised 1x1 convolution added to the stem) to a forecast z^_j = z_L + F(...),
+trained with a direct mean-squared error against the true latents (`forecast_error`): a
+dense signal that the denoising loss is not. The video UNet gets
 the forecast (detached) as a second masked context, (v ∘ z^, v) with v = 1 on forecast frames,
 through its own `ContextEncoder`, so the denoiser only has to refine content that is already
 in place, as in residual video diffusion (Yang, Srivastava & Mandt, 2022). With actions unknown
@@ -28,6 +30,7 @@ from einops import rearrange, reduce, repeat
 from torch import Tensor, nn
 
 from drivesim.diffusion.action_embedding import ACTION_DIM
+from drivesim.diffusion.speed_embedding import SPEED_SCALE, check_speed
 from drivesim.nn.resblock import Downsample, ResBlock, Upsample, group_norm, zero_module
 
 STEP_SCALE = 4.0  # (j - L) is given as (j - L) / STEP_SCALE
@@ -90,14 +93,14 @@ def forecast_planes(latents: Tensor, mask: Tensor, actions: Tensor, actions_give
 
 
 class ActionForecast(nn.Module):
-    """forward(latents, mask, actions, actions_given) -> (forecast (b, t, c, h, w), valid (b, t)).
+    """forward(latents, mask, actions, actions_given[, speed]) -> (forecast (b, t, c, h, w), valid (b, t)).
 
     A UNet over `levels` halvings (latent sizes divisible by 2**levels) with `channels` wide
     residual blocks; the output convolution starts at zero, so a new forecaster copies z_L.
     The forecast is zero on frames that are not forecast (valid = 0).
     """
 
-    def __init__(self, latent_channels: int, channels: int = 64, levels: int = 2) -> None:
+    def __init__(self, latent_channels: int, channels: int = 64, levels: int = 2, speed: bool = False) -> None:
         super().__init__()
         if latent_channels < 1 or channels < 1 or levels < 0:
             raise ValueError(
@@ -108,6 +111,7 @@ class ActionForecast(nn.Module):
         self.levels = levels
         self.in_channels = 2 * latent_channels + 1 + 4 * ACTION_DIM
         self.stem = nn.Conv2d(self.in_channels, channels, 3, padding=1)
+        self.speed_stem = zero_module(nn.Conv2d(2, channels, 1)) if speed else None
         self.enc = nn.ModuleList(ResBlock(channels) for _ in range(levels + 1))
         self.down = nn.ModuleList(Downsample(channels) for _ in range(levels))
         self.mid = ResBlock(channels)
@@ -117,7 +121,10 @@ class ActionForecast(nn.Module):
             group_norm(channels), nn.SiLU(), zero_module(nn.Conv2d(channels, latent_channels, 3, padding=1))
         )
 
-    def forward(self, latents: Tensor, mask: Tensor, actions: Tensor, actions_given: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, latents: Tensor, mask: Tensor, actions: Tensor, actions_given: Tensor, speed: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """speed (b, t) m/s: needed when built with speed=True, ignored otherwise."""
         b, t, c, h, w = latents.shape
         if c != self.latent_channels:
             raise ValueError(f"ActionForecast expects {self.latent_channels} latent channels, got {c}")
@@ -126,6 +133,10 @@ class ActionForecast(nn.Module):
             raise ValueError(f"ActionForecast with levels={self.levels} needs h, w divisible by {scale}; got {h}x{w}")
         planes, valid = forecast_planes(latents, mask, actions, actions_given)
         x = self.stem(rearrange(planes, "b t k h w -> (b t) k h w"))  # (b t) ch h w
+        if self.speed_stem is not None:
+            if speed is None:
+                raise ValueError("this ActionForecast was built with speed=True; pass speed (b, t) in m/s")
+            x = x + self.speed_stem(self._speed_planes(speed.to(x.dtype), mask, actions_given, h, w))
         skips = []
         for i, block in enumerate(self.enc):
             x = block(x)
@@ -139,6 +150,17 @@ class ActionForecast(nn.Module):
         z_last = planes[:, :, :c]  # b t c h w
         v = rearrange(valid, "b t -> b t 1 1 1").to(latents.dtype)
         return (z_last + residual) * v, valid
+
+    def _speed_planes(self, speed: Tensor, mask: Tensor, actions_given: Tensor, h: int, w: int) -> Tensor:
+        """((b t), 2, h, w): frame j's and the last given frame's speed / SPEED_SCALE, zero where
+        the actions (and so the speed) are unknown."""
+        b, t = mask.shape
+        check_speed(speed, b, t)
+        last, _ = forecast_frames(mask)
+        known = rearrange(actions_given.to(speed.dtype), "b -> b 1")
+        v = (speed / SPEED_SCALE).clamp(0.0, 1.0) * known  # b t
+        v_last = repeat(v[torch.arange(b, device=v.device), last], "b -> b t", t=t)
+        return repeat(torch.stack([v, v_last], dim=2), "b t k -> (b t) k h w", h=h, w=w)
 
 
 def forecast_error(forecast: Tensor, valid: Tensor, target: Tensor) -> Tensor:

@@ -7,7 +7,8 @@ frames. It implements the `Guidable` protocol of `drivesim.sampling.guidance`
 
 - "context": the masked context c_S; null = S = 0 (all-zero mask, zero latents). Guidance
   over "context" alone is the paper's context guidance f(z) + s (f(z; c_S) - f(z)).
-- "actions": per-frame ego actions; null = the learned "action unknown" embedding.
+- "actions": per-frame ego actions and ego speed; null = the learned "action unknown"
+  embedding (and no speed).
 - "time_of_day", "crowdedness", "boxes": the image model's conditions (`Conditioning`).
 
 The image conditions either hold one row per clip (b rows, the same for every frame) or
@@ -27,6 +28,7 @@ from torch import Tensor
 from drivesim.diffusion.action_embedding import check_actions
 from drivesim.diffusion.conditioning import CONDITION_NAMES, Conditioning
 from drivesim.diffusion.context import check_mask
+from drivesim.diffusion.speed_embedding import check_speed
 
 VIDEO_CONDITION_NAMES: tuple[str, ...] = ("context", "actions", *CONDITION_NAMES)
 
@@ -49,6 +51,8 @@ class VideoConditioning:
     context_noise_level: (b,) long tau_c the given latents were noised with (0 = clean).
     actions: (b, t, 2) [steer, accel] in [-1, 1].
     actions_given: (b,) bool, False = actions unknown (null, for guidance).
+    ego_speed: (b, t) float ego speed in m/s (read only by a model with speed conditioning;
+        zeros otherwise); part of the "actions" condition.
     frame_rate: (b,) long frame-rate flag of the interpolation model (0: T->4T, 1: 4T->16T),
         -1 = none (a model without the flag ignores it only when -1).
     """
@@ -59,6 +63,7 @@ class VideoConditioning:
     context_noise_level: Tensor
     actions: Tensor
     actions_given: Tensor
+    ego_speed: Tensor
     frame_rate: Tensor
 
     def __post_init__(self) -> None:
@@ -70,6 +75,7 @@ class VideoConditioning:
         b, t = self.context_latents.shape[:2]
         check_mask(self.context_mask, b, t)
         check_actions(self.actions, b, t)
+        check_speed(self.ego_speed, b, t)
         for name in ("context_noise_level", "actions_given", "frame_rate"):
             got = tuple(getattr(self, name).shape)
             if got != (b,):
@@ -112,10 +118,11 @@ class VideoConditioning:
         actions: Tensor | None = None,
         frame_rate: Tensor | int | None = None,
         device: torch.device | str = "cpu",
+        ego_speed: Tensor | None = None,
     ) -> VideoConditioning:
         """Fill every omitted condition with its null (no context, unknown actions, no flag).
 
-        latent_shape: (c, h, w) of one frame's latents.
+        latent_shape: (c, h, w) of one frame's latents; ego_speed (b, t) m/s, zeros if omitted.
         """
         c, h, w = latent_shape
         dev = torch.device(device)
@@ -130,6 +137,8 @@ class VideoConditioning:
         actions_given = torch.full((batch,), actions is not None, dtype=torch.bool, device=dev)
         if actions is None:
             actions = torch.zeros((batch, num_frames, 2), device=dev)
+        if ego_speed is None:
+            ego_speed = torch.zeros((batch, num_frames), device=dev)
         if frame_rate is None:
             frame_rate = -1
         if isinstance(frame_rate, int):
@@ -141,6 +150,7 @@ class VideoConditioning:
             context_noise_level=context_noise_level.to(dev).long(),
             actions=actions.to(dev).float(),
             actions_given=actions_given,
+            ego_speed=ego_speed.to(dev).float(),
             frame_rate=frame_rate.to(dev).long(),
         )
 
@@ -171,6 +181,7 @@ class VideoConditioning:
         if "actions" in names:
             out["actions_given"] = self.actions_given & ~which
             out["actions"] = self.actions * rearrange((~which).to(self.actions.dtype), "b -> b 1 1")
+            out["ego_speed"] = self.ego_speed * rearrange((~which).to(self.ego_speed.dtype), "b -> b 1")
         image_names = [n for n in names if n in CONDITION_NAMES]
         if image_names:
             rows = which

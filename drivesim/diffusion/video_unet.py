@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from drivesim.diffusion.action_embedding import ActionEmbedding
 from drivesim.diffusion.action_forecast import ActionForecast
 from drivesim.diffusion.context import ContextEncoder, ContextSite, context_condition
+from drivesim.diffusion.speed_embedding import SpeedEmbedding
 from drivesim.diffusion.unet import SpatialUNet
 from drivesim.diffusion.video_conditioning import VideoConditioning
 from drivesim.nn.alpha_blender import BLEND_MODES, AlphaBlender
@@ -69,6 +70,9 @@ class VideoUNetConfig:
     action_forecast: feed a deterministic action-conditioned forecast of the frames to predict
         (`ActionForecast`, `forecast_channels` wide, `forecast_levels` halvings) as a second
         context; needs use_context and use_actions.
+    speed_conditioning: also condition on the per-frame ego speed (`SpeedEmbedding` in the
+        temporal layers and two speed planes in the action forecast); part of the "actions"
+        condition; needs use_actions.
     spatial_actions: also add each frame's action embedding (zero-initialised projection) to
         theta's time+label embedding, so the spatial blocks see the actions; needs use_actions.
     freeze_image: theta frozen (True, the paper) or trained end to end (False, ablation).
@@ -94,6 +98,7 @@ class VideoUNetConfig:
     forecast_channels: int = 64
     forecast_levels: int = 2
     spatial_actions: bool = False
+    speed_conditioning: bool = False
     freeze_image: bool = True
     zero_init: bool = True
 
@@ -125,6 +130,8 @@ class VideoUNetConfig:
             raise ValueError("VideoUNetConfig.action_forecast needs use_context=True and use_actions=True")
         if self.spatial_actions and not self.use_actions:
             raise ValueError("VideoUNetConfig.spatial_actions needs use_actions=True")
+        if self.speed_conditioning and not self.use_actions:
+            raise ValueError("VideoUNetConfig.speed_conditioning needs use_actions=True")
         if self.forecast_channels < 1 or self.forecast_levels < 0:
             raise ValueError(
                 f"VideoUNetConfig.forecast_channels={self.forecast_channels} must be >= 1 and "
@@ -199,12 +206,17 @@ class VideoUNet(nn.Module):
         self.action_forecast: ActionForecast | None = None
         self.forecast_encoder: ContextEncoder | None = None
         if cfg.action_forecast:
-            self.action_forecast = ActionForecast(latent_channels, cfg.forecast_channels, cfg.forecast_levels)
+            self.action_forecast = ActionForecast(
+                latent_channels, cfg.forecast_channels, cfg.forecast_levels, speed=cfg.speed_conditioning
+            )
             self.forecast_encoder = ContextEncoder(
                 latent_channels, context_sites, cfg.context_hidden_channels, zero_init=cfg.zero_init
             )
         self.action_embedding = (
             ActionEmbedding(emb_dim, cfg.action_frequencies) if cfg.use_actions else None
+        )
+        self.speed_embedding = (
+            SpeedEmbedding(emb_dim, cfg.action_frequencies, zero_init=cfg.zero_init) if cfg.speed_conditioning else None
         )
         self.spatial_action: nn.Linear | None = None
         if cfg.spatial_actions:
@@ -271,6 +283,8 @@ class VideoUNet(nn.Module):
         spatial: Tensor | None = None
         if self.action_embedding is not None:
             action = self.action_embedding(cond.actions, b, t, drop=~cond.actions_given)  # (b t) e
+            if self.speed_embedding is not None:
+                action = action + self.speed_embedding(cond.ego_speed, cond.actions_given)  # (b t) e
             parts.append(action)
             if self.spatial_action is not None:
                 spatial = self.spatial_action(action).to(dtype)  # (b t) e
@@ -291,7 +305,8 @@ class VideoUNet(nn.Module):
         if self.action_forecast is None:
             raise ValueError("this VideoUNet has action_forecast=False; it makes no forecast")
         return self.action_forecast(
-            cond.context_latents.to(dtype), cond.context_mask, cond.actions.to(dtype), cond.actions_given
+            cond.context_latents.to(dtype), cond.context_mask, cond.actions.to(dtype), cond.actions_given,
+            cond.ego_speed.to(dtype),
         )
 
     def forward(self, z: Tensor, tau: Tensor, cond: VideoConditioning) -> Tensor:

@@ -126,6 +126,7 @@ def sample_clip(
     progress: bool = False,
     x_T: Tensor | None = None,
     context_noise: Tensor | None = None,
+    ego_speed: Tensor | None = None,
 ) -> VideoSample:
     """Sample b clips of t frames given the frames marked in `context_mask`.
 
@@ -136,6 +137,8 @@ def sample_clip(
     frame_rate: the interpolation model's flag, or None.
     x_T: (b, t, c, h, w) starting noise; default N(0, I) from `generator`.
     context_noise: (b, t, c, h, w) the eps of context-noise augmentation; default from `generator`.
+    ego_speed: (b, t) ego speed (m/s) of each frame, read by a speed-conditioned model with the
+        actions (`drivesim.rollout.ego_speed` integrates it from the accel); None = zeros.
     (Passing x_T and context_noise lets a batch of independent rollouts each use its own
     generator; with eta = 0 nothing else is drawn.)
     """
@@ -171,6 +174,7 @@ def sample_clip(
         actions=actions,
         frame_rate=frame_rate,
         device=device,
+        ego_speed=ego_speed,
     )
     scales = cfg.guidance.scales()
     if not bool(mask.any()):

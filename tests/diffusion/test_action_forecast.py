@@ -103,3 +103,25 @@ def test_the_forecaster_learns_a_move_that_depends_on_the_action():
         blind = forecast_error(*model(given, mask, actions, ~known), latents)
     assert float(learned) < 0.2 * float(copy), (float(learned), float(copy))
     assert float(blind) > 3 * float(learned), (float(blind), float(learned))  # the action is what it used
+
+
+@torch.no_grad()
+def test_a_new_speed_path_adds_nothing_and_a_trained_one_reads_the_speed():
+    torch.manual_seed(0)
+    plain = ActionForecast(C, channels=8, levels=1)
+    torch.nn.init.normal_(plain.out[-1].weight, std=0.1)  # away from the copy-z_L start
+    with_speed = ActionForecast(C, channels=8, levels=1, speed=True)
+    missing = with_speed.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("speed_stem.") for k in missing)
+    latents, mask = torch.randn(2, 3, C, H, W), torch.tensor([[1.0, 1, 0], [1, 0, 0]])
+    actions, known = torch.zeros(2, 3, 2), torch.tensor([True, False])
+    slow, fast = torch.full((2, 3), 5.0), torch.full((2, 3), 30.0)
+    start = with_speed(latents, mask, actions, known, slow)[0]
+    torch.testing.assert_close(start, plain(latents, mask, actions, known)[0])
+    torch.nn.init.normal_(with_speed.speed_stem.weight, std=0.5)
+    a, _ = with_speed(latents, mask, actions, known, slow)
+    b, _ = with_speed(latents, mask, actions, known, fast)
+    assert not torch.allclose(a[0], b[0], atol=1e-5)  # actions known: the speed matters
+    torch.testing.assert_close(a[1], b[1])  # actions unknown: so is the speed
+    with pytest.raises(ValueError, match="pass speed"):
+        with_speed(latents, mask, actions, known)

@@ -263,3 +263,29 @@ def test_spatial_actions_need_actions_and_extra_embedding_is_checked():
     z = torch.randn(3, C, H, W)
     with pytest.raises(ValueError, match="extra_embedding has shape"):
         unet(z, torch.tensor([1, 2, 3]), None, extra_embedding=torch.zeros(3, 5))
+
+
+@torch.no_grad()
+def test_speed_conditioning_starts_as_the_loaded_model_and_then_reads_the_speed():
+    """init_from a stage without speed conditioning: the zero projections keep the loaded model;
+    trained, the speed changes the output, but not where the actions are null."""
+    plain = _video(action_forecast=True)
+    speedy = VideoUNet(_image_unet(), VideoUNetConfig.tiny(action_forecast=True, speed_conditioning=True)).eval()
+    missing = speedy.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith(("speed_embedding.", "action_forecast.speed_stem.")) for k in missing)
+    z, tau, cond = _inputs()
+    slow = dataclasses.replace(cond, ego_speed=torch.full((B, T), 5.0))
+    fast = dataclasses.replace(cond, ego_speed=torch.full((B, T), 30.0))
+    torch.testing.assert_close(speedy(z, tau, fast), plain(z, tau, fast))
+    for name, p in speedy.named_parameters():
+        if name.startswith(("speed_embedding.", "action_forecast.speed_stem.")):
+            torch.nn.init.normal_(p, std=0.1)
+    assert not torch.allclose(speedy(z, tau, slow), speedy(z, tau, fast), atol=1e-5)
+    assert not torch.allclose(speedy.forecast(slow)[0], speedy.forecast(fast)[0], atol=1e-5)
+    blind_slow, blind_fast = slow.nulled(["actions"]), fast.nulled(["actions"])
+    torch.testing.assert_close(speedy(z, tau, blind_slow), speedy(z, tau, blind_fast))
+    assert float(blind_fast.ego_speed.abs().max()) == 0.0  # nulling the actions nulls the speed
+    with pytest.raises(ValueError, match="speed_conditioning needs"):
+        VideoUNetConfig(speed_conditioning=True, use_actions=False)
+    with pytest.raises(ValueError, match="ego_speed has shape"):
+        dataclasses.replace(cond, ego_speed=torch.zeros(B, T + 1))
