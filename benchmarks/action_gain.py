@@ -78,11 +78,13 @@ def action_gain(
         m = mask[:, :, None, None, None]  # (b, t, 1, 1, 1)
         forecasts["copy_last_context"] += float(((b.z[:, t - 2] - b.z[:, t - 1]) ** 2).mean()) * size / n
         for name in VARIANTS:
-            acts = b.actions if name != "other_window" else torch.roll(b.actions, 1, dims=0)
+            acts, speed = (b.actions, b.ego_speed) if name != "other_window" else (
+                torch.roll(b.actions, 1, dims=0), torch.roll(b.ego_speed, 1, dims=0)
+            )  # another window's actions come with its speeds
             cond = VideoConditioning(
                 image=b.image, context_latents=b.z * m, context_mask=mask,
                 context_noise_level=torch.zeros(size, dtype=torch.long), actions=acts,
-                actions_given=torch.full((size,), name != "null"), frame_rate=b.frame_rate,
+                actions_given=torch.full((size,), name != "null"), ego_speed=speed, frame_rate=b.frame_rate,
             )  # fmt: skip
             g = torch.Generator().manual_seed(seed + lo)
             tau = torch.randint(0, video.schedule.num_steps, (size,), generator=g)

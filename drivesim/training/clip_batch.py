@@ -17,18 +17,20 @@ from drivesim.diffusion.conditioning import Conditioning
 @dataclass(frozen=True)
 class ClipBatch:
     """A typed latent batch: z (b, t, c, h, w) scaled latents; image (b t rows, per-frame
-    boxes); actions (b, t, 2) with has_actions (b,); frame_rate (b,) long, -1 = none."""
+    boxes); actions (b, t, 2) with has_actions (b,); frame_rate (b,) long, -1 = none;
+    ego_speed (b, t) m/s (zeros where the data has none)."""
 
     z: Tensor
     image: Conditioning
     actions: Tensor
     has_actions: Tensor
     frame_rate: Tensor
+    ego_speed: Tensor
 
     def to(self, device: torch.device) -> ClipBatch:
         return ClipBatch(
             self.z.to(device), self.image.to(device), self.actions.to(device),
-            self.has_actions.to(device), self.frame_rate.to(device),
+            self.has_actions.to(device), self.frame_rate.to(device), self.ego_speed.to(device),
         )
 
 
@@ -50,4 +52,5 @@ def clip_batch(windows: LatentWindowBatch, use_boxes: bool, frame_rate: int = -1
         actions=windows.actions.float().clamp(-1.0, 1.0),
         has_actions=windows.has_actions.bool(),
         frame_rate=torch.full((b,), frame_rate, dtype=torch.long),
+        ego_speed=windows.ego_speed.float().clamp_min(0.0),
     )

@@ -1,7 +1,7 @@
 """`init_from`: start a video-model run from another model folder's stage.
 
 The stage's weights load into a new `VideoUNet`; only modules the stage cannot have (the
-action forecast's and the spatial action projection, `NEW_MODULES`) may be missing and keep
+action forecast's, the spatial action projection and the speed embedding, `NEW_MODULES`) may be missing and keep
 their initialisation, whose zero output projections make the run start exactly as the model
 it came from. A stage trained on
 another image model theta, or with other shapes, is an error that names what differs.
@@ -16,11 +16,12 @@ import torch
 from drivesim.diffusion.video_unet import VideoUNet
 from drivesim.model_folder import load_stage
 
-NEW_MODULES = ("action_forecast.", "forecast_encoder.", "spatial_action.")  # may be missing from an init_from stage
+# may be missing from an init_from stage (each starts with a zero output projection)
+NEW_MODULES = ("action_forecast.", "forecast_encoder.", "spatial_action.", "speed_embedding.")
 
 
 def init_from_stage(model: VideoUNet, folder: Path, stage: str, theta: bool = False) -> None:
-    """Load `stage` of model folder `folder` into `model`; only the action-forecast modules may
+    """Load `stage` of model folder `folder` into `model`; only `NEW_MODULES` may
     be absent from it (they keep their initialisation). Anything else that does not fit, or a
     different image model theta, is an error. theta=True takes theta from the stage too (the
     stage's own copy, e.g. the bundled prediction model's, which predates the bundled image LDM)."""

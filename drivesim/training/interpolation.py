@@ -101,6 +101,7 @@ def train(cfg: InterpolationTrainConfig, after_step: Callable[[int], None] | Non
             actions=torch.cat([p.actions for p in parts]),
             has_actions=torch.cat([p.has_actions for p in parts]),
             frame_rate=torch.cat([p.frame_rate for p in parts]),
+            ego_speed=torch.cat([p.ego_speed for p in parts]),
         )
         drop = torch.rand(local, generator=generator) < cfg.context_drop
         return batch, interpolation_mask(local, cfg.num_frames, cfg.factor, drop)

@@ -125,6 +125,7 @@ def masked_loss(
         context_noise_level=tau_c,
         actions=batch.actions,
         actions_given=batch.has_actions & cfg.video.use_actions,
+        ego_speed=batch.ego_speed,
         frame_rate=batch.frame_rate,
     )
     u = torch.rand((4, b), generator=generator, device=generator.device).to(device)

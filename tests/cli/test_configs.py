@@ -1,5 +1,7 @@
 """Every shipped YAML composes and validates against its typed config dataclass."""
 
+import dataclasses
+
 import pytest
 
 from drivesim.cli.main import COMMANDS, UsageError, compose, to_dataclass
@@ -104,6 +106,23 @@ def test_stride4_experiment_validates():
     assert cfg.frame_stride == 4 and cfg.video.action_forecast and cfg.action_consistency_weight == 0.0
     assert cfg.init_theta and cfg.init_from == "drivesim/assets/default_model" and cfg.model_dir != cfg.init_from
     assert (cfg.num_frames, cfg.batch_size, cfg.lr, cfg.max_steps) == (3, 8, 1e-4, 1500)
+
+
+def test_stride4_speed_experiment_differs_from_stride4_only_by_the_speed_and_its_folders():
+    """Issue 6, accel: the stride-4 recipe with the prediction model told the ego speed, same budget."""
+    from drivesim.training.video_config import VideoLDMTrainConfig
+
+    def load(name: str) -> VideoLDMTrainConfig:
+        return to_dataclass(compose("train/video_ldm", [f"experiment=default/{name}"]), VideoLDMTrainConfig)
+
+    base, speed = load("video_ldm_stride4"), load("video_ldm_stride4_speed")
+    assert speed.video.speed_conditioning and not base.video.speed_conditioning
+    assert speed.model_dir != base.model_dir and speed.run_dir != base.run_dir
+    fields = ("model_dir", "run_dir", "video")
+    assert {k: v for k, v in vars(speed).items() if k not in fields} == {
+        k: v for k, v in vars(base).items() if k not in fields
+    }
+    assert dataclasses.replace(speed.video, speed_conditioning=False) == base.video
 
 
 def test_image_ldm_finetune_experiment_validates():

@@ -55,6 +55,7 @@ def make_latent_cache(root: Path, num_clips: int = 3, frames: int = 40) -> Path:
         tensors = {
             "latents": latents,
             "actions": torch.stack([steer, torch.zeros(frames)], 1),
+            "ego": torch.stack([10.0 + 5 * i + 0.1 * torch.arange(frames), *torch.zeros(2, frames)], 1),
             "box_offsets": torch.arange(frames + 1),
             "boxes": boxes,
             "box_classes": torch.zeros(frames, dtype=torch.long),
@@ -188,6 +189,7 @@ def test_clip_batch_adapter_has_per_frame_boxes(workspace):
     assert batch.image.box_mask.sum(1).tolist() == [1] * 8
     assert not torch.equal(batch.image.boxes[0], batch.image.boxes[1])  # the box moves between frames
     assert batch.has_actions.tolist() == [True, True] and batch.frame_rate.tolist() == [-1, -1]
+    assert batch.ego_speed.shape == (2, 4) and batch.ego_speed[0].tolist() == pytest.approx([10.0, 10.2, 10.4, 10.6])
     no_boxes = clip_batch(collate_latent_windows([dataset[0]]), use_boxes=False)
     assert not bool(no_boxes.image.boxes_given.any()) and not bool(no_boxes.image.box_mask.any())
 
@@ -220,6 +222,25 @@ def test_action_forecast_trains_on_its_own_loss_from_a_plain_model(workspace):
     own_theta = VideoUNet(SpatialUNet(UNET), forecast_video)
     init_from_stage(own_theta, Path(plain.model_dir), "video_ldm", theta=True)  # theta from the stage's copy
     assert all(torch.equal(v, source[k]) for k, v in own_theta.state_dict().items() if k in source)
+
+
+def test_speed_conditioning_trains_from_a_plain_model_and_reads_the_window_speeds(workspace):
+    plain = _prepare(workspace, _cfg(workspace, "plain", max_steps=1))
+    train(plain)
+    video = VideoUNetConfig.tiny(action_forecast=True, forecast_channels=8, speed_conditioning=True)
+    cfg = _prepare(workspace, _cfg(workspace, "speed", max_steps=3, video=video, init_from=plain.model_dir))
+    train(cfg)
+    loaded = load_video_ldm(Path(cfg.model_dir)).model
+    assert loaded.config.speed_conditioning and loaded.speed_embedding is not None
+    moved = [loaded.speed_embedding.mlp[-1].weight, loaded.action_forecast.speed_stem.weight]
+    assert all(float(w.abs().max()) > 0 for w in moved)  # zero at init_from, trained on the speeds
+    batch = clip_batch(collate_latent_windows([window_dataset(cfg, cfg.frame_stride)[0]]), use_boxes=False)
+    gen = torch.Generator().manual_seed(0)
+    mask = torch.tensor([[1.0, 0, 0, 0]])
+    slow = masked_loss(loaded, batch, mask, NoiseSchedule(), "v", gen, cfg).loss
+    fast_batch = dataclasses.replace(batch, ego_speed=batch.ego_speed + 20.0)
+    fast = masked_loss(loaded, fast_batch, mask, NoiseSchedule(), "v", torch.Generator().manual_seed(0), cfg).loss
+    assert float(slow) != float(fast)  # the loss sees the window's speeds
 
 
 def test_masked_loss_adds_the_weighted_forecast_error(workspace):
