@@ -9,7 +9,9 @@ One control step = one new keyframe of the prediction model (stride `keyframe_st
 source frames): a window of the trained length [c0, c1, new, ...] with c0, c1 the two
 newest keyframes given (mask m_S, Eq. (3)) of which the first new frame is kept
 (`prediction_window` trades this for speed), the context keyframes with the actions that led
-to them and the new action held over the new frames, context guidance s and
+to them and the new action held over the new frames (and, for a speed-conditioned model, the
+ego speeds: the context keyframes' and those integrated from the held accel,
+`drivesim.rollout.ego_speed`), context guidance s and
 classifier-free guidance over actions. The interpolation model then fills the frames
 between c1 and the new keyframe (x4 per level, one or two levels down to the source
 frame rate), the temporal decoder decodes them (with the newest decoded latents as left
@@ -29,6 +31,7 @@ from torch import Tensor
 
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.image_model import ImageGuidance
+from drivesim.rollout.ego_speed import DEFAULT_SPEED, speed_track
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.rewards import RewardConfig, compute_rewards
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
@@ -178,9 +181,12 @@ class LearnedEngine:
         cond: Conditioning,
         gens: list[torch.Generator],
         context_actions: Tensor | None = None,
+        context_speed: Tensor | None = None,
     ) -> Tensor:
         """Next keyframe: context (b, s, c, h, w) given -> (b, c, h, w). `actions` (b, 2) is held over
-        the new frames; `context_actions` (b, s, 2) led to the context keyframes (default: `actions`)."""
+        the new frames; `context_actions` (b, s, 2) led to the context keyframes (default: `actions`);
+        `context_speed` (b, s) m/s their ego speeds, from which the new frames' speeds are integrated
+        with the held accel (`window_speeds`; read by a speed-conditioned model only)."""
         video = self.world.video
         b, s = context.shape[:2]
         # The model predicts windows of the trained length; the first new frame is the next keyframe.
@@ -193,6 +199,9 @@ class LearnedEngine:
         if actions is not None:
             past = repeat(actions, "b k -> b s k", s=s) if context_actions is None else context_actions.to(actions)
             acts = torch.cat([past, repeat(actions, "b k -> b t k", t=t - s)], dim=1)  # b t 2
+        speeds = None
+        if actions is not None and context_speed is not None:
+            speeds = self.window_speeds(context_speed, actions, t - s).to(self.device)  # b t
         cfg = self._sampling(self.config.keyframe_steps)
         sample = sample_clip(
             self._video_model(video.model),
@@ -206,8 +215,18 @@ class LearnedEngine:
             config=cfg,
             x_T=_noise(gens, (t, *self.latent_shape)).to(self.device),
             context_noise=_noise(gens, (t, *self.latent_shape)).to(self.device) if cfg.context_noise_level else None,
+            ego_speed=speeds,
         )
         return sample.latents[:, s]
+
+    def window_speeds(self, context_speed: Tensor, actions: Tensor, num_new: int) -> Tensor:
+        """(b, s + num_new) ego speeds of a prediction window: the context keyframes' (b, s), then
+        the speeds after each further keyframe interval with the accel of `actions` (b, 2) held."""
+        track = speed_track(
+            context_speed[:, -1].cpu().numpy(), actions[:, 1].float().cpu().numpy(), num_new,
+            self.keyframe_stride, self.world.fps,
+        )  # fmt: skip
+        return torch.cat([context_speed.float().cpu(), torch.from_numpy(track)], dim=1)
 
     @torch.no_grad()
     def fill(self, keys: Tensor, actions: Tensor | None, cond: Conditioning, gens: list[torch.Generator]) -> Tensor:
@@ -307,6 +326,10 @@ class LearnedEngine:
         frames = self.upsample(self.decode(context[:, :0], context[:, -1:]), gens)  # b 1 3 H W
         recent = repeat(context[:, -1], "b c h w -> b r c h w", r=self.decode_context)
         collision, off_road, speed = self.rewards(context)
+        start_speed = [
+            r.speed if r.speed is not None else float(v) if np.isfinite(v) else DEFAULT_SPEED
+            for r, v in zip(requests, speed)
+        ]
         state = RolloutState(
             context=context.cpu(),
             context_actions=torch.zeros(len(requests), context.shape[1], 2),
@@ -314,6 +337,7 @@ class LearnedEngine:
             time_of_day=tod,
             crowdedness=crowd,
             speed=torch.from_numpy(np.nan_to_num(speed)),
+            context_speed=repeat(torch.tensor(start_speed, dtype=torch.float32), "b -> b s", s=context.shape[1]),
             rng=torch.stack([g.get_state() for g in gens]),
             step=torch.zeros(len(requests), dtype=torch.long),
             last_frame=torch.from_numpy(to_uint8(frames)[:, -1].copy()),
@@ -329,7 +353,9 @@ class LearnedEngine:
         cond = self._conditioning(state.time_of_day, state.crowdedness, [None] * b)
         context = state.context.to(self.device)
         past = state.context_actions.to(self.device)  # b s 2
-        new = self.predict(context, act, cond, gens, context_actions=past)  # b c h w
+        speed_before = state.context_speed  # b s
+        new = self.predict(context, act, cond, gens, context_actions=past, context_speed=speed_before)  # b c h w
+        new_speed = self.window_speeds(speed_before, act, 1)[:, -1:]  # b 1
         keys = torch.cat([context, new[:, None]], dim=1)  # b 3 c h w
         fresh = self.fill(keys, act, cond, gens) if self.levels else new[:, None]  # b f c h w
         frames = self.upsample(self.decode(state.recent.to(self.device), fresh), gens)  # b f 3 H W
@@ -340,6 +366,7 @@ class LearnedEngine:
         new_state = state.with_(
             context=keys[:, -2:].cpu(),
             context_actions=torch.cat([past, act[:, None]], dim=1)[:, -2:].float().cpu(),
+            context_speed=torch.cat([state.context_speed.float(), new_speed], dim=1)[:, -2:],
             recent=recent.cpu(),
             speed=torch.from_numpy(np.nan_to_num(speed)),
             rng=torch.stack([g.get_state() for g in gens]),

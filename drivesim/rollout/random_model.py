@@ -39,6 +39,7 @@ class RandomModelSpec:
     reward: bool = True
     upsampler: bool = False
     layout_prior: bool = True
+    speed_conditioning: bool = False  # the prediction model is told the ego speed
     seed: int = 0
 
 
@@ -69,7 +70,7 @@ def build_random_model(folder: Path, spec: RandomModelSpec | None = None) -> Pat
     base = {"unet": asdict(unet_cfg), "schedule": asdict(ScheduleConfig()), "target": "v"}
     image = SpatialUNet(unet_cfg)
     save_stage(folder, "image_ldm", image, base)
-    video_cfg = _video(spec.size, zero_init=False)
+    video_cfg = _video(spec.size, zero_init=False, speed_conditioning=spec.speed_conditioning)
     window = {"num_frames": 8, "frame_stride": spec.keyframe_stride, "keyframe_spacing": 0}
     save_stage(
         folder,

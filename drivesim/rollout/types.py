@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from einops import repeat
 from safetensors.torch import load_file
 
 from drivesim.data.atomic import atomic_path
@@ -26,6 +27,8 @@ class SceneRequest:
     boxes: (n, 4) float32 normalised x1, y1, x2, y2 (None = not given).
     initial_frames: (k, h, w, 3) uint8 user frames to start from (None = compose one).
     seed: seeds this rollout's generator.
+    speed: the ego speed (m/s) at the start, told to a speed-conditioned prediction model
+        (None = the reward head's estimate from the first frames, else the world's initial speed).
     """
 
     time_of_day: int
@@ -33,6 +36,7 @@ class SceneRequest:
     seed: int
     boxes: np.ndarray | None = None
     initial_frames: np.ndarray | None = None
+    speed: float | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,10 @@ class RolloutState:
         trained on each keyframe's own interval actions); zeros before the first step.
     recent: (b, r, c, h, w) newest output-rate latents, the temporal decoder's left context.
     time_of_day, crowdedness: (b,) int64 label indices (-1 = null).
-    speed: (b,) float32 predicted ego speed (m/s) at the newest keyframe.
+    speed: (b,) float32 predicted ego speed (m/s) at the newest keyframe (the reward head's).
+    context_speed: (b, s) float32 the simulator's ego speed (m/s) at the context keyframes,
+        integrated from the commanded accel (`drivesim.rollout.ego_speed`); a speed-conditioned
+        prediction model is told it.
     rng: (b, n) uint8 torch.Generator states, one per rollout.
     step: (b,) int64 control steps taken since reset.
     last_frame: (b, h, w, 3) uint8 newest decoded frame (for render and decode context).
@@ -56,6 +63,7 @@ class RolloutState:
     time_of_day: torch.Tensor
     crowdedness: torch.Tensor
     speed: torch.Tensor
+    context_speed: torch.Tensor
     rng: torch.Tensor
     step: torch.Tensor
     last_frame: torch.Tensor
@@ -105,6 +113,9 @@ class RolloutState:
     def load(path: Path) -> RolloutState:
         tensors = load_file(str(path))
         names = {f.name for f in fields(RolloutState)}
+        if "context_speed" not in tensors and "context" in tensors and "speed" in tensors:
+            # saved before context_speed existed: the speed estimate held over the context
+            tensors["context_speed"] = repeat(tensors["speed"], "b -> b s", s=tensors["context"].shape[1]).clone()
         if set(tensors) != names:
             raise ValueError(f"{path}: not a RolloutState (tensors {sorted(tensors)}, expected {sorted(names)})")
         return RolloutState(**tensors)

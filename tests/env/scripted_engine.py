@@ -39,6 +39,7 @@ class ScriptedEngine:
             time_of_day=tod,
             crowdedness=torch.tensor([r.crowdedness for r in requests]),
             speed=torch.full((b,), 20.0),
+            context_speed=torch.full((b, 2), 20.0),
             rng=torch.stack([g.get_state() for g in gens]),
             step=torch.zeros(b, dtype=torch.long),
             last_frame=torch.from_numpy(frames[:, -1].copy()),

@@ -130,6 +130,25 @@ def test_state_save_load_roundtrip(tmp_path):
     assert np.array_equal(a, env.step(np.zeros(2, np.float32))[0])
 
 
+def test_a_state_saved_before_context_speed_loads_with_the_speed_held_over_the_context(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from drivesim.rollout.types import RolloutState
+
+    env = _env()
+    env.reset(seed=2)
+    env.get_state().save(tmp_path / "s.safetensors")
+    old = {k: v for k, v in load_file(str(tmp_path / "s.safetensors")).items() if k != "context_speed"}
+    save_file(old, str(tmp_path / "old.safetensors"))
+    loaded = RolloutState.load(tmp_path / "old.safetensors")
+    assert loaded.context_speed.shape == (1, 2)
+    assert loaded.context_speed.tolist() == [[float(old["speed"][0])] * 2]
+    del old["rng"]
+    save_file(old, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(ValueError, match="not a RolloutState"):
+        RolloutState.load(tmp_path / "bad.safetensors")
+
+
 def test_vector_env_equals_sub_envs_and_uses_one_batched_call():
     n = 3
     engine = ScriptedEngine()

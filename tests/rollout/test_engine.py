@@ -219,3 +219,30 @@ def test_start_reports_the_layout_each_first_frame_was_composed_on(model_dir):
     venv = DriveWorldVectorEnv(num_envs=2, engine=eng, horizon_steps=5)
     _, vinfo = venv.reset(seed=[0, 1], options={"crowdedness": "low"})
     assert [len(x["boxes"]) for x in vinfo["layout"]] == [1, 1]
+
+
+def test_the_engine_integrates_the_ego_speed_from_the_commanded_accel(engine):
+    from drivesim.rollout.ego_speed import advance_speed
+
+    s = engine.start([SceneRequest(0, 1, seed=4, speed=12.0), SceneRequest(0, 1, seed=5)]).state
+    assert s.context_speed.shape == (2, 2)
+    assert s.context_speed[0].tolist() == [12.0, 12.0]
+    assert s.context_speed[1, 0] == pytest.approx(float(s.speed[1]))  # no request speed: the reward head's
+    out = engine.step(s, np.array([[0.0, 1.0], [0.0, -1.0]], np.float32)).state
+    want = advance_speed(s.context_speed[:, -1].numpy(), np.array([1.0, -1.0]), engine.keyframe_stride, 30.0)
+    np.testing.assert_allclose(out.context_speed[:, -1].numpy(), want, rtol=1e-5)
+    assert out.context_speed[0, 0] == 12.0 and out.context_speed[0, 1] > 12.0  # the newest two keyframes
+
+
+def test_a_speed_conditioned_model_follows_the_state_speed_and_a_plain_one_ignores_it(tmp_path, engine):
+    from drivesim.rollout.random_model import RandomModelSpec
+
+    speedy = load(build_random_model(tmp_path / "m", RandomModelSpec(speed_conditioning=True))).engine(
+        EngineConfig(**FAST)
+    )
+    act = np.array([[0.2, 0.5]], np.float32)
+    for eng, differs in ((speedy, True), (engine, False)):
+        s = eng.start([SceneRequest(0, 1, seed=2, speed=5.0)]).state
+        fast = s.with_(context_speed=s.context_speed + 20.0)
+        a, b = eng.step(s, act).keyframes, eng.step(fast, act).keyframes
+        assert (not torch.allclose(a, b)) == differs

@@ -1,0 +1,34 @@
+"""The simulator's ego speed: the world's own longitudinal dynamics, frame by frame."""
+
+import numpy as np
+import pytest
+
+from drivesim.rollout.ego_speed import MAX_SPEED, advance_speed, speed_track
+from drivesim.world.ego import EgoCar
+
+
+@pytest.mark.parametrize("accel", [1.0, 0.3, 0.0, -0.5, -1.0])
+def test_advance_matches_the_world_car_on_the_road(accel):
+    car = EgoCar(speed=18.0)
+    for _ in range(12):
+        car.step(0.0, accel, 0.0, 1 / 30, MAX_SPEED, off_road=False)
+    got = advance_speed(np.array([18.0]), np.array([accel]), 12, 30.0)
+    assert got[0] == pytest.approx(car.speed, abs=1e-4)
+
+
+def test_throttle_speeds_up_brakes_stop_at_zero_and_the_track_holds_the_accel():
+    v = advance_speed(np.array([10.0, 10.0, 1.0]), np.array([1.0, -1.0, -1.0]), 30, 30.0)
+    assert v[0] > 12.0 and v[1] < 3.0 and v[2] == 0.0
+    track = speed_track(np.array([10.0, 10.0]), np.array([1.0, -0.2]), 3, 4, 30.0)
+    assert track.shape == (2, 3) and track.dtype == np.float32
+    assert np.all(np.diff(track[0]) > 0) and np.all(np.diff(track[1]) < 0)
+    held = advance_speed(np.array([10.0, 10.0]), np.array([1.0, -0.2]), 12, 30.0)
+    np.testing.assert_allclose(track[:, 2], held, rtol=1e-5)
+    assert speed_track(np.array([5.0]), np.array([0.0]), 0, 4, 30.0).shape == (1, 0)
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="shape \\(b,\\)"):
+        advance_speed(np.zeros(2), np.zeros(3), 1, 30.0)
+    with pytest.raises(ValueError, match="fps"):
+        advance_speed(np.zeros(1), np.zeros(1), 1, 0.0)
