@@ -34,13 +34,15 @@ from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 @dataclass(frozen=True)
 class RealClips:
     """n real clips: frames (n, t, h, w, 3) uint8, actions (n, t, 2) [steer, accel] (actions[:, i] led to
-    frame i), labels per clip (None: not in the probes' vocabulary)."""
+    frame i), labels per clip (None: not in the probes' vocabulary), start_speed (n,) float32 the
+    ego speed (m/s) at frame 0 (NaN: unknown), which rollouts from frame 0 start with."""
 
     ids: list[str]
     frames: np.ndarray
     actions: np.ndarray
     time_of_day: list[str | None]
     crowdedness: list[str | None]
+    start_speed: np.ndarray
 
     def take(self, index: list[int]) -> RealClips:
         return RealClips(
@@ -49,6 +51,7 @@ class RealClips:
             self.actions[index],
             [self.time_of_day[i] for i in index],
             [self.crowdedness[i] for i in index],
+            self.start_speed[index],
         )
 
 
@@ -61,6 +64,7 @@ def render_real(seed_base: int, count: int, num_frames: int, height: int, width:
         eps.actions,
         [TIME_OF_DAY[int(i)] for i in eps.time_of_day],
         [CROWDEDNESS[int(i)] for i in eps.crowdedness],
+        eps.speed[:, 0].astype(np.float32),
     )
 
 
@@ -75,7 +79,7 @@ def load_split(root: str | Path, split: str, num_frames: int, height: int, width
         raise ValueError(
             f"--dataset {root}: split {split!r} has {len(records)} clips of >= {num_frames} frames; need >= 2"
         )
-    ids, frames, actions, tods, crowds = [], [], [], [], []
+    ids, frames, actions, tods, crowds, speeds = [], [], [], [], [], []
     for r in tqdm(records, desc=f"read {split}", leave=False):
         with ds.open_video(r) as reader:
             clip = [f for _, f in zip(range(num_frames), reader.frames())]
@@ -85,9 +89,10 @@ def load_split(root: str | Path, split: str, num_frames: int, height: int, width
         ids.append(r.id)
         frames.append(np.stack(clip))  # (t, h, w, 3)
         actions.append(ann.actions[:num_frames].astype(np.float32) if has else np.zeros((num_frames, 2), np.float32))
+        speeds.append(float(ann.ego[0, 0]) if ann is not None and ann.ego is not None else float("nan"))
         tods.append(r.time_of_day if r.time_of_day in TIME_OF_DAY else None)
         crowds.append(r.crowdedness if r.crowdedness in CROWDEDNESS else None)
-    return RealClips(ids, np.stack(frames), np.stack(actions), tods, crowds)
+    return RealClips(ids, np.stack(frames), np.stack(actions), tods, crowds, np.array(speeds, np.float32))
 
 
 def random_probes(folder: Path, calibration: np.ndarray, height: int, width: int) -> Path:
@@ -139,13 +144,17 @@ def rollout(
     actions: np.ndarray,
     seed: int,
     desc: str,
+    speeds: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
     """Frames (b, n, h, w, 3) of b rollouts from one real frame each (starts (b, h, w, 3)): the start
-    output, then one chunk per step of actions (b, steps, 2)."""
+    output, then one chunk per step of actions (b, steps, 2). speeds (b,) m/s at the start frames
+    (NaN or None: the engine estimates them)."""
+    known = [None if speeds is None or not np.isfinite(speeds[i]) else float(speeds[i]) for i in range(len(starts))]
     requests = [
-        SceneRequest(_label(TIME_OF_DAY, t), _label(CROWDEDNESS, c), seed + i, initial_frames=starts[i][None])
+        SceneRequest(_label(TIME_OF_DAY, t), _label(CROWDEDNESS, c), seed + i, initial_frames=starts[i][None],
+                     speed=known[i])
         for i, (t, c) in enumerate(zip(tods, crowds))
-    ]
+    ]  # fmt: skip
     out = engine.start(requests)
     yield out.frames
     state = out.state
@@ -165,12 +174,13 @@ def generate(
     starts: np.ndarray | None = None,
 ) -> np.ndarray:
     """Clips (n, 1 + steps * f, h, w, 3) from real.frames[:, 0] (or `starts`) with real's labels."""
+    speeds = real.start_speed if starts is None else None  # other starts: the engine estimates
     starts = real.frames[:, 0] if starts is None else starts
     out = []
     for lo in range(0, len(starts), batch):
         hi = min(lo + batch, len(starts))
         chunks = rollout(engine, starts[lo:hi], real.time_of_day[lo:hi], real.crowdedness[lo:hi],
-                         actions[lo:hi], seed + lo, f"{desc} {lo}-{hi}")
+                         actions[lo:hi], seed + lo, f"{desc} {lo}-{hi}", None if speeds is None else speeds[lo:hi])
         out.append(np.concatenate(list(chunks), axis=1))
     return np.concatenate(out)
 
