@@ -117,11 +117,12 @@ def measure_long(
     ref_clip = np.concatenate([w.clip for s in ref for w in s.windows])
     ref_frame = np.concatenate([w.frame for s in ref for w in s.windows])
     real = [stream() for _ in range(z.long_rollouts)]
-    starts, actions = [], []
+    starts, actions, speeds = [], [], []
     for i, s in enumerate(real):
-        first, acts = render_stream(LONG_START_SEED + i, i, num_source, stride // f, stride, engine.frame_size, s)
+        first, acts, v0 = render_stream(LONG_START_SEED + i, i, num_source, stride // f, stride, engine.frame_size, s)
         starts.append(first)
         actions.append(acts)
+        speeds.append(v0)
     commanded = interval_means(np.stack(actions), stride, stride, steps)  # (r, steps, 2)
     tods, crowds = zip(*[episode_conditions(i) for i in range(z.long_rollouts)])
     results, thumbs = {}, {"real": np.stack([w.thumb for w in real[0].windows])}
@@ -129,7 +130,8 @@ def measure_long(
         start = time.perf_counter()
         eng = world.engine(replace(base, context_guidance=s))
         gen = [stream() for _ in range(z.long_rollouts)]
-        for chunk in rollout(eng, np.stack(starts), list(tods), list(crowds), commanded, seed, f"long {name}"):
+        streams = np.stack(starts), list(tods), list(crowds)
+        for chunk in rollout(eng, *streams, commanded, seed, f"long {name}", np.array(speeds)):
             for i, g in enumerate(gen):
                 g.push(chunk[i])
         windows = [g.windows for g in gen]

@@ -222,22 +222,23 @@ class WindowStream:
 
 def render_stream(
     seed: int, index: int, num_frames: int, keep: int, skip: int, size: tuple[int, int], sink: WindowStream
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, float]:
     """A real world episode (labels of pair `index`, BehaviourPolicy, 30 warm-up frames, 30 fps): frames
-    i >= skip with i % keep == 0 go to `sink`; returns frame 0 (h, w, 3) and all actions (num_frames, 2)."""
+    i >= skip with i % keep == 0 go to `sink`; returns frame 0 (h, w, 3), all actions (num_frames, 2)
+    and the ego speed (m/s) at frame 0."""
     tod, crowd = episode_conditions(index)
     world = World(WorldConfig(height=size[0], width=size[1], fps=30))
     frame = world.reset(seed=seed, time_of_day=tod, crowdedness=crowd)
     policy = BehaviourPolicy(seed=seed)
     for _ in range(30):
         frame = world.step(policy.act(world))
-    first, actions = frame.image, [np.zeros(2, np.float32)]
+    first, first_speed, actions = frame.image, float(frame.ego.speed), [np.zeros(2, np.float32)]
     for i in tqdm(range(1, num_frames), desc=f"world {seed}", leave=False):
         frame = world.step(policy.act(world))
         actions.append(np.asarray(frame.action, np.float32))
         if i >= skip and i % keep == 0:
             sink.push(frame.image[None])
-    return first, np.stack(actions)
+    return first, np.stack(actions), first_speed
 
 
 def window_frechet(windows: list[list[WindowFeature]], reference: np.ndarray, kind: str) -> list[float | None]:
