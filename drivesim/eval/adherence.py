@@ -202,18 +202,33 @@ def window_action_targets(
 
 
 @torch.no_grad()
-def recover_actions(
-    probe: ClipProbe, video: torch.Tensor, hop: int, frame_stride: int | None = None, batch_size: int = 64
+def _window_readout(
+    probe: ClipProbe, video: torch.Tensor, hop: int, frame_stride: int | None, batch_size: int, field: str
 ) -> np.ndarray:
-    """Clip-probe actions for every window: (b, t, c, h, w) -> (b * n_windows, 2).
-    frame_stride overrides the probe's own (for video at another frame rate)."""
+    """One ClipProbeOutput field for every window of video (b, t, c, h, w), windows in `clip_windows` order."""
     cfg = probe.config
     stride = cfg.frame_stride if frame_stride is None else frame_stride
     windows = clip_windows(video, cfg.num_frames, stride, hop)  # (n, num_frames, c, h, w)
     probe.eval()
     device = next(probe.parameters()).device
-    out = [probe(windows[i : i + batch_size].to(device)).actions.cpu() for i in range(0, windows.shape[0], batch_size)]
+    chunks = [windows[i : i + batch_size].to(device) for i in range(0, len(windows), batch_size)]
+    out = [getattr(probe(chunk), field).cpu() for chunk in chunks]
     return torch.cat(out).double().numpy()
+
+
+def recover_actions(
+    probe: ClipProbe, video: torch.Tensor, hop: int, frame_stride: int | None = None, batch_size: int = 64
+) -> np.ndarray:
+    """Clip-probe actions for every window: (b, t, c, h, w) -> (b * n_windows, 2).
+    frame_stride overrides the probe's own (for video at another frame rate)."""
+    return _window_readout(probe, video, hop, frame_stride, batch_size, "actions")
+
+
+def recover_speed(
+    probe: ClipProbe, video: torch.Tensor, hop: int, frame_stride: int | None = None, batch_size: int = 64
+) -> np.ndarray:
+    """Clip-probe ego speed (m/s) for every window: (b, t, c, h, w) -> (b * n_windows,)."""
+    return _window_readout(probe, video, hop, frame_stride, batch_size, "speed")
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float | None:

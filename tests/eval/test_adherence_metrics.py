@@ -10,6 +10,7 @@ from drivesim.eval.adherence import (
     merge_box_adherence,
     predict_conditions,
     recover_actions,
+    recover_speed,
     window_action_targets,
 )
 from drivesim.eval.checks import uint8_to_video
@@ -98,3 +99,12 @@ def test_action_adherence_perfect_noisy_constant():
 def test_recover_actions_one_per_window(tiny_probes, clips):
     video = uint8_to_video(clips[:2])  # 12 frames, probe windows of 4
     assert recover_actions(tiny_probes.clip, video, hop=4).shape == (2 * 3, 2)
+
+
+def test_recover_speed_one_per_window_and_matches_the_probe(tiny_probes, clips):
+    video = uint8_to_video(clips[:2])
+    speed = recover_speed(tiny_probes.clip, video, hop=4)
+    assert speed.shape == (2 * 3,)
+    with torch.no_grad():
+        first = tiny_probes.clip.eval()(video[:1, :4]).speed
+    assert speed[0] == pytest.approx(float(first[0]), rel=1e-5)

@@ -1,0 +1,151 @@
+"""Does the world model render the ego speed it is told? (issue 6: accel adherence)
+
+The accel is followed only if the speed is: a speed-conditioned prediction model
+(`video.speed_conditioning`) is told the engine's ego speed (`drivesim.rollout.ego_speed`), so the
+speed the clip probe reads off its frames should rise with the speed it was told. From each of
+`--starts` real world frames, one rollout per told speed (`--speeds`), holding that speed (steer 0,
+the accel command that cancels drag, `drivesim.world.ego.command_for`) for `--seconds`; the clip
+probe reads the speed of every window after the first `--settle` seconds. A model that ignores
+the told speed keeps the start frame's motion whatever it is told: slope ~0. Printed as JSON
+(per told speed the read mean and std, the slope and Pearson r of read vs told over rollouts, the
+probe on the real starts' own video as reference) and drawn in speed_response.png.
+
+  python benchmarks/speed_response.py --model M [--model M2 ...] --threads 2
+
+With several --model, the models are measured in one run on the same starts and seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+from einops import reduce
+
+from drivesim.eval.adherence import pearson, recover_speed
+from drivesim.eval.checks import uint8_to_video
+from drivesim.eval.probe_data import HELDOUT_SEED_BASE
+from drivesim.eval.probe_io import load_probes
+from drivesim.eval.report import write_json
+from drivesim.paths import default_probes_dir
+from drivesim.rollout.ego_speed import MAX_SPEED
+from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.world_model import load
+from drivesim.world.ego import command_for
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _video_eval import probe_stride, render_real, rollout  # noqa: E402
+
+
+def read_speeds(probes, frames: np.ndarray, fps: float, settle_frames: int, hop: int) -> np.ndarray:
+    """(b,) mean clip-probe speed (m/s) over the windows of frames (b, t, h, w, 3) after `settle_frames`."""
+    video = uint8_to_video(frames[:, settle_frames:])
+    speed = recover_speed(probes.clip, video, hop, probe_stride(probes, fps))  # (b * n,)
+    return reduce(speed, "(b n) -> b", "mean", b=len(frames))
+
+
+def fit(told: np.ndarray, read: np.ndarray) -> dict:
+    slope, intercept = np.polyfit(told, read, 1)
+    return {"slope": float(slope), "intercept": float(intercept), "pearson": pearson(told, read)}
+
+
+def measure(model: str, args: argparse.Namespace, probes, real) -> dict:
+    world = load(model)
+    settings = EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps)
+    engine = world.engine(settings)
+    steps = max(2, round(args.seconds * world.fps / engine.keyframe_stride))
+    settle = int(round(args.settle * engine.output_fps))
+    told_all, read_all, per_speed = [], [], {}
+    for v in args.speeds:
+        hold = command_for(0.0, v, MAX_SPEED)  # the accel command that keeps v on the road
+        actions = np.tile(np.array([0.0, hold], np.float32), (len(real.ids), steps, 1))
+        starts = real.frames[:, 0]
+        speeds = np.full(len(starts), v, np.float32)
+        chunks = rollout(engine, starts, real.time_of_day, real.crowdedness, actions, args.seed, f"{model} {v} m/s",
+                         speeds)  # fmt: skip
+        frames = np.concatenate(list(chunks), axis=1)  # (b, 1 + steps * f, h, w, 3)
+        read = read_speeds(probes, frames, engine.output_fps, settle, args.hop)
+        per_speed[f"{v:g}"] = {"read_mean": float(read.mean()), "read_std": float(read.std()), "hold_accel": hold}
+        told_all += [v] * len(read)
+        read_all += read.tolist()
+    return {
+        "model": model,
+        "keyframe_stride": engine.keyframe_stride,
+        "speed_conditioning": bool(world.video.model.config.speed_conditioning),
+        "per_told_speed": per_speed,
+        **fit(np.array(told_all), np.array(read_all)),
+        "frames_per_rollout": 1 + steps * engine.frames_per_step,
+    }
+
+
+def plot(results: list[dict], reference: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for r in results:
+        told = [float(k) for k in r["per_told_speed"]]
+        mean = [v["read_mean"] for v in r["per_told_speed"].values()]
+        std = [v["read_std"] for v in r["per_told_speed"].values()]
+        label = f"{Path(r['model']).name} (slope {r['slope']:.2f})"
+        ax.errorbar(told, mean, yerr=std, marker="o", capsize=3, label=label)
+    lo, hi = 0.0, 42.0
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="read = told")
+    ax.scatter(reference["true"], reference["read"], c="grey", s=12, label="real video (probe)")
+    ax.set_xlabel("told ego speed (m/s)")
+    ax.set_ylabel("clip-probe speed of the frames (m/s)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True, help="world model folder (repeatable)")
+    parser.add_argument("--probes", default=str(default_probes_dir()))
+    parser.add_argument("--speeds", type=float, nargs="+", default=[8.0, 16.0, 24.0, 32.0])
+    parser.add_argument("--starts", type=int, default=4, help="real start frames (held-out world episodes)")
+    parser.add_argument("--seconds", type=float, default=2.5, help="rollout; holds --settle + one probe window")
+    parser.add_argument("--settle", type=float, default=0.5, help="seconds left out at the start of each rollout")
+    parser.add_argument("--hop", type=int, default=4)
+    parser.add_argument("--keyframe-steps", type=int, default=4)
+    parser.add_argument("--interpolation-steps", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/speed_response")
+    args = parser.parse_args(argv)
+    bad = [v for v in args.speeds if not 0.0 <= v <= MAX_SPEED]
+    if bad:
+        parser.error(f"--speeds {bad} out of range; allowed 0..{MAX_SPEED:g} m/s (the world's max speed)")
+    if args.seconds <= args.settle:
+        parser.error(f"--seconds={args.seconds} must exceed --settle={args.settle}")
+    torch.set_num_threads(args.threads)
+    probes = load_probes(args.probes)
+    first = load(args.model[0])
+    h, w = first.metadata.get("autoencoder", {}).get("image_size", [64, 128])
+    real_frames = int(round(args.seconds * first.fps)) + 1
+    real = render_real(HELDOUT_SEED_BASE, args.starts, real_frames, int(h), int(w), int(first.fps))
+    settle_real = int(round(args.settle * first.fps))
+    reference = {
+        "true": real.start_speed.tolist(),
+        "read": read_speeds(probes, real.frames, first.fps, settle_real, args.hop).tolist(),
+    }
+    results = [measure(m, args, probes, real) for m in args.model]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot(results, reference, out / "speed_response.png")
+    report = {"results": results, "real_reference": reference, "settings": vars(args)}
+    write_json(out / "speed_response.json", report)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
