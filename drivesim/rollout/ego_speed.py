@@ -10,6 +10,8 @@ the data the model was trained on. The road surface is not known to the engine: 
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from drivesim.world.config import WorldConfig
 from drivesim.world.ego import longitudinal_accel
@@ -47,3 +49,11 @@ def speed_track(
         v = advance_speed(v, accel, stride, fps, max_speed)
         cols.append(v)
     return np.stack(cols, axis=1) if cols else np.zeros((len(v), 0), np.float32)
+
+
+def window_speeds(context_speed: Tensor, actions: Tensor, num_new: int, stride: int, fps: float) -> Tensor:
+    """(b, s + num_new) CPU ego speeds of a prediction window: the context keyframes' (b, s), then
+    the speeds after each further keyframe interval of `stride` frames with the accel of
+    `actions` (b, 2) held."""
+    track = speed_track(context_speed[:, -1].cpu().numpy(), actions[:, 1].float().cpu().numpy(), num_new, stride, fps)
+    return torch.cat([context_speed.float().cpu(), torch.from_numpy(track)], dim=1)

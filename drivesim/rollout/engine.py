@@ -1,9 +1,7 @@
 """The rollout engine over a WorldModel: keyframes -> interpolation -> decode (-> rewards).
 
-B rollouts advance in one batched network call per stage. Per rollout, all randomness
-(starting noise of every DDIM run, context noise) is drawn from that rollout's own
-generator, whose state lives in RolloutState.rng, so a rollout's future depends only on
-its state and actions, never on which other rollouts share the batch.
+B rollouts advance in one batched network call per stage; each draws its randomness from its
+own generator (`drivesim.rollout.generators`), so batching never changes a rollout's future.
 
 One control step = one new keyframe of the prediction model (stride `keyframe_stride`
 source frames): a window of the trained length [c0, c1, new, ...] with c0, c1 the two
@@ -31,8 +29,9 @@ from torch import Tensor
 
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.image_model import ImageGuidance
-from drivesim.rollout.ego_speed import DEFAULT_SPEED, speed_track
+from drivesim.rollout.ego_speed import DEFAULT_SPEED, window_speeds
 from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.generators import generators, rollout_noise
 from drivesim.rollout.rewards import RewardConfig, compute_rewards
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
 from drivesim.rollout.world_model import WorldModel
@@ -43,20 +42,6 @@ from drivesim.sampling.video import VideoGuidance, VideoSamplingConfig, interpol
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-def _generators(rng: Tensor) -> list[torch.Generator]:
-    gens = []
-    for state in rng:
-        g = torch.Generator()
-        g.set_state(state.clone())
-        gens.append(g)
-    return gens
-
-
-def _noise(gens: list[torch.Generator], shape: tuple[int, ...]) -> Tensor:
-    """(b, *shape) standard normal, row i from generator i."""
-    return torch.stack([torch.randn(shape, generator=g) for g in gens])
 
 
 def to_uint8(frames: Tensor) -> np.ndarray:
@@ -161,7 +146,7 @@ class LearnedEngine:
         denoiser = classifier_free_guidance(
             model, cond, scales, mode="sequential", batched=True, contrasts=contrasts, intervals=intervals
         )
-        x_T = _noise(gens, self.latent_shape).to(self.device)
+        x_T = rollout_noise(gens, self.latent_shape).to(self.device)
         return ddim_sample(
             denoiser, tuple(x_T.shape), ldm.schedule, c.first_frame_steps, 0.0, gens[0], ldm.target, x_T=x_T
         )
@@ -186,7 +171,7 @@ class LearnedEngine:
         """Next keyframe: context (b, s, c, h, w) given -> (b, c, h, w). `actions` (b, 2) is held over
         the new frames; `context_actions` (b, s, 2) led to the context keyframes (default: `actions`);
         `context_speed` (b, s) m/s their ego speeds, from which the new frames' speeds are integrated
-        with the held accel (`window_speeds`; read by a speed-conditioned model only)."""
+        with the held accel (`ego_speed.window_speeds`; read by a speed-conditioned model only)."""
         video = self.world.video
         b, s = context.shape[:2]
         # The model predicts windows of the trained length; the first new frame is the next keyframe.
@@ -201,7 +186,7 @@ class LearnedEngine:
             acts = torch.cat([past, repeat(actions, "b k -> b t k", t=t - s)], dim=1)  # b t 2
         speeds = None
         if actions is not None and context_speed is not None:
-            speeds = self.window_speeds(context_speed, actions, t - s).to(self.device)  # b t
+            speeds = window_speeds(context_speed, actions, t - s, self.keyframe_stride, self.world.fps)  # b t
         cfg = self._sampling(self.config.keyframe_steps)
         sample = sample_clip(
             self._video_model(video.model),
@@ -213,20 +198,12 @@ class LearnedEngine:
             actions=acts,
             image_cond=cond,
             config=cfg,
-            x_T=_noise(gens, (t, *self.latent_shape)).to(self.device),
-            context_noise=_noise(gens, (t, *self.latent_shape)).to(self.device) if cfg.context_noise_level else None,
+            x_T=rollout_noise(gens, (t, *self.latent_shape)).to(self.device),
+            context_noise=rollout_noise(gens, (t, *self.latent_shape)) if cfg.context_noise_level else None,
             ego_speed=speeds,
         )
         return sample.latents[:, s]
 
-    def window_speeds(self, context_speed: Tensor, actions: Tensor, num_new: int) -> Tensor:
-        """(b, s + num_new) ego speeds of a prediction window: the context keyframes' (b, s), then
-        the speeds after each further keyframe interval with the accel of `actions` (b, 2) held."""
-        track = speed_track(
-            context_speed[:, -1].cpu().numpy(), actions[:, 1].float().cpu().numpy(), num_new,
-            self.keyframe_stride, self.world.fps,
-        )  # fmt: skip
-        return torch.cat([context_speed.float().cpu(), torch.from_numpy(track)], dim=1)
 
     @torch.no_grad()
     def fill(self, keys: Tensor, actions: Tensor | None, cond: Conditioning, gens: list[torch.Generator]) -> Tensor:
@@ -240,7 +217,7 @@ class LearnedEngine:
             n_out = 4 * (frames.shape[1] - 1) + 1
             uses_actions = interp.model.action_embedding is not None  # the default interpolates without them
             acts = None if actions is None or not uses_actions else repeat(actions, "b k -> b t k", t=n_out)
-            x_T = _noise(gens, (n_out, *self.latent_shape)).to(self.device)
+            x_T = rollout_noise(gens, (n_out, *self.latent_shape)).to(self.device)
             sample = interpolate(
                 self._video_model(interp.model),
                 interp.schedule,
@@ -348,14 +325,14 @@ class LearnedEngine:
         b = state.batch_size
         if actions.shape != (b, 2):
             raise ValueError(f"actions must have shape ({b}, 2), got {actions.shape}")
-        gens = _generators(state.rng)
+        gens = generators(state.rng)
         act = torch.from_numpy(np.asarray(actions, np.float32)).to(self.device)
         cond = self._conditioning(state.time_of_day, state.crowdedness, [None] * b)
         context = state.context.to(self.device)
         past = state.context_actions.to(self.device)  # b s 2
         speed_before = state.context_speed  # b s
         new = self.predict(context, act, cond, gens, context_actions=past, context_speed=speed_before)  # b c h w
-        new_speed = self.window_speeds(speed_before, act, 1)[:, -1:]  # b 1
+        new_speed = window_speeds(speed_before, act, 1, self.keyframe_stride, self.world.fps)[:, -1:]  # b 1
         keys = torch.cat([context, new[:, None]], dim=1)  # b 3 c h w
         fresh = self.fill(keys, act, cond, gens) if self.levels else new[:, None]  # b f c h w
         frames = self.upsample(self.decode(state.recent.to(self.device), fresh), gens)  # b f 3 H W

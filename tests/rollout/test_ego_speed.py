@@ -32,3 +32,17 @@ def test_bad_input_raises():
         advance_speed(np.zeros(2), np.zeros(3), 1, 30.0)
     with pytest.raises(ValueError, match="fps"):
         advance_speed(np.zeros(1), np.zeros(1), 1, 0.0)
+
+
+def test_window_speeds_keep_the_context_and_extend_it_with_the_held_accel():
+    import torch
+
+    from drivesim.rollout.ego_speed import window_speeds
+
+    context = torch.tensor([[10.0, 11.0], [20.0, 20.0]])
+    actions = torch.tensor([[0.0, 1.0], [0.5, -1.0]])
+    out = window_speeds(context, actions, 2, 4, 30.0)
+    assert out.shape == (2, 4)
+    torch.testing.assert_close(out[:, :2], context)
+    want = speed_track(np.array([11.0, 20.0]), np.array([1.0, -1.0]), 2, 4, 30.0)
+    np.testing.assert_allclose(out[:, 2:].numpy(), want, rtol=1e-6)
