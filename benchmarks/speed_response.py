@@ -10,6 +10,10 @@ the told speed keeps the start frame's motion whatever it is told: slope ~0. Pri
 (per told speed the read mean and std, the slope and Pearson r of read vs told over rollouts, the
 probe on the real starts' own video as reference) and drawn in speed_response.png.
 
+Where is the motion lost? `--pipeline` also reads the real clips after each model stage with the
+true latents: encoded and decoded (autoencoder + temporal decoder), and true keyframes at the
+model's stride filled in by its interpolation model, then decoded.
+
   python benchmarks/speed_response.py --model M [--model M2 ...] --threads 2
 
 With several --model, the models are measured in one run on the same starts and seeds.
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 from einops import reduce
 
+from drivesim.diffusion.conditioning import Conditioning
 from drivesim.eval.adherence import pearson, recover_speed
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_data import HELDOUT_SEED_BASE
@@ -34,6 +39,7 @@ from drivesim.eval.probe_io import load_probes
 from drivesim.eval.report import write_json
 from drivesim.paths import default_probes_dir
 from drivesim.rollout.ego_speed import MAX_SPEED
+from drivesim.rollout.engine import to_uint8
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.world_model import load
 from drivesim.world.ego import command_for
@@ -87,6 +93,29 @@ def measure(model: str, args: argparse.Namespace, probes, real) -> dict:
     }
 
 
+@torch.no_grad()
+def pipeline(model: str, args: argparse.Namespace, probes, real) -> dict:
+    """Read speed (m/s, per clip) of the real clips through the model's stages with their true latents."""
+    world = load(model)
+    engine = world.engine(EngineConfig(interpolation_steps=args.interpolation_steps))
+    video = uint8_to_video(real.frames)  # b t 3 h w in [-1, 1]
+    z = world.autoencoder.encode_video(video)  # b t c h w, scaled
+    settle = int(round(args.settle * world.fps))
+    decoded = to_uint8(engine.decode(z[:, :0], z))
+    out = {"decoded": read_speeds(probes, decoded, world.fps, settle, args.hop).tolist()}
+    if engine.levels:
+        b, stride = len(real.ids), engine.keyframe_stride
+        keys = z[:, ::stride]  # true keyframes
+        cond = Conditioning.from_labels(real.time_of_day, real.crowdedness, [None] * b, [None] * b)
+        gens = [torch.Generator().manual_seed(args.seed + i) for i in range(b)]
+        zeros = torch.zeros(b, 2)
+        filled = [keys[:, 1:2]]  # keyframe 1, then each interval up to the next keyframe
+        filled += [engine.fill(keys[:, k - 2 : k + 1], zeros, cond, gens) for k in range(2, keys.shape[1])]
+        frames = to_uint8(engine.decode(z[:, :0], torch.cat(filled, dim=1)))
+        out["interpolated_true_keyframes"] = read_speeds(probes, frames, world.fps, settle, args.hop).tolist()
+    return out
+
+
 def plot(results: list[dict], reference: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
     for r in results:
@@ -120,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/speed_response")
+    parser.add_argument("--pipeline", action="store_true", help="also read real clips through each model's stages")
     args = parser.parse_args(argv)
     bad = [v for v in args.speeds if not 0.0 <= v <= MAX_SPEED]
     if bad:
@@ -137,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         "true": real.start_speed.tolist(),
         "read": read_speeds(probes, real.frames, first.fps, settle_real, args.hop).tolist(),
     }
+    if args.pipeline:
+        reference["pipeline"] = {m: pipeline(m, args, probes, real) for m in args.model}
     results = [measure(m, args, probes, real) for m in args.model]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
