@@ -100,7 +100,7 @@ def pipeline(model: str, args: argparse.Namespace, probes, real) -> dict:
     engine = world.engine(EngineConfig(interpolation_steps=args.interpolation_steps))
     video = uint8_to_video(real.frames)  # b t 3 h w in [-1, 1]
     z = world.autoencoder.encode_video(video)  # b t c h w, scaled
-    settle = int(round(args.settle * world.fps))
+    settle = 0  # true latents: no rollout start to settle from
     decoded = to_uint8(engine.decode(z[:, :0], z))
     out = {"decoded": read_speeds(probes, decoded, world.fps, settle, args.hop).tolist()}
     if engine.levels:
