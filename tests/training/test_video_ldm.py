@@ -240,7 +240,7 @@ def test_speed_conditioning_trains_from_a_plain_model_and_reads_the_window_speed
     slow = masked_loss(loaded, batch, mask, NoiseSchedule(), "v", gen, cfg).loss
     fast_batch = dataclasses.replace(batch, ego_speed=batch.ego_speed + 20.0)
     fast = masked_loss(loaded, fast_batch, mask, NoiseSchedule(), "v", torch.Generator().manual_seed(0), cfg).loss
-    assert float(slow) != float(fast)  # the loss sees the window's speeds
+    assert float(slow.detach()) != float(fast.detach())  # the loss sees the window's speeds
 
 
 def test_masked_loss_adds_the_weighted_forecast_error(workspace):
