@@ -184,8 +184,8 @@ class LearnedEngine:
         if actions is not None:
             past = repeat(actions, "b k -> b s k", s=s) if context_actions is None else context_actions.to(actions)
             acts = torch.cat([past, repeat(actions, "b k -> b t k", t=t - s)], dim=1)  # b t 2
-        speeds = None
-        if actions is not None and context_speed is not None:
+        speeds = None  # integrated only for a model that reads them
+        if actions is not None and context_speed is not None and video.model.config.speed_conditioning:
             speeds = window_speeds(context_speed, actions, t - s, self.keyframe_stride, self.world.fps)  # b t
         cfg = self._sampling(self.config.keyframe_steps)
         sample = sample_clip(
@@ -203,7 +203,6 @@ class LearnedEngine:
             ego_speed=speeds,
         )
         return sample.latents[:, s]
-
 
     @torch.no_grad()
     def fill(self, keys: Tensor, actions: Tensor | None, cond: Conditioning, gens: list[torch.Generator]) -> Tensor:
