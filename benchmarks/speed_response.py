@@ -41,7 +41,7 @@ from drivesim.paths import default_probes_dir
 from drivesim.rollout.ego_speed import MAX_SPEED
 from drivesim.rollout.engine import to_uint8
 from drivesim.rollout.engine_api import EngineConfig
-from drivesim.rollout.world_model import load
+from drivesim.rollout.world_model import WorldModel, load
 from drivesim.world.ego import command_for
 
 matplotlib.use("Agg")
@@ -64,8 +64,7 @@ def fit(told: np.ndarray, read: np.ndarray) -> dict:
     return {"slope": float(slope), "intercept": float(intercept), "pearson": pearson(told, read)}
 
 
-def measure(model: str, args: argparse.Namespace, probes, real) -> dict:
-    world = load(model)
+def measure(model: str, world: WorldModel, args: argparse.Namespace, probes, real) -> dict:
     settings = EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps)
     engine = world.engine(settings)
     steps = max(2, round(args.seconds * world.fps / engine.keyframe_stride))
@@ -94,9 +93,8 @@ def measure(model: str, args: argparse.Namespace, probes, real) -> dict:
 
 
 @torch.no_grad()
-def pipeline(model: str, args: argparse.Namespace, probes, real) -> dict:
+def pipeline(world: WorldModel, args: argparse.Namespace, probes, real) -> dict:
     """Read speed (m/s, per clip) of the real clips through the model's stages with their true latents."""
-    world = load(model)
     engine = world.engine(EngineConfig(interpolation_steps=args.interpolation_steps))
     video = uint8_to_video(real.frames)  # b t 3 h w in [-1, 1]
     z = world.autoencoder.encode_video(video)  # b t c h w, scaled
@@ -158,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seconds={args.seconds} must exceed --settle={args.settle}")
     torch.set_num_threads(args.threads)
     probes = load_probes(args.probes)
-    first = load(args.model[0])
+    worlds = {m: load(m) for m in args.model}  # each model folder read once
+    first = worlds[args.model[0]]
     h, w = first.metadata.get("autoencoder", {}).get("image_size", [64, 128])
     real_frames = int(round(args.seconds * first.fps)) + 1
     real = render_real(HELDOUT_SEED_BASE, args.starts, real_frames, int(h), int(w), int(first.fps))
@@ -168,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         "read": read_speeds(probes, real.frames, first.fps, settle_real, args.hop).tolist(),
     }
     if args.pipeline:
-        reference["pipeline"] = {m: pipeline(m, args, probes, real) for m in args.model}
-    results = [measure(m, args, probes, real) for m in args.model]
+        reference["pipeline"] = {m: pipeline(w, args, probes, real) for m, w in worlds.items()}
+    results = [measure(m, w, args, probes, real) for m, w in worlds.items()]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot(results, reference, out / "speed_response.png")
