@@ -40,10 +40,13 @@ class ActionEmbedding(nn.Module):
     """actions (b, t, 2) or None, drop (b,) bool or None -> per-frame embedding ((b t), dim).
 
     `actions=None` gives the null embedding for every frame; `drop[i]` True replaces
-    sample i's actions by the null (action dropout for guidance).
+    sample i's actions by the null (action dropout for guidance). zero_init: the output layer
+    and the null start at zero, so a model started from one without actions starts unchanged.
     """
 
-    def __init__(self, dim: int, num_frequencies: int = 6, hidden_dim: int | None = None) -> None:
+    def __init__(
+        self, dim: int, num_frequencies: int = 6, hidden_dim: int | None = None, zero_init: bool = False
+    ) -> None:
         super().__init__()
         if dim < 1 or num_frequencies < 0:
             raise ValueError(
@@ -56,7 +59,11 @@ class ActionEmbedding(nn.Module):
             nn.Linear(ACTION_DIM * (1 + 2 * num_frequencies), hidden), nn.SiLU(), nn.Linear(hidden, dim)
         )
         self.null = nn.Parameter(torch.zeros(dim))
-        nn.init.normal_(self.null, std=0.02)
+        if zero_init:
+            nn.init.zeros_(self.mlp[-1].weight)
+            nn.init.zeros_(self.mlp[-1].bias)
+        else:
+            nn.init.normal_(self.null, std=0.02)
 
     def forward(
         self, actions: Tensor | None, batch: int, num_frames: int, drop: Tensor | None = None

@@ -78,6 +78,9 @@ class VideoUNetConfig:
     freeze_image: theta frozen (True, the paper) or trained end to end (False, ablation).
     zero_init: new output projections start at zero (the model starts as the image model);
         False gives random temporal layers (e.g. an untrained test model whose actions matter).
+    zero_init_actions: the action embedding starts at zero too (output layer and null), so a
+        run started (`init_from`) from a model without actions starts as that model (e.g. the
+        interpolation model taught actions and speed).
     """
 
     temporal_layers: str = "attention+conv3d"
@@ -101,6 +104,7 @@ class VideoUNetConfig:
     speed_conditioning: bool = False
     freeze_image: bool = True
     zero_init: bool = True
+    zero_init_actions: bool = False
 
     def __post_init__(self) -> None:
         self.temporal_after = tuple(str(k) for k in self.temporal_after)
@@ -213,7 +217,9 @@ class VideoUNet(nn.Module):
                 latent_channels, context_sites, cfg.context_hidden_channels, zero_init=cfg.zero_init
             )
         self.action_embedding = (
-            ActionEmbedding(emb_dim, cfg.action_frequencies) if cfg.use_actions else None
+            ActionEmbedding(emb_dim, cfg.action_frequencies, zero_init=cfg.zero_init_actions)
+            if cfg.use_actions
+            else None
         )
         self.speed_embedding = (
             SpeedEmbedding(emb_dim, cfg.action_frequencies, zero_init=cfg.zero_init) if cfg.speed_conditioning else None

@@ -1,10 +1,10 @@
 """`init_from`: start a video-model run from another model folder's stage.
 
 The stage's weights load into a new `VideoUNet`; only modules the stage cannot have (the
-action forecast's, the spatial action projection and the speed embedding, `NEW_MODULES`) may be missing and keep
-their initialisation, whose zero output projections make the run start exactly as the model
-it came from. A stage trained on
-another image model theta, or with other shapes, is an error that names what differs.
+action forecast's, the spatial action projection and the speed embedding, `NEW_MODULES`; the
+action embedding too when `zero_init_actions`) may be missing and keep their initialisation,
+whose zero output projections make the run start exactly as the model it came from. A stage
+trained on another image model theta, or with other shapes, is an error that names what differs.
 """
 
 from __future__ import annotations
@@ -40,13 +40,15 @@ def init_from_stage(model: VideoUNet, folder: Path, stage: str, theta: bool = Fa
             f"init_from={folder} stage {stage!r} was trained on another image model than this model_dir's "
             f"(e.g. {differ[0]}); use a model folder with the same image_ldm"
         )
-    missing = [k for k in own if k not in state and not k.startswith(NEW_MODULES)]
+    new = NEW_MODULES + (("action_embedding.",) if model.config.zero_init_actions else ())
+    missing = [k for k in own if k not in state and not k.startswith(new)]
     unexpected = [k for k in state if k not in own]
     reshaped = [k for k, v in state.items() if k in own and v.shape != own[k].shape]
     if missing or unexpected or reshaped:
         raise ValueError(
             f"init_from={folder} stage {stage!r} does not fit this model: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}, other shapes {reshaped[:5]} (only {list(NEW_MODULES)} may be missing)"
+            f"unexpected {unexpected[:5]}, other shapes {reshaped[:5]} (only {list(new)} may be missing; "
+            "action_embedding. too with video.zero_init_actions=true)"
         )
     result = model.load_state_dict(state, strict=False)
     print(f"{stage}: initialised from {folder} ({len(result.missing_keys)} new tensors keep their init)")
