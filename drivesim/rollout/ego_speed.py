@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor
 
 from drivesim.world.config import WorldConfig
@@ -57,3 +59,16 @@ def window_speeds(context_speed: Tensor, actions: Tensor, num_new: int, stride: 
     `actions` (b, 2) held."""
     track = speed_track(context_speed[:, -1].cpu().numpy(), actions[:, 1].float().cpu().numpy(), num_new, stride, fps)
     return torch.cat([context_speed.float().cpu(), torch.from_numpy(track)], dim=1)
+
+
+def between_keyframes(key_speeds: Tensor, factor: int) -> Tensor:
+    """(b, k) speeds of keyframes `factor` frames apart -> (b, factor * (k - 1) + 1) speeds of every
+    frame, linear in between (a held accel changes the speed almost linearly over a keyframe
+    interval; the interpolation model's frames are told these)."""
+    if key_speeds.ndim != 2 or key_speeds.shape[1] < 1 or factor < 1:
+        raise ValueError(f"key_speeds has shape {tuple(key_speeds.shape)} and factor={factor}; expected (b, k>=1), >=1")
+    if key_speeds.shape[1] == 1:
+        return key_speeds.clone()
+    x = rearrange(key_speeds.float(), "b k -> b 1 k")
+    out = F.interpolate(x, size=factor * (key_speeds.shape[1] - 1) + 1, mode="linear", align_corners=True)
+    return rearrange(out, "b 1 n -> b n")

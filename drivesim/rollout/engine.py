@@ -32,13 +32,14 @@ from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.ego_speed import DEFAULT_SPEED, window_speeds
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.generators import generators, rollout_noise
+from drivesim.rollout.keyframe_fill import fill_keyframes, interpolation_levels
 from drivesim.rollout.rewards import RewardConfig, compute_rewards
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
 from drivesim.rollout.world_model import WorldModel
 from drivesim.sampling.ddim import ddim_sample
 from drivesim.sampling.guidance import classifier_free_guidance
 from drivesim.sampling.upsample import upsample_video
-from drivesim.sampling.video import VideoGuidance, VideoSamplingConfig, interpolate, sample_clip
+from drivesim.sampling.video import VideoGuidance, VideoSamplingConfig, sample_clip
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -61,7 +62,7 @@ class LearnedEngine:
         ae = world.autoencoder
         self.latent_shape = (ae.cfg.latent_channels, *self._latent_hw())
         self.keyframe_stride = int(world.video.window.frame_stride)
-        self.levels = self._interpolation_levels() if config.interpolate else 0
+        self.levels = interpolation_levels(world.interpolation, self.keyframe_stride) if config.interpolate else 0
         self.frames_per_step = 4**self.levels
         self.output_fps = world.fps * self.frames_per_step / self.keyframe_stride
         h, w = self.world.metadata.get("autoencoder", {}).get("image_size", [64, 128])
@@ -75,17 +76,6 @@ class LearnedEngine:
     def _latent_hw(self) -> tuple[int, int]:
         h, w = self.world.metadata.get("autoencoder", {}).get("image_size", [64, 128])
         return self.world.autoencoder.cfg.latent_size(int(h), int(w))
-
-    def _interpolation_levels(self) -> int:
-        interp = self.world.interpolation
-        if interp is None:
-            return 0
-        finest = int(interp.window.frame_stride)
-        levels, stride = 0, self.keyframe_stride
-        while stride > finest and stride % 4 == 0 and levels < 2:
-            stride //= 4
-            levels += 1
-        return levels
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.config.dtype == "float32":
@@ -205,34 +195,17 @@ class LearnedEngine:
         return sample.latents[:, s]
 
     @torch.no_grad()
-    def fill(self, keys: Tensor, actions: Tensor | None, cond: Conditioning, gens: list[torch.Generator]) -> Tensor:
-        """Interpolate keyframes (b, k, c, h, w) at keyframe stride down `levels` times;
-        returns the frames after keys[:, -2] up to and including keys[:, -1]: (b, 4^levels, c, h, w)."""
+    def fill(
+        self, keys: Tensor, actions: Tensor | None, cond: Conditioning, gens: list[torch.Generator],
+        key_speeds: Tensor | None = None,
+    ) -> Tensor:
+        """keys (b, k, c, h, w) -> the (b, 4^levels, c, h, w) frames after keys[:, -2] up to and including
+        keys[:, -1] (`keyframe_fill.fill_keyframes`; actions (b, 2), key_speeds (b, k) m/s or None)."""
         interp = self.world.interpolation
-        frames, stride = keys, self.keyframe_stride
-        finest = int(interp.window.frame_stride) if interp is not None else 1
-        for level in range(1, self.levels + 1):
-            flag = 0 if stride == 16 * finest else 1
-            n_out = 4 * (frames.shape[1] - 1) + 1
-            uses_actions = interp.model.action_embedding is not None  # the default interpolates without them
-            acts = None if actions is None or not uses_actions else repeat(actions, "b k -> b t k", t=n_out)
-            x_T = rollout_noise(gens, (n_out, *self.latent_shape)).to(self.device)
-            sample = interpolate(
-                self._video_model(interp.model),
-                interp.schedule,
-                interp.target,
-                frames,
-                gens[0],
-                frame_rate=flag,
-                actions=acts,
-                image_cond=cond,
-                config=VideoSamplingConfig(steps=self.config.interpolation_steps),
-                x_T=x_T,
-            )
-            # keep c1 and what follows it: 4^level + 1 frames at the new stride
-            frames, stride = sample.latents[:, -(4**level + 1) :], stride // 4
-        per = 4**self.levels
-        return frames[:, -per:]
+        model = self._video_model(interp.model)
+        steps = self.config.interpolation_steps
+        return fill_keyframes(interp, model, keys, actions, cond, gens, self.levels, self.keyframe_stride, steps,
+                              key_speeds)  # fmt: skip
 
     @torch.no_grad()
     def decode(self, recent: Tensor, new: Tensor) -> Tensor:
@@ -331,9 +304,9 @@ class LearnedEngine:
         past = state.context_actions.to(self.device)  # b s 2
         speed_before = state.context_speed  # b s
         new = self.predict(context, act, cond, gens, context_actions=past, context_speed=speed_before)  # b c h w
-        new_speed = window_speeds(speed_before, act, 1, self.keyframe_stride, self.world.fps)[:, -1:]  # b 1
+        key_speeds = window_speeds(speed_before, act, 1, self.keyframe_stride, self.world.fps)  # b 3, the keys'
         keys = torch.cat([context, new[:, None]], dim=1)  # b 3 c h w
-        fresh = self.fill(keys, act, cond, gens) if self.levels else new[:, None]  # b f c h w
+        fresh = self.fill(keys, act, cond, gens, key_speeds) if self.levels else new[:, None]  # b f c h w
         frames = self.upsample(self.decode(state.recent.to(self.device), fresh), gens)  # b f 3 H W
         collision, off_road, speed = self.rewards(keys[:, -2:])
         uint8 = to_uint8(frames)
@@ -342,7 +315,7 @@ class LearnedEngine:
         new_state = state.with_(
             context=keys[:, -2:].cpu(),
             context_actions=torch.cat([past, act[:, None]], dim=1)[:, -2:].float().cpu(),
-            context_speed=torch.cat([state.context_speed.float(), new_speed], dim=1)[:, -2:],
+            context_speed=key_speeds[:, -2:],
             recent=recent.cpu(),
             speed=torch.from_numpy(np.nan_to_num(speed)),
             rng=torch.stack([g.get_state() for g in gens]),

@@ -40,6 +40,7 @@ class RandomModelSpec:
     upsampler: bool = False
     layout_prior: bool = True
     speed_conditioning: bool = False  # the prediction model is told the ego speed
+    interpolation_speed: bool = False  # the interpolation model too (needs interpolation_actions)
     seed: int = 0
 
 
@@ -80,7 +81,13 @@ def build_random_model(folder: Path, spec: RandomModelSpec | None = None) -> Pat
         extra={"fps": 30.0},
     )
     if spec.interpolation:
-        interp_cfg = _video(spec.size, num_frame_rates=2, use_actions=spec.interpolation_actions, zero_init=False)
+        interp_cfg = _video(
+            spec.size,
+            num_frame_rates=2,
+            use_actions=spec.interpolation_actions,
+            speed_conditioning=spec.interpolation_speed,
+            zero_init=False,
+        )
         window = {"num_frames": 9, "frame_stride": 1, "keyframe_spacing": 4}
         save_stage(
             folder,

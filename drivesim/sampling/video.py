@@ -229,6 +229,7 @@ def interpolate(
     config: VideoSamplingConfig | None = None,
     progress: bool = False,
     x_T: Tensor | None = None,
+    ego_speed: Tensor | None = None,
 ) -> VideoSample:
     """Temporal interpolation (Sec. 3.3): `factor - 1` new frames between each pair of keyframes.
 
@@ -241,6 +242,8 @@ def interpolate(
     image_cond: b rows (per clip) only.
     x_T: (b, factor * (k - 1) + 1, c, h, w) starting noise at the output frames, or None (from
         `generator`); each window starts from its slice of it.
+    ego_speed: (b, factor * (k - 1) + 1) m/s at the output rate, read with the actions by a
+        speed-conditioned model, or None.
     """
     if keyframes.ndim != 5:
         raise ValueError(f"keyframes has shape {tuple(keyframes.shape)}; expected (b, k, c, h, w)")
@@ -252,6 +255,8 @@ def interpolate(
         raise ValueError(f"actions has shape {tuple(actions.shape)}; expected ({b}, {out_frames}, 2)")
     if x_T is not None and tuple(x_T.shape) != (b, out_frames, c, h, w):
         raise ValueError(f"x_T has shape {tuple(x_T.shape)}; expected {(b, out_frames, c, h, w)}")
+    if ego_speed is not None and tuple(ego_speed.shape) != (b, out_frames):
+        raise ValueError(f"ego_speed has shape {tuple(ego_speed.shape)}; expected ({b}, {out_frames}) in m/s")
     if image_cond is not None and image_cond.batch_size != b:
         raise ValueError(f"image_cond has {image_cond.batch_size} rows; interpolate takes one per clip ({b})")
     windows = interpolation_windows(k, keys_per_window)
@@ -277,6 +282,7 @@ def interpolate(
         config=config,
         progress=progress,
         x_T=None if x_T is None else windowed(x_T),
+        ego_speed=None if ego_speed is None else windowed(ego_speed),
     )
     parts = rearrange(sample.latents, "(n b) t c h w -> n b t c h w", b=b)
     frames, covered = [keyframes[:, :1]], 0

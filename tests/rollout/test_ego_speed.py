@@ -46,3 +46,18 @@ def test_window_speeds_keep_the_context_and_extend_it_with_the_held_accel():
     torch.testing.assert_close(out[:, :2], context)
     want = speed_track(np.array([11.0, 20.0]), np.array([1.0, -1.0]), 2, 4, 30.0)
     np.testing.assert_allclose(out[:, 2:].numpy(), want, rtol=1e-6)
+
+
+def test_between_keyframes_is_linear_and_keeps_the_keyframe_speeds():
+    import torch
+
+    from drivesim.rollout.ego_speed import between_keyframes
+
+    keys = torch.tensor([[10.0, 14.0, 30.0], [5.0, 5.0, 1.0]])
+    out = between_keyframes(keys, 4)
+    assert out.shape == (2, 9)
+    torch.testing.assert_close(out[:, ::4], keys)
+    torch.testing.assert_close(out[0, :5], torch.tensor([10.0, 11.0, 12.0, 13.0, 14.0]))
+    assert between_keyframes(keys[:, :1], 4).shape == (2, 1)
+    with pytest.raises(ValueError, match="key_speeds has shape"):
+        between_keyframes(keys[0], 4)

@@ -145,6 +145,22 @@ def test_interpolate_keeps_keyframes_at_every_fourth_frame():
 
 
 @torch.no_grad()
+def test_interpolate_tells_a_speed_conditioned_model_each_frames_speed():
+    model = _model(num_frame_rates=2, speed_conditioning=True)
+    keyframes = torch.randn(1, 3, C, H, W, generator=torch.Generator().manual_seed(3))
+    actions = torch.zeros(1, 9, 2)
+
+    def run(speed):
+        return interpolate(model, SCHEDULE, "eps", keyframes, torch.Generator().manual_seed(0), frame_rate=0,
+                           actions=actions, config=VideoSamplingConfig(steps=2), ego_speed=speed).latents
+
+    slow, fast = run(torch.full((1, 9), 5.0)), run(torch.full((1, 9), 30.0))
+    assert torch.equal(slow[:, ::4], fast[:, ::4]) and not torch.allclose(slow, fast, atol=1e-5)
+    with pytest.raises(ValueError, match="ego_speed has shape"):
+        run(torch.zeros(1, 3))
+
+
+@torch.no_grad()
 def test_rollout_yields_new_frames_from_the_newest_context():
     model = _model()
     first = torch.randn(1, 1, C, H, W)

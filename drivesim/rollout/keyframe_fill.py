@@ -1,0 +1,84 @@
+"""Filling the frames between keyframes with the interpolation model (the engine's second stage).
+
+Keyframes `keyframe_stride` source frames apart are interpolated x4 per level (the model's
+frame-rate flag says which level), one or two levels down to the model's finest stride. Each
+level samples windows of 3 keyframes (`drivesim.sampling.video.interpolate`) and keeps the
+interval after the second-newest keyframe. An interpolation model that uses actions is told
+the step's action on every frame, and one with speed conditioning also each frame's ego speed,
+linear between the keyframes' speeds (`ego_speed.between_keyframes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from einops import repeat
+from torch import Tensor
+
+from drivesim.diffusion.conditioning import Conditioning
+from drivesim.diffusion.video_loading import VideoLDM
+from drivesim.rollout.ego_speed import between_keyframes
+from drivesim.rollout.generators import rollout_noise
+from drivesim.sampling.video import VideoSamplingConfig, interpolate
+
+FACTOR = 4  # new frames per keyframe interval and level: 3 in between + the next keyframe
+
+
+def interpolation_levels(interp: VideoLDM | None, keyframe_stride: int) -> int:
+    """x4 levels (at most 2) that take keyframes `keyframe_stride` apart down to the model's finest stride."""
+    if interp is None:
+        return 0
+    finest = int(interp.window.frame_stride)
+    levels, stride = 0, keyframe_stride
+    while stride > finest and stride % FACTOR == 0 and levels < 2:
+        stride //= FACTOR
+        levels += 1
+    return levels
+
+
+def fill_keyframes(
+    interp: VideoLDM,
+    model: Callable[..., Tensor],
+    keys: Tensor,
+    actions: Tensor | None,
+    cond: Conditioning,
+    gens: list[torch.Generator],
+    levels: int,
+    keyframe_stride: int,
+    steps: int,
+    key_speeds: Tensor | None = None,
+) -> Tensor:
+    """keys (b, k, c, h, w) at `keyframe_stride` -> the frames after keys[:, -2] up to and including
+    keys[:, -1]: (b, 4^levels, c, h, w). model: the denoiser call (interp.model wrapped, e.g. in
+    autocast); actions (b, 2) or None; key_speeds (b, k) m/s or None; gens one per clip; steps:
+    DDIM steps per level."""
+    device = keys.device
+    frames, stride = keys, keyframe_stride
+    finest = int(interp.window.frame_stride)
+    uses_actions = interp.model.action_embedding is not None  # the default interpolates without them
+    speeds = None  # per frame at the current level's output rate, for a speed-conditioned model
+    if uses_actions and actions is not None and key_speeds is not None and interp.model.config.speed_conditioning:
+        speeds = key_speeds.float().to(device)  # b k
+    for level in range(1, levels + 1):
+        flag = 0 if stride == FACTOR * FACTOR * finest else 1
+        n_out = FACTOR * (frames.shape[1] - 1) + 1
+        acts = None if actions is None or not uses_actions else repeat(actions, "b k -> b t k", t=n_out)
+        speeds = None if speeds is None else between_keyframes(speeds, FACTOR)  # b n_out
+        sample = interpolate(
+            model,
+            interp.schedule,
+            interp.target,
+            frames,
+            gens[0],
+            frame_rate=flag,
+            actions=acts,
+            image_cond=cond,
+            config=VideoSamplingConfig(steps=steps),
+            x_T=rollout_noise(gens, (n_out, *keys.shape[2:])).to(device),
+            ego_speed=speeds,
+        )
+        keep = FACTOR**level + 1  # c1 and what follows it, at the new stride
+        frames, stride = sample.latents[:, -keep:], stride // FACTOR
+        speeds = None if speeds is None else speeds[:, -keep:]
+    return frames[:, -(FACTOR**levels) :]

@@ -1,0 +1,58 @@
+"""Filling keyframe intervals with the interpolation model (`drivesim.rollout.keyframe_fill`)."""
+
+import numpy as np
+import pytest
+import torch
+
+from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.keyframe_fill import fill_keyframes, interpolation_levels
+from drivesim.rollout.random_model import RandomModelSpec, build_random_model
+from drivesim.rollout.types import SceneRequest
+from drivesim.rollout.world_model import load
+
+FAST = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2)
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("fill")
+    spec = RandomModelSpec(keyframe_stride=16)
+    plain = load(build_random_model(root / "plain", spec))
+    speedy = load(build_random_model(root / "speedy", RandomModelSpec(keyframe_stride=16, interpolation_speed=True)))
+    return plain, speedy
+
+
+def test_interpolation_levels_follow_the_keyframe_stride(worlds):
+    interp = worlds[0].interpolation
+    assert [interpolation_levels(interp, s) for s in (1, 4, 16, 64, 6)] == [0, 1, 2, 2, 0]
+    assert interpolation_levels(None, 16) == 0
+
+
+@torch.no_grad()
+def test_fill_tells_a_speed_conditioned_interpolation_model_the_keyframe_speeds(worlds):
+    keys = torch.randn(1, 3, 4, 8, 16, generator=torch.Generator().manual_seed(0))
+    actions = torch.tensor([[0.1, 0.5]])
+    for world, differs in zip(worlds, (False, True)):
+        engine = world.engine(EngineConfig(**FAST))
+        cond = engine._conditioning(torch.tensor([0]), torch.tensor([1]), [None])
+
+        def fill(speeds, actions=actions, interp=world.interpolation, cond=cond):
+            gens = [torch.Generator().manual_seed(1)]
+            return fill_keyframes(interp, interp.model, keys, actions, cond, gens, 2, 16, 2, speeds)
+
+        slow, fast = fill(torch.tensor([[5.0, 5.0, 6.0]])), fill(torch.tensor([[30.0, 31.0, 32.0]]))
+        assert slow.shape == (1, 16, 4, 8, 16)
+        torch.testing.assert_close(slow[:, -1], keys[:, -1])  # ends on the newest keyframe
+        assert (not torch.allclose(slow, fast)) == differs
+        # without actions the speed is not read either (it belongs to the "actions" condition)
+        torch.testing.assert_close(fill(torch.tensor([[5.0, 5.0, 6.0]]), None), fill(None, None))
+
+
+def test_the_engine_step_passes_the_state_speeds_to_the_interpolation_model(worlds):
+    engine = worlds[1].engine(EngineConfig(**FAST))
+    s = engine.start([SceneRequest(0, 1, seed=2, speed=5.0)]).state
+    act = np.array([[0.0, 0.5]], np.float32)
+    slow, fast = engine.step(s, act), engine.step(s.with_(context_speed=s.context_speed + 20.0), act)
+    assert torch.equal(slow.keyframes, fast.keyframes)  # the prediction model does not read speed here
+    assert not np.array_equal(slow.frames, fast.frames)  # the interpolated frames do
