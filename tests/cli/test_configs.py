@@ -125,6 +125,21 @@ def test_stride4_speed_experiment_differs_from_stride4_only_by_the_speed_and_its
     assert dataclasses.replace(speed.video, speed_conditioning=False) == base.video
 
 
+def test_interpolation_speed_experiment_starts_from_the_bundle_with_actions_and_speed():
+    """Issue 6, motion: the bundled interpolation model taught each frame's actions and ego speed."""
+    from drivesim.training.interpolation import InterpolationTrainConfig
+
+    def load(extra: list[str]) -> InterpolationTrainConfig:
+        return to_dataclass(compose("train/interpolation", extra), InterpolationTrainConfig)
+
+    base, speed = load(["experiment=default/interpolation"]), load(["experiment=default/interpolation_speed"])
+    assert speed.video.use_actions and speed.video.speed_conditioning and speed.video.zero_init_actions
+    assert speed.init_from == "drivesim/assets/default_model" and speed.init_theta
+    assert speed.model_dir not in (base.model_dir, speed.init_from) and speed.run_dir != base.run_dir
+    plain = dataclasses.replace(speed.video, use_actions=False, speed_conditioning=False, zero_init_actions=False)
+    assert plain == base.video and (speed.num_frames, speed.factor, speed.rate_probs) == (9, 4, [0.5, 0.5])
+
+
 def test_image_ldm_finetune_experiment_validates():
     """How the shipped image LDM was brought to the current world (README, Default model)."""
     from drivesim.training.image_ldm import ImageLDMTrainConfig

@@ -40,7 +40,10 @@ def _workspace(root: Path, frames: int = 40) -> Path:
     for i in range(2):
         phase = torch.arange(frames).float()[:, None, None, None] * 0.2 + i
         latents = torch.sin(phase + torch.arange(W).float() / 3).expand(frames, C, H, W).contiguous()
-        save_file({"latents": latents}, str(cache / "latents" / f"c{i}.safetensors"))
+        actions = torch.stack([torch.sin(phase.flatten()), torch.zeros(frames)], 1)
+        ego = torch.stack([10.0 + 5 * i + 0.1 * torch.arange(frames), *torch.zeros(2, frames)], 1)  # speed first
+        tensors = {"latents": latents, "actions": actions, "ego": ego}
+        save_file(tensors, str(cache / "latents" / f"c{i}.safetensors"))
         lines.append(json.dumps({
             "id": f"c{i}", "latents": f"latents/c{i}.safetensors", "num_frames": frames, "fps": 30.0,
             "time_of_day": "day", "crowdedness": "high", "split": "train", "source": "test",
@@ -106,3 +109,36 @@ def test_train_both_rates_resume_and_interpolate(tmp_path):
             frame_rate=rate, keys_per_window=loaded.window.keys_per_window, config=VideoSamplingConfig(steps=2),
         )
         assert out.latents.shape == (1, 9, C, H, W) and torch.equal(out.latents[:, ::4], keyframes)
+
+
+def test_a_plain_interpolation_model_learns_actions_and_speed_from_where_it_stopped(tmp_path):
+    """init_from with zero-initialised action and speed embeddings starts as the loaded model,
+    then trains the new embeddings on the windows' actions and speeds."""
+    from drivesim.diffusion.video_conditioning import VideoConditioning
+    from drivesim.diffusion.video_unet import VideoUNet
+    from drivesim.training.init_from import init_from_stage
+
+    root = _workspace(tmp_path)
+    plain = _cfg(root, max_steps=1)
+    train(plain)
+    video = VideoUNetConfig.tiny(num_frame_rates=2, speed_conditioning=True, zero_init_actions=True)
+    fresh = VideoUNet(SpatialUNet(UNET), video).eval()
+    init_from_stage(fresh, Path(plain.model_dir), "interpolation", theta=True)
+    loaded = load_video_ldm(Path(plain.model_dir), "interpolation").model.eval()
+    z, tau = torch.randn(1, 5, C, H, W), torch.tensor([500])
+    cond = VideoConditioning.create(1, 5, (C, H, W), actions=torch.full((1, 5, 2), 0.5), frame_rate=0,
+                                    ego_speed=torch.full((1, 5), 30.0))  # fmt: skip
+    blind = VideoConditioning.create(1, 5, (C, H, W), frame_rate=0)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(z, tau, cond), loaded(z, tau, blind))
+    with pytest.raises(ValueError, match="zero_init_actions"):
+        init_from_stage(VideoUNet(SpatialUNet(UNET), dataclasses.replace(video, zero_init_actions=False)),
+                        Path(plain.model_dir), "interpolation", theta=True)  # fmt: skip
+    tuned = _cfg(root, model_dir=str(tmp_path / "tuned"), run_dir=str(tmp_path / "run2"), video=video,
+                 init_from=plain.model_dir, init_theta=True, max_steps=2, action_drop=0.0)  # fmt: skip
+    save_stage(tmp_path / "tuned", "image_ldm", SpatialUNet(UNET), {"unet": dataclasses.asdict(UNET),
+               "schedule": dataclasses.asdict(ScheduleConfig()), "target": "v"})  # fmt: skip
+    train(tuned)
+    model = load_video_ldm(tmp_path / "tuned", "interpolation").model
+    moved = [model.action_embedding.mlp[-1].weight, model.speed_embedding.mlp[-1].weight]
+    assert all(float(w.detach().abs().max()) > 0 for w in moved)  # zero at init_from, trained
