@@ -34,15 +34,20 @@ from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 @dataclass(frozen=True)
 class RealClips:
     """n real clips: frames (n, t, h, w, 3) uint8, actions (n, t, 2) [steer, accel] (actions[:, i] led to
-    frame i), labels per clip (None: not in the probes' vocabulary), start_speed (n,) float32 the
-    ego speed (m/s) at frame 0 (NaN: unknown), which rollouts from frame 0 start with."""
+    frame i), labels per clip (None: not in the probes' vocabulary), speed (n, t) float32 the ego
+    speed (m/s) of every frame (NaN: unknown); rollouts from frame 0 start with `start_speed`."""
 
     ids: list[str]
     frames: np.ndarray
     actions: np.ndarray
     time_of_day: list[str | None]
     crowdedness: list[str | None]
-    start_speed: np.ndarray
+    speed: np.ndarray
+
+    @property
+    def start_speed(self) -> np.ndarray:
+        """(n,) the ego speed at frame 0."""
+        return self.speed[:, 0]
 
     def take(self, index: list[int]) -> RealClips:
         return RealClips(
@@ -51,7 +56,7 @@ class RealClips:
             self.actions[index],
             [self.time_of_day[i] for i in index],
             [self.crowdedness[i] for i in index],
-            self.start_speed[index],
+            self.speed[index],
         )
 
 
@@ -64,7 +69,7 @@ def render_real(seed_base: int, count: int, num_frames: int, height: int, width:
         eps.actions,
         [TIME_OF_DAY[int(i)] for i in eps.time_of_day],
         [CROWDEDNESS[int(i)] for i in eps.crowdedness],
-        eps.speed[:, 0].astype(np.float32),
+        eps.speed.astype(np.float32),
     )
 
 
@@ -89,10 +94,11 @@ def load_split(root: str | Path, split: str, num_frames: int, height: int, width
         ids.append(r.id)
         frames.append(np.stack(clip))  # (t, h, w, 3)
         actions.append(ann.actions[:num_frames].astype(np.float32) if has else np.zeros((num_frames, 2), np.float32))
-        speeds.append(float(ann.ego[0, 0]) if ann is not None and ann.ego is not None else float("nan"))
+        known = ann is not None and ann.ego is not None
+        speeds.append(ann.ego[:num_frames, 0].astype(np.float32) if known else np.full(num_frames, np.nan, np.float32))
         tods.append(r.time_of_day if r.time_of_day in TIME_OF_DAY else None)
         crowds.append(r.crowdedness if r.crowdedness in CROWDEDNESS else None)
-    return RealClips(ids, np.stack(frames), np.stack(actions), tods, crowds, np.array(speeds, np.float32))
+    return RealClips(ids, np.stack(frames), np.stack(actions), tods, crowds, np.stack(speeds))
 
 
 def random_probes(folder: Path, calibration: np.ndarray, height: int, width: int) -> Path:

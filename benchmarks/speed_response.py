@@ -11,8 +11,10 @@ the told speed keeps the start frame's motion whatever it is told: slope ~0. Pri
 probe on the real starts' own video as reference) and drawn in speed_response.png.
 
 Where is the motion lost? `--pipeline` also reads the real clips after each model stage with the
-true latents: encoded and decoded (autoencoder + temporal decoder), and true keyframes at the
-model's stride filled in by its interpolation model, then decoded.
+true latents: encoded and decoded (autoencoder + temporal decoder), true keyframes at the
+model's stride blended linearly in latent space (a reference: how the probe reads a ghosted
+in-between) and filled in by its interpolation model (told the true actions and, if it reads
+them, the true keyframe speeds), then decoded.
 
   python benchmarks/speed_response.py --model M [--model M2 ...] --threads 2
 
@@ -29,7 +31,8 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
-from einops import reduce
+from einops import rearrange, reduce
+from torch import Tensor
 
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.eval.adherence import pearson, recover_speed
@@ -38,7 +41,7 @@ from drivesim.eval.probe_data import HELDOUT_SEED_BASE
 from drivesim.eval.probe_io import load_probes
 from drivesim.eval.report import write_json
 from drivesim.paths import default_probes_dir
-from drivesim.rollout.ego_speed import MAX_SPEED
+from drivesim.rollout.ego_speed import DEFAULT_SPEED, MAX_SPEED
 from drivesim.rollout.engine import to_uint8
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.world_model import WorldModel, load
@@ -99,18 +102,28 @@ def pipeline(world: WorldModel, args: argparse.Namespace, probes, real) -> dict:
     video = uint8_to_video(real.frames)  # b t 3 h w in [-1, 1]
     z = world.autoencoder.encode_video(video)  # b t c h w, scaled
     settle = 0  # true latents: no rollout start to settle from
-    decoded = to_uint8(engine.decode(z[:, :0], z))
-    out = {"decoded": read_speeds(probes, decoded, world.fps, settle, args.hop).tolist()}
+
+    def read(latents: Tensor) -> list[float]:
+        return read_speeds(probes, to_uint8(engine.decode(z[:, :0], latents)), world.fps, settle, args.hop).tolist()
+
+    out = {"decoded": read(z)}
     if engine.levels:
         b, stride = len(real.ids), engine.keyframe_stride
         keys = z[:, ::stride]  # true keyframes
+        n = stride * (keys.shape[1] - 1) + 1
+        weight = torch.linspace(0, 1, stride + 1)[:-1]  # position within a keyframe interval
+        blend = keys[:, :-1, None] * (1 - weight[:, None, None, None]) + keys[:, 1:, None] * weight[:, None, None, None]
+        blended = torch.cat([rearrange(blend, "b k s c h w -> b (k s) c h w"), keys[:, -1:]], dim=1)  # b n c h w
+        out["blended_true_keyframes"] = read(blended[:, stride:n])
         cond = Conditioning.from_labels(real.time_of_day, real.crowdedness, [None] * b, [None] * b)
         gens = [torch.Generator().manual_seed(args.seed + i) for i in range(b)]
-        zeros = torch.zeros(b, 2)
+        key_speeds = torch.from_numpy(np.nan_to_num(real.speed[:, :n:stride], nan=DEFAULT_SPEED))  # b k
+        actions = torch.from_numpy(real.actions[:, :n])  # b n 2; actions[:, i] led to frame i
         filled = [keys[:, 1:2]]  # keyframe 1, then each interval up to the next keyframe
-        filled += [engine.fill(keys[:, k - 2 : k + 1], zeros, cond, gens) for k in range(2, keys.shape[1])]
-        frames = to_uint8(engine.decode(z[:, :0], torch.cat(filled, dim=1)))
-        out["interpolated_true_keyframes"] = read_speeds(probes, frames, world.fps, settle, args.hop).tolist()
+        for k in range(2, keys.shape[1]):  # each interval told the mean of the actions that led through it
+            act = reduce(actions[:, stride * (k - 1) + 1 : stride * k + 1], "b t a -> b a", "mean")
+            filled.append(engine.fill(keys[:, k - 2 : k + 1], act, cond, gens, key_speeds[:, k - 2 : k + 1]))
+        out["interpolated_true_keyframes"] = read(torch.cat(filled, dim=1))
     return out
 
 
