@@ -23,7 +23,9 @@ from drivesim.eval.probe_data import EpisodeConfig, episode_conditions, render_e
 from drivesim.eval.probe_io import Probes, save_probes
 from drivesim.eval.report import plot_frame_grid
 from drivesim.eval.temporal import psnr, ssim
+from drivesim.rollout.ego_speed import DEFAULT_SPEED
 from drivesim.rollout.engine import LearnedEngine
+from drivesim.rollout.keyframe_fill import interpolation_levels as fill_levels
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import WorldModel
 from drivesim.sampling.video import VideoSamplingConfig, interpolate
@@ -280,16 +282,14 @@ class InterpLevel:
 
 
 def interpolation_levels(world: WorldModel) -> list[tuple[int, int]]:
-    """(input stride, frame-rate flag) per level, as the engine chains them (`LearnedEngine.fill`)."""
+    """(input stride, frame-rate flag) per level, as the engine chains them (`keyframe_fill`)."""
     finest = int(world.interpolation.window.frame_stride)
-    stride, out = int(world.video.window.frame_stride), []
-    while stride > finest and stride % 4 == 0 and len(out) < 2:
-        out.append((stride, 0 if stride == 16 * finest else 1))
-        stride //= 4
-    return out
+    stride = int(world.video.window.frame_stride)
+    strides = [stride // 4**level for level in range(fill_levels(world.interpolation, stride))]
+    return [(s, 0 if s == 16 * finest else 1) for s in strides]
 
 
-def _lerp(keys: torch.Tensor, factor: int) -> torch.Tensor:
+def lerp(keys: torch.Tensor, factor: int) -> torch.Tensor:
     """(b, k, ...) -> (b, factor (k - 1) + 1, ...) linear blend between neighbouring keys."""
     w = torch.arange(factor, dtype=keys.dtype) / factor
     w = w.reshape(1, 1, factor, *([1] * (keys.ndim - 2)))
@@ -301,7 +301,8 @@ def _lerp(keys: torch.Tensor, factor: int) -> torch.Tensor:
 def _interp_scores(
     world: WorldModel, real: RealClips, plan: list[tuple[int, int]], keys: int, steps: int, gen: torch.Generator
 ) -> dict[str, dict[str, float]]:
-    """metric -> method -> mean over the in-between frames of these clips (labels given, actions not)."""
+    """metric -> method -> mean over the in-between frames of these clips (labels given; actions and
+    speeds only to a model that reads them)."""
     stride, factor = plan[0][0], 4 ** len(plan)
     positions = np.arange(0, (keys - 1) * stride + 1, stride // factor)
     truth = uint8_to_video(real.frames[:, positions])  # (b, t, c, h, w)
@@ -311,11 +312,21 @@ def _interp_scores(
     key_z = z[:, ::factor]  # (b, keys, C, h', w')
     b = len(real.ids)
     cond = Conditioning.from_labels(real.time_of_day, real.crowdedness, [None] * b, [None] * b, device=device)
+    # a model that reads actions (and speed) is told the true ones of each output frame, as in training
+    acts, speeds = None, None
+    if interp.model.action_embedding is not None:
+        acts = torch.from_numpy(real.actions[:, positions]).to(device)
+    if acts is not None and interp.model.config.speed_conditioning:
+        speeds = torch.from_numpy(np.nan_to_num(real.speed[:, positions], nan=DEFAULT_SPEED)).to(device)
     frames = key_z
-    for _, flag in plan:
+    for level, (_, flag) in enumerate(plan):
+        every = factor // 4 ** (level + 1)  # output frames of this level, in `positions`
         frames = interpolate(interp.model, interp.schedule, interp.target, frames, gen, frame_rate=flag,
                              keys_per_window=max(2, interp.window.keys_per_window), image_cond=cond,
-                             config=VideoSamplingConfig(steps=steps)).latents  # (b, 4 (k - 1) + 1, C, h', w')
+                             config=VideoSamplingConfig(steps=steps),
+                             actions=None if acts is None else acts[:, ::every],
+                             ego_speed=None if speeds is None else speeds[:, ::every],
+                             ).latents  # (b, 4 (k - 1) + 1, C, h', w')
 
     def decode(latents: torch.Tensor) -> torch.Tensor:
         td = world.temporal_decoder
@@ -325,8 +336,8 @@ def _interp_scores(
     between = [i for i in range(len(positions)) if i % factor]
     preds = {
         "model": decode(frames),
-        "latent_lerp": decode(_lerp(key_z, factor)),
-        "pixel_lerp": _lerp(truth[:, ::factor], factor),
+        "latent_lerp": decode(lerp(key_z, factor)),
+        "pixel_lerp": lerp(truth[:, ::factor], factor),
         "reconstruction": decode(z),
     }
     return {

@@ -31,7 +31,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
-from einops import rearrange, reduce
+from einops import reduce
 from torch import Tensor
 
 from drivesim.diffusion.conditioning import Conditioning
@@ -52,7 +52,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _video_eval import probe_stride, render_real, rollout  # noqa: E402
+from _video_eval import lerp, probe_stride, render_real, rollout  # noqa: E402
 
 
 def read_speeds(probes, frames: np.ndarray, fps: float, settle_frames: int, hop: int) -> np.ndarray:
@@ -111,10 +111,7 @@ def pipeline(world: WorldModel, args: argparse.Namespace, probes, real) -> dict:
         b, stride = len(real.ids), engine.keyframe_stride
         keys = z[:, ::stride]  # true keyframes
         n = stride * (keys.shape[1] - 1) + 1
-        weight = torch.linspace(0, 1, stride + 1)[:-1]  # position within a keyframe interval
-        blend = keys[:, :-1, None] * (1 - weight[:, None, None, None]) + keys[:, 1:, None] * weight[:, None, None, None]
-        blended = torch.cat([rearrange(blend, "b k s c h w -> b (k s) c h w"), keys[:, -1:]], dim=1)  # b n c h w
-        out["blended_true_keyframes"] = read(blended[:, stride:n])
+        out["blended_true_keyframes"] = read(lerp(keys, stride)[:, stride:n])  # b n c h w before the slice
         cond = Conditioning.from_labels(real.time_of_day, real.crowdedness, [None] * b, [None] * b)
         gens = [torch.Generator().manual_seed(args.seed + i) for i in range(b)]
         key_speeds = torch.from_numpy(np.nan_to_num(real.speed[:, :n:stride], nan=DEFAULT_SPEED))  # b k
