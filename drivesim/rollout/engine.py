@@ -36,7 +36,7 @@ from drivesim.rollout.keyframe_fill import fill_keyframes, interpolation_levels
 from drivesim.rollout.rewards import RewardConfig, compute_rewards
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
 from drivesim.rollout.world_model import WorldModel
-from drivesim.sampling.ddim import ddim_sample
+from drivesim.sampling.ddim import check_spacing, ddim_sample
 from drivesim.sampling.guidance import classifier_free_guidance
 from drivesim.sampling.upsample import upsample_video
 from drivesim.sampling.video import VideoGuidance, VideoSamplingConfig, sample_clip
@@ -55,6 +55,7 @@ class LearnedEngine:
     def __init__(self, world: WorldModel, config: EngineConfig) -> None:
         if config.dtype not in DTYPES:
             raise ValueError(f"dtype={config.dtype!r}; allowed: {sorted(DTYPES)}")
+        check_spacing(config.spacing)
         self.world = world
         self.config = config
         self.device = torch.device(config.device)
@@ -86,7 +87,7 @@ class LearnedEngine:
         c = self.config
         guidance = VideoGuidance(context=c.context_guidance, actions=c.action_guidance)
         level = self.world.video.extra.get("context_noise_level", 0) if c.context_noise < 0 else c.context_noise
-        return VideoSamplingConfig(steps=steps, guidance=guidance, context_noise_level=int(level))
+        return VideoSamplingConfig(steps=steps, guidance=guidance, context_noise_level=int(level), spacing=c.spacing)
 
     def _conditioning(
         self,
@@ -203,8 +204,8 @@ class LearnedEngine:
         keys[:, -1] (`keyframe_fill.fill_keyframes`; actions (b, 2), key_speeds (b, k) m/s or None)."""
         interp = self.world.interpolation
         model = self._video_model(interp.model)
-        steps = self.config.interpolation_steps
-        return fill_keyframes(interp, model, keys, actions, cond, gens, self.levels, self.keyframe_stride, steps,
+        sampling = VideoSamplingConfig(steps=self.config.interpolation_steps, spacing=self.config.spacing)
+        return fill_keyframes(interp, model, keys, actions, cond, gens, self.levels, self.keyframe_stride, sampling,
                               key_speeds)  # fmt: skip
 
     @torch.no_grad()

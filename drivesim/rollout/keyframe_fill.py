@@ -46,13 +46,13 @@ def fill_keyframes(
     gens: list[torch.Generator],
     levels: int,
     keyframe_stride: int,
-    steps: int,
+    sampling: VideoSamplingConfig,
     key_speeds: Tensor | None = None,
 ) -> Tensor:
     """keys (b, k, c, h, w) at `keyframe_stride` -> the frames after keys[:, -2] up to and including
     keys[:, -1]: (b, 4^levels, c, h, w). model: the denoiser call (interp.model wrapped, e.g. in
-    autocast); actions (b, 2) or None; key_speeds (b, k) m/s or None; gens one per clip; steps:
-    DDIM steps per level."""
+    autocast); actions (b, 2) or None; key_speeds (b, k) m/s or None; gens one per clip; sampling:
+    DDIM steps and spacing of each level."""
     device = keys.device
     frames, stride = keys, keyframe_stride
     finest = int(interp.window.frame_stride)
@@ -74,7 +74,7 @@ def fill_keyframes(
             frame_rate=flag,
             actions=acts,
             image_cond=cond,
-            config=VideoSamplingConfig(steps=steps),
+            config=sampling,
             x_T=rollout_noise(gens, (n_out, *keys.shape[2:])).to(device),
             ego_speed=speeds,
         )

@@ -4,8 +4,11 @@ The denoiser is any callable ``(z_tau, tau) -> output`` where ``tau`` is an inte
 (b,) and the output is in the ``target`` parameterisation (eps or v). Conditioning and
 guidance are bound into the callable beforehand (see `drivesim.sampling.guidance`).
 
-Steps are an evenly spaced descending sub-sequence of the training times, from
-``T - 1`` down to ``0`` (`ddim_timesteps`). One update, with signal/noise scales
+Steps are an evenly spaced descending sub-sequence of the training times (`ddim_timesteps`):
+"linspace" runs from ``T - 1`` down to ``0``, so its last step, at tau = 0, only confirms the
+estimate before it and n steps make n - 1 jumps (2 steps: one prediction from pure noise);
+"trailing" starts at ``T - 1`` and ends at ``T / n - 1``, every step a jump of T / n (Lin et al.
+2024, "Common diffusion noise schedules and sample steps are flawed", Table 2). One update, with signal/noise scales
 (alpha, sigma) at the current time and (alpha', sigma') at the next (DDIM Eq. (12)):
 
     x0, eps = denoised(output)
@@ -13,7 +16,7 @@ Steps are an evenly spaced descending sub-sequence of the training times, from
     z'      = alpha' * x0 + sqrt(sigma'^2 - s^2) * eps + s * noise
 
 eta = 0 is the deterministic DDIM; eta = 1 matches DDPM's ancestral variance. After the
-last step (tau = 0) the sampler returns the clean estimate x0. All randomness (x_T and the
+last step the sampler returns the clean estimate x0. All randomness (x_T and the
 eta noise) comes from the passed generator; noise is drawn on ``generator.device``.
 """
 
@@ -32,12 +35,25 @@ from drivesim.diffusion.schedule import NoiseSchedule
 Denoiser = Callable[[Tensor, Tensor], Tensor]
 
 
-def ddim_timesteps(num_train_steps: int, steps: int) -> Tensor:
-    """Descending, evenly spaced integer diffusion times: (steps,) from T-1 to 0."""
+SPACINGS = ("linspace", "trailing")
+
+
+def check_spacing(spacing: str) -> None:
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing={spacing!r}; allowed: {list(SPACINGS)}")
+
+
+def ddim_timesteps(num_train_steps: int, steps: int, spacing: str = "linspace") -> Tensor:
+    """Descending, evenly spaced integer diffusion times (steps,): "linspace" from T-1 to 0,
+    "trailing" from T-1 to T/steps - 1."""
+    check_spacing(spacing)
     if not 1 <= steps <= num_train_steps:
         raise ValueError(f"steps={steps} is not allowed; expected 1..{num_train_steps}")
     if steps == 1:
         return torch.tensor([num_train_steps - 1], dtype=torch.long)
+    if spacing == "trailing":
+        starts = torch.linspace(num_train_steps, 0, steps + 1, dtype=torch.float64)[:-1]  # T, T - T/n, ..., T/n
+        return starts.round().long() - 1  # (steps,)
     return torch.linspace(num_train_steps - 1, 0, steps, dtype=torch.float64).round().long()  # (steps,)
 
 
@@ -65,8 +81,9 @@ def ddim_sample(
     progress: bool = False,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    spacing: str = "linspace",
 ) -> Tensor:
-    """Sample a batch of shape `shape` (b, ...) with DDIM.
+    """Sample a batch of shape `shape` (b, ...) with DDIM at the `spacing` of `ddim_timesteps`.
 
     x_T: starting noise; by default N(0, I) from `generator`. Its device/dtype win over
     `device`/`dtype`, which otherwise default to the generator's device and float32.
@@ -76,7 +93,7 @@ def ddim_sample(
     if eta < 0:
         raise ValueError(f"eta={eta} must be >= 0")
     shape = tuple(int(s) for s in shape)
-    taus = ddim_timesteps(schedule.num_steps, steps).tolist()
+    taus = ddim_timesteps(schedule.num_steps, steps, spacing).tolist()
     if x_T is None:
         dev = torch.device(device) if device is not None else generator.device
         z = _noise(shape, generator, dev, dtype)

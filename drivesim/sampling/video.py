@@ -37,7 +37,7 @@ from drivesim.diffusion.context import check_mask, keyframe_mask, noise_context
 from drivesim.diffusion.parameterization import Target, check_target, output_from_x0
 from drivesim.diffusion.schedule import NoiseSchedule, broadcast_to_sample
 from drivesim.diffusion.video_conditioning import VideoConditioning
-from drivesim.sampling.ddim import ddim_sample
+from drivesim.sampling.ddim import check_spacing, ddim_sample
 from drivesim.sampling.guidance import classifier_free_guidance
 
 VideoModel = Callable[[Tensor, Tensor, VideoConditioning], Tensor]
@@ -66,14 +66,17 @@ class VideoGuidance:
 
 @dataclass
 class VideoSamplingConfig:
-    """steps/eta of DDIM, guidance scales, and tau_c for models trained with context noise."""
+    """steps/eta/spacing of DDIM (`ddim.ddim_timesteps`), guidance scales, and tau_c for models
+    trained with context noise."""
 
     steps: int = 20
     eta: float = 0.0
     guidance: VideoGuidance = field(default_factory=VideoGuidance)
     context_noise_level: int = 0
+    spacing: str = "linspace"
 
     def __post_init__(self) -> None:
+        check_spacing(self.spacing)
         if self.steps < 1:
             raise ValueError(f"VideoSamplingConfig.steps={self.steps} must be >= 1")
         if self.eta < 0:
@@ -195,6 +198,7 @@ def sample_clip(
         progress=progress,
         device=device,
         dtype=context_z.dtype,
+        spacing=cfg.spacing,
     )
     m = rearrange(mask.to(torch.bool), "b t -> b t 1 1 1")
     return VideoSample(latents=torch.where(m, context_z, x0), known=mask)

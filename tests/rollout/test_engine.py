@@ -246,3 +246,8 @@ def test_a_speed_conditioned_model_follows_the_state_speed_and_a_plain_one_ignor
         fast = s.with_(context_speed=s.context_speed + 20.0)
         a, b = eng.step(s, act).keyframes, eng.step(fast, act).keyframes
         assert (not torch.allclose(a, b)) == differs
+
+
+def test_bad_spacing_is_refused(model_dir):
+    with pytest.raises(ValueError, match="spacing='middle'; allowed"):
+        load(model_dir).engine(EngineConfig(spacing="middle"))

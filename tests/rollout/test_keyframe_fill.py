@@ -9,6 +9,7 @@ from drivesim.rollout.keyframe_fill import fill_keyframes, interpolation_levels
 from drivesim.rollout.random_model import RandomModelSpec, build_random_model
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import load
+from drivesim.sampling.video import VideoSamplingConfig
 
 FAST = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2)
 
@@ -39,7 +40,8 @@ def test_fill_tells_a_speed_conditioned_interpolation_model_the_keyframe_speeds(
 
         def fill(speeds, actions=actions, interp=world.interpolation, cond=cond):
             gens = [torch.Generator().manual_seed(1)]
-            return fill_keyframes(interp, interp.model, keys, actions, cond, gens, 2, 16, 2, speeds)
+            sampling = VideoSamplingConfig(steps=2)
+            return fill_keyframes(interp, interp.model, keys, actions, cond, gens, 2, 16, sampling, speeds)
 
         slow, fast = fill(torch.tensor([[5.0, 5.0, 6.0]])), fill(torch.tensor([[30.0, 31.0, 32.0]]))
         assert slow.shape == (1, 16, 4, 8, 16)

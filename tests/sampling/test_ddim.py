@@ -92,6 +92,45 @@ def test_timesteps():
         ddim_timesteps(1000, 1001)
 
 
+def test_trailing_timesteps_end_one_jump_above_zero():
+    assert ddim_timesteps(1000, 2, "trailing").tolist() == [999, 499]
+    assert ddim_timesteps(1000, 4, "trailing").tolist() == [999, 749, 499, 249]
+    assert ddim_timesteps(1000, 2).tolist() == [999, 0]
+    assert ddim_timesteps(1000, 1, "trailing").tolist() == [999]
+    with pytest.raises(ValueError, match="spacing='even'; allowed"):
+        ddim_timesteps(1000, 4, "even")
+
+
+@pytest.mark.parametrize("target", ["eps", "v"])
+def test_two_trailing_steps_leave_the_mean_and_two_linspace_steps_do_not(target):
+    """Data: N(+-1, 0.2^2) with equal weight; the exact denoiser is the posterior mean. From pure
+    noise it predicts ~0 (the blurry mean of the data); linspace's second step, at tau = 0, keeps
+    that, while trailing's, at tau = 499, moves the samples well towards the modes."""
+    schedule = NoiseSchedule()
+    w2 = 0.2**2
+
+    def mean_denoiser(z, tau):
+        a = broadcast_to_sample(schedule.alpha(tau), z)
+        s = broadcast_to_sample(schedule.sigma(tau), z)
+        var = a**2 * w2 + s**2  # of z given the component
+        logit = 2 * a * z / var  # log p(+1 | z) - log p(-1 | z)
+        means = [(a * w2 * z + s**2 * mu) / var for mu in (1.0, -1.0)]  # E[x | z, component]
+        p = torch.sigmoid(logit)
+        return output_from_x0(p * means[0] + (1 - p) * means[1], z, a, s, target)
+
+    def run(spacing):
+        out = ddim_sample(mean_denoiser, (4096,), schedule, 2, 0.0, torch.Generator().manual_seed(0), target=target,
+                          dtype=torch.float64, spacing=spacing)  # fmt: skip
+        return float(out.abs().mean())
+
+    blurry, sharp = run("linspace"), run("trailing")
+    assert blurry < 0.1 and sharp > 0.3, (blurry, sharp)
+    exact = ddim_sample(_exact_denoiser(schedule, torch.ones(SHAPE, dtype=torch.float64), target), SHAPE, schedule,
+                        3, 0.0, torch.Generator().manual_seed(1), target=target, dtype=torch.float64,
+                        spacing="trailing")  # fmt: skip
+    torch.testing.assert_close(exact, torch.ones(SHAPE, dtype=torch.float64))
+
+
 def test_bad_arguments_raise():
     schedule = NoiseSchedule()
     g = torch.Generator()

@@ -195,3 +195,17 @@ def test_explicit_noise_makes_clips_independent_of_their_batch():
     alone = interpolate(interp, SCHEDULE, "v", keys[:1], torch.Generator().manual_seed(3), 1, config=cfg,
                         x_T=noise[:1])
     torch.testing.assert_close(alone.latents, both.latents[:1], rtol=1e-4, atol=1e-5)
+
+
+@torch.no_grad()
+def test_spacing_reaches_the_sampler_and_is_checked():
+    model = _model()
+    z, mask = _context(b=1)
+
+    def run(spacing):
+        cfg = VideoSamplingConfig(steps=2, spacing=spacing)
+        return sample_clip(model, SCHEDULE, "v", z, mask, torch.Generator().manual_seed(0), config=cfg).latents
+
+    assert not torch.allclose(run("linspace"), run("trailing"))
+    with pytest.raises(ValueError, match="spacing='uniform'; allowed"):
+        VideoSamplingConfig(spacing="uniform")
