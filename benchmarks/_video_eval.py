@@ -299,7 +299,12 @@ def lerp(keys: torch.Tensor, factor: int) -> torch.Tensor:
 
 @torch.no_grad()
 def _interp_scores(
-    world: WorldModel, real: RealClips, plan: list[tuple[int, int]], keys: int, steps: int, gen: torch.Generator
+    world: WorldModel,
+    real: RealClips,
+    plan: list[tuple[int, int]],
+    keys: int,
+    sampling: VideoSamplingConfig,
+    gen: torch.Generator,
 ) -> dict[str, dict[str, float]]:
     """metric -> method -> mean over the in-between frames of these clips (labels given; actions and
     speeds only to a model that reads them)."""
@@ -323,7 +328,7 @@ def _interp_scores(
         every = factor // 4 ** (level + 1)  # output frames of this level, in `positions`
         frames = interpolate(interp.model, interp.schedule, interp.target, frames, gen, frame_rate=flag,
                              keys_per_window=max(2, interp.window.keys_per_window), image_cond=cond,
-                             config=VideoSamplingConfig(steps=steps),
+                             config=sampling,
                              actions=None if acts is None else acts[:, ::every],
                              ego_speed=None if speeds is None else speeds[:, ::every],
                              ).latents  # (b, 4 (k - 1) + 1, C, h', w')
@@ -352,7 +357,7 @@ def evaluate_interpolation(
     plan: list[tuple[int, int]],
     name: str,
     keys: int,
-    steps: int,
+    sampling: VideoSamplingConfig,
     seed: int,
     batch: int,
 ) -> InterpLevel:
@@ -368,7 +373,7 @@ def evaluate_interpolation(
     parts = []
     for lo in tqdm(range(0, n, batch), desc=name, leave=False):
         idx = list(range(lo, min(lo + batch, n)))
-        parts.append((len(idx), _interp_scores(world, real.take(idx), plan, keys, steps, gen)))
+        parts.append((len(idx), _interp_scores(world, real.take(idx), plan, keys, sampling, gen)))
     mean = {
         metric: InterpScores(**{k: sum(c * p[metric][k] for c, p in parts) / n for k in parts[0][1][metric]})
         for metric in ("psnr", "ssim")

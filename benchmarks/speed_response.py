@@ -45,6 +45,7 @@ from drivesim.rollout.ego_speed import DEFAULT_SPEED, MAX_SPEED
 from drivesim.rollout.engine import to_uint8
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.world_model import WorldModel, load
+from drivesim.sampling.ddim import SPACINGS
 from drivesim.world.ego import command_for
 
 matplotlib.use("Agg")
@@ -68,7 +69,8 @@ def fit(told: np.ndarray, read: np.ndarray) -> dict:
 
 
 def measure(model: str, world: WorldModel, args: argparse.Namespace, probes, real) -> dict:
-    settings = EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps)
+    settings = EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
+                            spacing=args.spacing)  # fmt: skip
     engine = world.engine(settings)
     steps = max(2, round(args.seconds * world.fps / engine.keyframe_stride))
     settle = int(round(args.settle * engine.output_fps))
@@ -98,7 +100,7 @@ def measure(model: str, world: WorldModel, args: argparse.Namespace, probes, rea
 @torch.no_grad()
 def pipeline(world: WorldModel, args: argparse.Namespace, probes, real) -> dict:
     """Read speed (m/s, per clip) of the real clips through the model's stages with their true latents."""
-    engine = world.engine(EngineConfig(interpolation_steps=args.interpolation_steps))
+    engine = world.engine(EngineConfig(interpolation_steps=args.interpolation_steps, spacing=args.spacing))
     video = uint8_to_video(real.frames)  # b t 3 h w in [-1, 1]
     z = world.autoencoder.encode_video(video)  # b t c h w, scaled
     settle = 0  # true latents: no rollout start to settle from
@@ -147,13 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="world model folder (repeatable)")
     parser.add_argument("--probes", default=str(default_probes_dir()))
-    parser.add_argument("--speeds", type=float, nargs="+", default=[8.0, 16.0, 24.0, 32.0])
+    parser.add_argument("--speeds", type=float, nargs="*", default=[8.0, 16.0, 24.0, 32.0],
+                        help="told speeds; none (with --pipeline): the pipeline reading only")
     parser.add_argument("--starts", type=int, default=4, help="real start frames (held-out world episodes)")
     parser.add_argument("--seconds", type=float, default=2.5, help="rollout; holds --settle + one probe window")
     parser.add_argument("--settle", type=float, default=0.5, help="seconds left out at the start of each rollout")
     parser.add_argument("--hop", type=int, default=4)
     parser.add_argument("--keyframe-steps", type=int, default=4)
     parser.add_argument("--interpolation-steps", type=int, default=2)
+    parser.add_argument("--spacing", default=EngineConfig.spacing, choices=SPACINGS, help="DDIM times")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/speed_response")
@@ -162,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = [v for v in args.speeds if not 0.0 <= v <= MAX_SPEED]
     if bad:
         parser.error(f"--speeds {bad} out of range; allowed 0..{MAX_SPEED:g} m/s (the world's max speed)")
+    if not args.speeds and not args.pipeline:
+        parser.error("--speeds is empty and --pipeline is off: nothing to measure")
     if args.seconds <= args.settle:
         parser.error(f"--seconds={args.seconds} must exceed --settle={args.settle}")
     torch.set_num_threads(args.threads)
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.pipeline:
         reference["pipeline"] = {m: pipeline(w, args, probes, real) for m, w in worlds.items()}
-    results = [measure(m, w, args, probes, real) for m, w in worlds.items()]
+    results = [measure(m, w, args, probes, real) for m, w in worlds.items()] if args.speeds else []
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot(results, reference, out / "speed_response.png")

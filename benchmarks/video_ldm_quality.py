@@ -63,6 +63,7 @@ from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import RandomModelSpec, build_random_model
 from drivesim.rollout.world_model import WorldModel, load
+from drivesim.sampling.video import VideoSamplingConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -101,6 +102,7 @@ class Sizes:
     interp_keys: int = 5  # keyframes per interpolated clip (at the coarsest stride)
     keyframe_steps: int = 10  # DDIM steps per keyframe
     interpolation_steps: int = 8
+    spacing: str = "linspace"  # DDIM times of keyframes and interpolation (drivesim.sampling.ddim)
     batch: int = 8  # rollouts per engine batch
     clip_hop: int = 4  # frames between clip-probe windows (source-rate video)
     long_hop: int = 1  # keyframes between clip-probe windows in the long rollout
@@ -232,7 +234,8 @@ def measure_interpolation(world: WorldModel, real: RealClips, z: Sizes, seed: in
     if len(plan) > 1:
         runs.append((plan, f"x{4 ** len(plan)} chain: keyframes {plan[0][0]} -> {plan[0][0] // 4 ** len(plan)}"))
     clips = real.take(list(range(min(z.interp_clips, len(real.ids)))))
-    return [evaluate_interpolation(world, clips, p, name, z.interp_keys, z.interpolation_steps, seed, z.batch)
+    sampling = VideoSamplingConfig(steps=z.interpolation_steps, spacing=z.spacing)
+    return [evaluate_interpolation(world, clips, p, name, z.interp_keys, sampling, seed, z.batch)
             for p, name in runs]  # fmt: skip
 
 
@@ -267,7 +270,7 @@ def main() -> None:
     guidance = {k: v for k, v in (("context_guidance", args.context_guidance),
                                   ("action_guidance", args.action_guidance)) if v is not None}  # else engine defaults
     base = EngineConfig(device=args.device, keyframe_steps=sizes.keyframe_steps,
-                        interpolation_steps=sizes.interpolation_steps, **guidance)
+                        interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, **guidance)
     engine = world.engine(base)
     h, w = engine.frame_size
     stride = engine.keyframe_stride
