@@ -102,7 +102,7 @@ class Sizes:
     interp_keys: int = 5  # keyframes per interpolated clip (at the coarsest stride)
     keyframe_steps: int = 10  # DDIM steps per keyframe
     interpolation_steps: int = 8
-    spacing: str = "linspace"  # DDIM times of keyframes and interpolation (drivesim.sampling.ddim)
+    spacing: str = EngineConfig.spacing  # DDIM times of keyframes and interpolation (drivesim.sampling.ddim)
     batch: int = 8  # rollouts per engine batch
     clip_hop: int = 4  # frames between clip-probe windows (source-rate video)
     long_hop: int = 1  # keyframes between clip-probe windows in the long rollout

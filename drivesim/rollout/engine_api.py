@@ -25,7 +25,7 @@ class EngineConfig:
     prediction_window: int = 0  # frames per prediction call (context + new); 0 = the length the model trained on
     first_frame_steps: int = 20  # DDIM steps of the composed first frame
     interpolation_steps: int = 2  # DDIM steps per interpolation level (8: ~3.5x slower, see README)
-    spacing: str = "linspace"  # DDIM times of keyframes and interpolation: "linspace" | "trailing" (sampling.ddim)
+    spacing: str = "trailing"  # DDIM times of keyframes and interpolation: "trailing" | "linspace" (sampling.ddim)
     upsample: bool = False
     upsample_steps: int = 8
     context_guidance: float = 1.5  # s in f' = f(z) + s (f(z; c_S) - f(z))
