@@ -53,7 +53,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _video_eval import lerp, probe_stride, render_real, rollout  # noqa: E402
+from _interp_eval import lerp  # noqa: E402
+from _video_eval import probe_stride, render_real, rollout  # noqa: E402
 
 
 def read_speeds(probes, frames: np.ndarray, fps: float, settle_frames: int, hop: int) -> np.ndarray:

@@ -67,14 +67,12 @@ from drivesim.sampling.video import VideoSamplingConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _interp_eval import InterpLevel, evaluate_interpolation, interpolation_levels  # noqa: E402
 from _long_rollout import measure_long  # noqa: E402
 from _video_eval import (  # noqa: E402
-    InterpLevel,
     RealClips,
-    evaluate_interpolation,
     generate,
     held_actions,
-    interpolation_levels,
     interval_means,
     load_split,
     probe_stride,

@@ -1,0 +1,142 @@
+"""Interpolation quality for the benchmarks: true keyframes of real clips filled level by level
+by a world model's interpolation model, against linear blending (PSNR, SSIM of the in-between frames)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from _video_eval import RealClips
+from einops import rearrange
+from tqdm import tqdm
+
+from drivesim.diffusion.conditioning import Conditioning
+from drivesim.eval.checks import uint8_to_video
+from drivesim.eval.temporal import psnr, ssim
+from drivesim.rollout.ego_speed import DEFAULT_SPEED
+from drivesim.rollout.keyframe_fill import interpolation_levels as fill_levels
+from drivesim.rollout.world_model import WorldModel
+from drivesim.sampling.video import VideoSamplingConfig, interpolate
+
+
+@dataclass(frozen=True)
+class InterpScores:
+    """Mean PSNR (dB) / SSIM over the in-between frames."""
+
+    model: float
+    latent_lerp: float
+    pixel_lerp: float
+    reconstruction: float  # decoded true latents: the ceiling of every latent method
+
+
+@dataclass(frozen=True)
+class InterpLevel:
+    name: str
+    key_stride: int  # source frames between the given keyframes
+    out_stride: int  # source frames between output frames
+    frame_rate_flags: list[int]
+    num_keyframes: int
+    num_clips: int
+    psnr: InterpScores
+    ssim: InterpScores
+
+
+def interpolation_levels(world: WorldModel) -> list[tuple[int, int]]:
+    """(input stride, frame-rate flag) per level, as the engine chains them (`keyframe_fill`)."""
+    finest = int(world.interpolation.window.frame_stride)
+    stride = int(world.video.window.frame_stride)
+    strides = [stride // 4**level for level in range(fill_levels(world.interpolation, stride))]
+    return [(s, 0 if s == 16 * finest else 1) for s in strides]
+
+
+def lerp(keys: torch.Tensor, factor: int) -> torch.Tensor:
+    """(b, k, ...) -> (b, factor (k - 1) + 1, ...) linear blend between neighbouring keys."""
+    w = torch.arange(factor, dtype=keys.dtype) / factor
+    w = w.reshape(1, 1, factor, *([1] * (keys.ndim - 2)))
+    mid = keys[:, :-1, None] * (1 - w) + keys[:, 1:, None] * w  # (b, k-1, factor, ...)
+    return torch.cat([rearrange(mid, "b k f ... -> b (k f) ..."), keys[:, -1:]], dim=1)  # b factor(k-1)+1 ...
+
+
+@torch.no_grad()
+def _interp_scores(
+    world: WorldModel,
+    real: RealClips,
+    plan: list[tuple[int, int]],
+    keys: int,
+    sampling: VideoSamplingConfig,
+    gen: torch.Generator,
+) -> dict[str, dict[str, float]]:
+    """metric -> method -> mean over the in-between frames of these clips (labels given; actions and
+    speeds only to a model that reads them)."""
+    stride, factor = plan[0][0], 4 ** len(plan)
+    positions = np.arange(0, (keys - 1) * stride + 1, stride // factor)
+    truth = uint8_to_video(real.frames[:, positions])  # (b, t, c, h, w)
+    ae, interp = world.autoencoder, world.interpolation
+    device = next(ae.parameters()).device
+    z = ae.encode_video(truth.to(device))  # (b, t, C, h', w') scaled
+    key_z = z[:, ::factor]  # (b, keys, C, h', w')
+    b = len(real.ids)
+    cond = Conditioning.from_labels(real.time_of_day, real.crowdedness, [None] * b, [None] * b, device=device)
+    # a model that reads actions (and speed) is told the true ones of each output frame, as in training
+    acts, speeds = None, None
+    if interp.model.action_embedding is not None:
+        acts = torch.from_numpy(real.actions[:, positions]).to(device)
+    if acts is not None and interp.model.config.speed_conditioning:
+        speeds = torch.from_numpy(np.nan_to_num(real.speed[:, positions], nan=DEFAULT_SPEED)).to(device)
+    frames = key_z
+    for level, (_, flag) in enumerate(plan):
+        every = factor // 4 ** (level + 1)  # output frames of this level, in `positions`
+        frames = interpolate(interp.model, interp.schedule, interp.target, frames, gen, frame_rate=flag,
+                             keys_per_window=max(2, interp.window.keys_per_window), image_cond=cond,
+                             config=sampling,
+                             actions=None if acts is None else acts[:, ::every],
+                             ego_speed=None if speeds is None else speeds[:, ::every],
+                             ).latents  # (b, 4 (k - 1) + 1, C, h', w')
+
+    def decode(latents: torch.Tensor) -> torch.Tensor:
+        td = world.temporal_decoder
+        out = td.decode_video(latents) if td is not None else ae.decode_video(latents)
+        return out.float().clamp(-1, 1).cpu()
+
+    between = [i for i in range(len(positions)) if i % factor]
+    preds = {
+        "model": decode(frames),
+        "latent_lerp": decode(lerp(key_z, factor)),
+        "pixel_lerp": lerp(truth[:, ::factor], factor),
+        "reconstruction": decode(z),
+    }
+    return {
+        metric: {k: fn(v[:, between], truth[:, between]) for k, v in preds.items()}
+        for metric, fn in (("psnr", psnr), ("ssim", ssim))
+    }
+
+
+def evaluate_interpolation(
+    world: WorldModel,
+    real: RealClips,
+    plan: list[tuple[int, int]],
+    name: str,
+    keys: int,
+    sampling: VideoSamplingConfig,
+    seed: int,
+    batch: int,
+) -> InterpLevel:
+    """Keyframes every plan[0][0] source frames of the real clips are encoded; the interpolation model
+    fills them level by level (flags of `plan`), `batch` clips at a time; in-between frames are
+    compared with the real ones (every clip has as many, so chunk means average exactly)."""
+    stride = plan[0][0]
+    keys = min(keys, (real.frames.shape[1] - 1) // stride + 1)
+    if keys < 2:
+        raise ValueError(f"interpolation needs clips of >= {stride + 1} frames, got {real.frames.shape[1]}")
+    gen = torch.Generator().manual_seed(seed)
+    n = len(real.ids)
+    parts = []
+    for lo in tqdm(range(0, n, batch), desc=name, leave=False):
+        idx = list(range(lo, min(lo + batch, n)))
+        parts.append((len(idx), _interp_scores(world, real.take(idx), plan, keys, sampling, gen)))
+    mean = {
+        metric: InterpScores(**{k: sum(c * p[metric][k] for c, p in parts) / n for k in parts[0][1][metric]})
+        for metric in ("psnr", "ssim")
+    }
+    return InterpLevel(name, stride, stride // 4 ** len(plan), [f for _, f in plan], keys, n, **mean)
