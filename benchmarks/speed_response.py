@@ -14,7 +14,7 @@ Where is the motion lost? `--pipeline` also reads the real clips after each mode
 true latents: encoded and decoded (autoencoder + temporal decoder), true keyframes at the
 model's stride blended linearly in latent space (a reference: how the probe reads a ghosted
 in-between) and filled in by its interpolation model (told the true actions and, if it reads
-them, the true keyframe speeds), then decoded.
+them, the true keyframe speeds), then decoded; drawn in pipeline.png.
 
   python benchmarks/speed_response.py --model M [--model M2 ...] --threads 2
 
@@ -146,6 +146,24 @@ def plot(results: list[dict], reference: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_pipeline(reference: dict, path: Path) -> None:
+    """Bars: mean read speed per stage (decoded, blended, interpolated) and model, real video's as a line."""
+    stages = ["decoded", "blended_true_keyframes", "interpolated_true_keyframes"]
+    models = list(reference["pipeline"])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    width = 0.8 / len(models)
+    for i, m in enumerate(models):
+        means = [float(np.mean(reference["pipeline"][m].get(s, [np.nan]))) for s in stages]
+        ax.bar(np.arange(len(stages)) + i * width, means, width, label=Path(m).name)
+    ax.axhline(float(np.mean(reference["read"])), color="k", ls="--", lw=0.8, label="real video (probe)")
+    ax.set_xticks(np.arange(len(stages)) + 0.4 - width / 2, ["decoded", "blended keys", "interpolated keys"])
+    ax.set_ylabel("clip-probe speed, mean (m/s)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="world model folder (repeatable)")
@@ -189,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot(results, reference, out / "speed_response.png")
+    if args.pipeline:
+        plot_pipeline(reference, out / "pipeline.png")
     report = {"results": results, "real_reference": reference, "settings": vars(args)}
     write_json(out / "speed_response.json", report)
     print(json.dumps(report, indent=2))
