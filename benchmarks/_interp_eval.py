@@ -8,16 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from _video_eval import RealClips
-from einops import rearrange
 from tqdm import tqdm
 
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.temporal import psnr, ssim
 from drivesim.rollout.ego_speed import DEFAULT_SPEED
-from drivesim.rollout.keyframe_fill import interpolation_levels as fill_levels
+from drivesim.rollout.keyframe_fill import level_plan
 from drivesim.rollout.world_model import WorldModel
-from drivesim.sampling.video import VideoSamplingConfig, interpolate
+from drivesim.sampling.video import VideoSamplingConfig, blend_keyframes, interpolate
 
 
 @dataclass(frozen=True)
@@ -43,19 +42,8 @@ class InterpLevel:
 
 
 def interpolation_levels(world: WorldModel) -> list[tuple[int, int]]:
-    """(input stride, frame-rate flag) per level, as the engine chains them (`keyframe_fill`)."""
-    finest = int(world.interpolation.window.frame_stride)
-    stride = int(world.video.window.frame_stride)
-    strides = [stride // 4**level for level in range(fill_levels(world.interpolation, stride))]
-    return [(s, 0 if s == 16 * finest else 1) for s in strides]
-
-
-def lerp(keys: torch.Tensor, factor: int) -> torch.Tensor:
-    """(b, k, ...) -> (b, factor (k - 1) + 1, ...) linear blend between neighbouring keys."""
-    w = torch.arange(factor, dtype=keys.dtype) / factor
-    w = w.reshape(1, 1, factor, *([1] * (keys.ndim - 2)))
-    mid = keys[:, :-1, None] * (1 - w) + keys[:, 1:, None] * w  # (b, k-1, factor, ...)
-    return torch.cat([rearrange(mid, "b k f ... -> b (k f) ..."), keys[:, -1:]], dim=1)  # b factor(k-1)+1 ...
+    """(input stride, frame-rate flag) per level, as the engine chains them (`keyframe_fill.level_plan`)."""
+    return level_plan(world.interpolation, int(world.video.window.frame_stride))
 
 
 @torch.no_grad()
@@ -102,8 +90,8 @@ def _interp_scores(
     between = [i for i in range(len(positions)) if i % factor]
     preds = {
         "model": decode(frames),
-        "latent_lerp": decode(lerp(key_z, factor)),
-        "pixel_lerp": lerp(truth[:, ::factor], factor),
+        "latent_lerp": decode(blend_keyframes(key_z, factor)),
+        "pixel_lerp": blend_keyframes(truth[:, ::factor], factor),
         "reconstruction": decode(z),
     }
     return {

@@ -46,6 +46,7 @@ from drivesim.rollout.engine import to_uint8
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.world_model import WorldModel, load
 from drivesim.sampling.ddim import SPACINGS
+from drivesim.sampling.video import blend_keyframes
 from drivesim.world.ego import command_for
 
 matplotlib.use("Agg")
@@ -53,7 +54,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _interp_eval import lerp  # noqa: E402
 from _video_eval import probe_stride, render_real, rollout  # noqa: E402
 
 
@@ -114,7 +114,7 @@ def pipeline(world: WorldModel, args: argparse.Namespace, probes, real) -> dict:
         b, stride = len(real.ids), engine.keyframe_stride
         keys = z[:, ::stride]  # true keyframes
         n = stride * (keys.shape[1] - 1) + 1
-        out["blended_true_keyframes"] = read(lerp(keys, stride)[:, stride:n])  # b n c h w before the slice
+        out["blended_true_keyframes"] = read(blend_keyframes(keys, stride)[:, stride:n])  # b n c h w before the slice
         cond = Conditioning.from_labels(real.time_of_day, real.crowdedness, [None] * b, [None] * b)
         gens = [torch.Generator().manual_seed(args.seed + i) for i in range(b)]
         key_speeds = torch.from_numpy(np.nan_to_num(real.speed[:, :n:stride], nan=DEFAULT_SPEED))  # b k

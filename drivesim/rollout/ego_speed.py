@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor
 
+from drivesim.sampling.video import blend_keyframes
 from drivesim.world.config import WorldConfig
 from drivesim.world.ego import longitudinal_accel
 
@@ -67,8 +66,4 @@ def between_keyframes(key_speeds: Tensor, factor: int) -> Tensor:
     interval; the interpolation model's frames are told these)."""
     if key_speeds.ndim != 2 or key_speeds.shape[1] < 1 or factor < 1:
         raise ValueError(f"key_speeds has shape {tuple(key_speeds.shape)} and factor={factor}; expected (b, k>=1), >=1")
-    if key_speeds.shape[1] == 1:
-        return key_speeds.clone()
-    x = rearrange(key_speeds.float(), "b k -> b 1 k")
-    out = F.interpolate(x, size=factor * (key_speeds.shape[1] - 1) + 1, mode="linear", align_corners=True)
-    return rearrange(out, "b 1 n -> b n")
+    return blend_keyframes(key_speeds.float(), factor)

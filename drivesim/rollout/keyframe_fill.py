@@ -37,6 +37,14 @@ def interpolation_levels(interp: VideoLDM | None, keyframe_stride: int) -> int:
     return levels
 
 
+def level_plan(interp: VideoLDM, keyframe_stride: int) -> list[tuple[int, int]]:
+    """(input stride, frame-rate flag) of each x4 level, coarsest first: flag 0 takes keyframes
+    16 finest strides apart to 4, flag 1 the rest."""
+    finest = int(interp.window.frame_stride)
+    strides = [keyframe_stride // FACTOR**level for level in range(interpolation_levels(interp, keyframe_stride))]
+    return [(s, 0 if s == FACTOR * FACTOR * finest else 1) for s in strides]
+
+
 def fill_keyframes(
     interp: VideoLDM,
     model: Callable[..., Tensor],
@@ -54,14 +62,12 @@ def fill_keyframes(
     autocast); actions (b, 2) or None; key_speeds (b, k) m/s or None; gens one per clip; sampling:
     DDIM steps and spacing of each level."""
     device = keys.device
-    frames, stride = keys, keyframe_stride
-    finest = int(interp.window.frame_stride)
+    frames = keys
     uses_actions = interp.model.action_embedding is not None  # the default interpolates without them
     speeds = None  # per frame at the current level's output rate, for a speed-conditioned model
     if uses_actions and actions is not None and key_speeds is not None and interp.model.config.speed_conditioning:
         speeds = key_speeds.float().to(device)  # b k
-    for level in range(1, levels + 1):
-        flag = 0 if stride == FACTOR * FACTOR * finest else 1
+    for level, (_, flag) in enumerate(level_plan(interp, keyframe_stride)[:levels], start=1):
         n_out = FACTOR * (frames.shape[1] - 1) + 1
         acts = None if actions is None or not uses_actions else repeat(actions, "b k -> b t k", t=n_out)
         speeds = None if speeds is None else between_keyframes(speeds, FACTOR)  # b n_out
@@ -79,6 +85,6 @@ def fill_keyframes(
             ego_speed=speeds,
         )
         keep = FACTOR**level + 1  # c1 and what follows it, at the new stride
-        frames, stride = sample.latents[:, -keep:], stride // FACTOR
+        frames = sample.latents[:, -keep:]
         speeds = None if speeds is None else speeds[:, -keep:]
     return frames[:, -(FACTOR**levels) :]

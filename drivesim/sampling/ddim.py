@@ -8,8 +8,8 @@ Steps are an evenly spaced descending sub-sequence of the training times (`ddim_
 "linspace" runs from ``T - 1`` down to ``0``, so its last step, at tau = 0, only confirms the
 estimate before it and n steps make n - 1 jumps (2 steps: one prediction from pure noise);
 "trailing" starts at ``T - 1`` and ends at ``T / n - 1``, every step a jump of T / n (Lin et al.
-2024, "Common diffusion noise schedules and sample steps are flawed", Table 2). One update, with signal/noise scales
-(alpha, sigma) at the current time and (alpha', sigma') at the next (DDIM Eq. (12)):
+2024, "Common diffusion noise schedules and sample steps are flawed", Table 2). One update,
+with signal/noise scales (alpha, sigma) at the current time and (alpha', sigma') at the next (DDIM Eq. (12)):
 
     x0, eps = denoised(output)
     s       = eta * (sigma' / sigma) * sqrt(1 - alpha^2 / alpha'^2)
