@@ -41,6 +41,8 @@ def make_spaces(height: int, width: int, action_type: str) -> tuple[gym.spaces.B
 
 
 def step_info(out: StepOutput, terms: RewardTerms, i: int, tod: int, crowd: int) -> dict[str, Any]:
+    """One rollout's info; "speed_read" (the reward head's reading) only from an engine that reads it."""
+    read = {} if out.speed_read is None else {"speed_read": float(out.speed_read[i])}
     return {
         "frames": out.frames[i],
         "rewards": {"collision": float(terms.collision[i]), "high_speed": float(terms.high_speed[i]),
@@ -48,6 +50,7 @@ def step_info(out: StepOutput, terms: RewardTerms, i: int, tod: int, crowd: int)
         "collision_prob": float(out.collision[i]),
         "off_road_prob": float(out.off_road[i]),
         "speed": float(out.speed[i]),
+        **read,
         "time_of_day": TIME_OF_DAY[tod],
         "crowdedness": CROWDEDNESS[crowd],
         "step": int(out.state.step[i]),

@@ -14,7 +14,10 @@ classifier-free guidance over actions. The interpolation model then fills the fr
 between c1 and the new keyframe (x4 per level, one or two levels down to the source
 frame rate), the temporal decoder decodes them (with the newest decoded latents as left
 context, so there is no seam between steps), the optional x4 upsampler runs per rollout
-(its temporal layers see one interval at a time), and the reward heads read [c1, new].
+(its temporal layers see one interval at a time), and the reward heads read the new keyframe
+with the latent as many source frames before it as they were trained on, and the ego speed
+reported and rewarded is the simulator's, integrated from the commanded accel, unless
+`EngineConfig.speed_source="head"` (`drivesim.rollout.reward_reading`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from drivesim.rollout.ego_speed import DEFAULT_SPEED, window_speeds
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.generators import generators, rollout_noise
 from drivesim.rollout.keyframe_fill import fill_keyframes, interpolation_levels
+from drivesim.rollout.reward_reading import RewardReader
 from drivesim.rollout.rewards import RewardConfig, compute_rewards
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
 from drivesim.rollout.world_model import WorldModel
@@ -72,6 +76,10 @@ class LearnedEngine:
         scale = world.upsampler.scale if config.upsample else 1
         self.frame_size = (int(h) * scale, int(w) * scale)
         self.decode_context = 2 if world.temporal_decoder is not None else 0
+        self.reader = RewardReader(
+            world.reward, world.reward_stride, self.keyframe_stride, self.frames_per_step, config.speed_source,
+            str(world.path),
+        )  # fmt: skip
 
     # -- set-up -------------------------------------------------------------------------
     def _latent_hw(self) -> tuple[int, int]:
@@ -227,19 +235,6 @@ class LearnedEngine:
         out = [upsample_video(ups, frames[i : i + 1], self.config.upsample_steps, g) for i, g in enumerate(gens)]
         return torch.cat(out)  # b t 3 (s h) (s w)
 
-    @torch.no_grad()
-    def rewards(self, pair: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(b, 2, c, h, w) newest keyframes -> collision, off_road, speed (b,) each."""
-        if self.world.reward is None:
-            zeros = np.zeros(pair.shape[0], np.float32)
-            return zeros, zeros, np.full(pair.shape[0], np.nan, np.float32)
-        p = self.world.reward(pair)
-        return (
-            p.collision.cpu().numpy().astype(np.float32),
-            p.off_road.cpu().numpy().astype(np.float32),
-            p.speed.cpu().numpy().astype(np.float32),
-        )
-
     # -- the Engine protocol --------------------------------------------------------------
     def start(self, requests: list[SceneRequest]) -> StepOutput:
         if not requests:
@@ -275,7 +270,9 @@ class LearnedEngine:
             context = torch.cat(firsts)
         frames = self.upsample(self.decode(context[:, :0], context[:, -1:]), gens)  # b 1 3 H W
         recent = repeat(context[:, -1], "b c h w -> b r c h w", r=self.decode_context)
-        collision, off_road, speed = self.rewards(context)
+        collision, off_road, read = self.reader.heads_read(context)  # no filled interval yet: the keyframes
+        speed = read if read is not None else np.full(len(requests), np.nan, np.float32)
+        first = to_uint8(frames)
         start_speed = [
             r.speed if r.speed is not None else float(v) if np.isfinite(v) else DEFAULT_SPEED
             for r, v in zip(requests, speed)
@@ -290,9 +287,10 @@ class LearnedEngine:
             context_speed=repeat(torch.tensor(start_speed, dtype=torch.float32), "b -> b s", s=context.shape[1]),
             rng=torch.stack([g.get_state() for g in gens]),
             step=torch.zeros(len(requests), dtype=torch.long),
-            last_frame=torch.from_numpy(to_uint8(frames)[:, -1].copy()),
+            last_frame=torch.from_numpy(first[:, -1].copy()),
         )
-        return StepOutput(state, to_uint8(frames), context[:, -1].cpu(), collision, off_road, speed, layouts)
+        ego_speed = self.reader.rewarded_speed(state.context_speed[:, -1], read)
+        return StepOutput(state, first, context[:, -1].cpu(), collision, off_road, ego_speed, layouts, read)
 
     def step(self, state: RolloutState, actions: np.ndarray) -> StepOutput:
         b = state.batch_size
@@ -309,7 +307,7 @@ class LearnedEngine:
         keys = torch.cat([context, new[:, None]], dim=1)  # b 3 c h w
         fresh = self.fill(keys, act, cond, gens, key_speeds) if self.levels else new[:, None]  # b f c h w
         frames = self.upsample(self.decode(state.recent.to(self.device), fresh), gens)  # b f 3 H W
-        collision, off_road, speed = self.rewards(keys[:, -2:])
+        collision, off_road, read = self.reader.heads_read(self.reader.pair(keys, fresh))
         uint8 = to_uint8(frames)
         recent = torch.cat([state.recent.to(self.device), fresh], dim=1)  # b (r + f) c h w
         recent = recent[:, recent.shape[1] - self.decode_context :]  # b r c h w
@@ -318,12 +316,13 @@ class LearnedEngine:
             context_actions=torch.cat([past, act[:, None]], dim=1)[:, -2:].float().cpu(),
             context_speed=key_speeds[:, -2:],
             recent=recent.cpu(),
-            speed=torch.from_numpy(np.nan_to_num(speed)),
+            speed=torch.zeros(b) if read is None else torch.from_numpy(read),
             rng=torch.stack([g.get_state() for g in gens]),
             step=state.step + 1,
             last_frame=torch.from_numpy(uint8[:, -1].copy()),
         )
-        return StepOutput(new_state, uint8, new.cpu(), collision, off_road, speed)
+        ego_speed = self.reader.rewarded_speed(key_speeds[:, -1], read)
+        return StepOutput(new_state, uint8, new.cpu(), collision, off_road, ego_speed, speed_read=read)
 
     def imagine(
         self, state: RolloutState, actions: np.ndarray, reward: RewardConfig | None = None, decode: bool = True

@@ -37,6 +37,7 @@ class RandomModelSpec:
     interpolation: bool = True
     interpolation_actions: bool = True  # False as in conf/train/interpolation.yaml (the trained default)
     reward: bool = True
+    reward_stride: int | None = None  # source frames between the reward heads' pair; None: keyframe_stride
     upsampler: bool = False
     layout_prior: bool = True
     speed_conditioning: bool = False  # the prediction model is told the ego speed
@@ -101,7 +102,8 @@ def build_random_model(folder: Path, spec: RandomModelSpec | None = None) -> Pat
         save_stage(folder, "upsampler", ups, {"upsampler": asdict(ucfg)})
     if spec.reward:
         rcfg = RewardModelConfig(latent_channels=ae_cfg.latent_channels, channels=16 if tiny else 64)
-        save_stage(folder, "reward", RewardModel(rcfg), rcfg, extra={"stride": spec.keyframe_stride})
+        stride = spec.reward_stride or spec.keyframe_stride
+        save_stage(folder, "reward", RewardModel(rcfg), rcfg, extra={"stride": stride})
     if spec.layout_prior:
         save_stage(folder, LAYOUT_PRIOR_STAGE, random_layout_prior(16).state_dict(), {"random": True})
     return folder

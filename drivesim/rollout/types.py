@@ -131,10 +131,13 @@ class StepOutput:
     frames: (b, k, h, w, 3) uint8 output frames of the interval (k = frames per step).
     keyframes: (b, c, h, w) latent of the new keyframe.
     collision, off_road: (b,) float32 predicted probabilities at the new keyframe.
-    speed: (b,) float32 predicted ego speed (m/s).
+    speed: (b,) float32 the ego speed (m/s) the rewards use (`EngineConfig.speed_source`): by default
+        the simulator's, integrated from the commanded accel (`drivesim.rollout.ego_speed`).
     layouts: from start() only, per rollout the box layout its first frame was composed on:
         (xyxy (n, 4) float32 normalised, classes (n,) int64 into VEHICLE_CLASSES; requested
         boxes are cars), or None (no boxes, or started from user frames); empty from step().
+    speed_read: (b,) float32 the reward head's reading of the ego speed off the latents (m/s; NaN
+        without a reward head), or None (an engine that does not read it).
     """
 
     state: RolloutState
@@ -144,6 +147,7 @@ class StepOutput:
     off_road: np.ndarray
     speed: np.ndarray
     layouts: tuple[tuple[np.ndarray, np.ndarray] | None, ...] = ()
+    speed_read: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -79,20 +79,23 @@ def reward_losses(pred, events: torch.Tensor, speed: torch.Tensor, pos_weight: t
 
 @torch.no_grad()
 def evaluate(model: RewardModel, ds: LatentWindowDataset, max_windows: int, device: torch.device) -> dict[str, float]:
-    """Held-out metrics: event accuracy/recall/precision at p > 0.5 and speed MAE (m/s)."""
+    """Held-out metrics: event accuracy/recall/precision at p > 0.5, speed MAE (m/s) and R^2."""
     model.eval()
     n = min(len(ds), max_windows)
     g = torch.Generator().manual_seed(1234)
     order = torch.randperm(len(ds), generator=g)[:n].tolist()
-    preds, trues, speed_err = [], [], []
+    preds, trues, speed_err, speeds = [], [], [], []
     for k in range(0, n, 256):
         z, events, speed = _batch(ds, order[k : k + 256], device)
         p = model(z)
         preds.append(torch.stack([p.collision, p.off_road], 1) > 0.5)
         trues.append(events > 0.5)
         speed_err.append((p.speed - speed).abs())
+        speeds.append(speed)
     pred, true, err = torch.cat(preds), torch.cat(trues), torch.cat(speed_err)
-    out = {"val_windows": float(n), "speed_mae_mps": float(err.mean())}
+    true_speed = torch.cat(speeds)
+    r2 = 1.0 - float((err**2).mean()) / max(float(true_speed.var(unbiased=False)), 1e-12)
+    out = {"val_windows": float(n), "speed_mae_mps": float(err.mean()), "speed_r2": r2}
     for j, name in enumerate(("collision", "off_road")):
         tp = float((pred[:, j] & true[:, j]).sum())
         out[f"{name}_accuracy"] = float((pred[:, j] == true[:, j]).float().mean())

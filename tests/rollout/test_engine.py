@@ -113,6 +113,7 @@ def test_env_on_learned_engine_passes_check_env(engine):
     for _ in range(3):
         obs, r, term, trunc, info = env.step(env.action_space.sample())
         assert info["frames"].shape == (4, 32, 64, 3)
+        assert np.isfinite(info["speed"]) and np.isfinite(info["speed_read"])
 
 
 def test_vector_env_matches_single_envs(engine):
@@ -251,3 +252,59 @@ def test_a_speed_conditioned_model_follows_the_state_speed_and_a_plain_one_ignor
 def test_bad_spacing_is_refused(model_dir):
     with pytest.raises(ValueError, match="spacing='middle'; allowed"):
         load(model_dir).engine(EngineConfig(spacing="middle"))
+
+
+class _PairRecorder(torch.nn.Module):
+    """Stands in for the reward heads: records the latent pairs it is given."""
+
+    def __init__(self, heads: torch.nn.Module) -> None:
+        super().__init__()
+        self.heads, self.pairs = heads, []
+
+    def forward(self, latents):
+        self.pairs.append(latents.clone())
+        return self.heads(latents)
+
+
+def test_the_reward_heads_read_a_pair_at_their_trained_stride(tmp_path):
+    from drivesim.rollout.random_model import RandomModelSpec
+
+    # keyframes 16 source frames apart, filled x4 twice (one latent per source frame); heads trained at 4
+    folder = build_random_model(tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4))
+    world = load(folder)
+    world.reward = _PairRecorder(world.reward)
+    engine = world.engine(EngineConfig(**FAST))
+    assert engine.frames_per_step == 16 and engine.reader.offset == 4
+    state = engine.start([SceneRequest(0, 1, seed=3)]).state
+    fills = []
+    fill = engine.fill
+    engine.fill = lambda *a, **k: fills.append(fill(*a, **k)) or fills[-1]
+    out = engine.step(state, np.zeros((1, 2), np.float32))
+    pair, fresh = world.reward.pairs[-1], fills[-1]  # fresh: (1, 16, c, h, w), the new keyframe last
+    torch.testing.assert_close(pair[:, 1], out.keyframes)
+    torch.testing.assert_close(pair[:, 0], fresh[:, -5])  # 4 source frames before the new keyframe
+    assert not torch.equal(pair[:, 0], state.context[:, -1])  # not the previous keyframe, 16 frames back
+
+
+def test_without_finer_latents_the_reward_heads_read_the_keyframes_with_a_warning(tmp_path):
+    from drivesim.rollout.random_model import RandomModelSpec
+
+    folder = build_random_model(tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4))
+    with pytest.warns(UserWarning, match="trained on latents 4 source frames apart"):
+        engine = load(folder).engine(EngineConfig(**FAST, interpolate=False))
+    assert engine.reader.offset is None
+    keys = torch.randn(1, 3, 4, 8, 16)
+    torch.testing.assert_close(engine.reader.pair(keys, keys[:, -1:]), keys[:, -2:])
+
+
+def test_the_rewarded_speed_follows_the_commanded_accel_and_the_head_reading_is_kept(model_dir, engine):
+    s = engine.start([SceneRequest(0, 1, seed=4, speed=20.0)] * 2).state
+    out = engine.step(s, np.array([[0.0, 1.0], [0.0, -1.0]], np.float32))
+    np.testing.assert_allclose(out.speed, out.state.context_speed[:, -1].numpy())
+    assert out.speed[0] > 20.0 > out.speed[1]
+    np.testing.assert_allclose(out.speed_read, out.state.speed.numpy())  # the reward head's reading
+    head = load(model_dir).engine(EngineConfig(**FAST, speed_source="head"))
+    h = head.step(head.start([SceneRequest(0, 1, seed=4, speed=20.0)]).state, np.zeros((1, 2), np.float32))
+    np.testing.assert_allclose(h.speed, h.speed_read)
+    with pytest.raises(ValueError, match="speed_source='gps'.*allowed"):
+        load(model_dir).engine(EngineConfig(**FAST, speed_source="gps"))

@@ -1,0 +1,83 @@
+"""What the reward heads read in a rollout, and which ego speed the rewards use.
+
+The reward heads (`drivesim.rollout.reward_model`) were trained on latent pairs `trained_stride`
+source frames apart (the stage's `extra.stride`). A rollout step fills the interval between two
+keyframes `keyframe_stride` source frames apart with `frames_per_step` latents, so the heads read
+the new keyframe with the filled latent `trained_stride` source frames before it; only when the
+interval holds no latent there (no interpolation) do they read the two keyframes, with a warning.
+
+Speed: the heads' speed output is kept as `speed_read`; the speed the rewards use is by default
+the simulator's ego speed, integrated from the commanded accel (`drivesim.rollout.ego_speed`):
+`speed_source="head"` rewards the reading instead (README, Reward heads).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from drivesim.rollout.reward_model import RewardModel
+
+# "integrated": the simulator's ego speed, integrated from the commanded accel with the world's
+# longitudinal dynamics; "head": the reward head's reading of the latents.
+SPEED_SOURCES: tuple[str, ...] = ("integrated", "head")
+
+
+class RewardReader:
+    def __init__(
+        self,
+        heads: RewardModel | None,
+        trained_stride: int,
+        keyframe_stride: int,
+        frames_per_step: int,
+        speed_source: str = "integrated",
+        where: str = "the model",
+    ) -> None:
+        if speed_source not in SPEED_SOURCES:
+            raise ValueError(f"speed_source={speed_source!r}; allowed: {list(SPEED_SOURCES)}")
+        self.heads = heads
+        self.speed_source = speed_source
+        self.offset = self._offset(trained_stride, keyframe_stride, frames_per_step, where)
+
+    def _offset(self, stride: int, keyframe_stride: int, frames_per_step: int, where: str) -> int | None:
+        """Latents between the read pair within a filled interval; None: the two newest keyframes."""
+        if self.heads is None or stride == keyframe_stride:
+            return None
+        spacing, rem = divmod(keyframe_stride, frames_per_step)  # source frames per filled latent
+        if rem or stride > keyframe_stride or stride % spacing:
+            warnings.warn(
+                f"the reward heads of {where} were trained on latents {stride} source frames apart; this "
+                f"engine has one every {keyframe_stride / frames_per_step:g} within {keyframe_stride}-frame "
+                "keyframe intervals, so they read the two newest keyframes",
+                stacklevel=4,
+            )
+            return None
+        return stride // spacing
+
+    def pair(self, keys: Tensor, fresh: Tensor) -> Tensor:
+        """The (b, 2, c, h, w) latents the heads read. keys (b, k, c, h, w) keyframes, newest last;
+        fresh (b, f, c, h, w) the filled interval after keys[:, -2], its last latent the new keyframe."""
+        if self.offset is None:
+            return keys[:, -2:]
+        interval = torch.cat([keys[:, -2:-1], fresh], dim=1)  # b (1 + f) c h w
+        return interval[:, [-1 - self.offset, -1]]
+
+    @torch.no_grad()
+    def heads_read(self, pair: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(b, 2, c, h, w) -> p(collision), p(off_road), speed read (b,) each; zeros and None
+        without heads."""
+        if self.heads is None:
+            zeros = np.zeros(pair.shape[0], np.float32)
+            return zeros, zeros, None
+        p = self.heads(pair)
+        as_np = [x.float().cpu().numpy().astype(np.float32) for x in (p.collision, p.off_road, p.speed)]
+        return as_np[0], as_np[1], as_np[2]
+
+    def rewarded_speed(self, integrated: Tensor, read: np.ndarray | None) -> np.ndarray:
+        """(b,) the ego speed the rewards use: the integrated one, or the heads' reading."""
+        if self.speed_source == "head" and read is not None:
+            return read
+        return integrated.float().cpu().numpy().astype(np.float32)
