@@ -252,6 +252,7 @@ class LatentWindow:
     boxes_labelled: torch.Tensor  # (t,) bool
     actions: torch.Tensor  # (t, 2), mean over each stride interval (interval_actions); zeros when absent
     ego_speed: torch.Tensor  # (t,), zeros when absent
+    ego_pose: torch.Tensor  # (t, 2) lateral offset from the road centre (lane widths), heading (rad); 0 if absent
     events: torch.Tensor  # (t, 2) bool
     has_actions: bool
     clip_id: str
@@ -270,6 +271,7 @@ class LatentWindowBatch:
     boxes_labelled: torch.Tensor  # (b, t)
     actions: torch.Tensor  # (b, t, 2)
     ego_speed: torch.Tensor  # (b, t)
+    ego_pose: torch.Tensor  # (b, t, 2)
     events: torch.Tensor  # (b, t, 2)
     has_actions: torch.Tensor  # (b,) bool
     clip_ids: list[str]
@@ -280,7 +282,7 @@ def collate_latent_windows(samples: list[LatentWindow]) -> LatentWindowBatch:
     if not samples:
         raise ValueError("collate_latent_windows needs at least one sample")
     names = ("latents", "boxes", "box_classes", "box_track_ids", "box_mask", "boxes_labelled")
-    names += ("actions", "ego_speed", "events")
+    names += ("actions", "ego_speed", "ego_pose", "events")
     stacked = {n: torch.stack([getattr(s, n) for s in samples]) for n in names}
     return LatentWindowBatch(
         **stacked,
@@ -375,6 +377,7 @@ class LatentWindowDataset(torch.utils.data.Dataset):
             boxes_labelled=labelled,
             actions=_window_actions(data, frames, cfg.stride),
             ego_speed=data["ego"][frames, 0] if "ego" in data else torch.zeros(t),
+            ego_pose=data["ego"][frames, 1:3] if "ego" in data else torch.zeros(t, 2),
             events=data["events"][frames] if "events" in data else torch.zeros(t, 2, dtype=torch.bool),
             has_actions="actions" in data,
             clip_id=record.id,

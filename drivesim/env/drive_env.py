@@ -41,8 +41,11 @@ def make_spaces(height: int, width: int, action_type: str) -> tuple[gym.spaces.B
 
 
 def step_info(out: StepOutput, terms: RewardTerms, i: int, tod: int, crowd: int) -> dict[str, Any]:
-    """One rollout's info; "speed_read" (the reward head's reading) only from an engine that reads it."""
+    """One rollout's info; the reward heads' readings ("speed_read", "lateral_offset", "heading") only
+    from an engine whose heads read them."""
     read = {} if out.speed_read is None else {"speed_read": float(out.speed_read[i])}
+    if out.pose is not None:
+        read.update(lateral_offset=float(out.pose[i, 0]), heading=float(out.pose[i, 1]))
     return {
         "frames": out.frames[i],
         "rewards": {"collision": float(terms.collision[i]), "high_speed": float(terms.high_speed[i]),

@@ -270,7 +270,8 @@ class LearnedEngine:
             context = torch.cat(firsts)
         frames = self.upsample(self.decode(context[:, :0], context[:, -1:]), gens)  # b 1 3 H W
         recent = repeat(context[:, -1], "b c h w -> b r c h w", r=self.decode_context)
-        collision, off_road, read = self.reader.heads_read(context)  # no filled interval yet: the keyframes
+        heads = self.reader.heads_read(context)  # no filled interval yet: the keyframes
+        read = heads.speed
         speed = read if read is not None else np.full(len(requests), np.nan, np.float32)
         first = to_uint8(frames)
         start_speed = [
@@ -290,7 +291,9 @@ class LearnedEngine:
             last_frame=torch.from_numpy(first[:, -1].copy()),
         )
         ego_speed = self.reader.rewarded_speed(state.context_speed[:, -1], read)
-        return StepOutput(state, first, context[:, -1].cpu(), collision, off_road, ego_speed, layouts, read)
+        return StepOutput(
+            state, first, context[:, -1].cpu(), heads.collision, heads.off_road, ego_speed, layouts, read, heads.pose
+        )
 
     def step(self, state: RolloutState, actions: np.ndarray) -> StepOutput:
         b = state.batch_size
@@ -307,7 +310,8 @@ class LearnedEngine:
         keys = torch.cat([context, new[:, None]], dim=1)  # b 3 c h w
         fresh = self.fill(keys, act, cond, gens, key_speeds) if self.levels else new[:, None]  # b f c h w
         frames = self.upsample(self.decode(state.recent.to(self.device), fresh), gens)  # b f 3 H W
-        collision, off_road, read = self.reader.heads_read(self.reader.pair(keys, fresh))
+        heads = self.reader.heads_read(self.reader.pair(keys, fresh))
+        read = heads.speed
         uint8 = to_uint8(frames)
         recent = torch.cat([state.recent.to(self.device), fresh], dim=1)  # b (r + f) c h w
         recent = recent[:, recent.shape[1] - self.decode_context :]  # b r c h w
@@ -322,7 +326,9 @@ class LearnedEngine:
             last_frame=torch.from_numpy(uint8[:, -1].copy()),
         )
         ego_speed = self.reader.rewarded_speed(key_speeds[:, -1], read)
-        return StepOutput(new_state, uint8, new.cpu(), collision, off_road, ego_speed, speed_read=read)
+        return StepOutput(
+            new_state, uint8, new.cpu(), heads.collision, heads.off_road, ego_speed, speed_read=read, pose=heads.pose
+        )
 
     def imagine(
         self, state: RolloutState, actions: np.ndarray, reward: RewardConfig | None = None, decode: bool = True

@@ -38,6 +38,7 @@ class RandomModelSpec:
     interpolation_actions: bool = True  # False as in conf/train/interpolation.yaml (the trained default)
     reward: bool = True
     reward_stride: int | None = None  # source frames between the reward heads' pair; None: keyframe_stride
+    reward_pose: bool = False  # reward heads that also read lateral offset and heading
     upsampler: bool = False
     layout_prior: bool = True
     speed_conditioning: bool = False  # the prediction model is told the ego speed
@@ -101,7 +102,9 @@ def build_random_model(folder: Path, spec: RandomModelSpec | None = None) -> Pat
         ups = Upsampler(ucfg)
         save_stage(folder, "upsampler", ups, {"upsampler": asdict(ucfg)})
     if spec.reward:
-        rcfg = RewardModelConfig(latent_channels=ae_cfg.latent_channels, channels=16 if tiny else 64)
+        rcfg = RewardModelConfig(
+            latent_channels=ae_cfg.latent_channels, channels=16 if tiny else 64, pose=spec.reward_pose
+        )
         stride = spec.reward_stride or spec.keyframe_stride
         save_stage(folder, "reward", RewardModel(rcfg), rcfg, extra={"stride": stride})
     if spec.layout_prior:

@@ -1,9 +1,15 @@
 """Reward heads: small networks on keyframe latents that predict what the env rewards.
 
-From the two newest keyframe latents (motion is visible only across frames) the model
-predicts p(collision), p(off_road) at the newer keyframe and the ego speed (m/s). They are
-trained on the world's ground-truth events and ego speed (`drivesim train stage=reward`)
-and used by the env for rewards and termination and by planners for imagined returns.
+From two latents some source frames apart, newest last (motion is visible only across frames),
+the model predicts p(collision), p(off_road) at the newer one and the ego speed (m/s), and, with
+`pose`, the ego's lateral offset from the road centre (lane widths) and heading to the road (rad).
+They are trained on the world's ground-truth events and ego state (`drivesim train stage=reward`)
+and used by the env for rewards, termination and info and by planners for imagined returns.
+
+Design switches (defaults: the first bundled design): `difference_input` feeds the newer latent
+minus the older one beside both; `pool_grid` average-pools the trunk's features to a grid and
+flattens it instead of averaging them over the whole frame, so the heads know where a feature is
+(how far a lane dash moved near the bottom of the frame, where the road edge is).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 
 @dataclass
@@ -21,15 +28,30 @@ class RewardModelConfig:
     channels: int = 64
     num_frames: int = 2  # newest keyframes seen
     speed_scale: float = 30.0  # m/s that the speed output is divided by
+    difference_input: bool = False  # also feed latent[t] - latent[t-1] for each pair of neighbours
+    pool_grid: tuple[int, int] | None = None  # None: mean over the frame; (h, w): pooled to a grid, flattened
+    pose: bool = False  # also predict lateral offset (lane widths from the road centre) and heading (rad)
+    heading_scale: float = 0.1  # rad that the heading output is scaled by
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1:
+            raise ValueError(f"RewardModelConfig.num_frames={self.num_frames} must be >= 1")
+        if self.pool_grid is not None:
+            self.pool_grid = tuple(int(x) for x in self.pool_grid)
+            if len(self.pool_grid) != 2 or min(self.pool_grid) < 1:
+                raise ValueError(f"RewardModelConfig.pool_grid={self.pool_grid} must be None or (h, w) >= 1")
 
 
 @dataclass(frozen=True)
 class RewardPrediction:
-    """(b,) each: logits of collision / off-road, speed in m/s."""
+    """(b,) each: logits of collision / off-road, speed in m/s; lateral offset from the road centre in
+    lane widths and heading to the road in rad, or None (a model without `pose`)."""
 
     collision_logit: Tensor
     off_road_logit: Tensor
     speed: Tensor
+    lateral_offset: Tensor | None = None
+    heading: Tensor | None = None
 
     @property
     def collision(self) -> Tensor:
@@ -49,13 +71,15 @@ class RewardModel(nn.Module):
         super().__init__()
         self.config = cfg = config or RewardModelConfig()
         c = cfg.channels
+        frames_in = cfg.num_frames + (cfg.num_frames - 1 if cfg.difference_input else 0)
+        cells = 1 if cfg.pool_grid is None else cfg.pool_grid[0] * cfg.pool_grid[1]
         self.trunk = nn.Sequential(
-            _block(cfg.latent_channels * cfg.num_frames, c, 1),
+            _block(cfg.latent_channels * frames_in, c, 1),
             _block(c, c, 2),
             _block(c, 2 * c, 2),
             _block(2 * c, 2 * c, 1),
         )
-        self.head = nn.Sequential(nn.Linear(2 * c, c), nn.SiLU(), nn.Linear(c, 3))
+        self.head = nn.Sequential(nn.Linear(2 * c * cells, c), nn.SiLU(), nn.Linear(c, 5 if cfg.pose else 3))
 
     def forward(self, latents: Tensor) -> RewardPrediction:
         """latents: (b, t, c, h, w) scaled keyframe latents, t = config.num_frames (newest last)."""
@@ -63,8 +87,15 @@ class RewardModel(nn.Module):
             raise ValueError(
                 f"latents must have shape (b, {self.config.num_frames}, c, h, w), got {tuple(latents.shape)}"
             )
-        x = rearrange(latents, "b t c h w -> b (t c) h w")
-        feats = self.trunk(x).mean(dim=(2, 3))  # b 2c
-        out = self.head(feats)  # b 3
-        speed = torch.nn.functional.softplus(out[:, 2]) * self.config.speed_scale
-        return RewardPrediction(collision_logit=out[:, 0], off_road_logit=out[:, 1], speed=speed)
+        cfg = self.config
+        if cfg.difference_input:
+            latents = torch.cat([latents, latents[:, 1:] - latents[:, :-1]], dim=1)  # b (2t - 1) c h w
+        feats = self.trunk(rearrange(latents, "b t c h w -> b (t c) h w"))  # b 2c h' w'
+        if cfg.pool_grid is None:
+            feats = feats.mean(dim=(2, 3))  # b 2c
+        else:
+            feats = rearrange(F.adaptive_avg_pool2d(feats, cfg.pool_grid), "b c h w -> b (c h w)")
+        out = self.head(feats)  # b 3 (+ 2)
+        speed = F.softplus(out[:, 2]) * cfg.speed_scale
+        pose = (out[:, 3], out[:, 4] * cfg.heading_scale) if cfg.pose else (None, None)
+        return RewardPrediction(out[:, 0], out[:, 1], speed, *pose)

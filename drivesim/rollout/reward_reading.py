@@ -14,6 +14,7 @@ the simulator's ego speed, integrated from the commanded accel (`drivesim.rollou
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,6 +25,18 @@ from drivesim.rollout.reward_model import RewardModel
 # "integrated": the simulator's ego speed, integrated from the commanded accel with the world's
 # longitudinal dynamics; "head": the reward head's reading of the latents.
 SPEED_SOURCES: tuple[str, ...] = ("integrated", "head")
+
+
+@dataclass(frozen=True)
+class HeadReading:
+    """(b,) float32 each: p(collision), p(off_road); speed (m/s) read, or None (no heads);
+    pose (b, 2) [lateral offset from the road centre (lane widths), heading (rad)] or None
+    (heads without `pose`)."""
+
+    collision: np.ndarray
+    off_road: np.ndarray
+    speed: np.ndarray | None
+    pose: np.ndarray | None
 
 
 class RewardReader:
@@ -66,15 +79,18 @@ class RewardReader:
         return interval[:, [-1 - self.offset, -1]]
 
     @torch.no_grad()
-    def heads_read(self, pair: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(b, 2, c, h, w) -> p(collision), p(off_road), speed read (b,) each; zeros and None
-        without heads."""
+    def heads_read(self, pair: Tensor) -> HeadReading:
+        """(b, 2, c, h, w) latents -> what the heads read (zeros and None without heads)."""
         if self.heads is None:
             zeros = np.zeros(pair.shape[0], np.float32)
-            return zeros, zeros, None
+            return HeadReading(zeros, zeros, None, None)
         p = self.heads(pair)
-        as_np = [x.float().cpu().numpy().astype(np.float32) for x in (p.collision, p.off_road, p.speed)]
-        return as_np[0], as_np[1], as_np[2]
+
+        def as_np(x: Tensor) -> np.ndarray:
+            return x.float().cpu().numpy().astype(np.float32)
+
+        pose = None if p.lateral_offset is None else as_np(torch.stack([p.lateral_offset, p.heading], dim=1))
+        return HeadReading(as_np(p.collision), as_np(p.off_road), as_np(p.speed), pose)
 
     def rewarded_speed(self, integrated: Tensor, read: np.ndarray | None) -> np.ndarray:
         """(b,) the ego speed the rewards use: the integrated one, or the heads' reading."""

@@ -136,8 +136,10 @@ class StepOutput:
     layouts: from start() only, per rollout the box layout its first frame was composed on:
         (xyxy (n, 4) float32 normalised, classes (n,) int64 into VEHICLE_CLASSES; requested
         boxes are cars), or None (no boxes, or started from user frames); empty from step().
-    speed_read: (b,) float32 the reward head's reading of the ego speed off the latents (m/s; NaN
-        without a reward head), or None (an engine that does not read it).
+    speed_read: (b,) float32 the reward head's reading of the ego speed off the latents (m/s), or
+        None (no reward heads).
+    pose: (b, 2) float32 the reward heads' reading of [lateral offset from the road centre (lane
+        widths, negative = left), heading to the road (rad)], or None (heads without `pose`).
     """
 
     state: RolloutState
@@ -148,6 +150,7 @@ class StepOutput:
     speed: np.ndarray
     layouts: tuple[tuple[np.ndarray, np.ndarray] | None, ...] = ()
     speed_read: np.ndarray | None = None
+    pose: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

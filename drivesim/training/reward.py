@@ -1,8 +1,10 @@
 """Train the reward heads on a latent cache (`drivesim train stage=reward`).
 
 Samples: pairs of keyframe latents `stride` frames apart with the ground-truth events
-(collision, off-road) and ego speed at the newer one. Losses: BCE on both events (positive
-class weighted, events are rare) and L1 on speed / speed_scale. Batches are drawn with a
+(collision, off-road) and ego speed (and, for a model with `pose`, lateral offset and heading) at
+the newer one. Losses: BCE on both events (positive class weighted, events are rare), L1 on
+speed / speed_scale and, with `pose`, `pose_weight` x L1 on offset (lane widths) and heading /
+heading_scale. Batches are drawn with a
 generator seeded by (seed, step), so a resumed run draws exactly the batches the
 uninterrupted run would. The EMA weights are exported as stage "reward" of `model_dir`,
 with held-out (val split) metrics in its `extra`.
@@ -19,7 +21,7 @@ from tqdm import tqdm
 
 from drivesim.autoencoder.latent_cache import LatentWindowConfig, LatentWindowDataset, collate_latent_windows
 from drivesim.model_folder import save_stage
-from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
+from drivesim.rollout.reward_model import RewardModel, RewardModelConfig, RewardPrediction
 from drivesim.training.distributed import (
     all_reduce_mean,
     cleanup,
@@ -50,6 +52,7 @@ class RewardTrainConfig:
     log_every: int = 10
     max_val_windows: int = 2000
     val_split: str = "val"  # split the exported metrics are measured on
+    pose_weight: float = 1.0  # weight of the pose losses (a model with `pose`)
     seed: int = 0
     device: str = "auto"
 
@@ -65,16 +68,25 @@ def _windows(cfg: RewardTrainConfig, split: str) -> LatentWindowDataset:
 
 
 def _batch(ds: LatentWindowDataset, idx: list[int], device: torch.device):
+    """latents (b, t, c, h, w), events (b, 2), speed (b,), pose (b, 2) at the newest frame."""
     b = collate_latent_windows([ds[i] for i in idx])
     events = b.events[:, -1].float().to(device)  # b 2
-    return b.latents.to(device), events, b.ego_speed[:, -1].float().to(device)
+    return b.latents.to(device), events, b.ego_speed[:, -1].float().to(device), b.ego_pose[:, -1].float().to(device)
 
 
-def reward_losses(pred, events: torch.Tensor, speed: torch.Tensor, pos_weight: torch.Tensor, speed_scale: float):
+def reward_losses(
+    pred: RewardPrediction, events: torch.Tensor, speed: torch.Tensor, pos_weight: torch.Tensor,
+    config: RewardModelConfig, pose: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BCE collision, BCE off-road, L1 speed / speed_scale, L1 pose (zero without `pose`)."""
     col = F.binary_cross_entropy_with_logits(pred.collision_logit, events[:, 0], pos_weight=pos_weight[0])
     off = F.binary_cross_entropy_with_logits(pred.off_road_logit, events[:, 1], pos_weight=pos_weight[1])
-    spd = F.l1_loss(pred.speed / speed_scale, speed / speed_scale)
-    return col, off, spd
+    spd = F.l1_loss(pred.speed / config.speed_scale, speed / config.speed_scale)
+    if pred.lateral_offset is None or pose is None:
+        return col, off, spd, torch.zeros((), device=spd.device)
+    offset = F.l1_loss(pred.lateral_offset, pose[:, 0])
+    heading = F.l1_loss(pred.heading / config.heading_scale, pose[:, 1] / config.heading_scale)
+    return col, off, spd, offset + heading
 
 
 @torch.no_grad()
@@ -84,18 +96,23 @@ def evaluate(model: RewardModel, ds: LatentWindowDataset, max_windows: int, devi
     n = min(len(ds), max_windows)
     g = torch.Generator().manual_seed(1234)
     order = torch.randperm(len(ds), generator=g)[:n].tolist()
-    preds, trues, speed_err, speeds = [], [], [], []
+    preds, trues, read, truth = [], [], [], []
     for k in range(0, n, 256):
-        z, events, speed = _batch(ds, order[k : k + 256], device)
+        z, events, speed, pose = _batch(ds, order[k : k + 256], device)
         p = model(z)
         preds.append(torch.stack([p.collision, p.off_road], 1) > 0.5)
         trues.append(events > 0.5)
-        speed_err.append((p.speed - speed).abs())
-        speeds.append(speed)
-    pred, true, err = torch.cat(preds), torch.cat(trues), torch.cat(speed_err)
-    true_speed = torch.cat(speeds)
-    r2 = 1.0 - float((err**2).mean()) / max(float(true_speed.var(unbiased=False)), 1e-12)
-    out = {"val_windows": float(n), "speed_mae_mps": float(err.mean()), "speed_r2": r2}
+        pose_read = [] if p.lateral_offset is None else [p.lateral_offset, p.heading]
+        read.append(torch.stack([p.speed, *pose_read], 1))
+        truth.append(torch.cat([speed[:, None], pose], 1)[:, : read[-1].shape[1]])
+    pred, true = torch.cat(preds), torch.cat(trues)
+    out = {"val_windows": float(n)}
+    err, truth_all = torch.cat(read) - torch.cat(truth), torch.cat(truth)
+    for j, (name, unit) in enumerate(zip(("speed", "lateral_offset", "heading"), ("mps", "lanes", "rad"))):
+        if j < err.shape[1]:
+            out[f"{name}_mae_{unit}"] = float(err[:, j].abs().mean())
+            spread = max(float(truth_all[:, j].var(unbiased=False)), 1e-12)
+            out[f"{name}_r2"] = 1.0 - float((err[:, j] ** 2).mean()) / spread
     for j, name in enumerate(("collision", "off_road")):
         tp = float((pred[:, j] & true[:, j]).sum())
         out[f"{name}_accuracy"] = float((pred[:, j] == true[:, j]).float().mean())
@@ -125,9 +142,9 @@ def train(cfg: RewardTrainConfig) -> dict[str, float]:
     while step < cfg.max_steps:
         model.train()
         idx = shard_batch_indices(len(train_ds), cfg.batch_size, step, info, cfg.seed)
-        z, events, speed = _batch(train_ds, idx, info.device)
-        col, off, spd = reward_losses(ddp(z), events, speed, pos_weight, cfg.model.speed_scale)
-        loss = col + off + spd
+        z, events, speed, pose = _batch(train_ds, idx, info.device)
+        col, off, spd, pos = reward_losses(ddp(z), events, speed, pos_weight, cfg.model, pose)
+        loss = col + off + spd + cfg.pose_weight * pos
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -136,9 +153,10 @@ def train(cfg: RewardTrainConfig) -> dict[str, float]:
         bar.update(1)
         if step % cfg.log_every == 0:
             # a collective: every rank takes part, rank 0 logs
-            vals = [float(all_reduce_mean(x, info)) for x in (loss, col, off, spd)]
+            vals = [float(all_reduce_mean(x, info)) for x in (loss, col, off, spd, pos)]
             if info.is_main:
-                log.log(step, loss=vals[0], collision_bce=vals[1], off_road_bce=vals[2], speed_l1=vals[3])
+                pose_log = {"pose_l1": vals[4]} if cfg.model.pose else {}
+                log.log(step, loss=vals[0], collision_bce=vals[1], off_road_bce=vals[2], speed_l1=vals[3], **pose_log)
                 bar.set_postfix(loss=f"{vals[0]:.3f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
             ckpt.save(step, {"model": model, "ema": ema}, {"opt": opt}, extra={"step": step})

@@ -37,7 +37,8 @@ def _clip(seed: int) -> tuple[list[np.ndarray], ClipAnnotations]:
         xyxy = np.array([[0.1 * k, 0.1, 0.1 * k + 0.05 * (i + 1), 0.5] for k in range(n)], np.float32)
         per_frame.append(FrameBoxes(xyxy.reshape(n, 4), np.zeros(n, np.int64), np.arange(n, dtype=np.int64)))
     actions = rng.uniform(-1, 1, (T, 2)).astype(np.float32)
-    return frames, ClipAnnotations(num_frames=T, boxes=ClipBoxes.from_frames(per_frame), actions=actions)
+    ego = np.stack([20 + np.arange(T), rng.uniform(-1, 1, T), rng.uniform(-0.1, 0.1, T)], 1).astype(np.float32)
+    return frames, ClipAnnotations(num_frames=T, boxes=ClipBoxes.from_frames(per_frame), actions=actions, ego=ego)
 
 
 def _dataset(root: Path) -> Path:
@@ -83,9 +84,13 @@ def test_cache_round_trip_and_windows(tmp_path):
     expected = np.stack([ann.actions[max(i - 1, 0) : i + 1].mean(0) for i in (0, 2, 4, 6)])
     assert torch.allclose(w.actions, torch.from_numpy(expected), atol=1e-6)
     assert w.box_mask.sum(dim=1).tolist() == [0, 2, 1, 0]  # frames 0, 2, 4, 6 have i % 3 boxes
+    # ego: speed, then [lateral offset, heading] of each window frame
+    assert torch.equal(w.ego_speed, torch.from_numpy(ann.ego[[0, 2, 4, 6], 0]))
+    assert torch.equal(w.ego_pose, torch.from_numpy(ann.ego[[0, 2, 4, 6], 1:3]))
     assert torch.allclose(w.boxes[1, :2], torch.from_numpy(ann.boxes.frame(2).xyxy))
     batch = collate_latent_windows([ds[0], ds[1]])
     assert batch.latents.shape == (2, 4, 4, 8, 16) and batch.time_of_day.tolist() == [0, 1]
+    assert batch.ego_pose.shape == (2, 4, 2)
 
 
 def test_rerun_resumes_and_cli_uses_checkpoint_size(tmp_path):

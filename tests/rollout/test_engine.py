@@ -308,3 +308,17 @@ def test_the_rewarded_speed_follows_the_commanded_accel_and_the_head_reading_is_
     np.testing.assert_allclose(h.speed, h.speed_read)
     with pytest.raises(ValueError, match="speed_source='gps'.*allowed"):
         load(model_dir).engine(EngineConfig(**FAST, speed_source="gps"))
+
+
+def test_heads_with_pose_put_lateral_offset_and_heading_in_the_env_info(tmp_path):
+    from drivesim.rollout.random_model import RandomModelSpec
+
+    folder = build_random_model(tmp_path / "m", RandomModelSpec(reward_pose=True))
+    env = DriveWorldEnv(engine=load(folder).engine(EngineConfig(**FAST)), horizon_steps=3)
+    _, info = env.reset(seed=0)
+    _, _, _, _, info = env.step(np.zeros(2, np.float32))
+    assert np.isfinite(info["lateral_offset"]) and np.isfinite(info["heading"])
+    plain = DriveWorldEnv(engine=load(build_random_model(tmp_path / "p")).engine(EngineConfig(**FAST)), horizon_steps=3)
+    plain.reset(seed=0)
+    info = plain.step(np.zeros(2, np.float32))[-1]
+    assert "lateral_offset" not in info and "heading" not in info and "speed_read" in info

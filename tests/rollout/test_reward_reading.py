@@ -40,9 +40,9 @@ def test_no_latent_at_the_trained_stride_warns_and_reads_the_keyframes(heads, tr
 
 def test_without_heads_nothing_is_read_and_the_integrated_speed_is_rewarded():
     reader = RewardReader(None, 4, 16, 16, speed_source="head")
-    col, off, read = reader.heads_read(torch.zeros(3, 2, 4, 8, 16))
-    assert read is None and col.tolist() == [0, 0, 0] and off.tolist() == [0, 0, 0]
-    np.testing.assert_allclose(reader.rewarded_speed(torch.tensor([10.0, 20.0, 30.0]), read), [10, 20, 30])
+    r = reader.heads_read(torch.zeros(3, 2, 4, 8, 16))
+    assert r.speed is None and r.pose is None and r.collision.tolist() == [0, 0, 0] and r.off_road.tolist() == [0, 0, 0]
+    np.testing.assert_allclose(reader.rewarded_speed(torch.tensor([10.0, 20.0, 30.0]), r.speed), [10, 20, 30])
 
 
 def test_the_speed_source_picks_the_rewarded_speed(heads):
@@ -50,9 +50,19 @@ def test_the_speed_source_picks_the_rewarded_speed(heads):
     integrated = torch.tensor([11.0, 31.0])
     for source in ("integrated", "head"):
         reader = RewardReader(heads, 4, 4, 4, speed_source=source)
-        _, _, read = reader.heads_read(pair)
+        read = reader.heads_read(pair).speed
         torch.testing.assert_close(torch.from_numpy(read), heads(pair).speed)
         want = read if source == "head" else integrated.numpy()
         np.testing.assert_allclose(reader.rewarded_speed(integrated, read), want)
     with pytest.raises(ValueError, match="speed_source='gps'; allowed: \\['integrated', 'head'\\]"):
         RewardReader(heads, 4, 4, 4, speed_source="gps")
+
+
+def test_heads_with_pose_report_offset_and_heading():
+    torch.manual_seed(0)
+    heads = RewardModel(RewardModelConfig(channels=16, pool_grid=(2, 4), pose=True)).eval()
+    pair = torch.randn(2, 2, 4, 8, 16)
+    r = RewardReader(heads, 4, 4, 4).heads_read(pair)
+    p = heads(pair)
+    np.testing.assert_allclose(r.pose, torch.stack([p.lateral_offset, p.heading], 1).detach().numpy(), rtol=1e-6)
+    assert RewardReader(RewardModel(RewardModelConfig(channels=16)), 4, 4, 4).heads_read(pair).pose is None
