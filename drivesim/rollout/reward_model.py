@@ -7,9 +7,11 @@ They are trained on the world's ground-truth events and ego state (`drivesim tra
 and used by the env for rewards, termination and info and by planners for imagined returns.
 
 Design switches (defaults: the first bundled design): `difference_input` feeds the newer latent
-minus the older one beside both; `pool_grid` average-pools the trunk's features to a grid and
-flattens it instead of averaging them over the whole frame, so the heads know where a feature is
-(how far a lane dash moved near the bottom of the frame, where the road edge is).
+minus the older one beside both; `pool_grid` gives speed and pose their own head on the trunk's
+features average-pooled to a grid and flattened, so it knows where a feature is (how far a lane
+dash moved near the bottom of the frame, where the road edge is); the events keep the head on
+the features' frame mean, which does not overfit their rare positives (a grid head read
+off-road at recall 0.67 / precision 0.73 against 0.94 / 0.97: README, Reward heads).
 """
 
 from __future__ import annotations
@@ -72,14 +74,20 @@ class RewardModel(nn.Module):
         self.config = cfg = config or RewardModelConfig()
         c = cfg.channels
         frames_in = cfg.num_frames + (cfg.num_frames - 1 if cfg.difference_input else 0)
-        cells = 1 if cfg.pool_grid is None else cfg.pool_grid[0] * cfg.pool_grid[1]
         self.trunk = nn.Sequential(
             _block(cfg.latent_channels * frames_in, c, 1),
             _block(c, c, 2),
             _block(c, 2 * c, 2),
             _block(2 * c, 2 * c, 1),
         )
-        self.head = nn.Sequential(nn.Linear(2 * c * cells, c), nn.SiLU(), nn.Linear(c, 5 if cfg.pose else 3))
+        state_outputs = 1 + (2 if cfg.pose else 0)  # speed (+ lateral offset, heading)
+        if cfg.pool_grid is None:  # one head on the frame mean: [collision, off_road, speed (, pose)]
+            self.head = nn.Sequential(nn.Linear(2 * c, c), nn.SiLU(), nn.Linear(c, 2 + state_outputs))
+            self.state_head = None
+        else:  # events from the frame mean (rare positives), speed and pose from the grid
+            cells = cfg.pool_grid[0] * cfg.pool_grid[1]
+            self.head = nn.Sequential(nn.Linear(2 * c, c), nn.SiLU(), nn.Linear(c, 2))
+            self.state_head = nn.Sequential(nn.Linear(2 * c * cells, c), nn.SiLU(), nn.Linear(c, state_outputs))
 
     def forward(self, latents: Tensor) -> RewardPrediction:
         """latents: (b, t, c, h, w) scaled keyframe latents, t = config.num_frames (newest last)."""
@@ -91,11 +99,10 @@ class RewardModel(nn.Module):
         if cfg.difference_input:
             latents = torch.cat([latents, latents[:, 1:] - latents[:, :-1]], dim=1)  # b (2t - 1) c h w
         feats = self.trunk(rearrange(latents, "b t c h w -> b (t c) h w"))  # b 2c h' w'
-        if cfg.pool_grid is None:
-            feats = feats.mean(dim=(2, 3))  # b 2c
-        else:
-            feats = rearrange(F.adaptive_avg_pool2d(feats, cfg.pool_grid), "b c h w -> b (c h w)")
-        out = self.head(feats)  # b 3 (+ 2)
+        out = self.head(feats.mean(dim=(2, 3)))  # b 2 (+ state outputs)
+        if self.state_head is not None:
+            grid = rearrange(F.adaptive_avg_pool2d(feats, cfg.pool_grid), "b c h w -> b (c h w)")
+            out = torch.cat([out, self.state_head(grid)], dim=1)  # b (2 + state outputs)
         speed = F.softplus(out[:, 2]) * cfg.speed_scale
         pose = (out[:, 3], out[:, 4] * cfg.heading_scale) if cfg.pose else (None, None)
         return RewardPrediction(out[:, 0], out[:, 1], speed, *pose)

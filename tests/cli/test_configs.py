@@ -173,3 +173,20 @@ def test_video_ablation_experiment_validates(switch, field, value):
     elif field is not None:
         assert getattr(cfg.video, field) == value and getattr(base.video, field) != value
         assert cfg.from_scratch is False
+
+
+def test_reward_pose_experiment_differs_from_the_default_only_by_the_design_and_its_folders():
+    """Issue 9, info: reward heads that also read lateral offset and heading (README, Reward heads)."""
+    from drivesim.training.reward import RewardTrainConfig
+
+    def load(name: str) -> RewardTrainConfig:
+        return to_dataclass(compose("train/reward", [f"experiment=default/{name}"]), RewardTrainConfig)
+
+    base, pose = load("reward"), load("reward_pose")
+    assert pose.model.pose and pose.model.difference_input and pose.model.pool_grid == (4, 8)
+    assert not base.model.pose and base.model.pool_grid is None
+    assert pose.model_dir != base.model_dir and pose.run_dir != base.run_dir
+    fields = ("model_dir", "run_dir", "model")
+    assert {k: v for k, v in vars(pose).items() if k not in fields} == {
+        k: v for k, v in vars(base).items() if k not in fields
+    }
