@@ -66,7 +66,7 @@ def run_learned_demo(
                 "seconds_of_video": summary["frames"] / summary["fps"],
                 "wall_seconds": wall,
                 "frames_per_wall_second": summary["frames"] / wall,
-                "mean_predicted_speed_mps": float(events[:, 2].mean()) if len(events) else None,
+                "mean_ego_speed_mps": float(events[:, 2].mean()) if len(events) else None,
                 "max_predicted_collision_prob": float(events[:, 0].max()) if len(events) else None,
             }
         )

@@ -5,7 +5,7 @@
     torchrun --nproc_per_node=N -m drivesim.cli.main generate scenarios=FILE.yaml   # shared by rank
 
 Writes per scenario: the MP4 (streamed, frame by frame), `<name>.png` storyboard and
-`<name>.json` (conditions, seed, model, per-step predicted collision/off-road/speed), and
+`<name>.json` (conditions, seed, model, per-step predicted collision/off-road and ego speed), and
 one `manifest.json` (default: beside the first scenario's video) listing every scenario's
 files. Under torchrun each rank generates every N-th scenario and rank 0 merges the
 ranks' parts into the manifest.
