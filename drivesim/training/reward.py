@@ -15,11 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
 from drivesim.autoencoder.latent_cache import LatentWindowConfig, LatentWindowDataset, collate_latent_windows
+from drivesim.eval.adherence import r_squared
 from drivesim.model_folder import save_stage
 from drivesim.rollout.reward_model import RewardModel, RewardModelConfig, RewardPrediction
 from drivesim.training.distributed import (
@@ -107,12 +109,12 @@ def evaluate(model: RewardModel, ds: LatentWindowDataset, max_windows: int, devi
         truth.append(torch.cat([speed[:, None], pose], 1)[:, : read[-1].shape[1]])
     pred, true = torch.cat(preds), torch.cat(trues)
     out = {"val_windows": float(n)}
-    err, truth_all = torch.cat(read) - torch.cat(truth), torch.cat(truth)
+    read_all, truth_all = torch.cat(read).cpu().numpy(), torch.cat(truth).cpu().numpy()
     for j, (name, unit) in enumerate(zip(("speed", "lateral_offset", "heading"), ("mps", "lanes", "rad"))):
-        if j < err.shape[1]:
-            out[f"{name}_mae_{unit}"] = float(err[:, j].abs().mean())
-            spread = max(float(truth_all[:, j].var(unbiased=False)), 1e-12)
-            out[f"{name}_r2"] = 1.0 - float((err[:, j] ** 2).mean()) / spread
+        if j < read_all.shape[1]:
+            out[f"{name}_mae_{unit}"] = float(np.abs(read_all[:, j] - truth_all[:, j]).mean())
+            r2 = r_squared(truth_all[:, j], read_all[:, j])  # None: a constant target
+            out[f"{name}_r2"] = float("nan") if r2 is None else r2
     for j, name in enumerate(("collision", "off_road")):
         tp = float((pred[:, j] & true[:, j]).sum())
         out[f"{name}_accuracy"] = float((pred[:, j] == true[:, j]).float().mean())
