@@ -6,8 +6,10 @@ the newer one. Losses: BCE on both events (positive class weighted, events are r
 speed / speed_scale and, with `pose`, `pose_weight` x L1 on offset (lane widths) and heading /
 heading_scale. Batches are drawn with a
 generator seeded by (seed, step), so a resumed run draws exactly the batches the
-uninterrupted run would. The EMA weights are exported as stage "reward" of `model_dir`,
-with held-out (val split) metrics in its `extra`.
+uninterrupted run would. The EMA weights are exported as stage `stage` of `model_dir`, with
+held-out (val split) metrics in its `extra`: "reward" (the heads the env reads events and speed
+from) or "pose" (heads with `pose` that the env reads only the lateral offset and heading from,
+beside the "reward" heads; README, Reward heads).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from drivesim.training.logging import LossLog
 from drivesim.training.run_state import RunCheckpointer
 
 REWARD_STAGE = "reward"
+POSE_STAGE = "pose"
+STAGES: tuple[str, ...] = (REWARD_STAGE, POSE_STAGE)
 
 
 @dataclass
@@ -55,6 +59,7 @@ class RewardTrainConfig:
     max_val_windows: int = 2000
     val_split: str = "val"  # split the exported metrics are measured on
     pose_weight: float = 1.0  # weight of the pose losses (a model with `pose`)
+    stage: str = REWARD_STAGE  # model-folder stage written: "reward" or "pose" (needs model.pose)
     seed: int = 0
     device: str = "auto"
 
@@ -62,6 +67,10 @@ class RewardTrainConfig:
         for name in ("stride", "batch_size", "max_steps", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RewardTrainConfig.{name}={getattr(self, name)} must be >= 1")
+        if self.stage not in STAGES:
+            raise ValueError(f"RewardTrainConfig.stage={self.stage!r}; allowed: {list(STAGES)}")
+        if self.stage == POSE_STAGE and not self.model.pose:
+            raise ValueError("RewardTrainConfig.stage='pose' needs model.pose=true (heads that read the pose)")
 
 
 def _windows(cfg: RewardTrainConfig, split: str) -> LatentWindowDataset:
@@ -169,7 +178,7 @@ def train(cfg: RewardTrainConfig) -> dict[str, float]:
     metrics = evaluate(ema.module, val_ds, cfg.max_val_windows, info.device)
     if info.is_main:
         extra = {"stride": cfg.stride, "val": metrics, "val_split": cfg.val_split, "steps": step}
-        save_stage(Path(cfg.model_dir), REWARD_STAGE, unwrap(ema.module), cfg.model, extra=extra)
+        save_stage(Path(cfg.model_dir), cfg.stage, unwrap(ema.module), cfg.model, extra=extra)
         print({k: round(v, 4) for k, v in metrics.items()})
     cleanup(info)
     return metrics

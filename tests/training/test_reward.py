@@ -1,5 +1,6 @@
 """Reward heads: a few steps on a latent cache of real world clips (events + ego speed)."""
 
+import pytest
 import torch
 
 from drivesim.model_folder import load_stage
@@ -83,3 +84,19 @@ def test_pose_heads_train_and_are_evaluated(tmp_path):
     assert metrics["lateral_offset_mae_lanes"] < 0.95 * first["lateral_offset_mae_lanes"]
     rec = load_stage(tmp_path / "model", "reward")
     assert rec.config["pose"] is True and list(rec.config["pool_grid"]) == [2, 4]
+
+
+def test_the_pose_stage_is_written_beside_the_reward_heads_and_needs_pose(tmp_path):
+    torch.set_num_threads(1)
+    cache = _cache(tmp_path)
+    model = RewardModelConfig(channels=16, difference_input=True, pool_grid=(2, 4), pose=True)
+    common = dict(latents=str(cache), run_dir=str(tmp_path / "run"), model_dir=str(tmp_path / "model"),
+                  batch_size=8, max_steps=3, checkpoint_every=3, val_split="train", device="cpu")
+    train(RewardTrainConfig(**common, model=model, stage="pose"))
+    assert (tmp_path / "model" / "pose.safetensors").is_file()
+    assert not (tmp_path / "model" / "reward.safetensors").exists()
+    assert load_stage(tmp_path / "model", "pose").extra["stride"] == 4
+    with pytest.raises(ValueError, match="stage='pose' needs model.pose=true"):
+        RewardTrainConfig(**common, model=RewardModelConfig(channels=16), stage="pose")
+    with pytest.raises(ValueError, match=r"stage='events'; allowed: \['reward', 'pose'\]"):
+        RewardTrainConfig(**common, model=model, stage="events")
