@@ -78,7 +78,7 @@ class LearnedEngine:
         self.decode_context = 2 if world.temporal_decoder is not None else 0
         self.reader = RewardReader(
             world.reward, world.reward_stride, self.keyframe_stride, self.frames_per_step, config.speed_source,
-            str(world.path),
+            str(world.path), world.pose, world.pose_stride,
         )  # fmt: skip
 
     # -- set-up -------------------------------------------------------------------------
@@ -270,7 +270,7 @@ class LearnedEngine:
             context = torch.cat(firsts)
         frames = self.upsample(self.decode(context[:, :0], context[:, -1:]), gens)  # b 1 3 H W
         recent = repeat(context[:, -1], "b c h w -> b r c h w", r=self.decode_context)
-        heads = self.reader.heads_read(context)  # no filled interval yet: the keyframes
+        heads = self.reader.read(context)  # no filled interval yet: the keyframes
         read = heads.speed
         speed = read if read is not None else np.full(len(requests), np.nan, np.float32)
         first = to_uint8(frames)
@@ -310,7 +310,7 @@ class LearnedEngine:
         keys = torch.cat([context, new[:, None]], dim=1)  # b 3 c h w
         fresh = self.fill(keys, act, cond, gens, key_speeds) if self.levels else new[:, None]  # b f c h w
         frames = self.upsample(self.decode(state.recent.to(self.device), fresh), gens)  # b f 3 H W
-        heads = self.reader.heads_read(self.reader.pair(keys, fresh))
+        heads = self.reader.read(keys, fresh)
         read = heads.speed
         uint8 = to_uint8(frames)
         recent = torch.cat([state.recent.to(self.device), fresh], dim=1)  # b (r + f) c h w
@@ -348,7 +348,7 @@ class LearnedEngine:
         seeds.set_state(state.rng[0].clone())
         fork_seeds = torch.randint(0, 2**62, (k,), generator=seeds).tolist()
         st = st.with_(rng=torch.stack([torch.Generator().manual_seed(s).get_state() for s in fork_seeds]))
-        frames, latents, col, off, spd = [], [], [], [], []
+        frames, latents, col, off, spd, poses = [], [], [], [], [], []
         for h in range(horizon):
             out = self.step(st, np.ascontiguousarray(actions[:, h]))
             st = out.state
@@ -358,8 +358,10 @@ class LearnedEngine:
             col.append(out.collision)
             off.append(out.off_road)
             spd.append(out.speed)
+            poses.append(out.pose)
         collision, off_road, speed = np.stack(col, 1), np.stack(off, 1), np.stack(spd, 1)  # k H
-        terms = compute_rewards(reward or RewardConfig(), collision, off_road, np.nan_to_num(speed))
+        pose = None if poses[0] is None else np.stack(poses, 1)  # k H 2
+        terms = compute_rewards(reward or RewardConfig(), collision, off_road, np.nan_to_num(speed), pose)
         discount = self.config.reward_discount ** np.arange(horizon)
         return Imagined(
             frames=np.stack(frames, 1) if decode else np.zeros((k, horizon, 0), np.uint8),
@@ -368,6 +370,7 @@ class LearnedEngine:
             off_road=off_road,
             speed=speed,
             returns=(terms.total * discount).sum(1).astype(np.float32),
+            pose=pose,
         )
 
     def rollout_frames(self, state: RolloutState, actions: Iterator[np.ndarray]) -> Iterator[StepOutput]:

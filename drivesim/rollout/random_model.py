@@ -39,6 +39,7 @@ class RandomModelSpec:
     reward: bool = True
     reward_stride: int | None = None  # source frames between the reward heads' pair; None: keyframe_stride
     reward_pose: bool = False  # reward heads that also read lateral offset and heading
+    pose_heads: bool = False  # a "pose" stage beside the reward heads (lateral offset and heading)
     upsampler: bool = False
     layout_prior: bool = True
     speed_conditioning: bool = False  # the prediction model is told the ego speed
@@ -107,6 +108,13 @@ def build_random_model(folder: Path, spec: RandomModelSpec | None = None) -> Pat
         )
         stride = spec.reward_stride or spec.keyframe_stride
         save_stage(folder, "reward", RewardModel(rcfg), rcfg, extra={"stride": stride})
+    if spec.pose_heads:
+        pcfg = RewardModelConfig(
+            latent_channels=ae_cfg.latent_channels, channels=16 if tiny else 64, difference_input=True,
+            pool_grid=(2, 4), pose=True,
+        )  # fmt: skip
+        stride = spec.reward_stride or spec.keyframe_stride
+        save_stage(folder, "pose", RewardModel(pcfg), pcfg, extra={"stride": stride})
     if spec.layout_prior:
         save_stage(folder, LAYOUT_PRIOR_STAGE, random_layout_prior(16).state_dict(), {"random": True})
     return folder

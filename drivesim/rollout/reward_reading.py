@@ -6,6 +6,11 @@ keyframes `keyframe_stride` source frames apart with `frames_per_step` latents, 
 the new keyframe with the filled latent `trained_stride` source frames before it; only when the
 interval holds no latent there (no interpolation) do they read the two keyframes, with a warning.
 
+Pose: a model folder's optional "pose" stage holds heads with `pose` (lateral offset, heading),
+trained apart so that the events keep the "reward" heads' precision; `read` takes the events and
+speed from the reward heads and the pose from the pose heads (each at its own trained stride), or
+from the reward heads when they have `pose` and there are no pose heads.
+
 Speed: the heads' speed output is kept as `speed_read`; the speed the rewards use is by default
 the simulator's ego speed, integrated from the commanded accel (`drivesim.rollout.ego_speed`):
 `speed_source="head"` rewards the reading instead (README, Reward heads).
@@ -48,16 +53,25 @@ class RewardReader:
         frames_per_step: int,
         speed_source: str = "integrated",
         where: str = "the model",
+        pose_heads: RewardModel | None = None,
+        pose_stride: int = 4,
     ) -> None:
         if speed_source not in SPEED_SOURCES:
             raise ValueError(f"speed_source={speed_source!r}; allowed: {list(SPEED_SOURCES)}")
+        if pose_heads is not None and not pose_heads.config.pose:
+            raise ValueError(f"the pose heads of {where} do not read the pose (their config has pose=false)")
         self.heads = heads
+        self.pose_heads = pose_heads
         self.speed_source = speed_source
-        self.offset = self._offset(trained_stride, keyframe_stride, frames_per_step, where)
+        self.offset = self._offset(heads, trained_stride, keyframe_stride, frames_per_step, where)
+        self.pose_offset = self._offset(pose_heads, pose_stride, keyframe_stride, frames_per_step, where)
 
-    def _offset(self, stride: int, keyframe_stride: int, frames_per_step: int, where: str) -> int | None:
+    @staticmethod
+    def _offset(
+        heads: RewardModel | None, stride: int, keyframe_stride: int, frames_per_step: int, where: str
+    ) -> int | None:
         """Latents between the read pair within a filled interval; None: the two newest keyframes."""
-        if self.heads is None or stride == keyframe_stride:
+        if heads is None or stride == keyframe_stride:
             return None
         spacing, rem = divmod(keyframe_stride, frames_per_step)  # source frames per filled latent
         if rem or stride > keyframe_stride or stride % spacing:
@@ -70,13 +84,35 @@ class RewardReader:
             return None
         return stride // spacing
 
+    @property
+    def reads_pose(self) -> bool:
+        """Whether `read` gives a pose (pose heads, or reward heads with `pose`)."""
+        return self.pose_heads is not None or (self.heads is not None and self.heads.config.pose)
+
     def pair(self, keys: Tensor, fresh: Tensor) -> Tensor:
-        """The (b, 2, c, h, w) latents the heads read. keys (b, k, c, h, w) keyframes, newest last;
-        fresh (b, f, c, h, w) the filled interval after keys[:, -2], its last latent the new keyframe."""
-        if self.offset is None:
+        """The (b, 2, c, h, w) latents the reward heads read. keys (b, k, c, h, w) keyframes, newest
+        last; fresh (b, f, c, h, w) the filled interval after keys[:, -2], its last latent the new keyframe."""
+        return self._pair(keys, fresh, self.offset)
+
+    @staticmethod
+    def _pair(keys: Tensor, fresh: Tensor | None, offset: int | None) -> Tensor:
+        """As `pair`, `offset` latents apart within the interval (None, or no interval: the keyframes)."""
+        if offset is None or fresh is None:
             return keys[:, -2:]
         interval = torch.cat([keys[:, -2:-1], fresh], dim=1)  # b (1 + f) c h w
-        return interval[:, [-1 - self.offset, -1]]
+        return interval[:, [-1 - offset, -1]]
+
+    @torch.no_grad()
+    def read(self, keys: Tensor, fresh: Tensor | None = None) -> HeadReading:
+        """What the heads read after a step (fresh: its filled interval) or at the start (fresh None:
+        no interval yet, both read the two newest keyframes): events and speed from the reward heads,
+        the pose from the pose heads when there are any."""
+        reading = self.heads_read(self._pair(keys, fresh, self.offset))
+        if self.pose_heads is None:
+            return reading
+        p = self.pose_heads(self._pair(keys, fresh, self.pose_offset))
+        pose = torch.stack([p.lateral_offset, p.heading], dim=1).float().cpu().numpy().astype(np.float32)
+        return HeadReading(reading.collision, reading.off_road, reading.speed, pose)
 
     @torch.no_grad()
     def heads_read(self, pair: Tensor) -> HeadReading:

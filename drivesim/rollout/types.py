@@ -158,7 +158,8 @@ class Imagined:
     """K imagined futures over H control steps from one state (planner API).
 
     frames: (k, H, f, h, w, 3) uint8; latents: (k, H, c, h, w);
-    collision, off_road, speed: (k, H) float32; returns: (k,) float32 summed rewards.
+    collision, off_road, speed: (k, H) float32; returns: (k,) float32 summed rewards;
+    pose: (k, H, 2) float32 [lateral offset (lane widths), heading (rad)] or None (no pose heads).
     """
 
     frames: np.ndarray
@@ -167,3 +168,4 @@ class Imagined:
     off_road: np.ndarray
     speed: np.ndarray
     returns: np.ndarray
+    pose: np.ndarray | None = None

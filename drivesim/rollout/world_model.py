@@ -4,7 +4,8 @@ A model folder holds one `<stage>.safetensors` per stage and `config.yaml`; the 
 used here are autoencoder, temporal_decoder (optional: the image decoder is used
 otherwise), image_ldm (first frames), video_ldm (keyframe prediction), interpolation
 (optional), upsampler / upsampler_temporal (optional), reward (optional: without it
-rewards and events are not predicted) and layout_prior (optional: first frames composed from
+rewards and events are not predicted), pose (optional: heads that read the ego's lateral offset
+and heading, beside the reward heads) and layout_prior (optional: first frames composed from
 labels alone then get no sampled layout). Loading reads YAML and safetensors only.
 """
 
@@ -50,12 +51,23 @@ class WorldModel:
     fps: float
     metadata: dict[str, Any]
     layout_prior: LayoutPrior | None = None
+    pose: RewardModel | None = None  # heads with `pose` (stage "pose"); read for the pose only
+    pose_stride: int = 4  # source frames between the two latents the pose heads read
 
     def engine(self, config: Any = None) -> Any:
         from drivesim.rollout.engine import LearnedEngine
         from drivesim.rollout.engine_api import EngineConfig
 
         return LearnedEngine(self, config or EngineConfig())
+
+    def pose_heads(self) -> tuple[RewardModel, int] | None:
+        """The heads that read the pose and their trained pair stride: the "pose" stage, else reward
+        heads with `pose`, else None."""
+        if self.pose is not None:
+            return self.pose, self.pose_stride
+        if self.reward is not None and self.reward.config.pose:
+            return self.reward, self.reward_stride
+        return None
 
     def to(self, device: torch.device | str) -> WorldModel:
         for module in self.modules():
@@ -64,7 +76,7 @@ class WorldModel:
 
     def modules(self) -> list[torch.nn.Module]:
         mods = [self.autoencoder, self.image_ldm.unet, self.video.model]
-        mods += [m for m in (self.temporal_decoder, self.reward, self.upsampler) if m is not None]
+        mods += [m for m in (self.temporal_decoder, self.reward, self.pose, self.upsampler) if m is not None]
         if self.interpolation is not None:
             mods.append(self.interpolation.model)
         return mods
@@ -86,13 +98,10 @@ def load(path: str | Path | None = None) -> WorldModel:
         present = sorted(p.stem for p in folder.glob("*.safetensors"))
         raise FileNotFoundError(f"model folder {folder} lacks stage(s) {missing}; present: {present}")
     config = read_folder_config(folder)
-    reward, stride = None, 4
-    if _has(folder, "reward"):
-        entry = config["reward"]
-        reward = RewardModel(config_from_dict(RewardModelConfig, entry["config"], f"{folder} [reward]"))
-        reward.load_state_dict(stage_state(folder, "reward"))
-        reward.eval()
-        stride = int(entry.get("extra", {}).get("stride", stride))
+    reward, stride = _heads(folder, config, "reward")
+    pose, pose_stride = _heads(folder, config, "pose")
+    if pose is not None and not pose.config.pose:
+        raise ValueError(f"model folder {folder}: stage 'pose' has pose=false in its config; it must read the pose")
     upsampler = None
     if _has(folder, "upsampler_temporal"):
         upsampler = load_temporal_upsampler(folder)
@@ -113,4 +122,17 @@ def load(path: str | Path | None = None) -> WorldModel:
         fps=fps,
         metadata={k: v.get("extra", {}) for k, v in config.items() if isinstance(v, dict)},
         layout_prior=load_layout_prior(folder),
+        pose=pose,
+        pose_stride=pose_stride,
     )
+
+
+def _heads(folder: Path, config: dict[str, Any], stage: str) -> tuple[RewardModel | None, int]:
+    """The reward-model stage `stage` (eval mode) and its trained pair stride; (None, 4) when absent."""
+    if not _has(folder, stage):
+        return None, 4
+    entry = config[stage]
+    heads = RewardModel(config_from_dict(RewardModelConfig, entry["config"], f"{folder} [{stage}]"))
+    heads.load_state_dict(stage_state(folder, stage))
+    heads.eval()
+    return heads, int(entry.get("extra", {}).get("stride", 4))

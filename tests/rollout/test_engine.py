@@ -322,3 +322,41 @@ def test_heads_with_pose_put_lateral_offset_and_heading_in_the_env_info(tmp_path
     plain.reset(seed=0)
     info = plain.step(np.zeros(2, np.float32))[-1]
     assert "lateral_offset" not in info and "heading" not in info and "speed_read" in info
+
+
+def test_a_pose_stage_gives_the_pose_the_lane_rewards_and_leaves_the_events_to_the_reward_heads(tmp_path):
+    from drivesim.rollout.random_model import RandomModelSpec
+
+    folder = build_random_model(tmp_path / "m", RandomModelSpec(pose_heads=True))
+    world = load(folder)
+    assert world.pose is not None and world.pose.config.pose and not world.reward.config.pose
+    engine = world.engine(EngineConfig(**FAST))
+    state = engine.start([SceneRequest(0, 1, seed=2)]).state
+    out = engine.step(state, np.zeros((1, 2), np.float32))
+    assert out.pose.shape == (1, 2) and np.isfinite(out.pose).all()
+    env = DriveWorldEnv(engine=engine, horizon_steps=3)
+    env.reset(seed=0)
+    info = env.step(np.zeros(2, np.float32))[-1]
+    assert np.isfinite(info["lateral_offset"]) and set(info["rewards"]) >= {"right_lane", "lane_centering"}
+    venv = DriveWorldVectorEnv(num_envs=2, engine=engine, horizon_steps=3)
+    venv.reset(seed=0)
+    vinfo = venv.step(np.zeros((2, 2), np.float32))[-1]
+    assert vinfo["lateral_offset"].shape == (2,) and "lane_centering" in vinfo["rewards"]
+    imagined = engine.imagine(state, np.zeros((2, 2, 2), np.float32), decode=False)
+    assert imagined.pose.shape == (2, 2, 2)
+    plain_engine = load(build_random_model(tmp_path / "p")).engine(EngineConfig(**FAST))
+    plain = DriveWorldVectorEnv(num_envs=2, engine=plain_engine)
+    plain.reset(seed=0)
+    pinfo = plain.step(np.zeros((2, 2), np.float32))[-1]
+    assert "lateral_offset" not in pinfo and set(pinfo["rewards"]) == {"collision", "high_speed", "on_road"}
+
+
+def test_a_pose_stage_that_does_not_read_the_pose_is_refused(tmp_path):
+    from drivesim.model_folder import save_stage
+    from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
+
+    folder = build_random_model(tmp_path / "m")
+    cfg = RewardModelConfig(channels=16)
+    save_stage(folder, "pose", RewardModel(cfg), cfg, extra={"stride": 4})
+    with pytest.raises(ValueError, match="stage 'pose' has pose=false"):
+        load(folder)

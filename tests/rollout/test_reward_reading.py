@@ -66,3 +66,32 @@ def test_heads_with_pose_report_offset_and_heading():
     p = heads(pair)
     np.testing.assert_allclose(r.pose, torch.stack([p.lateral_offset, p.heading], 1).detach().numpy(), rtol=1e-6)
     assert RewardReader(RewardModel(RewardModelConfig(channels=16)), 4, 4, 4).heads_read(pair).pose is None
+
+
+def test_pose_heads_give_the_pose_and_the_reward_heads_the_events(heads):
+    torch.manual_seed(1)
+    pose_heads = RewardModel(RewardModelConfig(channels=16, difference_input=True, pool_grid=(2, 4), pose=True)).eval()
+    # reward heads trained 4 frames apart, pose heads 8, in a stride-16 engine filling 16 latents
+    reader = RewardReader(heads, 4, 16, 16, pose_heads=pose_heads, pose_stride=8)
+    assert (reader.offset, reader.pose_offset, reader.reads_pose) == (4, 8, True)
+    keys = torch.randn(2, 3, 4, 8, 16)
+    fresh = torch.cat([torch.randn(2, 15, 4, 8, 16), keys[:, -1:]], dim=1)
+    r = reader.read(keys, fresh)
+    interval = torch.cat([keys[:, -2:-1], fresh], dim=1)
+    events = heads(interval[:, [-5, -1]])
+    pose = pose_heads(interval[:, [-9, -1]])
+    np.testing.assert_allclose(r.off_road, events.off_road.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(r.speed, events.speed.detach().numpy(), rtol=1e-6)
+    want = torch.stack([pose.lateral_offset, pose.heading], 1).detach().numpy()
+    np.testing.assert_allclose(r.pose, want, rtol=1e-5, atol=1e-6)
+    # at the start (no interval) both read the two newest keyframes
+    start = reader.read(keys)
+    p0 = pose_heads(keys[:, -2:])
+    np.testing.assert_allclose(start.pose[:, 0], p0.lateral_offset.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(start.collision, heads(keys[:, -2:]).collision.detach().numpy(), rtol=1e-6)
+
+
+def test_pose_heads_must_read_the_pose(heads):
+    assert not RewardReader(heads, 4, 4, 4).reads_pose and not RewardReader(None, 4, 4, 4).reads_pose
+    with pytest.raises(ValueError, match="pose heads of M do not read the pose"):
+        RewardReader(heads, 4, 4, 4, where="M", pose_heads=RewardModel(RewardModelConfig(channels=16)))
