@@ -6,8 +6,11 @@ clipped; NaN/inf, non-numbers or a wrong shape raise ValueError), or with action
 Discrete(5) meta-actions (LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER; integer indices only, a
 float, bool or string raises ValueError). reset options: see `drivesim.env.options`. One step is one
 control interval (one keyframe); all frames of the interval are in info["frames"]
-(uint8 t h w c). Rewards follow highway-env (see `drivesim.env.rewards`); a predicted
-collision or off-road terminates; episodes truncate after `horizon_steps`.
+(uint8 t h w c). Rewards follow highway-env (see `drivesim.rollout.rewards`; with a model's pose
+heads also right lane and lane centring, as in the procedural world's env); a predicted collision
+or off-road terminates; episodes truncate after `horizon_steps`. info: "rewards" (each weighted
+term), "collision_prob", "off_road_prob", "speed" (the ego speed rewarded), "speed_read",
+"lateral_offset", "heading" (the heads' readings, when they read them), "time_of_day", "crowdedness".
 """
 
 from __future__ import annotations
@@ -48,8 +51,7 @@ def step_info(out: StepOutput, terms: RewardTerms, i: int, tod: int, crowd: int)
         read.update(lateral_offset=float(out.pose[i, 0]), heading=float(out.pose[i, 1]))
     return {
         "frames": out.frames[i],
-        "rewards": {"collision": float(terms.collision[i]), "high_speed": float(terms.high_speed[i]),
-                    "on_road": float(terms.on_road[i])},
+        "rewards": terms.as_dict(i),
         "collision_prob": float(out.collision[i]),
         "off_road_prob": float(out.off_road[i]),
         "speed": float(out.speed[i]),
@@ -120,7 +122,7 @@ class DriveWorldEnv(gym.Env):
             cont = check_action(action)
         out = self.engine.step(self._state, cont[None])
         self._state = out.state
-        terms = compute_rewards(self.reward_config, out.collision, out.off_road, out.speed)
+        terms = compute_rewards(self.reward_config, out.collision, out.off_road, out.speed, out.pose)
         st = out.state
         info = step_info(out, terms, 0, int(st.time_of_day[0]), int(st.crowdedness[0]))
         truncated = int(st.step[0]) >= self.horizon_steps

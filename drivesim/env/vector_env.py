@@ -77,6 +77,7 @@ class DriveWorldVectorEnv(VectorEnv):
         self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
         self._state: RolloutState | None = None
         self._needs_reset = np.zeros(num_envs, bool)
+        self._pose = False  # set at reset: whether the engine reads the pose
 
     def _requests(self, idx: list[int], options: dict[str, Any] | None):
         h, w = self.engine.frame_size
@@ -90,6 +91,7 @@ class DriveWorldVectorEnv(VectorEnv):
         out = self.engine.start(requests)
         self._state = out.state
         self._needs_reset[:] = False
+        self._pose = out.pose is not None  # the engine's heads read the pose: lane terms, pose info
         info = {
             "frames": out.frames,
             "time_of_day": np.array([TIME_OF_DAY[r.time_of_day] for r in requests]),
@@ -113,14 +115,16 @@ class DriveWorldVectorEnv(VectorEnv):
         terminated = np.zeros(n, bool)
         truncated = np.zeros(n, bool)
         frames = np.zeros((n, self.engine.frames_per_step, *self.single_observation_space.shape), np.uint8)
-        terms = {k: np.zeros(n, np.float32) for k in ("collision", "high_speed", "on_road")}
+        names = ("collision", "high_speed", "on_road") + (("right_lane", "lane_centering") if self._pose else ())
+        terms = {k: np.zeros(n, np.float32) for k in names}
+        pose = np.full((n, 2), np.nan, np.float32)  # rollouts reset this step read nothing
         live = [i for i in range(n) if not self._needs_reset[i]]
         done_before = [i for i in range(n) if self._needs_reset[i]]
         state = self._state
         if live:
             out = self.engine.step(state.select(live), cont[live])
             state = state.put(live, out.state)
-            r = compute_rewards(self.reward_config, out.collision, out.off_road, out.speed)
+            r = compute_rewards(self.reward_config, out.collision, out.off_road, out.speed, out.pose)
             obs[live] = out.frames[:, -1]
             frames[live] = out.frames
             reward[live] = r.total
@@ -128,6 +132,8 @@ class DriveWorldVectorEnv(VectorEnv):
             truncated[live] = out.state.step.numpy() >= self.horizon_steps
             for k in terms:
                 terms[k][live] = getattr(r, k)
+            if out.pose is not None:
+                pose[live] = out.pose
         if done_before:
             out = self.engine.start(self._requests(done_before, None))
             state = state.put(done_before, out.state)
@@ -136,6 +142,8 @@ class DriveWorldVectorEnv(VectorEnv):
         self._state = state
         self._needs_reset = terminated | truncated
         info = {"frames": frames, "rewards": terms, "step": state.step.numpy().copy()}
+        if self._pose:
+            info.update(lateral_offset=pose[:, 0], heading=pose[:, 1])
         return obs, reward, terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
