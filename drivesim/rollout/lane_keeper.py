@@ -1,0 +1,79 @@
+"""A closed-loop lane keeper on what the pose heads read: (lateral offset, heading, speed) -> action.
+
+The lateral law is the procedural world's behaviour policy's (`drivesim.world.policy`) without its
+road-curvature feed-forward, which a learned env does not know: a heading target from the lateral
+error to the target lane's centre, a yaw rate towards it, and the steer that gives that yaw rate
+at the current speed (the world's steering model, `drivesim.world.ego`). The road's curvature
+then shows up as heading error, which the feedback removes. Longitudinal: hold `target_speed`.
+
+Used for closed-loop rollouts (a learned env that follows its steering stays on the road only if
+something steers it back, as a driver does) and for lane changes on command (`target_lane`).
+Offsets are in lane widths from the road centre (negative = left), lanes numbered 0 (leftmost) to
+num_lanes - 1, as in `drivesim.rollout.rewards`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from drivesim.world.ego import MAX_LATERAL_ACCEL, MAX_STEER_CURVATURE
+
+
+@dataclass
+class LaneKeeperConfig:
+    lane_width: float = 3.5  # m, the world's
+    num_lanes: int = 3
+    heading_gain: float = 0.06  # rad of heading target per metre of lateral error (the behaviour policy's)
+    max_heading: float = 0.09  # rad, the heading target's limit
+    yaw_gain: float = 2.2  # 1/s: yaw rate per rad of heading error
+    target_speed: float = 25.0  # m/s
+    speed_gain: float = 0.4  # accel per m/s of speed error
+
+    def __post_init__(self) -> None:
+        if self.num_lanes < 1 or self.lane_width <= 0:
+            raise ValueError(f"LaneKeeperConfig needs num_lanes >= 1 and lane_width > 0, got {self.num_lanes}, "
+                             f"{self.lane_width}")
+
+
+class LaneKeeper:
+    """Batched: `act(offset, heading, speed)` with (b,) arrays -> (b, 2) float32 [steer, accel]."""
+
+    def __init__(self, config: LaneKeeperConfig | None = None) -> None:
+        self.config = config or LaneKeeperConfig()
+        self.target_lane: np.ndarray | None = None  # (b,) int; None: the nearest lane at the first act
+
+    def lane_centre(self, lane: np.ndarray) -> np.ndarray:
+        """(b,) lane indices -> (b,) their centres in lane widths from the road centre."""
+        return lane - 0.5 * (self.config.num_lanes - 1)
+
+    def nearest_lane(self, offset: np.ndarray) -> np.ndarray:
+        lanes = np.rint(np.asarray(offset, np.float64) + 0.5 * (self.config.num_lanes - 1))
+        return np.clip(lanes, 0, self.config.num_lanes - 1).astype(np.int64)
+
+    def change_lane(self, direction: np.ndarray | int) -> None:
+        """Move each target lane by `direction` (-1 left, +1 right), kept on the road."""
+        if self.target_lane is None:
+            raise ValueError("change_lane needs a target lane: call act() once first")
+        self.target_lane = np.clip(self.target_lane + np.asarray(direction), 0, self.config.num_lanes - 1)
+
+    def act(self, offset: np.ndarray, heading: np.ndarray, speed: np.ndarray) -> np.ndarray:
+        """offset (b,) lane widths, heading (b,) rad to the road, speed (b,) m/s -> (b, 2) actions."""
+        cfg = self.config
+        offset, heading, speed = (np.asarray(a, np.float64).reshape(-1) for a in (offset, heading, speed))
+        if not (len(offset) == len(heading) == len(speed)):
+            raise ValueError(f"offset, heading, speed must have one length, got {len(offset)}, {len(heading)}, "
+                             f"{len(speed)}")
+        if not (np.isfinite(offset).all() and np.isfinite(heading).all() and np.isfinite(speed).all()):
+            raise ValueError("offset, heading and speed must be finite")
+        if self.target_lane is None or len(self.target_lane) != len(offset):
+            self.target_lane = self.nearest_lane(offset)
+        error_m = (offset - self.lane_centre(self.target_lane)) * cfg.lane_width
+        psi_target = np.clip(-cfg.heading_gain * error_m, -cfg.max_heading, cfg.max_heading)
+        yaw_rate = cfg.yaw_gain * (psi_target - heading)
+        v = np.maximum(speed, 3.0)
+        curvature_limit = np.minimum(MAX_STEER_CURVATURE, MAX_LATERAL_ACCEL / np.maximum(v * v, 1.0))
+        steer = yaw_rate / v / curvature_limit
+        accel = cfg.speed_gain * (cfg.target_speed - speed)
+        return np.clip(np.stack([steer, accel], axis=1), -1.0, 1.0).astype(np.float32)
