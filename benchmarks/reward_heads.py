@@ -32,6 +32,8 @@ def main() -> None:
     ap.add_argument("--strides", type=int, nargs="+", default=[4, 16])
     ap.add_argument("--split", default="val")
     ap.add_argument("--max-windows", type=int, default=2000)
+    ap.add_argument("--stage", choices=["reward", "pose"], default="reward",
+                    help="which heads: the reward heads or the pose stage beside them")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="also write the JSON here")
     args = ap.parse_args()
@@ -41,14 +43,15 @@ def main() -> None:
         ap.error(f"--latents {args.latents} is not a folder")
     torch.set_num_threads(args.threads)
     world = load(args.model)
-    if world.reward is None:
-        raise SystemExit(f"model folder {world.path} has no reward stage")
-    results = {"model": str(world.path), "trained_stride": world.reward_stride, "split": args.split, "strides": {}}
+    heads, trained = (world.reward, world.reward_stride) if args.stage == "reward" else (world.pose, world.pose_stride)
+    if heads is None:
+        raise SystemExit(f"model folder {world.path} has no {args.stage} stage")
+    results = {"model": str(world.path), "stage": args.stage, "trained_stride": trained, "split": args.split,
+               "latents": args.latents, "strides": {}}
     for stride in args.strides:
-        frames = world.reward.config.num_frames
-        window = LatentWindowConfig(num_frames=frames, stride=stride, split=args.split, window_step=1)
+        window = LatentWindowConfig(num_frames=heads.config.num_frames, stride=stride, split=args.split, window_step=1)
         ds = LatentWindowDataset(args.latents, window)
-        results["strides"][str(stride)] = evaluate(world.reward, ds, args.max_windows, torch.device("cpu"))
+        results["strides"][str(stride)] = evaluate(heads, ds, args.max_windows, torch.device("cpu"))
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

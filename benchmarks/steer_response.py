@@ -4,8 +4,8 @@ From each of `--starts` held-out world states (an episode warmed up by the behav
 `--warmup` seconds), the steer is held at each `--steers` value for `--seconds`, the accel at the
 command that holds the start speed: in the procedural world (the truth) and in each `--model`,
 which starts from the same frame. The lateral offset from the road centre (lane widths) is read
-off the frames by the pose reward heads of `--heads` (a model folder whose reward stage has
-`pose`; default the bundled model): every frame is encoded and the heads read it with the frame
+off the frames by the pose heads of `--heads` (a model folder with a "pose" stage or reward heads
+with `pose`; default the bundled model): every frame is encoded and the heads read it with the frame
 as many source frames before it as they were trained on. The same heads read the world's own
 frames too, which says how well they read. Printed as JSON, per steer and source (true offset,
 heads on the world, heads on each model): the mean change of offset from the start to the last
@@ -81,14 +81,14 @@ def world_runs(args: argparse.Namespace, h: int, w: int, fps: int) -> dict:
 def read_offsets(heads: WorldModel, frames: np.ndarray, batch: int = 64) -> np.ndarray:
     """(b, t, h, w, 3) uint8 -> (b, t) lateral offsets the pose heads read (NaN for the first frames,
     which have no partner `stride` frames before them)."""
-    stride = heads.reward_stride
+    pose_heads, stride = heads.pose_heads()
     b, t = frames.shape[:2]
     out = np.full((b, t), np.nan, np.float32)
     for i in range(b):
         video = uint8_to_video(frames[i])  # 1 t c h w
         z = heads.autoencoder.encode_video(video)[0]  # t c h w (scaled)
         pairs = torch.stack([z[:-stride], z[stride:]], dim=1)  # (t - stride) 2 c h w
-        read = torch.cat([heads.reward(pairs[k : k + batch]).lateral_offset for k in range(0, len(pairs), batch)])
+        read = torch.cat([pose_heads(pairs[k : k + batch]).lateral_offset for k in range(0, len(pairs), batch)])
         out[i, stride:] = read.numpy()
     return out
 
@@ -143,7 +143,7 @@ def plot(series: dict[str, np.ndarray], steers: list[float], fps: float, path: P
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="world model folder (repeatable)")
-    parser.add_argument("--heads", default=None, help="model folder whose reward heads read pose (default: bundled)")
+    parser.add_argument("--heads", default=None, help="model folder with pose heads (default: bundled)")
     parser.add_argument("--steers", type=float, nargs="+", default=[-0.4, 0.0, 0.4])
     parser.add_argument("--starts", type=int, default=4, help="held-out world episodes")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of the behaviour policy before the start")
@@ -163,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"need --starts >= 1 and 0 < --end < --seconds; got {args.starts}, {args.end}, {args.seconds}")
     torch.set_num_threads(args.threads)
     heads = load(args.heads)
-    if heads.reward is None or not heads.reward.config.pose:
-        parser.error(f"--heads {heads.path}: its reward heads do not read pose (RewardModelConfig.pose)")
+    if heads.pose_heads() is None:
+        parser.error(f"--heads {heads.path}: no pose stage, and its reward heads do not read pose")
     h, w = heads.metadata.get("autoencoder", {}).get("image_size", [64, 128])
     truth = world_runs(args, int(h), int(w), int(heads.fps))
     end = max(1, int(round(args.end * heads.fps)))
