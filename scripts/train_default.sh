@@ -3,7 +3,7 @@
 # bundle it. Every stage resumes from its run folder, so rerunning after an interruption
 # continues where it stopped; finished stages return at once. Experiments: conf/experiment/default/.
 #   bash scripts/train_default.sh            # from the repository root, after `make setup`
-# Outputs: data/world, data/world_latents, runs/default/<stage>/ (checkpoints, losses.png),
+# Outputs: data/world(_explore), data/world(_explore)_latents, runs/default/<stage>/ (checkpoints, losses.png),
 # runs/models/default (every stage), runs/models/probes, and the bundle in OUT (below).
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
@@ -19,6 +19,9 @@ ds data latents experiment=default/latents
 ds train stage=layout_prior experiment=default/layout_prior
 ddp train stage=image_ldm experiment=default/image_ldm
 ds train stage=reward experiment=default/reward
+ds data synth experiment=default/data out=data/world_explore explore=0.35   # swerves off the lane centres
+ds data latents experiment=default/latents dataset=data/world_explore out=data/world_explore_latents
+ds train stage=reward experiment=default/pose_heads   # stage "pose": lateral offset and heading
 ds train stage=temporal_decoder experiment=default/temporal_decoder
 ds train stage=video_ldm experiment=default/video_ldm
 ds train stage=interpolation experiment=default/interpolation

@@ -19,6 +19,7 @@ def test_bundled_default_is_complete_and_small():
     assert {"autoencoder", "image_ldm", "commands"} <= set(metrics)
     wm = drivesim.load()
     assert wm.interpolation is not None and wm.reward is not None and wm.upsampler is not None
+    assert wm.pose is not None and wm.pose.config.pose and wm.pose_stride == 4  # env info lateral_offset, heading
     assert wm.layout_prior is not None  # `drivesim compose` and env resets without boxes draw from it
     assert set(wm.layout_prior.mean_counts()) == {"low", "medium", "high"}
 
@@ -33,6 +34,7 @@ def test_bundled_default_rolls_out_a_step():
     assert step.frames.shape == (1, engine.frames_per_step, h, w, 3) and step.frames.dtype == np.uint8
     assert engine.frames_per_step == 16 and (h, w) == (64, 128)
     assert step.frames.std() > 1.0  # a picture, not a constant
+    assert step.pose.shape == (1, 2) and abs(step.pose[0, 0]) < 3.0  # lane widths: on or near the 3-lane road
 
 
 def test_registered_learned_env_on_the_bundled_default_passes_check_env():
