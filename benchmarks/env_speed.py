@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.keyframe_fill import FILLS
 from drivesim.rollout.random_model import RandomModelSpec, build_random_model
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import load
@@ -70,6 +71,7 @@ def main() -> None:
     p.add_argument("--keyframe-steps", type=int, default=10)
     p.add_argument("--interpolation-steps", type=int, default=8)
     p.add_argument("--prediction-window", type=int, default=0, help="0 = the trained window")
+    p.add_argument("--fill", default="model", choices=list(FILLS), help="frames between keyframes (EngineConfig.fill)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--planner", action="store_true", help="also time imagine() with K=16, H=8")
     args = p.parse_args()
@@ -77,7 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.model or build_random_model(Path(tmp), RandomModelSpec(size="default", height=64, width=128))
         cfg = EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
-                           dtype=args.dtype, prediction_window=args.prediction_window)
+                           dtype=args.dtype, prediction_window=args.prediction_window, fill=args.fill)
         engine = load(folder).engine(cfg)
         results = {
             "model": "random-init default size" if args.model is None else str(args.model),

@@ -35,7 +35,7 @@ from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.ego_speed import DEFAULT_SPEED, window_speeds
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.generators import generators, rollout_noise
-from drivesim.rollout.keyframe_fill import fill_keyframes, interpolation_levels
+from drivesim.rollout.keyframe_fill import FILLS, blend_keyframes, blend_levels, fill_keyframes, interpolation_levels
 from drivesim.rollout.reward_reading import RewardReader
 from drivesim.rollout.rewards import RewardConfig, compute_rewards
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
@@ -67,7 +67,14 @@ class LearnedEngine:
         ae = world.autoencoder
         self.latent_shape = (ae.cfg.latent_channels, *self._latent_hw())
         self.keyframe_stride = int(world.video.window.frame_stride)
-        self.levels = interpolation_levels(world.interpolation, self.keyframe_stride) if config.interpolate else 0
+        if config.fill not in FILLS:
+            raise ValueError(f"fill={config.fill!r}; allowed: {list(FILLS)}")
+        if not config.interpolate:
+            self.levels = 0
+        elif config.fill == "blend":
+            self.levels = blend_levels(self.keyframe_stride)
+        else:
+            self.levels = interpolation_levels(world.interpolation, self.keyframe_stride)
         self.frames_per_step = 4**self.levels
         self.output_fps = world.fps * self.frames_per_step / self.keyframe_stride
         h, w = self.world.metadata.get("autoencoder", {}).get("image_size", [64, 128])
@@ -209,7 +216,10 @@ class LearnedEngine:
         key_speeds: Tensor | None = None,
     ) -> Tensor:
         """keys (b, k, c, h, w) -> the (b, 4^levels, c, h, w) frames after keys[:, -2] up to and including
-        keys[:, -1] (`keyframe_fill.fill_keyframes`; actions (b, 2), key_speeds (b, k) m/s or None)."""
+        keys[:, -1] (`keyframe_fill.fill_keyframes`; actions (b, 2), key_speeds (b, k) m/s or None), or
+        with `fill="blend"` the keyframes' linear blend."""
+        if self.config.fill == "blend":
+            return blend_keyframes(keys, self.frames_per_step)
         interp = self.world.interpolation
         model = self._video_model(interp.model)
         sampling = VideoSamplingConfig(steps=self.config.interpolation_steps, spacing=self.config.spacing)

@@ -38,6 +38,7 @@ class EngineConfig:
     action_guidance: float = 1.0
     context_noise: float = -1.0  # context-noise level told to the model; -1: the model's trained default
     interpolate: bool = True  # False: one output frame per step (the keyframe itself)
+    fill: str = "model"  # frames between keyframes: "model" (interpolation model) | "blend" (keyframe_fill.FILLS)
     reward_discount: float = 0.95  # planner returns
     speed_source: str = "integrated"  # ego speed of info["speed"] and the rewards: reward_reading.SPEED_SOURCES
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from drivesim.rollout.engine_api import EngineConfig
-from drivesim.rollout.keyframe_fill import fill_keyframes, interpolation_levels
+from drivesim.rollout.keyframe_fill import blend_keyframes, blend_levels, fill_keyframes, interpolation_levels
 from drivesim.rollout.random_model import RandomModelSpec, build_random_model
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import load
@@ -58,3 +58,27 @@ def test_the_engine_step_passes_the_state_speeds_to_the_interpolation_model(worl
     slow, fast = engine.step(s, act), engine.step(s.with_(context_speed=s.context_speed + 20.0), act)
     assert torch.equal(slow.keyframes, fast.keyframes)  # the prediction model does not read speed here
     assert not np.array_equal(slow.frames, fast.frames)  # the interpolated frames do
+
+
+def test_blending_walks_linearly_from_the_previous_keyframe_to_the_new_one():
+    keys = torch.randn(2, 3, 4, 8, 16)
+    out = blend_keyframes(keys, 4)
+    assert out.shape == (2, 4, 4, 8, 16)
+    torch.testing.assert_close(out[:, -1], keys[:, -1])
+    torch.testing.assert_close(out[:, 1], 0.5 * (keys[:, -2] + keys[:, -1]))
+    torch.testing.assert_close(out[:, 0], 0.75 * keys[:, -2] + 0.25 * keys[:, -1])
+    assert [blend_levels(s) for s in (1, 2, 4, 8, 16, 64)] == [0, 0, 1, 1, 2, 2]
+
+
+@pytest.mark.parametrize("stride", [4, 16])
+def test_an_engine_that_blends_gives_as_many_frames_without_the_interpolation_model(tmp_path, stride):
+    folder = build_random_model(tmp_path / "m", RandomModelSpec(keyframe_stride=stride))
+    fast = dict(keyframe_steps=1, first_frame_steps=1, interpolation_steps=1)
+    model_fill = load(folder).engine(EngineConfig(**fast))
+    blend = load(folder).engine(EngineConfig(**fast, fill="blend"))
+    assert blend.frames_per_step == model_fill.frames_per_step == stride
+    state = blend.start([SceneRequest(0, 1, seed=0)]).state
+    out = blend.step(state, np.zeros((1, 2), np.float32))
+    assert out.frames.shape[1] == stride
+    with pytest.raises(ValueError, match=r"fill='cubic'; allowed: \['model', 'blend'\]"):
+        load(folder).engine(EngineConfig(**fast, fill="cubic"))
