@@ -61,6 +61,7 @@ from drivesim.eval.video_sets import EvalClip, VideoSet
 from drivesim.paths import default_probes_dir
 from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.keyframe_fill import FILLS
 from drivesim.rollout.random_model import RandomModelSpec, build_random_model
 from drivesim.rollout.world_model import WorldModel, load
 from drivesim.sampling.video import VideoSamplingConfig
@@ -248,6 +249,7 @@ def main() -> None:
     parser.add_argument("--context-guidance", type=float, default=None, help="s with guidance on (engine default)")
     parser.add_argument("--action-guidance", type=float, default=None, help="action guidance scale (engine default)")
     parser.add_argument("--long-interpolate", action="store_true", help="long rollout with interpolation")
+    parser.add_argument("--fill", default="model", choices=list(FILLS), help="frames between keyframes (EngineConfig)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["clips", "actions", "long", "interpolation"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
@@ -268,7 +270,8 @@ def main() -> None:
     guidance = {k: v for k, v in (("context_guidance", args.context_guidance),
                                   ("action_guidance", args.action_guidance)) if v is not None}  # else engine defaults
     base = EngineConfig(device=args.device, keyframe_steps=sizes.keyframe_steps,
-                        interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, **guidance)
+                        interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, fill=args.fill,
+                        **guidance)
     engine = world.engine(base)
     h, w = engine.frame_size
     stride = engine.keyframe_stride

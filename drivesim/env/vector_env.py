@@ -2,6 +2,8 @@
 model call (not N copies in a loop). Autoreset follows Gymnasium 1.x next-step mode: the
 step after an episode ends resets that sub-env (its action is ignored, reward 0).
 Sub-env i is seeded with seed + i, so it behaves like DriveWorldEnv reset with seed + i.
+Step info: "frames" (n, t, h, w, 3), "rewards" (term -> (n,)), "step" (n,), and with a model that
+reads the pose "lateral_offset" / "heading" (n,) (NaN for sub-envs reset this step).
 """
 
 from __future__ import annotations
