@@ -6,6 +6,13 @@ error to the target lane's centre, a yaw rate towards it, and the steer that giv
 at the current speed (the world's steering model, `drivesim.world.ego`). The road's curvature
 then shows up as heading error, which the feedback removes. Longitudinal: hold `target_speed`.
 
+Heading: by default (`heading_from="offset_rate"`) the keeper does not use the heads' heading but
+the rate of change of the offset they read, (offset - previous) x lane width / (speed x dt): in a
+curve the pose heads read the heading with the wrong sign (they see the road bend, not the car
+turn), and closed loop on the procedural world's frames that took the car off the road in one of
+two 30-s drives, which the offset rate did not (README, Closed loop). `heading_from="read"` uses
+the reading.
+
 Used for closed-loop rollouts (a learned env that follows its steering stays on the road only if
 something steers it back, as a driver does) and for lane changes on command (`target_lane`).
 Offsets are in lane widths from the road centre (negative = left), lanes numbered 0 (leftmost) to
@@ -20,6 +27,8 @@ import numpy as np
 
 from drivesim.world.ego import MAX_LATERAL_ACCEL, MAX_STEER_CURVATURE
 
+HEADING_FROM: tuple[str, ...] = ("offset_rate", "read")
+
 
 @dataclass
 class LaneKeeperConfig:
@@ -27,22 +36,27 @@ class LaneKeeperConfig:
     num_lanes: int = 3
     heading_gain: float = 0.06  # rad of heading target per metre of lateral error (the behaviour policy's)
     max_heading: float = 0.09  # rad, the heading target's limit
-    yaw_gain: float = 2.2  # 1/s: yaw rate per rad of heading error
+    yaw_gain: float = 2.2  # 1/s: yaw rate per rad of heading error ...
+    yaw_gain_dt: float = 0.8  # ... at most this / dt with heading_from "offset_rate" (it lags dt / 2)
     target_speed: float = 25.0  # m/s
     speed_gain: float = 0.4  # accel per m/s of speed error
+    heading_from: str = "offset_rate"  # "offset_rate" (from successive offsets) | "read" (the heads' heading)
 
     def __post_init__(self) -> None:
         if self.num_lanes < 1 or self.lane_width <= 0:
             raise ValueError(f"LaneKeeperConfig needs num_lanes >= 1 and lane_width > 0, got {self.num_lanes}, "
                              f"{self.lane_width}")
+        if self.heading_from not in HEADING_FROM:
+            raise ValueError(f"LaneKeeperConfig.heading_from={self.heading_from!r}; allowed: {list(HEADING_FROM)}")
 
 
 class LaneKeeper:
-    """Batched: `act(offset, heading, speed)` with (b,) arrays -> (b, 2) float32 [steer, accel]."""
+    """Batched: `act(offset, heading, speed, dt)` with (b,) arrays -> (b, 2) float32 [steer, accel]."""
 
     def __init__(self, config: LaneKeeperConfig | None = None) -> None:
         self.config = config or LaneKeeperConfig()
         self.target_lane: np.ndarray | None = None  # (b,) int; None: the nearest lane at the first act
+        self.previous_offset: np.ndarray | None = None  # (b,) the last act's offset (for the offset rate)
 
     def lane_centre(self, lane: np.ndarray) -> np.ndarray:
         """(b,) lane indices -> (b,) their centres in lane widths from the road centre."""
@@ -58,8 +72,9 @@ class LaneKeeper:
             raise ValueError("change_lane needs a target lane: call act() once first")
         self.target_lane = np.clip(self.target_lane + np.asarray(direction), 0, self.config.num_lanes - 1)
 
-    def act(self, offset: np.ndarray, heading: np.ndarray, speed: np.ndarray) -> np.ndarray:
-        """offset (b,) lane widths, heading (b,) rad to the road, speed (b,) m/s -> (b, 2) actions."""
+    def act(self, offset: np.ndarray, heading: np.ndarray, speed: np.ndarray, dt: float) -> np.ndarray:
+        """offset (b,) lane widths, heading (b,) rad to the road (read; unused with heading_from
+        "offset_rate"), speed (b,) m/s, dt seconds since the last act -> (b, 2) actions."""
         cfg = self.config
         offset, heading, speed = (np.asarray(a, np.float64).reshape(-1) for a in (offset, heading, speed))
         if not (len(offset) == len(heading) == len(speed)):
@@ -67,11 +82,19 @@ class LaneKeeper:
                              f"{len(speed)}")
         if not (np.isfinite(offset).all() and np.isfinite(heading).all() and np.isfinite(speed).all()):
             raise ValueError("offset, heading and speed must be finite")
+        if not dt > 0:
+            raise ValueError(f"dt={dt} must be > 0 (seconds since the last act)")
         if self.target_lane is None or len(self.target_lane) != len(offset):
             self.target_lane = self.nearest_lane(offset)
+            self.previous_offset = None
+        if cfg.heading_from == "offset_rate":
+            moved = np.zeros_like(offset) if self.previous_offset is None else offset - self.previous_offset
+            heading = np.arcsin(np.clip(moved * cfg.lane_width / (np.maximum(speed, 3.0) * dt), -1.0, 1.0))
+        self.previous_offset = offset
         error_m = (offset - self.lane_centre(self.target_lane)) * cfg.lane_width
         psi_target = np.clip(-cfg.heading_gain * error_m, -cfg.max_heading, cfg.max_heading)
-        yaw_rate = cfg.yaw_gain * (psi_target - heading)
+        gain = cfg.yaw_gain if cfg.heading_from == "read" else min(cfg.yaw_gain, cfg.yaw_gain_dt / dt)
+        yaw_rate = gain * (psi_target - heading)
         v = np.maximum(speed, 3.0)
         curvature_limit = np.minimum(MAX_STEER_CURVATURE, MAX_LATERAL_ACCEL / np.maximum(v * v, 1.0))
         steer = yaw_rate / v / curvature_limit
