@@ -1,0 +1,294 @@
+"""Closed-loop driving in the world model: can a lane keeper on the pose heads keep it on the road,
+and change lane when told? (issues 6 and 9: steering, and long rollouts that a driver steers).
+
+From each of `--starts` held-out world states (an episode warmed up by the behaviour policy), a
+lane keeper (`drivesim.rollout.lane_keeper`) drives for `--seconds`, acting once per control step
+on the pose heads' reading (lateral offset; the heading from its rate, or read with
+`--heading-from read`) and the rewarded ego speed, and is told to
+change lane every `--change-every` seconds (towards the middle lane, alternating from it):
+
+  * "world": the procedural world itself, the heads reading its rendered frames and the keeper
+    acting every `--world-control` frames: the reference (true offsets are known there);
+  * each `--model`, mode "keeper": the engine's own pose reading closes the loop;
+  * each `--model`, mode "straight" (with `--straight`): steer 0, the same speed law, open loop.
+
+A model that ignores the steer cannot be kept on the road this way, one that follows it can.
+The pose heads of a model folder without them come from `--pose-from` (default: the bundled
+model). Printed as JSON per source: the fraction of control steps on the road by the heads
+(p(off_road) < 0.5 and |offset| <= `--road-half` lane widths), the mean |offset - target lane
+centre| (lane widths), the fraction of lane changes whose target lane was reached (the read
+offset within 0.3 lane widths of its centre) before the next command, and per 30-s window the
+on-road fraction; drawn: closed_loop.png (offset read over time against the target lane) and
+closed_loop_storyboard.png (a frame every `--board-every` s).
+
+  python benchmarks/closed_loop.py --model drivesim/assets/default_model --model runs/models/default_stride4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from drivesim.eval.checks import uint8_to_video
+from drivesim.eval.probe_data import HELDOUT_SEED_BASE, episode_conditions
+from drivesim.eval.report import write_json
+from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.lane_keeper import HEADING_FROM, LaneKeeper, LaneKeeperConfig
+from drivesim.rollout.types import SceneRequest
+from drivesim.rollout.world_model import WorldModel, load
+from drivesim.sampling.ddim import SPACINGS
+from drivesim.world import BehaviourPolicy, World, WorldConfig
+from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+REACHED = 0.3  # lane widths from the target centre that count as in the target lane
+
+
+def change_direction(target: np.ndarray, num_lanes: int, count: int) -> np.ndarray:
+    """(b,) lane changes towards the middle; from the middle lane, left and right by turns."""
+    middle = (num_lanes - 1) / 2
+    away = np.where(count % 2 == 0, -1, 1)
+    return np.where(target < middle, 1, np.where(target > middle, -1, away))
+
+
+def world_starts(args: argparse.Namespace, h: int, w: int, fps: int) -> list[tuple[World, np.ndarray, str, str]]:
+    """Per start: the warmed-up world, its frame, time of day and crowdedness."""
+    out = []
+    for i in range(args.starts):
+        seed = HELDOUT_SEED_BASE + i
+        tod, crowd = episode_conditions(i)
+        world = World(WorldConfig(height=h, width=w, fps=fps))
+        frame = world.reset(seed=seed, time_of_day=tod, crowdedness=crowd)
+        policy = BehaviourPolicy(seed=seed)
+        for _ in range(int(round(args.warmup * fps))):
+            frame = world.step(np.asarray(policy.act(world), np.float32))
+        out.append((world, frame, tod, crowd))
+    return out
+
+
+class Trace:
+    """Per control step of b rollouts: offset and heading read, p(off_road), target lane centre,
+    and the step's last frame every `board_every` seconds."""
+
+    def __init__(self) -> None:
+        self.offset, self.off_road, self.target, self.true_offset, self.board = [], [], [], [], []
+
+    def add(self, offset, off_road, target, frame, board: bool, true_offset=None) -> None:
+        self.offset.append(np.asarray(offset, np.float32))
+        self.off_road.append(np.asarray(off_road, np.float32))
+        self.target.append(np.asarray(target, np.float32))
+        if true_offset is not None:
+            self.true_offset.append(np.asarray(true_offset, np.float32))
+        if board:
+            self.board.append(frame)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {k: np.stack(getattr(self, k), axis=1) for k in ("offset", "off_road", "target")}  # b n
+        if self.true_offset:
+            out["true_offset"] = np.stack(self.true_offset, axis=1)
+        return out
+
+
+def keeper_config(args: argparse.Namespace) -> LaneKeeperConfig:
+    return LaneKeeperConfig(heading_from=args.heading_from)
+
+
+def keeper_step(keeper: LaneKeeper, k: int, step_s: float, args: argparse.Namespace, changes: list[int]) -> None:
+    """Tell the keeper to change lane at every `--change-every` seconds (not at the start)."""
+    every = max(1, int(round(args.change_every / step_s)))
+    if k > 0 and k % every == 0:
+        keeper.change_lane(change_direction(keeper.target_lane, keeper.config.num_lanes, np.array(changes)))
+        changes[0] += 1
+
+
+def run_world(starts, heads: WorldModel, args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """The procedural world under the keeper on the heads' reading of its frames."""
+    pose_heads, stride = heads.pose_heads()
+    control, fps = args.world_control, int(heads.fps)
+    n_steps = int(round(args.seconds * fps / control))
+    board = max(1, int(round(args.board_every * fps / control)))
+    per_start = []
+    for world, frame, _, _ in starts:
+        keeper, changes, one = LaneKeeper(keeper_config(args)), [0], Trace()
+        history = [frame.image] * (stride + 1)  # the last stride + 1 frames, newest last
+        for k in tqdm(range(n_steps), desc="world", leave=False):
+            pair = uint8_to_video(np.stack([history[0], history[-1]]))  # 1 2 3 h w
+            z = heads.autoencoder.encode_video(pair)  # 1 2 c h w (scaled)
+            read = pose_heads(z)
+            offset, heading = read.lateral_offset.numpy(), read.heading.numpy()  # (1,)
+            p_off = heads.reward(z).off_road.numpy() if heads.reward is not None else np.zeros(1)
+            speed = np.array([frame.ego.speed])
+            if k == 0:
+                keeper.act(offset, heading, speed, control / fps)  # sets the target lane
+            keeper_step(keeper, k, control / fps, args, changes)
+            action = keeper.act(offset, heading, speed, control / fps)[0]
+            centre = keeper.lane_centre(keeper.target_lane)
+            one.add(offset, p_off, centre, frame.image[None], k % board == 0, [frame.ego.lateral_offset])
+            for _ in range(control):
+                frame = world.step(action)
+                history = (history + [frame.image])[-(stride + 1) :]
+        arrays = one.arrays()
+        arrays["board"] = np.stack(one.board, axis=1)  # 1 n h w 3
+        per_start.append(arrays)
+    return {k: np.concatenate([a[k] for a in per_start], axis=0) for k in per_start[0]}
+
+
+def run_model(world: WorldModel, starts, args: argparse.Namespace, mode: str) -> dict[str, np.ndarray]:
+    """b rollouts of the model from the start frames, closed loop ("keeper") or straight."""
+    engine = world.engine(EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
+                                       spacing=args.spacing))  # fmt: skip
+    if not engine.reader.reads_pose:
+        raise SystemExit(f"{world.path}: no pose heads (give --pose-from)")
+    step_s = engine.keyframe_stride / world.fps
+    n_steps = int(round(args.seconds / step_s))
+    board = max(1, int(round(args.board_every / step_s)))
+    requests = [
+        SceneRequest(TIME_OF_DAY.index(tod), CROWDEDNESS.index(crowd), args.seed + i, initial_frames=frame.image[None],
+                     speed=float(frame.ego.speed))
+        for i, (_, frame, tod, crowd) in enumerate(starts)
+    ]
+    out = engine.start(requests)
+    keeper, changes, trace = LaneKeeper(keeper_config(args)), [0], Trace()
+    keeper.act(out.pose[:, 0], out.pose[:, 1], out.speed, step_s)
+    for k in tqdm(range(n_steps), desc=f"{world.path.name} {mode}", leave=False):
+        keeper_step(keeper, k, step_s, args, changes)
+        action = keeper.act(out.pose[:, 0], out.pose[:, 1], out.speed, step_s)
+        if mode == "straight":
+            action[:, 0] = 0.0
+        trace.add(out.pose[:, 0], out.off_road, keeper.lane_centre(keeper.target_lane), out.frames[:, -1],
+                  k % board == 0)
+        out = engine.step(out.state, action)
+    arrays = trace.arrays()
+    arrays["board"] = np.stack(trace.board, axis=1)  # b n h w 3
+    return arrays
+
+
+def summarise(a: dict[str, np.ndarray], step_s: float, args: argparse.Namespace) -> dict:
+    offset, target = a["offset"], a["target"]
+    on_road = (a["off_road"] < 0.5) & (np.abs(offset) <= args.road_half)
+    per_window = max(1, int(round(30.0 / step_s)))
+    windows = [float(on_road[:, s : s + per_window].mean()) for s in range(0, on_road.shape[1], per_window)]
+    every = max(1, int(round(args.change_every / step_s)))
+    reached, commanded = 0, 0
+    for s in range(every, offset.shape[1], every):
+        seg = np.abs(offset[:, s : s + every] - target[:, s : s + every]) < REACHED  # b n
+        commanded += seg.shape[0]
+        reached += int(seg.any(axis=1).sum())
+    out = {
+        "on_road_fraction": float(on_road.mean()),
+        "on_road_fraction_per_30s_window": windows,
+        "mean_abs_lane_error_lanes": float(np.abs(offset - target).mean()),
+        "lane_changes_reached": reached / max(commanded, 1),
+        "lane_changes_commanded": commanded,
+        "control_step_s": step_s,
+    }
+    if "true_offset" in a:
+        true = a["true_offset"]
+        out["true_on_road_fraction"] = float((np.abs(true) <= args.road_half).mean())
+        out["true_mean_abs_lane_error_lanes"] = float(np.abs(true - target).mean())
+        out["heads_mae_vs_true_lanes"] = float(np.abs(offset - true).mean())
+    return out
+
+
+def plot(results: dict[str, dict[str, np.ndarray]], steps: dict[str, float], path: Path) -> None:
+    fig, axes = plt.subplots(len(results), 1, figsize=(10, 2.2 * len(results)), sharex=True, squeeze=False)
+    for ax, (name, a) in zip(axes[:, 0], results.items()):
+        t = np.arange(a["offset"].shape[1]) * steps[name]
+        for i in range(a["offset"].shape[0]):
+            line = ax.plot(t, a["offset"][i], lw=1, label=f"start {i}: read")[0]
+            ax.plot(t, a["target"][i], ":", color=line.get_color(), lw=1)
+            if "true_offset" in a:
+                ax.plot(t, a["true_offset"][i], "--", color=line.get_color(), lw=0.8, alpha=0.6)
+        ax.axhspan(-1.5, 1.5, color="0.92", zorder=0)
+        ax.set_ylim(-3.2, 3.2)
+        ax.set_ylabel("offset (lanes)")
+        ax.set_title(name, fontsize=9)
+    axes[-1, 0].set_xlabel("s (dotted: target lane centre; dashed: true offset; grey: the road)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def storyboard(results: dict[str, dict[str, np.ndarray]], path: Path, every_s: float) -> None:
+    rows = [(f"{name} #{i}", a["board"][i]) for name, a in results.items() for i in range(a["board"].shape[0])]
+    cols = min(len(r[1]) for r in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.6 * cols, 1.0 * len(rows)), squeeze=False)
+    for r, (name, frames) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.imshow(frames[c])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"{c * every_s:g} s", fontsize=7)
+        axes[r, 0].set_ylabel(name, fontsize=5, rotation=0, ha="right", va="center")
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", default=[], help="world model folder (repeatable)")
+    parser.add_argument("--pose-from", default=None, help="folder whose pose heads a model without them uses")
+    parser.add_argument("--straight", action="store_true", help="also run each model open loop with steer 0")
+    parser.add_argument("--heading-from", default=LaneKeeperConfig.heading_from, choices=list(HEADING_FROM),
+                        help="the keeper's heading: from the offset's rate or the heads' reading")
+    parser.add_argument("--starts", type=int, default=2)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--change-every", type=float, default=10.0)
+    parser.add_argument("--world-control", type=int, default=4, help="frames per control step in the world")
+    parser.add_argument("--road-half", type=float, default=1.5, help="lane widths from the centre to the edge")
+    parser.add_argument("--board-every", type=float, default=5.0)
+    parser.add_argument("--keyframe-steps", type=int, default=4)
+    parser.add_argument("--interpolation-steps", type=int, default=2)
+    parser.add_argument("--spacing", default=EngineConfig.spacing, choices=SPACINGS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/closed_loop")
+    args = parser.parse_args(argv)
+    if args.starts < 1 or args.seconds <= 0 or args.change_every <= 0 or args.world_control < 1:
+        parser.error("need --starts >= 1, --seconds > 0, --change-every > 0, --world-control >= 1")
+    torch.set_num_threads(args.threads)
+    reference = load(args.pose_from)
+    if reference.pose_heads() is None:
+        parser.error(f"--pose-from {reference.path}: no pose heads")
+    h, w = reference.metadata.get("autoencoder", {}).get("image_size", [64, 128])
+    starts = world_starts(args, int(h), int(w), int(reference.fps))
+    with torch.no_grad():
+        results = {"world": run_world(starts, reference, args)}
+        steps = {"world": args.world_control / reference.fps}
+        for m in args.model:
+            world = load(m)
+            if world.pose_heads() is None:
+                world.pose, world.pose_stride = reference.pose_heads()
+            for mode in ["keeper"] + (["straight"] if args.straight else []):
+                name = f"{m} ({mode})"
+                results[name] = run_model(world, starts, args, mode)
+                steps[name] = world.video.window.frame_stride / world.fps
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot(results, steps, out / "closed_loop.png")
+    storyboard(results, out / "closed_loop_storyboard.png", args.board_every)
+    report = {
+        "sources": {name: summarise(a, steps[name], args) for name, a in results.items()},
+        "pose_heads": str(reference.path),
+        "settings": vars(args),
+    }
+    write_json(out / "closed_loop.json", report)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
