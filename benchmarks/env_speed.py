@@ -25,20 +25,27 @@ from drivesim.rollout.world_model import load
 
 
 class StageTimer:
-    """Wraps the engine's stage methods and accumulates their wall time."""
+    """Wraps the engine's stage methods (and its reward reader's `read`, as "rewards") and
+    accumulates their wall time; `unwrap` restores them."""
 
-    def __init__(self, engine, names=("predict", "fill", "decode", "rewards")) -> None:
-        self.totals = dict.fromkeys(names, 0.0)
-        for name in names:
-            fn = getattr(engine, name)
+    def __init__(self, engine) -> None:
+        self.stages = {"predict": (engine, "predict"), "fill": (engine, "fill"), "decode": (engine, "decode"),
+                       "rewards": (engine.reader, "read")}
+        self.totals = dict.fromkeys(self.stages, 0.0)
+        for label, (owner, name) in self.stages.items():
+            fn = getattr(owner, name)
 
-            def timed(*a, _fn=fn, _name=name, **kw):
+            def timed(*a, _fn=fn, _label=label, **kw):
                 t0 = time.perf_counter()
                 out = _fn(*a, **kw)
-                self.totals[_name] += time.perf_counter() - t0
+                self.totals[_label] += time.perf_counter() - t0
                 return out
 
-            setattr(engine, name, timed)
+            setattr(owner, name, timed)
+
+    def unwrap(self) -> None:
+        for owner, name in self.stages.values():
+            delattr(owner, name)
 
 
 def measure(engine, num_envs: int, steps: int, warmup: int = 1) -> dict:
@@ -52,8 +59,7 @@ def measure(engine, num_envs: int, steps: int, warmup: int = 1) -> dict:
     for _ in range(steps):
         state = engine.step(state, acts).state
     dt = time.perf_counter() - t0
-    for name in timer.totals:  # unwrap
-        delattr(engine, name)
+    timer.unwrap()
     return {
         "num_envs": num_envs,
         "env_steps_per_s": num_envs * steps / dt,
