@@ -45,7 +45,7 @@ from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import WorldModel, load
 from drivesim.sampling.ddim import SPACINGS
 from drivesim.world import BehaviourPolicy, World, WorldConfig
-from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
+from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY, WorldFrame
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -60,8 +60,8 @@ def change_direction(target: np.ndarray, num_lanes: int, count: int) -> np.ndarr
     return np.where(target < middle, 1, np.where(target > middle, -1, away))
 
 
-def world_starts(args: argparse.Namespace, h: int, w: int, fps: int) -> list[tuple[World, np.ndarray, str, str]]:
-    """Per start: the warmed-up world, its frame, time of day and crowdedness."""
+def world_starts(args: argparse.Namespace, h: int, w: int, fps: int) -> list[tuple[World, WorldFrame, str, str]]:
+    """Per start: the warmed-up world, its frame (image and true ego state), time of day, crowdedness."""
     out = []
     for i in range(args.starts):
         seed = HELDOUT_SEED_BASE + i
@@ -76,8 +76,8 @@ def world_starts(args: argparse.Namespace, h: int, w: int, fps: int) -> list[tup
 
 
 class Trace:
-    """Per control step of b rollouts: offset and heading read, p(off_road), target lane centre,
-    and the step's last frame every `board_every` seconds."""
+    """Per control step of b rollouts: the offset read (lane widths), p(off_road), the target lane's
+    centre, the true offset (the world only), and the step's last frame every `board_every` seconds."""
 
     def __init__(self) -> None:
         self.offset, self.off_road, self.target, self.true_offset, self.board = [], [], [], [], []
