@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drivesim.rollout.rewards import lane_centres, lane_position
 from drivesim.world.ego import MAX_LATERAL_ACCEL, MAX_STEER_CURVATURE
 
 HEADING_FROM: tuple[str, ...] = ("offset_rate", "read")
@@ -60,11 +61,7 @@ class LaneKeeper:
 
     def lane_centre(self, lane: np.ndarray) -> np.ndarray:
         """(b,) lane indices -> (b,) their centres in lane widths from the road centre."""
-        return lane - 0.5 * (self.config.num_lanes - 1)
-
-    def nearest_lane(self, offset: np.ndarray) -> np.ndarray:
-        lanes = np.rint(np.asarray(offset, np.float64) + 0.5 * (self.config.num_lanes - 1))
-        return np.clip(lanes, 0, self.config.num_lanes - 1).astype(np.int64)
+        return lane_centres(self.config.num_lanes)[lane]
 
     def change_lane(self, direction: np.ndarray | int) -> None:
         """Move each target lane by `direction` (-1 left, +1 right), kept on the road."""
@@ -85,7 +82,7 @@ class LaneKeeper:
         if not dt > 0:
             raise ValueError(f"dt={dt} must be > 0 (seconds since the last act)")
         if self.target_lane is None or len(self.target_lane) != len(offset):
-            self.target_lane = self.nearest_lane(offset)
+            self.target_lane = lane_position(offset, cfg.num_lanes)[0]
             self.previous_offset = None
         if cfg.heading_from == "offset_rate":
             moved = np.zeros_like(offset) if self.previous_offset is None else offset - self.previous_offset

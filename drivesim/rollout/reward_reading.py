@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from drivesim.rollout.reward_model import RewardModel
+from drivesim.rollout.reward_model import RewardModel, RewardPrediction
 
 # "integrated": the simulator's ego speed, integrated from the commanded accel with the world's
 # longitudinal dynamics; "head": the reward head's reading of the latents.
@@ -63,8 +63,9 @@ class RewardReader:
         self.heads = heads
         self.pose_heads = pose_heads
         self.speed_source = speed_source
-        self.offset = self._offset(heads, trained_stride, keyframe_stride, frames_per_step, where)
-        self.pose_offset = self._offset(pose_heads, pose_stride, keyframe_stride, frames_per_step, where)
+        per_step = (keyframe_stride, frames_per_step)
+        self.offset = self._offset(heads, trained_stride, *per_step, f"reward heads of {where}")
+        self.pose_offset = self._offset(pose_heads, pose_stride, *per_step, f"pose heads of {where}")
 
     @staticmethod
     def _offset(
@@ -76,7 +77,7 @@ class RewardReader:
         spacing, rem = divmod(keyframe_stride, frames_per_step)  # source frames per filled latent
         if rem or stride > keyframe_stride or stride % spacing:
             warnings.warn(
-                f"the reward heads of {where} were trained on latents {stride} source frames apart; this "
+                f"the {where} were trained on latents {stride} source frames apart; this "
                 f"engine has one every {keyframe_stride / frames_per_step:g} within {keyframe_stride}-frame "
                 "keyframe intervals, so they read the two newest keyframes",
                 stacklevel=4,
@@ -110,8 +111,7 @@ class RewardReader:
         reading = self.heads_read(self._pair(keys, fresh, self.offset))
         if self.pose_heads is None:
             return reading
-        p = self.pose_heads(self._pair(keys, fresh, self.pose_offset))
-        pose = torch.stack([p.lateral_offset, p.heading], dim=1).float().cpu().numpy().astype(np.float32)
+        pose = _pose(self.pose_heads(self._pair(keys, fresh, self.pose_offset)))
         return HeadReading(reading.collision, reading.off_road, reading.speed, pose)
 
     @torch.no_grad()
@@ -121,15 +121,19 @@ class RewardReader:
             zeros = np.zeros(pair.shape[0], np.float32)
             return HeadReading(zeros, zeros, None, None)
         p = self.heads(pair)
-
-        def as_np(x: Tensor) -> np.ndarray:
-            return x.float().cpu().numpy().astype(np.float32)
-
-        pose = None if p.lateral_offset is None else as_np(torch.stack([p.lateral_offset, p.heading], dim=1))
-        return HeadReading(as_np(p.collision), as_np(p.off_road), as_np(p.speed), pose)
+        return HeadReading(_numpy(p.collision), _numpy(p.off_road), _numpy(p.speed), _pose(p))
 
     def rewarded_speed(self, integrated: Tensor, read: np.ndarray | None) -> np.ndarray:
         """(b,) the ego speed the rewards use: the integrated one, or the heads' reading."""
         if self.speed_source == "head" and read is not None:
             return read
         return integrated.float().cpu().numpy().astype(np.float32)
+
+
+def _numpy(x: Tensor) -> np.ndarray:
+    return x.float().cpu().numpy().astype(np.float32)
+
+
+def _pose(p: RewardPrediction) -> np.ndarray | None:
+    """(b, 2) [lateral offset, heading] of a prediction, or None (heads without `pose`)."""
+    return None if p.lateral_offset is None else _numpy(torch.stack([p.lateral_offset, p.heading], dim=1))

@@ -62,11 +62,17 @@ class RewardTerms:
         return {n: float(getattr(self, n)[i]) for n in names if getattr(self, n) is not None}
 
 
+def lane_centres(num_lanes: int) -> np.ndarray:
+    """(num_lanes,) lane centres in lane widths from the road centre, leftmost first (the world's
+    `WorldConfig.lane_centres` divided by the lane width)."""
+    return np.arange(num_lanes) - 0.5 * (num_lanes - 1)
+
+
 def lane_position(offset: np.ndarray, num_lanes: int) -> tuple[np.ndarray, np.ndarray]:
     """offset (...) lane widths from the road centre -> (...) nearest lane index (0 leftmost) and
     (...) centring in [0, 1]: 1 at that lane's centre, 0 half a lane or more away."""
-    centres = np.arange(num_lanes) - 0.5 * (num_lanes - 1)  # (num_lanes,)
-    lane = np.abs(offset[..., None] - centres).argmin(axis=-1)
+    centres = lane_centres(num_lanes)
+    lane = np.abs(np.asarray(offset)[..., None] - centres).argmin(axis=-1)
     centred = np.clip(1.0 - 2.0 * np.abs(offset - centres[lane]), 0.0, 1.0)
     return lane, centred
 
