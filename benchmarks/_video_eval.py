@@ -18,13 +18,13 @@ from drivesim.eval.clip_probe import ClipProbe, ClipProbeConfig
 from drivesim.eval.features import clip_features, clip_windows, frame_features
 from drivesim.eval.frame_probe import FrameProbe, FrameProbeConfig
 from drivesim.eval.frechet import frechet_from_features
-from drivesim.eval.probe_data import EpisodeConfig, episode_conditions, render_episodes
+from drivesim.eval.probe_data import HELDOUT_SEED_BASE, EpisodeConfig, episode_conditions, render_episodes
 from drivesim.eval.probe_io import Probes, save_probes
 from drivesim.eval.report import plot_frame_grid
 from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.types import SceneRequest
 from drivesim.world import BehaviourPolicy, World, WorldConfig
-from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
+from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY, WorldFrame
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,19 @@ def held_actions(step_actions: np.ndarray, first: np.ndarray, frames_per_step: i
 
 def _label(allowed: tuple[str, ...], value: str | None) -> int:
     return -1 if value is None else allowed.index(value)
+
+
+def heldout_start(i: int, h: int, w: int, fps: int, warmup_s: float) -> tuple[World, WorldFrame, str, str]:
+    """Held-out world episode i warmed up by the behaviour policy for warmup_s seconds: the world,
+    its frame (image and true ego state), time of day and crowdedness."""
+    seed = HELDOUT_SEED_BASE + i
+    tod, crowd = episode_conditions(i)
+    world = World(WorldConfig(height=h, width=w, fps=fps))
+    frame = world.reset(seed=seed, time_of_day=tod, crowdedness=crowd)
+    policy = BehaviourPolicy(seed=seed)
+    for _ in range(int(round(warmup_s * fps))):
+        frame = world.step(np.asarray(policy.act(world), np.float32))
+    return world, frame, tod, crowd
 
 
 def rollout(

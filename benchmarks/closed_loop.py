@@ -37,18 +37,20 @@ import torch
 from tqdm import tqdm
 
 from drivesim.eval.checks import uint8_to_video
-from drivesim.eval.probe_data import HELDOUT_SEED_BASE, episode_conditions
 from drivesim.eval.report import write_json
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.lane_keeper import HEADING_FROM, LaneKeeper, LaneKeeperConfig
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import WorldModel, load
 from drivesim.sampling.ddim import SPACINGS
-from drivesim.world import BehaviourPolicy, World, WorldConfig
-from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY, WorldFrame
+from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _video_eval import heldout_start  # noqa: E402
 
 REACHED = 0.3  # lane widths from the target centre that count as in the target lane
 
@@ -58,21 +60,6 @@ def change_direction(target: np.ndarray, num_lanes: int, count: int) -> np.ndarr
     middle = (num_lanes - 1) / 2
     away = np.where(count % 2 == 0, -1, 1)
     return np.where(target < middle, 1, np.where(target > middle, -1, away))
-
-
-def world_starts(args: argparse.Namespace, h: int, w: int, fps: int) -> list[tuple[World, WorldFrame, str, str]]:
-    """Per start: the warmed-up world, its frame (image and true ego state), time of day, crowdedness."""
-    out = []
-    for i in range(args.starts):
-        seed = HELDOUT_SEED_BASE + i
-        tod, crowd = episode_conditions(i)
-        world = World(WorldConfig(height=h, width=w, fps=fps))
-        frame = world.reset(seed=seed, time_of_day=tod, crowdedness=crowd)
-        policy = BehaviourPolicy(seed=seed)
-        for _ in range(int(round(args.warmup * fps))):
-            frame = world.step(np.asarray(policy.act(world), np.float32))
-        out.append((world, frame, tod, crowd))
-    return out
 
 
 class Trace:
@@ -264,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     if reference.pose_heads() is None:
         parser.error(f"--pose-from {reference.path}: no pose heads")
     h, w = reference.metadata.get("autoencoder", {}).get("image_size", [64, 128])
-    starts = world_starts(args, int(h), int(w), int(reference.fps))
+    starts = [heldout_start(i, int(h), int(w), int(reference.fps), args.warmup) for i in range(args.starts)]
     with torch.no_grad():
         results = {"world": run_world(starts, reference, args)}
         steps = {"world": args.world_control / reference.fps}

@@ -33,13 +33,11 @@ from einops import rearrange
 
 from drivesim.eval.adherence import pearson
 from drivesim.eval.checks import uint8_to_video
-from drivesim.eval.probe_data import HELDOUT_SEED_BASE, episode_conditions
 from drivesim.eval.report import write_json
 from drivesim.rollout.ego_speed import MAX_SPEED
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.world_model import WorldModel, load
 from drivesim.sampling.ddim import SPACINGS
-from drivesim.world import BehaviourPolicy, World, WorldConfig
 from drivesim.world.ego import command_for
 
 matplotlib.use("Agg")
@@ -47,7 +45,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _video_eval import rollout  # noqa: E402
+from _video_eval import heldout_start, rollout  # noqa: E402
 
 
 def world_runs(args: argparse.Namespace, h: int, w: int, fps: int) -> dict:
@@ -58,13 +56,7 @@ def world_runs(args: argparse.Namespace, h: int, w: int, fps: int) -> dict:
     offset = np.zeros((n, len(steers), t + 1), np.float32)
     labels, speed = [], np.zeros(n, np.float32)
     for i in range(n):
-        seed = HELDOUT_SEED_BASE + i
-        tod, crowd = episode_conditions(i)
-        world = World(WorldConfig(height=h, width=w, fps=fps))
-        frame = world.reset(seed=seed, time_of_day=tod, crowdedness=crowd)
-        policy = BehaviourPolicy(seed=seed)
-        for _ in range(int(round(args.warmup * fps))):
-            frame = world.step(np.asarray(policy.act(world), np.float32))
+        world, frame, tod, crowd = heldout_start(i, h, w, fps, args.warmup)
         labels.append((tod, crowd))
         speed[i] = frame.ego.speed
         hold = command_for(0.0, frame.ego.speed, MAX_SPEED)
