@@ -63,10 +63,11 @@ class LearnedEngine:
         self.world = world
         self.config = config
         self.device = torch.device(config.device)
+        self.video = world.prediction(config.prediction)  # the keyframe-prediction model
         world.to(self.device)
         ae = world.autoencoder
         self.latent_shape = (ae.cfg.latent_channels, *self._latent_hw())
-        self.keyframe_stride = int(world.video.window.frame_stride)
+        self.keyframe_stride = int(self.video.window.frame_stride)
         if config.fill not in FILLS:
             raise ValueError(f"fill={config.fill!r}; allowed: {list(FILLS)}")
         if not config.interpolate:
@@ -101,7 +102,7 @@ class LearnedEngine:
     def _sampling(self, steps: int) -> VideoSamplingConfig:
         c = self.config
         guidance = VideoGuidance(context=c.context_guidance, actions=c.action_guidance)
-        level = self.world.video.extra.get("context_noise_level", 0) if c.context_noise < 0 else c.context_noise
+        level = self.video.extra.get("context_noise_level", 0) if c.context_noise < 0 else c.context_noise
         return VideoSamplingConfig(steps=steps, guidance=guidance, context_noise_level=int(level), spacing=c.spacing)
 
     def _conditioning(
@@ -178,7 +179,7 @@ class LearnedEngine:
         the new frames; `context_actions` (b, s, 2) led to the context keyframes (default: `actions`);
         `context_speed` (b, s) m/s their ego speeds, from which the new frames' speeds are integrated
         with the held accel (`ego_speed.window_speeds`; read by a speed-conditioned model only)."""
-        video = self.world.video
+        video = self.video
         b, s = context.shape[:2]
         # The model predicts windows of the trained length; the first new frame is the next keyframe.
         t = max(s + 1, self.config.prediction_window or int(video.window.num_frames))

@@ -44,6 +44,7 @@ class RandomModelSpec:
     layout_prior: bool = True
     speed_conditioning: bool = False  # the prediction model is told the ego speed
     interpolation_speed: bool = False  # the interpolation model too (needs interpolation_actions)
+    extra_predictions: tuple[int, ...] = ()  # keyframe strides of further prediction stages "video_ldm_stride<N>"
     seed: int = 0
 
 
@@ -83,6 +84,10 @@ def build_random_model(folder: Path, spec: RandomModelSpec | None = None) -> Pat
         {**base, "video": asdict(video_cfg), "window": window},
         extra={"fps": 30.0},
     )
+    for stride in spec.extra_predictions:
+        window = {"num_frames": 3, "frame_stride": stride, "keyframe_spacing": 0}
+        stage = f"video_ldm_stride{stride}"
+        save_stage(folder, stage, VideoUNet(image, video_cfg), {**base, "video": asdict(video_cfg), "window": window})
     if spec.interpolation:
         interp_cfg = _video(
             spec.size,

@@ -6,12 +6,15 @@ otherwise), image_ldm (first frames), video_ldm (keyframe prediction), interpola
 (optional), upsampler / upsampler_temporal (optional), reward (optional: without it
 rewards and events are not predicted), pose (optional: heads that read the ego's lateral offset
 and heading, beside the reward heads) and layout_prior (optional: first frames composed from
-labels alone then get no sampled layout). Loading reads YAML and safetensors only.
+labels alone then get no sampled layout). Further keyframe-prediction models may sit beside
+video_ldm as stages named `video_ldm_<name>` (the bundle's `video_ldm_stride4`: keyframes 4 source
+frames apart, which follows the steering); `WorldModel.prediction(stage)` loads one on first use
+and `EngineConfig.prediction` picks it. Loading reads YAML and safetensors only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from drivesim.diffusion.upsampler import Upsampler, load_upsampler
 from drivesim.diffusion.upsampler_temporal import TemporalUpsampler, load_temporal_upsampler
 from drivesim.diffusion.video_loading import (
     INTERPOLATION_STAGE,
+    VIDEO_LDM_STAGE,
     ImageLDM,
     VideoLDM,
     load_image_ldm,
@@ -53,6 +57,7 @@ class WorldModel:
     layout_prior: LayoutPrior | None = None
     pose: RewardModel | None = None  # heads with `pose` (stage "pose"); read for the pose only
     pose_stride: int = 4  # source frames between the two latents the pose heads read
+    predictions: dict[str, VideoLDM] = field(default_factory=dict)  # further prediction stages, once loaded
 
     def engine(self, config: Any = None) -> Any:
         from drivesim.rollout.engine import LearnedEngine
@@ -69,6 +74,24 @@ class WorldModel:
             return self.reward, self.reward_stride
         return None
 
+    def prediction_stages(self) -> list[str]:
+        """The keyframe-prediction stages of the folder: "video_ldm" and any "video_ldm_<name>"."""
+        found = {p.stem for p in self.path.glob(f"{VIDEO_LDM_STAGE}_*.safetensors")} | set(self.predictions)
+        return [VIDEO_LDM_STAGE, *sorted(found)]
+
+    def prediction(self, stage: str = VIDEO_LDM_STAGE) -> VideoLDM:
+        """The keyframe-prediction model of `stage` (one of `prediction_stages()`), loaded on first use."""
+        if stage == VIDEO_LDM_STAGE:
+            return self.video
+        if stage not in self.predictions:
+            if not stage.startswith(f"{VIDEO_LDM_STAGE}_") or not _has(self.path, stage):
+                raise ValueError(
+                    f"prediction={stage!r}: model folder {self.path} has no such prediction stage; "
+                    f"allowed: {self.prediction_stages()}"
+                )
+            self.predictions[stage] = load_video_ldm(self.path, stage)
+        return self.predictions[stage]
+
     def to(self, device: torch.device | str) -> WorldModel:
         for module in self.modules():
             module.to(device)
@@ -79,7 +102,7 @@ class WorldModel:
         mods += [m for m in (self.temporal_decoder, self.reward, self.pose, self.upsampler) if m is not None]
         if self.interpolation is not None:
             mods.append(self.interpolation.model)
-        return mods
+        return mods + [v.model for v in self.predictions.values()]
 
 
 def _has(folder: Path, stage: str) -> bool:

@@ -166,6 +166,36 @@ def test_interpolation_model_without_actions_is_called_without_them(tmp_path):
     assert step.frames.shape == (1, 16, 32, 64, 3)
 
 
+def test_engine_config_prediction_picks_a_further_prediction_stage_of_the_folder(tmp_path):
+    from drivesim.rollout.random_model import RandomModelSpec
+
+    folder = build_random_model(
+        tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4, extra_predictions=(4,))
+    )
+    world = load(folder)
+    assert world.prediction_stages() == ["video_ldm", "video_ldm_stride4"]
+    assert world.prediction("video_ldm") is world.video
+    default = world.engine(EngineConfig(**FAST))
+    assert default.keyframe_stride == 16 and default.frames_per_step == 16
+    eng = world.engine(EngineConfig(**FAST, prediction="video_ldm_stride4"))
+    assert eng.video is world.prediction("video_ldm_stride4") and eng.video is not world.video
+    assert eng.keyframe_stride == 4 and eng.frames_per_step == 4  # one x4 interpolation level
+    out = eng.start([SceneRequest(0, 0, seed=1)])
+    step = eng.step(out.state, np.array([[0.5, 0.0]], np.float32))
+    assert step.frames.shape == (1, 4, 32, 64, 3)
+    # the stage's own weights predict: the same start and noise give another keyframe than video_ldm's
+    a = default.predict(out.state.context, None, default._conditioning(*[torch.tensor([0])] * 2, [None]),
+                        [torch.Generator().manual_seed(0)])  # fmt: skip
+    b = eng.predict(out.state.context, None, eng._conditioning(*[torch.tensor([0])] * 2, [None]),
+                    [torch.Generator().manual_seed(0)])  # fmt: skip
+    assert not torch.allclose(a, b)
+    allowed = r"prediction='video_ldm_stride8'.*allowed: \['video_ldm', 'video_ldm_stride4'\]"
+    with pytest.raises(ValueError, match=allowed):
+        world.engine(EngineConfig(prediction="video_ldm_stride8"))
+    with pytest.raises(ValueError, match="no such prediction stage"):
+        world.prediction("interpolation")  # a stage, but not a prediction stage
+
+
 def test_sample_layout_composes_unboxed_first_frames_on_a_layout_from_the_prior(model_dir):
     def engine(**kw):
         return load(model_dir).engine(EngineConfig(**FAST, **kw))
@@ -270,7 +300,8 @@ def test_the_reward_heads_read_a_pair_at_their_trained_stride(tmp_path):
     from drivesim.rollout.random_model import RandomModelSpec
 
     # keyframes 16 source frames apart, filled x4 twice (one latent per source frame); heads trained at 4
-    folder = build_random_model(tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4))
+    folder = build_random_model(
+        tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4))
     world = load(folder)
     world.reward = _PairRecorder(world.reward)
     engine = world.engine(EngineConfig(**FAST))
@@ -289,7 +320,8 @@ def test_the_reward_heads_read_a_pair_at_their_trained_stride(tmp_path):
 def test_without_finer_latents_the_reward_heads_read_the_keyframes_with_a_warning(tmp_path):
     from drivesim.rollout.random_model import RandomModelSpec
 
-    folder = build_random_model(tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4))
+    folder = build_random_model(
+        tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4))
     with pytest.warns(UserWarning, match="trained on latents 4 source frames apart"):
         engine = load(folder).engine(EngineConfig(**FAST, interpolate=False))
     assert engine.reader.offset is None
