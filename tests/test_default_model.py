@@ -37,6 +37,19 @@ def test_bundled_default_rolls_out_a_step():
     assert step.pose.shape == (1, 2) and abs(step.pose[0, 0]) < 3.0  # lane widths: on or near the 3-lane road
 
 
+def test_the_bundled_stride4_prediction_stage_rolls_out_four_frames_a_step():
+    torch.set_num_threads(1)
+    world = drivesim.load()
+    assert world.prediction_stages() == ["video_ldm", "video_ldm_stride4"]
+    fast = EngineConfig(prediction="video_ldm_stride4", keyframe_steps=2, first_frame_steps=2, interpolation_steps=1,
+                        context_guidance=1.0)  # fmt: skip
+    engine = world.engine(fast)
+    assert engine.keyframe_stride == 4 and engine.frames_per_step == 4
+    out = engine.start([SceneRequest(time_of_day=0, crowdedness=1, seed=0)])
+    step = engine.step(out.state, np.array([[0.3, 0.0]], np.float32))
+    assert step.frames.shape == (1, 4, 64, 128, 3) and step.frames.std() > 1.0
+
+
 def test_registered_learned_env_on_the_bundled_default_passes_check_env():
     import gymnasium as gym
     from gymnasium.utils.env_checker import check_env
