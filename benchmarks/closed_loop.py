@@ -21,6 +21,13 @@ offset within 0.3 lane widths of its centre) before the next command, and per 30
 on-road fraction; drawn: closed_loop.png (offset read over time against the target lane) and
 closed_loop_storyboard.png (a frame every `--board-every` s).
 
+With `--fvd`, the drift of a driven rollout: every source's frames are cut into `--window-seconds`
+windows and each window's FVD-/FID-probe (the bundled probes, or `--probes`) is taken against a
+reference pooled from `--reference-starts` other held-out starts driven by the same keeper in the
+world. Per model: the drift ratio (window / first window; issue 6's target: none above 1.5), each
+window over the world's same window (`fvd_over_real`), and the world's own windows as the floor;
+drawn in closed_loop_fvd.png. `--context-guidance` sets s of the models' context guidance.
+
   python benchmarks/closed_loop.py --model drivesim/assets/default_model --model runs/models/default_stride4
 """
 
@@ -37,7 +44,9 @@ import torch
 from tqdm import tqdm
 
 from drivesim.eval.checks import uint8_to_video
+from drivesim.eval.probe_io import Probes, load_probes
 from drivesim.eval.report import write_json
+from drivesim.paths import default_probes_dir
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.lane_keeper import HEADING_FROM, LaneKeeper, LaneKeeperConfig
 from drivesim.rollout.types import SceneRequest
@@ -50,7 +59,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _video_eval import heldout_start  # noqa: E402
+from _long_rollout import over_real, setting  # noqa: E402
+from _video_eval import WindowStream, heldout_start, plot_windows, probe_stride, window_frechet  # noqa: E402
 
 REACHED = 0.3  # lane widths from the target centre that count as in the target lane
 
@@ -97,15 +107,17 @@ def keeper_step(keeper: LaneKeeper, k: int, step_s: float, args: argparse.Namesp
         changes[0] += 1
 
 
-def run_world(starts, heads: WorldModel, args: argparse.Namespace) -> dict[str, np.ndarray]:
-    """The procedural world under the keeper on the heads' reading of its frames."""
+def run_world(starts, heads: WorldModel, args: argparse.Namespace, sinks=None) -> dict[str, np.ndarray]:
+    """The procedural world under the keeper on the heads' reading of its frames; with `sinks` (one
+    WindowStream per start) every frame also goes to the start's sink."""
     pose_heads, stride = heads.pose_heads()
     control, fps = args.world_control, int(heads.fps)
     n_steps = int(round(args.seconds * fps / control))
     board = max(1, int(round(args.board_every * fps / control)))
     per_start = []
-    for world, frame, _, _ in starts:
+    for i, (world, frame, _, _) in enumerate(starts):
         keeper, changes, one = LaneKeeper(keeper_config(args)), [0], Trace()
+        sink = None if sinks is None else sinks[i]
         history = [frame.image] * (stride + 1)  # the last stride + 1 frames, newest last
         for k in tqdm(range(n_steps), desc="world", leave=False):
             pair = uint8_to_video(np.stack([history[0], history[-1]]))  # 1 2 3 h w
@@ -122,6 +134,8 @@ def run_world(starts, heads: WorldModel, args: argparse.Namespace) -> dict[str, 
             one.add(offset, p_off, centre, frame.image[None], k % board == 0, [frame.ego.lateral_offset])
             for _ in range(control):
                 frame = world.step(action)
+                if sink is not None:
+                    sink.push(frame.image[None])
                 history = (history + [frame.image])[-(stride + 1) :]
         arrays = one.arrays()
         arrays["board"] = np.stack(one.board, axis=1)  # 1 n h w 3
@@ -129,10 +143,12 @@ def run_world(starts, heads: WorldModel, args: argparse.Namespace) -> dict[str, 
     return {k: np.concatenate([a[k] for a in per_start], axis=0) for k in per_start[0]}
 
 
-def run_model(world: WorldModel, starts, args: argparse.Namespace, mode: str) -> dict[str, np.ndarray]:
-    """b rollouts of the model from the start frames, closed loop ("keeper") or straight."""
-    engine = world.engine(EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
-                                       spacing=args.spacing))  # fmt: skip
+def run_model(world: WorldModel, starts, args: argparse.Namespace, mode: str, sinks=None) -> dict[str, np.ndarray]:
+    """b rollouts of the model from the start frames, closed loop ("keeper") or straight; with `sinks`
+    (one WindowStream per start) every output frame also goes to the start's sink."""
+    engine = world.engine(EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
+                                       interpolation_steps=args.interpolation_steps, spacing=args.spacing,
+                                       context_guidance=args.context_guidance))  # fmt: skip
     if not engine.reader.reads_pose:
         raise SystemExit(f"{world.path}: no pose heads (give --pose-from)")
     step_s = engine.keyframe_stride / world.fps
@@ -154,6 +170,8 @@ def run_model(world: WorldModel, starts, args: argparse.Namespace, mode: str) ->
         trace.add(out.pose[:, 0], out.off_road, keeper.lane_centre(keeper.target_lane), out.frames[:, -1],
                   k % board == 0)
         out = engine.step(out.state, action)
+        for sink, frames in zip(sinks or [], out.frames):
+            sink.push(frames)
     arrays = trace.arrays()
     arrays["board"] = np.stack(trace.board, axis=1)  # b n h w 3
     return arrays
@@ -223,6 +241,45 @@ def storyboard(results: dict[str, dict[str, np.ndarray]], path: Path, every_s: f
     plt.close(fig)
 
 
+class Drift:
+    """`--fvd`: one WindowStream per start and source, the reference from the world's extra starts,
+    and the per-window FVD-/FID-probe report."""
+
+    def __init__(self, probes: Probes, fps: float, args: argparse.Namespace) -> None:
+        self.probes, self.args = probes, args
+        self.window = max(2, int(round(args.window_seconds * fps)))
+        self.gap = probe_stride(probes, fps)
+        self.streams: dict[str, list[WindowStream]] = {}
+
+    def sinks(self, name: str, count: int) -> list[WindowStream]:
+        hop = self.args.fvd_hop
+        self.streams[name] = [WindowStream(self.probes, self.window, self.gap, hop, 4, "cpu") for _ in range(count)]
+        return self.streams[name]
+
+    def report(self, out: Path) -> dict:
+        reference = self.streams.pop("reference")
+        ref_clip = np.concatenate([w.clip for s in reference for w in s.windows])
+        ref_frame = np.concatenate([w.frame for s in reference for w in s.windows])
+
+        def measured(name: str, s: float | None):
+            windows = [st.windows for st in self.streams[name]]
+            return setting(s, window_frechet(windows, ref_clip, "clip"), window_frechet(windows, ref_frame, "frame"), 0)
+
+        floor = measured("world", None)
+        models = {k: over_real(measured(k, self.args.context_guidance), floor) for k in self.streams if k != "world"}
+        series = {metric: {k: getattr(v, key) for k, v in models.items()} | {"world (floor)": getattr(floor, key)}
+                  for metric, key in (("FVD-probe", "fvd_probe"), ("FID-probe", "fid_probe"))}  # fmt: skip
+        plot_windows(series, self.args.window_seconds, out / "closed_loop_fvd.png")
+        keep = ("fvd_probe", "fid_probe", "fvd_drift_ratio", "max_fvd_drift_ratio", "passes", "fvd_over_real",
+                "max_fvd_over_real")  # fmt: skip
+        return {
+            "window_seconds": self.args.window_seconds,
+            "reference_windows": int(len(ref_clip)),
+            "world_floor": {k: getattr(floor, k) for k in keep[:4]},
+            "models": {k: {f: getattr(v, f) for f in keep} for k, v in models.items()},
+        }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[], help="world model folder (repeatable)")
@@ -237,23 +294,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world-control", type=int, default=4, help="frames per control step in the world")
     parser.add_argument("--road-half", type=float, default=1.5, help="lane widths from the centre to the edge")
     parser.add_argument("--board-every", type=float, default=5.0)
+    parser.add_argument("--prediction", default=EngineConfig.prediction,
+                        help="keyframe-prediction stage of each model folder (e.g. video_ldm_stride4)")
     parser.add_argument("--keyframe-steps", type=int, default=4)
     parser.add_argument("--interpolation-steps", type=int, default=2)
     parser.add_argument("--spacing", default=EngineConfig.spacing, choices=SPACINGS)
+    parser.add_argument("--context-guidance", type=float, default=EngineConfig.context_guidance)
+    parser.add_argument("--fvd", action="store_true", help="also FVD-/FID-probe per window against the world")
+    parser.add_argument("--probes", default=str(default_probes_dir()), help="probes folder of --fvd")
+    parser.add_argument("--reference-starts", type=int, default=2, help="world starts pooled as --fvd's reference")
+    parser.add_argument("--window-seconds", type=float, default=30.0)
+    parser.add_argument("--fvd-hop", type=int, default=4, help="frames between clip-probe windows")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/closed_loop")
     args = parser.parse_args(argv)
     if args.starts < 1 or args.seconds <= 0 or args.change_every <= 0 or args.world_control < 1:
         parser.error("need --starts >= 1, --seconds > 0, --change-every > 0, --world-control >= 1")
+    if args.fvd and (args.reference_starts < 1 or args.fvd_hop < 1 or not 0 < args.window_seconds <= args.seconds):
+        parser.error("--fvd needs --reference-starts >= 1, --fvd-hop >= 1 and 0 < --window-seconds <= --seconds")
     torch.set_num_threads(args.threads)
     reference = load(args.pose_from)
     if reference.pose_heads() is None:
         parser.error(f"--pose-from {reference.path}: no pose heads")
     h, w = reference.metadata.get("autoencoder", {}).get("image_size", [64, 128])
     starts = [heldout_start(i, int(h), int(w), int(reference.fps), args.warmup) for i in range(args.starts)]
+    drift = Drift(load_probes(Path(args.probes), "cpu"), reference.fps, args) if args.fvd else None
     with torch.no_grad():
-        results = {"world": run_world(starts, reference, args)}
+        results = {"world": run_world(starts, reference, args, drift and drift.sinks("world", args.starts))}
         steps = {"world": args.world_control / reference.fps}
         for m in args.model:
             world = load(m)
@@ -261,14 +329,19 @@ def main(argv: list[str] | None = None) -> int:
                 world.pose, world.pose_stride = reference.pose_heads()
             for mode in ["keeper"] + (["straight"] if args.straight else []):
                 name = f"{m} ({mode})"
-                results[name] = run_model(world, starts, args, mode)
-                steps[name] = world.video.window.frame_stride / world.fps
+                results[name] = run_model(world, starts, args, mode, drift and drift.sinks(name, args.starts))
+                steps[name] = world.prediction(args.prediction).window.frame_stride / world.fps
+        if drift is not None:
+            extra = [heldout_start(args.starts + i, int(h), int(w), int(reference.fps), args.warmup)
+                     for i in range(args.reference_starts)]  # fmt: skip
+            run_world(extra, reference, args, drift.sinks("reference", len(extra)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot(results, steps, out / "closed_loop.png")
     storyboard(results, out / "closed_loop_storyboard.png", args.board_every)
     report = {
         "sources": {name: summarise(a, steps[name], args) for name, a in results.items()},
+        "drift": None if drift is None else drift.report(out),
         "pose_heads": str(reference.path),
         "settings": vars(args),
     }

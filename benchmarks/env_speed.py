@@ -74,18 +74,24 @@ def main() -> None:
     p.add_argument("--num-envs", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (as default_model_speed.py)")
+    p.add_argument("--prediction", default=EngineConfig.prediction,
+                   help="keyframe-prediction stage of each model folder (e.g. video_ldm_stride4)")
     p.add_argument("--keyframe-steps", type=int, default=10)
     p.add_argument("--interpolation-steps", type=int, default=8)
     p.add_argument("--prediction-window", type=int, default=0, help="0 = the trained window")
     p.add_argument("--fill", default="model", choices=list(FILLS), help="frames between keyframes (EngineConfig.fill)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--context-guidance", type=float, default=EngineConfig.context_guidance,
+                   help="s of context guidance (1 = off: one model call per DDIM step instead of two)")
     p.add_argument("--planner", action="store_true", help="also time imagine() with K=16, H=8")
     args = p.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.model or build_random_model(Path(tmp), RandomModelSpec(size="default", height=64, width=128))
-        cfg = EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
-                           dtype=args.dtype, prediction_window=args.prediction_window, fill=args.fill)
+        cfg = EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
+                           interpolation_steps=args.interpolation_steps, dtype=args.dtype,
+                           prediction_window=args.prediction_window, fill=args.fill,
+                           context_guidance=args.context_guidance)
         engine = load(folder).engine(cfg)
         results = {
             "model": "random-init default size" if args.model is None else str(args.model),

@@ -96,8 +96,8 @@ def fit(true: np.ndarray, read: np.ndarray) -> dict:
 
 
 def measure(name: str, world: WorldModel, args: argparse.Namespace, truth: dict, heads: WorldModel) -> dict:
-    engine = world.engine(EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
-                                       spacing=args.spacing))  # fmt: skip
+    engine = world.engine(EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
+                                       interpolation_steps=args.interpolation_steps, spacing=args.spacing))  # fmt: skip
     if engine.output_fps != world.fps:
         raise SystemExit(f"{name}: {engine.output_fps:g} output frames/s, not the source rate {world.fps:g}")
     steps = int(round(args.seconds * world.fps / engine.keyframe_stride))
@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of the behaviour policy before the start")
     parser.add_argument("--seconds", type=float, default=2.0, help="the steer is held this long")
     parser.add_argument("--end", type=float, default=0.25, help="seconds at the end whose reading is averaged")
+    parser.add_argument("--prediction", default=EngineConfig.prediction,
+                        help="keyframe-prediction stage of each model folder (e.g. video_ldm_stride4)")
     parser.add_argument("--keyframe-steps", type=int, default=4)
     parser.add_argument("--interpolation-steps", type=int, default=2)
     parser.add_argument("--spacing", default=EngineConfig.spacing, choices=SPACINGS, help="DDIM times")
