@@ -24,6 +24,7 @@ ds data latents experiment=default/latents dataset=data/world_explore out=data/w
 ds train stage=reward experiment=default/pose_heads   # stage "pose": lateral offset and heading
 ds train stage=temporal_decoder experiment=default/temporal_decoder
 ds train stage=video_ldm experiment=default/video_ldm
+ds train stage=video_ldm experiment=default/video_ldm_stride4   # stage video_ldm_stride4: follows the steering
 ds train stage=interpolation experiment=default/interpolation
 ds train stage=upsampler experiment=default/upsampler
 ds train stage=upsampler_temporal experiment=default/upsampler_temporal

@@ -83,10 +83,20 @@ class VideoLDMTrainConfig(VideoTrainCommon):
 
     frame_stride: int = 16  # source frames between keyframes
     context_probs: list[float] = field(default_factory=lambda: [0.1, 0.45, 0.45])
+    # stage written into model_dir: "video_ldm", or "video_ldm_<name>" for a further prediction model
+    # beside it (EngineConfig.prediction picks one); init_from still reads the init folder's "video_ldm"
+    export_stage: str = "video_ldm"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_context_probs(self.context_probs)
+        if self.export_stage != "video_ldm" and not (
+            self.export_stage.startswith("video_ldm_") and self.export_stage[10:].isidentifier()
+        ):
+            raise ValueError(
+                f"VideoLDMTrainConfig.export_stage={self.export_stage!r}; allowed: 'video_ldm' or "
+                "'video_ldm_<name>' (letters, digits, underscores)"
+            )
         if len(self.context_probs) > self.num_frames:
             raise ValueError(
                 f"VideoLDMTrainConfig.context_probs has {len(self.context_probs)} entries (S up to "

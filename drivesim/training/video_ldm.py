@@ -179,9 +179,11 @@ def run_video_training(
     make_batch: Callable[[DistInfo, int, torch.Generator], tuple[ClipBatch, Tensor]],
     after_step: Callable[[int], None] | None = None,
     stage_extra: dict[str, Any] | None = None,
+    export_stage: str | None = None,
 ) -> VideoTrainResult:
     """The training loop shared by the video stages; `make_batch(info, step, generator)` returns
-    this rank's (ClipBatch, context mask (b, t))."""
+    this rank's (ClipBatch, context mask (b, t)). `init_from` reads `stage`; the result is written
+    as `export_stage` (default: `stage`)."""
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
     info = init_distributed(cfg.device)
@@ -295,8 +297,9 @@ def run_video_training(
             "context_noise_level": cfg.context_noise_sampling if final.config.context_noise else 0,
             **(stage_extra or {}),
         }
-        save_stage(model_dir, stage, final, config, extra=extra)
-        print(f"{stage}: step {step}, loss {extra['loss']:.4f} -> {model_dir} (stage {stage!r})")
+        export_stage = export_stage or stage
+        save_stage(model_dir, export_stage, final, config, extra=extra)
+        print(f"{stage}: step {step}, loss {extra['loss']:.4f} -> {model_dir} (stage {export_stage!r})")
     cleanup(info)
     return VideoTrainResult(
         steps=step,
@@ -318,7 +321,8 @@ def window_dataset(cfg: VideoTrainCommon, stride: int, split: str = "train") -> 
 
 
 def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = None) -> VideoTrainResult:
-    """Train (or resume) the prediction model and export its EMA as stage "video_ldm".
+    """Train (or resume) the prediction model and export its EMA as stage `cfg.export_stage`
+    (default "video_ldm").
 
     `after_step(step)` is called after every completed step (tests use it to interrupt).
     """
@@ -334,5 +338,5 @@ def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = N
     window = VideoWindow(num_frames=cfg.num_frames, frame_stride=cfg.frame_stride)
     return run_video_training(
         cfg, VIDEO_LDM_STAGE, window, make_batch, after_step,
-        stage_extra={"context_probs": list(cfg.context_probs)},
+        stage_extra={"context_probs": list(cfg.context_probs)}, export_stage=cfg.export_stage,
     )

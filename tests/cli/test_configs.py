@@ -59,6 +59,8 @@ def test_default_recipe_covers_every_stage_and_data_step():
     for stage in STAGES:
         assert f"stage={stage} experiment=default/{stage}" in script
         assert (conf_dir() / "experiment" / "default" / f"{stage}.yaml").is_file()
+    for extra in ("stage=reward experiment=default/pose_heads", "stage=video_ldm experiment=default/video_ldm_stride4"):
+        assert extra in script  # the bundle's "pose" and "video_ldm_stride4" stages
     assert compose("data_synth", ["experiment=default/data"]).num_clips == 300
     assert compose("data_latents", ["experiment=default/latents"]).out == "data/world_latents"
 
@@ -99,12 +101,14 @@ def test_action_consistency_experiment_validates():
 
 
 def test_stride4_experiment_validates():
-    """The opt-in recipe of README's keyframe-stride paragraph: the forecast recipe at stride 4."""
+    """The recipe of the bundled video_ldm_stride4 stage: the forecast recipe at stride 4, written beside
+    the prediction model it starts from."""
     from drivesim.training.video_config import VideoLDMTrainConfig
 
     cfg = to_dataclass(compose("train/video_ldm", ["experiment=default/video_ldm_stride4"]), VideoLDMTrainConfig)
     assert cfg.frame_stride == 4 and cfg.video.action_forecast and cfg.action_consistency_weight == 0.0
-    assert cfg.init_theta and cfg.init_from == "drivesim/assets/default_model" and cfg.model_dir != cfg.init_from
+    assert cfg.init_theta and cfg.init_from == cfg.model_dir == "runs/models/default"
+    assert cfg.export_stage == "video_ldm_stride4"  # not over the video_ldm it starts from
     assert (cfg.num_frames, cfg.batch_size, cfg.lr, cfg.max_steps) == (3, 8, 1e-4, 1500)
 
 
@@ -118,7 +122,7 @@ def test_stride4_speed_experiment_differs_from_stride4_only_by_the_speed_and_its
     base, speed = load("video_ldm_stride4"), load("video_ldm_stride4_speed")
     assert speed.video.speed_conditioning and not base.video.speed_conditioning
     assert speed.model_dir != base.model_dir and speed.run_dir != base.run_dir
-    fields = ("model_dir", "run_dir", "video")
+    fields = ("model_dir", "run_dir", "init_from", "export_stage", "video")
     assert {k: v for k, v in vars(speed).items() if k not in fields} == {
         k: v for k, v in vars(base).items() if k not in fields
     }

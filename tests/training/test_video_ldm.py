@@ -134,6 +134,24 @@ def test_train_exports_stage_and_resume_matches_an_uninterrupted_run(workspace):
     assert torch.equal(out.latents[:, 0], z[:, 0])
 
 
+def test_export_stage_writes_a_further_prediction_stage_beside_video_ldm(workspace):
+    plain = _prepare(workspace, _cfg(workspace, "plain", max_steps=1))
+    train(plain)
+    cfg = _cfg(workspace, "stride4", model_dir=plain.model_dir, max_steps=1, frame_stride=4, init_from=plain.model_dir,
+               export_stage="video_ldm_stride4")  # fmt: skip
+    before = load_video_ldm(Path(plain.model_dir)).model.state_dict()
+    train(cfg)
+    folder = Path(plain.model_dir)
+    assert load_video_ldm(folder).window.frame_stride == 2  # video_ldm untouched
+    assert all(torch.equal(v, before[k]) for k, v in load_video_ldm(folder).model.state_dict().items())
+    further = load_video_ldm(folder, "video_ldm_stride4")
+    assert further.window.frame_stride == 4
+    assert any(not torch.equal(v, before[k]) for k, v in further.model.state_dict().items())  # started there, trained
+    for bad in ("interpolation", "video_ldm_", "video_ldm_a-b"):
+        with pytest.raises(ValueError, match="export_stage"):
+            _cfg(workspace, "bad", export_stage=bad)
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
