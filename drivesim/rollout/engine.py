@@ -70,6 +70,8 @@ class LearnedEngine:
         self.keyframe_stride = int(self.video.window.frame_stride)
         if config.fill not in FILLS:
             raise ValueError(f"fill={config.fill!r}; allowed: {list(FILLS)}")
+        if config.decode_frames < 0:
+            raise ValueError(f"decode_frames={config.decode_frames}; allowed: 0 (one call) or a positive frame count")
         if not config.interpolate:
             self.levels = 0
         elif config.fill == "blend":
@@ -229,13 +231,21 @@ class LearnedEngine:
 
     @torch.no_grad()
     def decode(self, recent: Tensor, new: Tensor) -> Tensor:
-        """Decode `new` (b, n, c, h, w) with `recent` latents as left context -> (b, n, 3, H, W)."""
+        """Decode `new` (b, n, c, h, w) with `recent` latents as left context -> (b, n, 3, H, W).
+        Rollouts are decoded in groups of at most `decode_frames` latent frames per call: on a CPU a
+        call over many rollouts at once is slower per frame (README, *Batched envs*)."""
         td = self.world.temporal_decoder
+        z = torch.cat([recent, new], dim=1) if td is not None else new  # b (r + n) c h w
+        limit = self.config.decode_frames
+        group = z.shape[0] if limit == 0 else max(1, limit // z.shape[1])
+        out = []
         with self._autocast():
-            if td is None:
-                return self.world.autoencoder.decode_video(new).float()
-            z = torch.cat([recent, new], dim=1)  # b (r + n) c h w
-            return td.decode_video(z, chunk_frames=z.shape[1])[:, recent.shape[1] :].float()
+            for part in z.split(group):
+                if td is None:
+                    out.append(self.world.autoencoder.decode_video(part).float())
+                else:
+                    out.append(td.decode_video(part, chunk_frames=part.shape[1])[:, recent.shape[1] :].float())
+        return torch.cat(out)
 
     @torch.no_grad()
     def upsample(self, frames: Tensor, gens: list[torch.Generator]) -> Tensor:

@@ -166,6 +166,24 @@ def test_interpolation_model_without_actions_is_called_without_them(tmp_path):
     assert step.frames.shape == (1, 16, 32, 64, 3)
 
 
+def test_decoding_rollouts_in_groups_gives_the_frames_of_one_call(model_dir):
+    world = load(model_dir)
+    one = world.engine(EngineConfig(**FAST, decode_frames=0))
+    grouped = world.engine(EngineConfig(**FAST, decode_frames=7))  # 2 + 4 frames a rollout: one rollout per call
+    recent, new = torch.randn(3, 2, *one.latent_shape), torch.randn(3, 4, *one.latent_shape)
+    calls = []
+    decode_video = world.temporal_decoder.decode_video
+    world.temporal_decoder.decode_video = lambda z, **kw: calls.append(z.shape[0]) or decode_video(z, **kw)
+    try:
+        a, b = one.decode(recent, new), grouped.decode(recent, new)
+    finally:
+        del world.temporal_decoder.decode_video
+    assert calls == [3, 1, 1, 1] and a.shape == (3, 4, 3, 32, 64)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="decode_frames=-1"):
+        world.engine(EngineConfig(decode_frames=-1))
+
+
 def test_engine_config_prediction_picks_a_further_prediction_stage_of_the_folder(tmp_path):
     from drivesim.rollout.random_model import RandomModelSpec
 
