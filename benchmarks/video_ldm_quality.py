@@ -246,6 +246,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/video_ldm")
     parser.add_argument("--random", action="store_true", help="random model + random probes in a temp folder")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (plumbing check)")
+    parser.add_argument("--prediction", default=EngineConfig.prediction, help="keyframe-prediction stage")
     parser.add_argument("--context-guidance", type=float, default=None, help="s with guidance on (engine default)")
     parser.add_argument("--action-guidance", type=float, default=None, help="action guidance scale (engine default)")
     parser.add_argument("--long-interpolate", action="store_true", help="long rollout with interpolation")
@@ -269,7 +270,7 @@ def main() -> None:
     world = load(model)
     guidance = {k: v for k, v in (("context_guidance", args.context_guidance),
                                   ("action_guidance", args.action_guidance)) if v is not None}  # else engine defaults
-    base = EngineConfig(device=args.device, keyframe_steps=sizes.keyframe_steps,
+    base = EngineConfig(device=args.device, prediction=args.prediction, keyframe_steps=sizes.keyframe_steps,
                         interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, fill=args.fill,
                         **guidance)
     engine = world.engine(base)

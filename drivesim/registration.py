@@ -50,6 +50,9 @@ def register_envs() -> list[str]:
         if kind not in ENV_KINDS:
             raise ValueError(f"{path}: kind={kind!r} is not one of {sorted(ENV_KINDS)}")
         kwargs = dict(spec.get("kwargs") or {})
+        if kind == "learned" and "engine_config" in kwargs:
+            # the YAML's engine settings are defaults under the caller's engine_config (merged key by key)
+            kwargs["engine_defaults"] = kwargs.pop("engine_config")
         if env_id not in gymnasium.registry:
             gymnasium.register(
                 id=env_id,

@@ -50,6 +50,21 @@ def test_the_bundled_stride4_prediction_stage_rolls_out_four_frames_a_step():
     assert step.frames.shape == (1, 4, 64, 128, 3) and step.frames.std() > 1.0
 
 
+def test_the_registered_steer_env_runs_the_stride4_stage_with_partial_engine_overrides():
+    import gymnasium as gym
+
+    torch.set_num_threads(1)
+    fast = {"first_frame_steps": 1, "interpolation_steps": 1, "keyframe_steps": 1}  # keys of its own only
+    env = gym.make("drivesim/DriveWorldSteer-v0", engine_config=fast)
+    engine = env.unwrapped.engine
+    assert engine.config.prediction == "video_ldm_stride4" and engine.config.context_guidance == 1.0  # the YAML's
+    assert engine.config.keyframe_steps == 1 and engine.frames_per_step == 4  # the caller's
+    env.reset(seed=0)
+    obs, _, _, _, info = env.step(np.array([0.5, 0.0], np.float32))
+    assert obs.shape == (64, 128, 3) and info["frames"].shape == (4, 64, 128, 3)
+    assert np.isfinite(info["lateral_offset"])
+
+
 def test_registered_learned_env_on_the_bundled_default_passes_check_env():
     import gymnasium as gym
     from gymnasium.utils.env_checker import check_env

@@ -11,6 +11,9 @@ heads also right lane and lane centring, as in the procedural world's env); a pr
 or off-road terminates; episodes truncate after `horizon_steps`. info: "rewards" (each weighted
 term), "collision_prob", "off_road_prob", "speed" (the ego speed rewarded), "speed_read",
 "lateral_offset", "heading" (the heads' readings, when they read them), "time_of_day", "crowdedness".
+`drivesim/DriveWorldSteer-v0` is the same env on the bundle's steerable prediction stage. Engine
+settings: a registered id's YAML gives `engine_defaults`; the caller's `engine_config` keys override
+them one by one (`drivesim.rollout.engine_api.merge_engine_config`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from drivesim.env.meta_actions import META_ACTIONS, meta_to_continuous
 from drivesim.env.options import CROWDEDNESS, TIME_OF_DAY, check_action, parse_options
-from drivesim.rollout.engine_api import Engine, EngineConfig, build_engine
+from drivesim.rollout.engine_api import Engine, build_engine, merge_engine_config
 from drivesim.rollout.rewards import RewardTerms, compute_rewards, reward_config
 from drivesim.rollout.types import RolloutState, StepOutput
 from drivesim.world.types import VEHICLE_CLASSES
@@ -80,11 +83,14 @@ class DriveWorldEnv(gym.Env):
         engine: Engine | None = None,
         engine_config: dict[str, Any] | None = None,
         action_type: str = "continuous",
+        engine_defaults: dict[str, Any] | None = None,
         reward: dict[str, Any] | None = None,
         horizon_steps: int = 600,
         render_mode: str | None = "rgb_array",
     ) -> None:
-        self.engine = engine if engine is not None else build_engine(model, EngineConfig(**(engine_config or {})))
+        if engine is None:
+            engine = build_engine(model, merge_engine_config(engine_defaults, engine_config))
+        self.engine = engine
         self.action_type = action_type
         self.reward_config = reward_config(reward)
         if horizon_steps < 1:

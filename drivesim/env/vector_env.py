@@ -20,7 +20,7 @@ from gymnasium.vector.utils import batch_space
 from drivesim.env.drive_env import layout_info, make_spaces
 from drivesim.env.meta_actions import meta_to_continuous
 from drivesim.env.options import CROWDEDNESS, TIME_OF_DAY, check_action, parse_options
-from drivesim.rollout.engine_api import Engine, EngineConfig, build_engine
+from drivesim.rollout.engine_api import Engine, build_engine, merge_engine_config
 from drivesim.rollout.rewards import compute_rewards, reward_config
 from drivesim.rollout.types import RolloutState
 
@@ -55,6 +55,7 @@ class DriveWorldVectorEnv(VectorEnv):
         engine: Engine | None = None,
         engine_config: dict[str, Any] | None = None,
         action_type: str = "continuous",
+        engine_defaults: dict[str, Any] | None = None,
         reward: dict[str, Any] | None = None,
         horizon_steps: int = 600,
         render_mode: str | None = "rgb_array",
@@ -62,7 +63,9 @@ class DriveWorldVectorEnv(VectorEnv):
         if num_envs < 1:
             raise ValueError(f"num_envs={num_envs} must be >= 1")
         self.num_envs = num_envs
-        self.engine = engine if engine is not None else build_engine(model, EngineConfig(**(engine_config or {})))
+        if engine is None:
+            engine = build_engine(model, merge_engine_config(engine_defaults, engine_config))
+        self.engine = engine
         self.action_type = action_type
         self.reward_config = reward_config(reward)
         if horizon_steps < 1:

@@ -10,7 +10,7 @@ state without touching it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -55,6 +55,12 @@ class Engine(Protocol):
     def step(self, state: RolloutState, actions: np.ndarray) -> StepOutput: ...
 
     def imagine(self, state: RolloutState, actions: np.ndarray) -> Imagined: ...
+
+
+def merge_engine_config(defaults: dict[str, Any] | None, overrides: dict[str, Any] | None) -> EngineConfig:
+    """EngineConfig from a registered env's `engine_defaults` (its YAML) with the caller's
+    `engine_config` keys over them (a partial dict changes only its own keys)."""
+    return EngineConfig(**{**(defaults or {}), **(overrides or {})})
 
 
 def build_engine(model: str | None, config: EngineConfig) -> Engine:
