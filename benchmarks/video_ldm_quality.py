@@ -247,6 +247,7 @@ def main() -> None:
     parser.add_argument("--random", action="store_true", help="random model + random probes in a temp folder")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (plumbing check)")
     parser.add_argument("--prediction", default=EngineConfig.prediction, help="keyframe-prediction stage")
+    parser.add_argument("--fill-keys", type=int, default=EngineConfig.fill_keys, help="keys the interpolation sees")
     parser.add_argument("--context-guidance", type=float, default=None, help="s with guidance on (engine default)")
     parser.add_argument("--action-guidance", type=float, default=None, help="action guidance scale (engine default)")
     parser.add_argument("--long-interpolate", action="store_true", help="long rollout with interpolation")
@@ -272,6 +273,7 @@ def main() -> None:
                                   ("action_guidance", args.action_guidance)) if v is not None}  # else engine defaults
     base = EngineConfig(device=args.device, prediction=args.prediction, keyframe_steps=sizes.keyframe_steps,
                         interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, fill=args.fill,
+                        fill_keys=args.fill_keys,
                         **guidance)
     engine = world.engine(base)
     h, w = engine.frame_size

@@ -70,6 +70,8 @@ class LearnedEngine:
         self.keyframe_stride = int(self.video.window.frame_stride)
         if config.fill not in FILLS:
             raise ValueError(f"fill={config.fill!r}; allowed: {list(FILLS)}")
+        if config.fill_keys not in (2, 3):
+            raise ValueError(f"fill_keys={config.fill_keys}; allowed: 2 or 3 (keyframes the interpolation model sees)")
         if config.decode_frames < 0:
             raise ValueError(f"decode_frames={config.decode_frames}; allowed: 0 (one call) or a positive frame count")
         if not config.interpolate:
@@ -329,7 +331,9 @@ class LearnedEngine:
         new = self.predict(context, act, cond, gens, context_actions=past, context_speed=speed_before)  # b c h w
         key_speeds = window_speeds(speed_before, act, 1, self.keyframe_stride, self.world.fps)  # b 3, the keys'
         keys = torch.cat([context, new[:, None]], dim=1)  # b 3 c h w
-        fresh = self.fill(keys, act, cond, gens, key_speeds) if self.levels else new[:, None]  # b f c h w
+        n = self.config.fill_keys  # the interpolation model sees the newest n keys
+        fresh = self.fill(keys[:, -n:], act, cond, gens, key_speeds[:, -n:]) if self.levels else new[:, None]
+        # fresh: b f c h w
         frames = self.upsample(self.decode(state.recent.to(self.device), fresh), gens)  # b f 3 H W
         heads = self.reader.read(keys, fresh)
         read = heads.speed

@@ -184,6 +184,22 @@ def test_decoding_rollouts_in_groups_gives_the_frames_of_one_call(model_dir):
         world.engine(EngineConfig(decode_frames=-1))
 
 
+def test_fill_keys_2_interpolates_from_the_newest_context_key_and_the_new_one(model_dir):
+    world = load(model_dir)
+    seen = []
+    fill = world.engine(EngineConfig(**FAST)).fill
+
+    for n in (3, 2):
+        eng = world.engine(EngineConfig(**FAST, fill_keys=n))
+        eng.fill = lambda keys, *a, **kw: seen.append(keys.shape[1]) or fill(keys, *a, **kw)
+        out = eng.start([SceneRequest(0, 0, seed=1)])
+        step = eng.step(out.state, np.zeros((1, 2), np.float32))
+        assert step.frames.shape == (1, eng.frames_per_step, 32, 64, 3)
+    assert seen == [3, 2]
+    with pytest.raises(ValueError, match="fill_keys=4"):
+        world.engine(EngineConfig(fill_keys=4))
+
+
 def test_engine_config_prediction_picks_a_further_prediction_stage_of_the_folder(tmp_path):
     from drivesim.rollout.random_model import RandomModelSpec
 
