@@ -82,6 +82,8 @@ def main() -> None:
     p.add_argument("--fill", default="model", choices=list(FILLS), help="frames between keyframes (EngineConfig.fill)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--fill-keys", type=int, default=EngineConfig.fill_keys, help="keyframes the interpolation sees")
+    p.add_argument("--fill-rollouts", type=int, default=EngineConfig.fill_rollouts,
+                   help="most rollouts per interpolation call (0 = all in one call)")
     p.add_argument("--decode-frames", type=int, default=EngineConfig.decode_frames,
                    help="most latent frames per decoder call (0 = all rollouts in one call)")
     p.add_argument("--context-guidance", type=float, default=EngineConfig.context_guidance,
@@ -95,7 +97,7 @@ def main() -> None:
                            interpolation_steps=args.interpolation_steps, dtype=args.dtype,
                            prediction_window=args.prediction_window, fill=args.fill,
                            context_guidance=args.context_guidance, decode_frames=args.decode_frames,
-                           fill_keys=args.fill_keys)
+                           fill_keys=args.fill_keys, fill_rollouts=args.fill_rollouts)
         engine = load(folder).engine(cfg)
         results = {
             "model": "random-init default size" if args.model is None else str(args.model),

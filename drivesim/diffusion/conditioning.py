@@ -237,6 +237,10 @@ class Conditioning:
             boxes_given=torch.cat([c.boxes_given for c in conds]),
         )
 
+    def rows(self, start: int, stop: int) -> Conditioning:
+        """The samples start..stop-1 (a slice of the batch)."""
+        return Conditioning(**{f.name: getattr(self, f.name)[start:stop] for f in dataclasses.fields(self)})
+
     def repeat_frames(self, num_frames: int) -> Conditioning:
         """Each sample's conditions repeated for its frames: batch b -> (b t), frame-major inside."""
         return Conditioning(

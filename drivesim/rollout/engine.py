@@ -72,6 +72,8 @@ class LearnedEngine:
             raise ValueError(f"fill={config.fill!r}; allowed: {list(FILLS)}")
         if config.fill_keys not in (2, 3):
             raise ValueError(f"fill_keys={config.fill_keys}; allowed: 2 or 3 (keyframes the interpolation model sees)")
+        if config.fill_rollouts < 0:
+            raise ValueError(f"fill_rollouts={config.fill_rollouts}; allowed: 0 (one call) or a positive count")
         if config.decode_frames < 0:
             raise ValueError(f"decode_frames={config.decode_frames}; allowed: 0 (one call) or a positive frame count")
         if not config.interpolate:
@@ -222,14 +224,24 @@ class LearnedEngine:
     ) -> Tensor:
         """keys (b, k, c, h, w) -> the (b, 4^levels, c, h, w) frames after keys[:, -2] up to and including
         keys[:, -1] (`keyframe_fill.fill_keyframes`; actions (b, 2), key_speeds (b, k) m/s or None), or
-        with `fill="blend"` the keyframes' linear blend."""
+        with `fill="blend"` the keyframes' linear blend. Rollouts are filled in groups of at most
+        `fill_rollouts` (README, *Batched envs*); each draws from its own generator, so grouping does
+        not change a rollout's frames."""
         if self.config.fill == "blend":
             return blend_keyframes(keys, self.frames_per_step)
         interp = self.world.interpolation
         model = self._video_model(interp.model)
         sampling = VideoSamplingConfig(steps=self.config.interpolation_steps, spacing=self.config.spacing)
-        return fill_keyframes(interp, model, keys, actions, cond, gens, self.levels, self.keyframe_stride, sampling,
-                              key_speeds)  # fmt: skip
+        b = keys.shape[0]
+        group = b if self.config.fill_rollouts == 0 else self.config.fill_rollouts
+        out = []
+        for i in range(0, b, group):
+            j = min(b, i + group)
+            out.append(fill_keyframes(
+                interp, model, keys[i:j], None if actions is None else actions[i:j], cond.rows(i, j), gens[i:j],
+                self.levels, self.keyframe_stride, sampling, None if key_speeds is None else key_speeds[i:j],
+            ))  # fmt: skip
+        return torch.cat(out)
 
     @torch.no_grad()
     def decode(self, recent: Tensor, new: Tensor) -> Tensor:

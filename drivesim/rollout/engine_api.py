@@ -41,6 +41,7 @@ class EngineConfig:
     interpolate: bool = True  # False: one output frame per step (the keyframe itself)
     fill: str = "model"  # frames between keyframes: "model" (interpolation model) | "blend" (keyframe_fill.FILLS)
     fill_keys: int = 3  # keyframes the interpolation model sees a step: 3 (both context + the new, as trained) | 2
+    fill_rollouts: int = 8  # most rollouts per interpolation call (rollouts split into groups; 0 = one call)
     decode_frames: int = 18  # most latent frames per temporal-decoder call (rollouts split into groups; 0 = one call)
     reward_discount: float = 0.95  # planner returns
     speed_source: str = "integrated"  # ego speed of info["speed"] and the rewards: reward_reading.SPEED_SOURCES

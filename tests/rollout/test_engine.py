@@ -200,6 +200,26 @@ def test_fill_keys_2_interpolates_from_the_newest_context_key_and_the_new_one(mo
         world.engine(EngineConfig(fill_keys=4))
 
 
+def test_filling_rollouts_in_groups_gives_the_frames_of_one_call(model_dir):
+    world = load(model_dir)
+    one = world.engine(EngineConfig(**FAST, fill_rollouts=0))
+    grouped = world.engine(EngineConfig(**FAST, fill_rollouts=2))  # 3 rollouts: groups of 2 and 1
+    out = one.start([SceneRequest(i % 2, i % 3, seed=i) for i in range(3)])
+    keys = torch.cat([out.state.context, torch.randn(3, 1, *one.latent_shape)], dim=1)  # b 3 c h w
+    cond = one._conditioning(out.state.time_of_day, out.state.crowdedness, [None] * 3)
+    acts = torch.tensor([[0.5, 0.0], [-0.5, 0.2], [0.0, -0.3]])
+
+    def fill(engine):
+        gens = [torch.Generator().manual_seed(i) for i in range(3)]
+        return engine.fill(keys, acts, cond, gens, torch.full((3, 3), 20.0))
+
+    a, b = fill(one), fill(grouped)
+    assert a.shape == (3, one.frames_per_step, *one.latent_shape)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="fill_rollouts=-1"):
+        world.engine(EngineConfig(fill_rollouts=-1))
+
+
 def test_engine_config_prediction_picks_a_further_prediction_stage_of_the_folder(tmp_path):
     from drivesim.rollout.random_model import RandomModelSpec
 
