@@ -61,6 +61,9 @@ def test_from_labels_cat_and_repeat():
     assert d.box_mask[:3, 1:].sum() == 0
     r = c.repeat_frames(2)
     assert r.time_of_day.tolist() == [0, 0, -1, -1, 1, 1]
+    part = c.rows(1, 3)  # a slice of the batch, every field alike
+    assert part.batch_size == 2 and part.crowdedness.tolist() == [2, -1] and part.boxes_given.tolist() == [True, False]
+    assert Conditioning.cat([c.rows(0, 1), part]).time_of_day.tolist() == c.time_of_day.tolist()
     with pytest.raises(ValueError, match="time_of_day='dusk'"):
         Conditioning.from_labels(["dusk"], [None], [None], [None])
     with pytest.raises(ValueError, match="box_classes"):
