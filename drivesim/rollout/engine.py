@@ -70,12 +70,6 @@ class LearnedEngine:
         self.keyframe_stride = int(self.video.window.frame_stride)
         if config.fill not in FILLS:
             raise ValueError(f"fill={config.fill!r}; allowed: {list(FILLS)}")
-        if config.fill_keys not in (2, 3):
-            raise ValueError(f"fill_keys={config.fill_keys}; allowed: 2 or 3 (keyframes the interpolation model sees)")
-        if config.fill_rollouts < 0:
-            raise ValueError(f"fill_rollouts={config.fill_rollouts}; allowed: 0 (one call) or a positive count")
-        if config.decode_frames < 0:
-            raise ValueError(f"decode_frames={config.decode_frames}; allowed: 0 (one call) or a positive frame count")
         if not config.interpolate:
             self.levels = 0
         elif config.fill == "blend":

@@ -46,6 +46,14 @@ class EngineConfig:
     reward_discount: float = 0.95  # planner returns
     speed_source: str = "integrated"  # ego speed of info["speed"] and the rewards: reward_reading.SPEED_SOURCES
 
+    def __post_init__(self) -> None:
+        if self.fill_keys not in (2, 3):
+            raise ValueError(f"fill_keys={self.fill_keys}; allowed: 2 or 3 (keyframes the interpolation model sees)")
+        if self.fill_rollouts < 0:
+            raise ValueError(f"fill_rollouts={self.fill_rollouts}; allowed: 0 (one call) or a positive count")
+        if self.decode_frames < 0:
+            raise ValueError(f"decode_frames={self.decode_frames}; allowed: 0 (one call) or a positive frame count")
+
 
 class Engine(Protocol):
     frame_size: tuple[int, int]  # (h, w) of output frames
