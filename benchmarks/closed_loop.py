@@ -143,9 +143,12 @@ def run_world(starts, heads: WorldModel, args: argparse.Namespace, sinks=None) -
     return {k: np.concatenate([a[k] for a in per_start], axis=0) for k in per_start[0]}
 
 
-def run_model(world: WorldModel, starts, args: argparse.Namespace, mode: str, sinks=None) -> dict[str, np.ndarray]:
-    """b rollouts of the model from the start frames, closed loop ("keeper") or straight; with `sinks`
-    (one WindowStream per start) every output frame also goes to the start's sink."""
+def run_model(
+    world: WorldModel, starts, args: argparse.Namespace, mode: str, sinks=None
+) -> tuple[dict[str, np.ndarray], float]:
+    """b rollouts of the model from the start frames, closed loop ("keeper") or straight, and the
+    control step (s); with `sinks` (one WindowStream per start) every output frame also goes to the
+    start's sink."""
     engine = world.engine(EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
                                        interpolation_steps=args.interpolation_steps, spacing=args.spacing,
                                        context_guidance=args.context_guidance))  # fmt: skip
@@ -174,7 +177,7 @@ def run_model(world: WorldModel, starts, args: argparse.Namespace, mode: str, si
             sink.push(frames)
     arrays = trace.arrays()
     arrays["board"] = np.stack(trace.board, axis=1)  # b n h w 3
-    return arrays
+    return arrays, step_s
 
 
 def summarise(a: dict[str, np.ndarray], step_s: float, args: argparse.Namespace) -> dict:
@@ -329,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
                 world.pose, world.pose_stride = reference.pose_heads()
             for mode in ["keeper"] + (["straight"] if args.straight else []):
                 name = f"{m} ({mode})"
-                results[name] = run_model(world, starts, args, mode, drift and drift.sinks(name, args.starts))
-                steps[name] = world.prediction(args.prediction).window.frame_stride / world.fps
+                sinks = drift and drift.sinks(name, args.starts)
+                results[name], steps[name] = run_model(world, starts, args, mode, sinks)
         if drift is not None:
             extra = [heldout_start(args.starts + i, int(h), int(w), int(reference.fps), args.warmup)
                      for i in range(args.reference_starts)]  # fmt: skip

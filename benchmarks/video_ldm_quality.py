@@ -273,8 +273,7 @@ def main() -> None:
                                   ("action_guidance", args.action_guidance)) if v is not None}  # else engine defaults
     base = EngineConfig(device=args.device, prediction=args.prediction, keyframe_steps=sizes.keyframe_steps,
                         interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, fill=args.fill,
-                        fill_keys=args.fill_keys,
-                        **guidance)
+                        fill_keys=args.fill_keys, **guidance)
     engine = world.engine(base)
     h, w = engine.frame_size
     stride = engine.keyframe_stride
