@@ -35,9 +35,10 @@ from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.ego_speed import DEFAULT_SPEED, window_speeds
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.generators import generators, rollout_noise
+from drivesim.rollout.imagine import imagine_futures
 from drivesim.rollout.keyframe_fill import FILLS, blend_keyframes, blend_levels, fill_keyframes, interpolation_levels
 from drivesim.rollout.reward_reading import RewardReader
-from drivesim.rollout.rewards import RewardConfig, compute_rewards
+from drivesim.rollout.rewards import RewardConfig
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
 from drivesim.rollout.world_model import WorldModel
 from drivesim.sampling.ddim import check_spacing, ddim_sample
@@ -364,45 +365,9 @@ class LearnedEngine:
     def imagine(
         self, state: RolloutState, actions: np.ndarray, reward: RewardConfig | None = None, decode: bool = True
     ) -> Imagined:
-        """K futures from one state (batch 1) for actions (K, H, 2), without touching `state`.
-
-        Each future gets its own generator (derived from the state's and the future's index),
-        so K copies of one action sequence give K different samples.
-        """
-        if state.batch_size != 1:
-            raise ValueError(f"imagine() starts from one rollout; got a state of batch size {state.batch_size}")
-        if actions.ndim != 3 or actions.shape[2] != 2:
-            raise ValueError(f"actions must have shape (K, H, 2), got {actions.shape}")
-        k, horizon = actions.shape[:2]
-        st = state.repeat(k)
-        seeds = torch.Generator()
-        seeds.set_state(state.rng[0].clone())
-        fork_seeds = torch.randint(0, 2**62, (k,), generator=seeds).tolist()
-        st = st.with_(rng=torch.stack([torch.Generator().manual_seed(s).get_state() for s in fork_seeds]))
-        frames, latents, col, off, spd, poses = [], [], [], [], [], []
-        for h in range(horizon):
-            out = self.step(st, np.ascontiguousarray(actions[:, h]))
-            st = out.state
-            if decode:
-                frames.append(out.frames)
-            latents.append(out.keyframes)
-            col.append(out.collision)
-            off.append(out.off_road)
-            spd.append(out.speed)
-            poses.append(out.pose)
-        collision, off_road, speed = np.stack(col, 1), np.stack(off, 1), np.stack(spd, 1)  # k H
-        pose = None if poses[0] is None else np.stack(poses, 1)  # k H 2
-        terms = compute_rewards(reward or RewardConfig(), collision, off_road, np.nan_to_num(speed), pose)
-        discount = self.config.reward_discount ** np.arange(horizon)
-        return Imagined(
-            frames=np.stack(frames, 1) if decode else np.zeros((k, horizon, 0), np.uint8),
-            latents=torch.stack(latents, 1),
-            collision=collision,
-            off_road=off_road,
-            speed=speed,
-            returns=(terms.total * discount).sum(1).astype(np.float32),
-            pose=pose,
-        )
+        """K futures from one state (batch 1) for actions (K, H, 2), without touching `state`
+        (`drivesim.rollout.imagine.imagine_futures`)."""
+        return imagine_futures(self, state, actions, reward or RewardConfig(), decode)
 
     def rollout_frames(self, state: RolloutState, actions: Iterator[np.ndarray]) -> Iterator[StepOutput]:
         """Stream steps for an iterator of (b, 2) actions (scenario generation)."""
