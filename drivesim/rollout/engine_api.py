@@ -70,7 +70,11 @@ class Engine(Protocol):
 def merge_engine_config(defaults: dict[str, Any] | None, overrides: dict[str, Any] | None) -> EngineConfig:
     """EngineConfig from a registered env's `engine_defaults` (its YAML) with the caller's
     `engine_config` keys over them (a partial dict changes only its own keys)."""
-    return EngineConfig(**{**(defaults or {}), **(overrides or {})})
+    merged = {**(defaults or {}), **(overrides or {})}
+    unknown = sorted(set(merged) - set(EngineConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown engine settings {unknown}; allowed: {sorted(EngineConfig.__dataclass_fields__)}")
+    return EngineConfig(**merged)
 
 
 def build_engine(model: str | None, config: EngineConfig) -> Engine:
