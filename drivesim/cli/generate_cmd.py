@@ -32,10 +32,11 @@ class ScenarioConfig:
     crowdedness: str = "medium"
     boxes: str | None = None  # JSON file of [[x1, y1, x2, y2], ...] normalised
     actions: str | None = None  # .npy / .json (n, 2); overrides policy
-    policy: str = "weave"
+    policy: str = "weave"  # open loop (rollout.policies.POLICIES) or closed loop (rollout.drivers.DRIVERS)
     minutes: float = 1.0
     seed: int = 0
     out: str = "outputs/generate/drive.mp4"
+    storyboard_seconds: list[float] | None = None  # storyboard times; None: `storyboard_frames` evenly spaced
 
 
 @dataclass
@@ -72,7 +73,8 @@ def generate(sc: ScenarioConfig, engine, model: str | None, board_frames: int) -
     from drivesim.data.atomic import atomic_write_text
     from drivesim.data.video import VideoWriter
     from drivesim.env.options import check_boxes, parse_options
-    from drivesim.rollout.policies import load_actions, policy_actions
+    from drivesim.rollout.drivers import DRIVERS, ScriptedDriver
+    from drivesim.rollout.policies import POLICIES, load_actions, policy_actions
     from drivesim.world.storyboard import storyboard
 
     if sc.minutes <= 0:
@@ -90,27 +92,46 @@ def generate(sc: ScenarioConfig, engine, model: str | None, board_frames: int) -
     request = parse_options(opts, sc.seed, np.random.default_rng(sc.seed), h, w)
     steps_per_second = engine.output_fps / engine.frames_per_step
     num_steps = max(1, int(round(sc.minutes * 60 * steps_per_second)))
-    actions = (
-        load_actions(sc.actions, num_steps)
-        if sc.actions is not None
-        else policy_actions(sc.policy, num_steps, sc.seed, steps_per_second)
-    )
+    driver = None
+    if sc.actions is not None:
+        actions = load_actions(sc.actions, num_steps)
+    elif sc.policy in DRIVERS:  # closed loop: actions from the last step's pose reading
+        driver = ScriptedDriver(sc.policy, steps_per_second)
+        actions = np.zeros((num_steps, 2), np.float32)
+    elif sc.policy in POLICIES:
+        actions = policy_actions(sc.policy, num_steps, sc.seed, steps_per_second)
+    else:
+        raise ValueError(f"policy={sc.policy!r} is not allowed; expected one of {list(POLICIES + DRIVERS)}")
+    if sc.storyboard_seconds is not None:
+        bad = [t for t in sc.storyboard_seconds if not 0 <= t <= sc.minutes * 60]
+        if bad or not sc.storyboard_seconds:
+            raise ValueError(f"storyboard_seconds={sc.storyboard_seconds}: need times in [0, {sc.minutes * 60:g}] s")
+        board_steps = np.asarray(sc.storyboard_seconds) * steps_per_second
+    else:
+        board_steps = np.linspace(0, num_steps, board_frames)
     out = Path(sc.out)
-    pick = set(np.linspace(0, num_steps, board_frames).round().astype(int).tolist())
-    board, labels, events = [], [], []
+    pick = set(np.minimum(board_steps.round().astype(int), num_steps).tolist())
+    board, labels, events, poses = [], [], [], []
     result = engine.start([request])
     state = result.state
     with VideoWriter(out, fps=engine.output_fps, height=h, width=w) as writer:
         writer.write(result.frames[0, -1])
         for i in tqdm(range(num_steps), desc=out.stem, unit="step"):
+            if driver is not None:
+                actions[i] = driver.act(result, i)[0]
             if i in pick:
                 board.append(state.last_frame[0].numpy())
                 labels.append(f"t={i / steps_per_second:.1f}s a=[{actions[i, 0]:+.1f},{actions[i, 1]:+.1f}]")
-            step = engine.step(state, actions[i : i + 1])
-            state = step.state
-            for frame in step.frames[0]:
+            result = engine.step(state, actions[i : i + 1])
+            state = result.state
+            for frame in result.frames[0]:
                 writer.write(frame)
-            events.append([float(step.collision[0]), float(step.off_road[0]), float(step.speed[0])])
+            events.append([float(result.collision[0]), float(result.off_road[0]), float(result.speed[0])])
+            if result.pose is not None:
+                poses.append(result.pose[0].tolist())
+        if num_steps in pick:
+            board.append(state.last_frame[0].numpy())
+            labels.append(f"t={num_steps / steps_per_second:.1f}s")
     png = out.with_suffix(".png")
     sheet = storyboard(board, None, labels, cols=min(4, len(board)))
     png.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +142,12 @@ def generate(sc: ScenarioConfig, engine, model: str | None, board_frames: int) -
         "frames": 1 + num_steps * engine.frames_per_step,
         "fps": engine.output_fps,
         "events_per_step": {"columns": ["collision_prob", "off_road_prob", "speed_mps"], "values": events},
+        "actions_per_step": {"columns": ["steer", "accel"], "values": actions.tolist()},
     }
+    if poses:  # the pose heads' reading after each step
+        summary["pose_per_step"] = {"columns": ["lateral_offset_lanes", "heading_rad"], "values": poses}
+    if driver is not None:
+        summary["lane_changes_commanded"] = driver.lane_changes
     atomic_write_text(out.with_suffix(".json"), json.dumps(summary))
     return summary
 

@@ -73,3 +73,29 @@ def test_generate_shards_scenarios_by_rank_under_torchrun(tmp_path, model):
     assert [r["index"] for r in rows] == [0, 1, 2] and [r["rank"] for r in rows] == [0, 1, 0]
     assert all((tmp_path / f"v{i}.mp4").exists() for i in range(3))
     assert not list(tmp_path.glob("manifest.rank*.json"))  # parts merged and removed
+
+
+def test_generate_closed_loop_driver_records_actions_pose_and_storyboard_times(tmp_path):
+    from drivesim.rollout.random_model import RandomModelSpec
+
+    model = build_random_model(tmp_path / "m", RandomModelSpec(pose_heads=True))
+    out = tmp_path / "drive.mp4"
+    # 0.1 min = 45 steps at 7.5 steps/s: the lane change at 4 s (step 30) is commanded
+    args = ["generate", f"model={model}", "minutes=0.1", f"out={out}", "policy=keeper_lane_change_brake",
+            "storyboard_seconds=[0.0,4.0,6.0]", FAST, *FAST2]
+    assert main(args) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    actions = np.asarray(summary["actions_per_step"]["values"])
+    assert actions.shape == (45, 2) and np.isfinite(actions).all() and np.abs(actions).max() <= 1
+    assert len(set(actions[:, 0].round(4).tolist())) > 1  # steered on the pose reading, not a constant script
+    assert len(summary["pose_per_step"]["values"]) == 45 and summary["lane_changes_commanded"] == 1
+    assert summary["scenario"]["storyboard_seconds"] == [0.0, 4.0, 6.0]
+
+
+def test_generate_closed_loop_errors(tmp_path, model, capsys):
+    out = tmp_path / "d.mp4"
+    assert main(["generate", f"model={model}", "minutes=0.01", f"out={out}", "policy=keeper", FAST, *FAST2]) == 1
+    assert "no pose output" in capsys.readouterr().err  # the default random model has no pose heads
+    bad = ["generate", f"model={model}", "minutes=0.01", f"out={out}", "storyboard_seconds=[9.0]", FAST, *FAST2]
+    assert main(bad) == 1
+    assert "storyboard_seconds=[9.0]" in capsys.readouterr().err
