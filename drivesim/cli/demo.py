@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -32,8 +33,13 @@ class Scenario:
     crowdedness: str = "medium"
     seed: int = 0
     script: str = "lane_change_and_brake"  # world source: or "policy"
-    policy: str = "lane_change_brake"  # learned source: idle | weave | random | lane_change_brake
+    # learned source: open loop (idle | weave | random | lane_change_brake) or closed loop on the pose heads
+    # (keeper | keeper_lane_change_brake, drivesim.rollout.drivers)
+    policy: str = "lane_change_brake"
     boxes: list[list[float]] = field(default_factory=list)  # learned source: composed scene, xyxy in [0, 1]
+    share: float = 1.0  # this scenario's length as a share of DemoConfig.seconds
+    engine: dict[str, Any] = field(default_factory=dict)  # learned source: EngineConfig keys over DemoConfig.engine
+    storyboard_seconds: list[float] | None = None  # learned source: storyboard times; None: evenly spaced
 
 
 @dataclass
@@ -48,6 +54,13 @@ class DemoConfig:
     width: int = 256
     storyboard_frames: int = 6
     scenarios: list[Scenario] = field(default_factory=list)
+
+
+def scenario_seconds(sc: Scenario, seconds: float) -> float:
+    """The length of scenario `sc` in a demo of `seconds`."""
+    if not math.isfinite(sc.share) or not 0 < sc.share <= 1:
+        raise ValueError(f"scenario {sc.name}: share={sc.share} must be in (0, 1] (of the demo's seconds)")
+    return sc.share * seconds
 
 
 def scripted_action(t: float, policy_action: np.ndarray) -> np.ndarray:
@@ -75,7 +88,7 @@ def run_scenario(sc: Scenario, cfg: DemoConfig, out: Path) -> dict:
     world = World(WorldConfig(height=cfg.height, width=cfg.width, fps=cfg.fps))
     frame = world.reset(seed=sc.seed, time_of_day=sc.time_of_day, crowdedness=sc.crowdedness)
     policy = BehaviourPolicy(seed=sc.seed)
-    n = int(round(cfg.seconds * cfg.fps))
+    n = max(1, int(round(scenario_seconds(sc, cfg.seconds) * cfg.fps)))
     pick = set(np.linspace(0, n - 1, cfg.storyboard_frames).round().astype(int).tolist())
     board_frames, board_boxes, board_labels = [], [], []
     speeds, collisions, off_road, counts = [], 0, 0, []

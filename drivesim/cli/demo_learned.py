@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.engine_api import EngineConfig, merge_engine_config
+
+
+def _offset_range(summary: dict) -> list[float] | None:
+    """[min, max] of the pose heads' lateral offset reading over a scenario (lane widths), or None."""
+    pose = summary.get("pose_per_step")
+    if not pose or not pose["values"]:
+        return None
+    offset = np.asarray(pose["values"], np.float64)[:, 0]
+    return [float(offset.min()), float(offset.max())]
 
 
 def run_learned_demo(
@@ -26,16 +36,27 @@ def run_learned_demo(
     """Run every scenario (`drivesim.cli.demo.Scenario`) for `seconds` on the learned model."""
     import cv2
 
+    from drivesim.cli.demo import scenario_seconds
     from drivesim.cli.generate_cmd import ScenarioConfig, generate
     from drivesim.data.atomic import atomic_write_text
     from drivesim.rollout.world_model import load
 
     t0 = time.perf_counter()
     world = load(model)
-    engine = world.engine(engine_config)
+    engines = {(): world.engine(engine_config)}
     load_seconds = time.perf_counter() - t0
     results, rows = [], []
     for sc in scenarios:
+        length = scenario_seconds(sc, seconds)
+        key = tuple(sorted(sc.engine.items()))
+        if key not in engines:  # a scenario's own engine settings (e.g. the stride-4 prediction stage)
+            try:
+                engines[key] = world.engine(merge_engine_config(asdict(engine_config), dict(sc.engine)))
+            except ValueError as exc:
+                raise ValueError(f"scenario {sc.name}: {exc}") from None
+        engine = engines[key]
+        # storyboard times past a shortened scenario's end are dropped (none left: evenly spaced)
+        times = [t for t in sc.storyboard_seconds or [] if t <= length] or None
         boxes_file = None
         if sc.boxes:
             boxes_file = out / f"{sc.name}_boxes.json"
@@ -45,9 +66,10 @@ def run_learned_demo(
             crowdedness=sc.crowdedness,
             boxes=None if boxes_file is None else str(boxes_file),
             policy=sc.policy,
-            minutes=seconds / 60.0,
+            minutes=length / 60.0,
             seed=sc.seed,
             out=str(out / f"{sc.name}.mp4"),
+            storyboard_seconds=times,
         )
         start = time.perf_counter()
         summary = generate(run, engine, model, board)
@@ -61,6 +83,7 @@ def run_learned_demo(
                 "crowdedness": sc.crowdedness,
                 "boxes": sc.boxes,
                 "policy": sc.policy,
+                "engine": asdict(engine.config),
                 "frames": summary["frames"],
                 "fps": summary["fps"],
                 "seconds_of_video": summary["frames"] / summary["fps"],
@@ -68,6 +91,8 @@ def run_learned_demo(
                 "frames_per_wall_second": summary["frames"] / wall,
                 "mean_ego_speed_mps": float(events[:, 2].mean()) if len(events) else None,
                 "max_predicted_collision_prob": float(events[:, 0].max()) if len(events) else None,
+                "lane_changes_commanded": summary.get("lane_changes_commanded"),
+                "lateral_offset_range_lanes": _offset_range(summary),
             }
         )
         sheet = cv2.imread(str(out / f"{sc.name}.png"))
@@ -80,7 +105,7 @@ def run_learned_demo(
     return {
         "source": "learned world model",
         "model": str(world.path),
-        "engine": engine_config.__dict__,
+        "engine": asdict(engine_config),
         "load_seconds": load_seconds,
         "scenarios": results,
     }

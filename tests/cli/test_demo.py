@@ -4,7 +4,7 @@ import torch
 
 from drivesim.cli.main import main
 from drivesim.data.video import VideoReader
-from drivesim.rollout.random_model import build_random_model
+from drivesim.rollout.random_model import RandomModelSpec, build_random_model
 
 
 def test_demo_writes_videos_storyboard_and_summary(tmp_path):
@@ -16,7 +16,7 @@ def test_demo_writes_videos_storyboard_and_summary(tmp_path):
     assert night["mean_vehicles_in_view"] > summary["scenarios"][0]["mean_vehicles_in_view"]
     with VideoReader(out / "night_crowded.mp4") as r:
         frames = list(r.frames())
-    assert len(frames) == 30 and frames[0].shape == (64, 128, 3)
+    assert len(frames) == 15 and frames[0].shape == (64, 128, 3)  # the night run is half the demo's seconds
     assert (out / "storyboard.png").stat().st_size > 1000
 
 
@@ -30,7 +30,8 @@ def test_demo_rejects_bad_settings(tmp_path, capsys):
 
 def test_learned_demo_rolls_out_composed_scenes(tmp_path):
     torch.set_num_threads(1)
-    model = build_random_model(tmp_path / "model")
+    # the demo's day drive runs the stride-4 stage under a lane keeper on the pose heads
+    model = build_random_model(tmp_path / "model", RandomModelSpec(pose_heads=True, extra_predictions=(4,)))
     out = tmp_path / "demo"
     fast = ["engine.keyframe_steps=1", "engine.first_frame_steps=1", "engine.interpolation_steps=1"]
     # model= implies the learned source; the random model's keyframes are 4 frames apart at 30 fps
@@ -44,4 +45,15 @@ def test_learned_demo_rolls_out_composed_scenes(tmp_path):
         frames = list(r.frames())
     assert len(frames) == day["frames"] and frames[0].shape == (32, 64, 3)
     assert day["frames"] >= 29  # 1 s at the model's output rate, plus the first frame
+    assert night["frames"] < day["frames"]  # half the demo's seconds
+    assert day["engine"]["prediction"] == "video_ldm_stride4" and night["engine"]["prediction"] == "video_ldm"
+    assert day["policy"] == "keeper_lane_change_brake" and day["lateral_offset_range_lanes"] is not None
     assert (out / "storyboard.png").stat().st_size > 500
+
+
+def test_learned_demo_names_the_scenario_whose_settings_fail(tmp_path, capsys):
+    model = build_random_model(tmp_path / "model", RandomModelSpec(pose_heads=True))  # no stride-4 stage
+    out = tmp_path / "demo"
+    assert main(["demo", f"out={out}", f"model={model}", "seconds=1", "engine.first_frame_steps=1"]) == 1
+    err = capsys.readouterr().err
+    assert "scenario day_lane_change_brake" in err and "video_ldm_stride4" in err
