@@ -24,7 +24,10 @@ plain conditional. (One more evaluation per contrasted name.)
 Guidance interval (``intervals``, {name: (lo, hi)} in diffusion times τ, inclusive): name k
 is guided with s_k only at steps with lo <= τ <= hi and with scale 1 (its plain conditional
 term) elsewhere, per sample (Kynkäänniemi et al. 2024 apply guidance in a limited interval of
-noise levels). Coarse layout is decided at high τ, detail at low τ.
+noise levels). Coarse layout is decided at high τ, detail at low τ. In sequential mode, a
+step where every guided name has an interval and no sample's τ lies in any of them runs only the
+fully conditional evaluation (all scales 1 telescope to it), so guiding on part of the
+trajectory also saves the other steps' extra evaluations.
 
 The evaluations are batched into one model call (``batched=True``, needs
 ``type(cond).cat``) or run one by one.
@@ -118,7 +121,11 @@ def classifier_free_guidance(
     every = variants + [negatives[k] for k in contrasted]
     stacked = type(cond).cat(every) if batched else None  # built once, reused every step
 
+    skippable = mode == "sequential" and set(intervals) == set(names)
+
     def guided(z: Tensor, tau: Tensor) -> Tensor:
+        if skippable and not any(bool(((tau >= lo) & (tau <= hi)).any()) for lo, hi in intervals.values()):
+            return model(z, tau, variants[-1])  # every scale is 1 at this step: the plain conditional
         outs = _evaluate(model, z, tau, every, stacked)
         negative = dict(zip(contrasted, outs[len(variants) :]))
         result = outs[0]

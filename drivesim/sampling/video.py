@@ -25,7 +25,7 @@ model as c_S are noised to the fixed small level `context_noise_level` (tau_c).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -47,17 +47,39 @@ GUIDANCE_ORDER: tuple[str, ...] = ("context", "actions", "time_of_day", "crowded
 
 @dataclass
 class VideoGuidance:
-    """Guidance scales; 1.0 = unguided. `context` is s of context guidance (s >= 1)."""
+    """Guidance scales; 1.0 = unguided. `context` is s of context guidance (s >= 1).
+
+    context_interval: (lo, hi) fractions of the diffusion times (0 = clean, 1 = pure noise) where
+    the context scale acts; elsewhere the context is kept at scale 1 (conditional, unguided), and
+    a step where nothing is guided costs one model evaluation instead of two. The default (0, 1)
+    guides at every step.
+    """
 
     context: float = 1.0
     actions: float = 1.0
     time_of_day: float = 1.0
     crowdedness: float = 1.0
     boxes: float = 1.0
+    context_interval: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.context < 1.0:
             raise ValueError(f"VideoGuidance.context={self.context}: context guidance needs s >= 1")
+        interval = tuple(float(v) for v in self.context_interval)
+        if len(interval) != 2 or not 0.0 <= interval[0] < interval[1] <= 1.0:
+            raise ValueError(
+                f"VideoGuidance.context_interval={list(self.context_interval)} is not allowed; expected [lo, hi] "
+                "with 0 <= lo < hi <= 1 (fractions of the diffusion times)"
+            )
+        self.context_interval = interval
+
+    def intervals(self, guided: Mapping[str, float], num_steps: int) -> dict[str, tuple[int, int]]:
+        """Guidance intervals in diffusion times 0..num_steps-1 of the `guided` names
+        (`drivesim.sampling.guidance`); empty when the context is guided at every step or not at all."""
+        if "context" not in guided or self.context_interval == (0.0, 1.0):
+            return {}
+        lo, hi = (round(v * (num_steps - 1)) for v in self.context_interval)
+        return {"context": (lo, hi)}
 
     def scales(self) -> dict[str, float]:
         """The guided conditions (scale != 1) in `GUIDANCE_ORDER`."""
@@ -184,7 +206,8 @@ def sample_clip(
         scales.pop("context", None)  # nothing to guide towards
     if actions is None:
         scales.pop("actions", None)
-    guided = classifier_free_guidance(model, cond, scales, mode="sequential", batched=True)
+    intervals = cfg.guidance.intervals(scales, schedule.num_steps)
+    guided = classifier_free_guidance(model, cond, scales, mode="sequential", batched=True, intervals=intervals)
     denoiser = keep_known_frames(guided, known, mask, schedule, target)
     x0 = ddim_sample(
         denoiser,

@@ -211,3 +211,25 @@ def test_interval_errors_name_the_problem():
         classifier_free_guidance(ToyModel(), cond, {"a": 2.0}, intervals={"b": (0, 10)})
     with pytest.raises(ValueError, match="0 <= lo <= hi"):
         classifier_free_guidance(ToyModel(), cond, {"a": 2.0}, intervals={"a": (10, 5)})
+
+
+def test_a_step_outside_every_interval_runs_only_the_conditional_evaluation():
+    z, tau, cond = _inputs()  # tau = 0, 10, 500, 999
+    model = ToyModel()
+    scales = {"a": 3.0, "b": 2.0}
+    intervals = {"a": (400, 999), "b": (600, 999)}
+    guided = classifier_free_guidance(model, cond, scales, contrasts=["a"], intervals=intervals, batched=False)
+    low = torch.tensor([0, 10, 100, 399])  # no sample inside any interval
+    model.calls = 0
+    out = guided(z, low)
+    assert model.calls == 1  # not 1 + 2 names + 1 contrast
+    plain = classifier_free_guidance(model, cond, {"a": 1.0, "b": 1.0}, contrasts=["a"], batched=False)(z, low)
+    torch.testing.assert_close(out, plain)  # the same as every scale at 1
+    model.calls = 0
+    guided(z, tau)  # 500 and 999 lie inside: every evaluation runs
+    assert model.calls == 4
+    # a name without an interval is guided at every step: nothing is skipped
+    partial = classifier_free_guidance(model, cond, scales, intervals={"b": (600, 999)}, batched=False)
+    model.calls = 0
+    partial(z, low)
+    assert model.calls == 3

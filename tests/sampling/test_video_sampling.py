@@ -209,3 +209,39 @@ def test_spacing_reaches_the_sampler_and_is_checked():
     assert not torch.allclose(run("linspace"), run("trailing"))
     with pytest.raises(ValueError, match="spacing='uniform'; allowed"):
         VideoSamplingConfig(spacing="uniform")
+
+
+@torch.no_grad()
+def test_context_interval_guides_only_the_noisy_steps_and_saves_their_evaluations():
+    model = _model()
+    z, mask = _context()
+    batches = []
+
+    def counting(x, tau, cond):
+        batches.append(x.shape[0])
+        return model(x, tau, cond)
+
+    def run(interval, scale=2.0):
+        batches.clear()
+        guidance = VideoGuidance(context=scale, context_interval=interval)
+        cfg = VideoSamplingConfig(steps=2, spacing="trailing", guidance=guidance)  # tau 999, then 499
+        return sample_clip(counting, SCHEDULE, "eps", z, mask, torch.Generator().manual_seed(0), config=cfg).latents
+
+    first = run((0.5, 1.0))
+    assert batches == [4, 2]  # guided (batched with the context nulled) at tau 999, conditional only at 499
+    full = run((0.0, 1.0))
+    assert batches == [4, 4]
+    plain = run((0.0, 1.0), scale=1.0)
+    assert batches == [2, 2]
+    assert not torch.allclose(first[:, 2:], full[:, 2:], atol=1e-5)
+    assert not torch.allclose(first[:, 2:], plain[:, 2:], atol=1e-5)
+    assert VideoGuidance(context=2.0, context_interval=[0.5, 1]).intervals({"context": 2.0}, 1000) == {
+        "context": (500, 999)
+    }
+    assert VideoGuidance(context=2.0).intervals({"context": 2.0}, 1000) == {}  # every step: no interval
+
+
+@pytest.mark.parametrize("interval", [(0.6, 0.4), (-0.1, 1.0), (0.0, 1.5), (0.3,)])
+def test_bad_context_interval_names_what_is_allowed(interval):
+    with pytest.raises(ValueError, match=r"context_interval=.*0 <= lo < hi <= 1"):
+        VideoGuidance(context=1.5, context_interval=interval)
