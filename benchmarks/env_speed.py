@@ -88,6 +88,8 @@ def main() -> None:
                    help="most latent frames per decoder call (0 = all rollouts in one call)")
     p.add_argument("--context-guidance", type=float, default=EngineConfig.context_guidance,
                    help="s of context guidance (1 = off: one model call per DDIM step instead of two)")
+    p.add_argument("--context-interval", type=float, nargs=2, default=list(EngineConfig.context_interval),
+                   metavar=("LO", "HI"), help="fractions of the diffusion times where context guidance acts")
     p.add_argument("--planner", action="store_true", help="also time imagine() with K=16, H=8")
     args = p.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -97,7 +99,8 @@ def main() -> None:
                            interpolation_steps=args.interpolation_steps, dtype=args.dtype,
                            prediction_window=args.prediction_window, fill=args.fill,
                            context_guidance=args.context_guidance, decode_frames=args.decode_frames,
-                           fill_keys=args.fill_keys, fill_rollouts=args.fill_rollouts)
+                           fill_keys=args.fill_keys, fill_rollouts=args.fill_rollouts,
+                           context_interval=tuple(args.context_interval))
         engine = load(folder).engine(cfg)
         results = {
             "model": "random-init default size" if args.model is None else str(args.model),

@@ -250,6 +250,8 @@ def main() -> None:
     parser.add_argument("--fill-keys", type=int, default=EngineConfig.fill_keys, help="keys the interpolation sees")
     parser.add_argument("--context-guidance", type=float, default=None, help="s with guidance on (engine default)")
     parser.add_argument("--action-guidance", type=float, default=None, help="action guidance scale (engine default)")
+    parser.add_argument("--context-interval", type=float, nargs=2, default=list(EngineConfig.context_interval),
+                        metavar=("LO", "HI"), help="fractions of the diffusion times where context guidance acts")
     parser.add_argument("--long-interpolate", action="store_true", help="long rollout with interpolation")
     parser.add_argument("--fill", default="model", choices=list(FILLS), help="frames between keyframes (EngineConfig)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["clips", "actions", "long", "interpolation"])
@@ -273,7 +275,7 @@ def main() -> None:
                                   ("action_guidance", args.action_guidance)) if v is not None}  # else engine defaults
     base = EngineConfig(device=args.device, prediction=args.prediction, keyframe_steps=sizes.keyframe_steps,
                         interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, fill=args.fill,
-                        fill_keys=args.fill_keys, **guidance)
+                        fill_keys=args.fill_keys, context_interval=tuple(args.context_interval), **guidance)
     engine = world.engine(base)
     h, w = engine.frame_size
     stride = engine.keyframe_stride

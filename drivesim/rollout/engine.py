@@ -102,7 +102,7 @@ class LearnedEngine:
 
     def _sampling(self, steps: int) -> VideoSamplingConfig:
         c = self.config
-        guidance = VideoGuidance(context=c.context_guidance, actions=c.action_guidance)
+        guidance = VideoGuidance(c.context_guidance, c.action_guidance, context_interval=c.context_interval)
         level = self.video.extra.get("context_noise_level", 0) if c.context_noise < 0 else c.context_noise
         return VideoSamplingConfig(steps=steps, guidance=guidance, context_noise_level=int(level), spacing=c.spacing)
 

@@ -30,6 +30,7 @@ class EngineConfig:
     upsample: bool = False
     upsample_steps: int = 8
     context_guidance: float = 1.5  # s in f' = f(z) + s (f(z; c_S) - f(z))
+    context_interval: tuple[float, float] = (0.0, 1.0)  # fractions of the diffusion times where it acts (README)
     label_guidance: float = 2.0  # classifier-free guidance scale of time_of_day (and crowdedness, see below)
     crowdedness_guidance: float | None = 5.0  # None: label_guidance
     crowdedness_contrast: bool = True  # guide crowdedness against the next sparser level, not the null (README)
@@ -51,6 +52,11 @@ class EngineConfig:
             raise ValueError(f"fill_keys={self.fill_keys}; allowed: 2 or 3 (keyframes the interpolation model sees)")
         if self.fill_rollouts < 0:
             raise ValueError(f"fill_rollouts={self.fill_rollouts}; allowed: 0 (one call) or a positive count")
+        interval = tuple(float(v) for v in self.context_interval)
+        if len(interval) != 2 or not 0.0 <= interval[0] < interval[1] <= 1.0:
+            raise ValueError(f"context_interval={list(self.context_interval)}; allowed: [lo, hi] with "
+                             "0 <= lo < hi <= 1 (fractions of the diffusion times where context guidance acts)")
+        self.context_interval = interval
         if self.decode_frames < 0:
             raise ValueError(f"decode_frames={self.decode_frames}; allowed: 0 (one call) or a positive frame count")
 

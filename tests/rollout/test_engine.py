@@ -446,3 +446,15 @@ def test_a_pose_stage_that_does_not_read_the_pose_is_refused(tmp_path):
     save_stage(folder, "pose", RewardModel(cfg), cfg, extra={"stride": 4})
     with pytest.raises(ValueError, match="stage 'pose' has pose=false"):
         load(folder)
+
+
+def test_context_interval_reaches_the_prediction_sampler(model_dir):
+    world = load(model_dir)
+    eng = world.engine(EngineConfig(**FAST, context_guidance=2.0, context_interval=[0.5, 1]))
+    cfg = eng._sampling(2)
+    assert cfg.guidance.context_interval == (0.5, 1.0)
+    assert cfg.guidance.intervals(cfg.guidance.scales(), eng.video.schedule.num_steps) == {"context": (500, 999)}
+    out = eng.start([SceneRequest(0, 0, seed=1)])
+    assert eng.step(out.state, np.zeros((1, 2), np.float32)).frames.shape[0] == 1
+    with pytest.raises(ValueError, match=r"context_interval=\[0.7, 0.2\]; allowed"):
+        EngineConfig(context_interval=(0.7, 0.2))
