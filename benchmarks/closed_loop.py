@@ -151,7 +151,8 @@ def run_model(
     start's sink."""
     engine = world.engine(EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
                                        interpolation_steps=args.interpolation_steps, spacing=args.spacing,
-                                       context_guidance=args.context_guidance))  # fmt: skip
+                                       context_guidance=args.context_guidance,
+                                       context_interval=tuple(args.context_interval)))  # fmt: skip
     if not engine.reader.reads_pose:
         raise SystemExit(f"{world.path}: no pose heads (give --pose-from)")
     step_s = engine.keyframe_stride / world.fps
@@ -303,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interpolation-steps", type=int, default=2)
     parser.add_argument("--spacing", default=EngineConfig.spacing, choices=SPACINGS)
     parser.add_argument("--context-guidance", type=float, default=EngineConfig.context_guidance)
+    parser.add_argument("--context-interval", type=float, nargs=2, default=list(EngineConfig.context_interval),
+                        metavar=("LO", "HI"), help="fractions of the diffusion times where context guidance acts")
     parser.add_argument("--fvd", action="store_true", help="also FVD-/FID-probe per window against the world")
     parser.add_argument("--probes", default=str(default_probes_dir()), help="probes folder of --fvd")
     parser.add_argument("--reference-starts", type=int, default=2, help="world starts pooled as --fvd's reference")

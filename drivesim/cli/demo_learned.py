@@ -43,12 +43,12 @@ def run_learned_demo(
 
     t0 = time.perf_counter()
     world = load(model)
-    engines = {(): world.engine(engine_config)}
+    engines = {"{}": world.engine(engine_config)}  # by the scenario's engine overrides, as JSON
     load_seconds = time.perf_counter() - t0
     results, rows = [], []
     for sc in scenarios:
         length = scenario_seconds(sc, seconds)
-        key = tuple(sorted(sc.engine.items()))
+        key = json.dumps(dict(sc.engine), sort_keys=True)
         if key not in engines:  # a scenario's own engine settings (e.g. the stride-4 prediction stage)
             try:
                 engines[key] = world.engine(merge_engine_config(asdict(engine_config), dict(sc.engine)))
