@@ -57,8 +57,7 @@ def test_the_registered_steer_env_runs_the_stride4_stage_with_partial_engine_ove
     fast = {"first_frame_steps": 1, "interpolation_steps": 1, "keyframe_steps": 1}  # keys of its own only
     env = gym.make("drivesim/DriveWorldSteer-v0", engine_config=fast)
     engine = env.unwrapped.engine
-    assert engine.config.prediction == "video_ldm_stride4" and engine.config.context_guidance == 1.5  # the YAML's
-    assert engine.config.context_interval == (0.0, 0.5)  # guided on the less noisy half of the diffusion times
+    assert engine.config.prediction == "video_ldm_stride4" and engine.config.context_guidance == 1.0  # the YAML's
     assert engine.config.keyframe_steps == 1 and engine.frames_per_step == 4  # the caller's
     env.reset(seed=0)
     obs, _, _, _, info = env.step(np.array([0.5, 0.0], np.float32))
