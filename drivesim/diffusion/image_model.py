@@ -29,7 +29,7 @@ from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
 from drivesim.diffusion.video_loading import IMAGE_LDM_STAGE, load_image_ldm
 from drivesim.sampling.ddim import ddim_sample
-from drivesim.sampling.guidance import classifier_free_guidance
+from drivesim.sampling.guidance import classifier_free_guidance, fraction_interval, interval_times
 
 IMAGE_STAGE = IMAGE_LDM_STAGE
 
@@ -53,13 +53,7 @@ class ImageGuidance:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "contrast", tuple(self.contrast))
-        interval = tuple(float(v) for v in self.box_interval)
-        if len(interval) != 2 or not 0.0 <= interval[0] < interval[1] <= 1.0:
-            raise ValueError(
-                f"ImageGuidance.box_interval={list(self.box_interval)} is not allowed; expected [lo, hi] "
-                "with 0 <= lo < hi <= 1 (fractions of the diffusion times)"
-            )
-        object.__setattr__(self, "box_interval", interval)
+        object.__setattr__(self, "box_interval", fraction_interval("ImageGuidance.box_interval", self.box_interval))
         bad = [n for n in self.contrast if n not in CONTRASTS]
         if bad or len(set(self.contrast)) != len(self.contrast):
             raise ValueError(
@@ -134,8 +128,7 @@ class ImageGuidance:
         `drivesim.sampling.guidance`); empty when boxes are guided at every step or not at all."""
         if "boxes" not in active or self.box_interval == (0.0, 1.0):
             return {}
-        lo, hi = (round(v * (num_steps - 1)) for v in self.box_interval)
-        return {"boxes": (lo, hi)}
+        return {"boxes": interval_times(self.box_interval, num_steps)}
 
 
 @dataclass(frozen=True)

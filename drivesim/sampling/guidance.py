@@ -142,6 +142,24 @@ def classifier_free_guidance(
     return guided
 
 
+def fraction_interval(name: str, value: Sequence[float]) -> tuple[float, float]:
+    """A guidance interval given as (lo, hi) fractions of the diffusion times (0 clean, 1 pure noise),
+    checked (0 <= lo < hi <= 1); `name` is how the error names the setting."""
+    interval = tuple(float(v) for v in value)
+    if len(interval) != 2 or not 0.0 <= interval[0] < interval[1] <= 1.0:
+        raise ValueError(
+            f"{name}={list(value)} is not allowed; expected [lo, hi] with 0 <= lo < hi <= 1 (fractions of the "
+            "diffusion times)"
+        )
+    return interval[0], interval[1]
+
+
+def interval_times(fractions: tuple[float, float], num_steps: int) -> tuple[int, int]:
+    """(lo, hi) fractions -> the inclusive diffusion times 0..num_steps-1 of `intervals`."""
+    lo, hi = (round(v * (num_steps - 1)) for v in fractions)
+    return lo, hi
+
+
 def _interval_scale(scale: float, tau: Tensor, interval: tuple[int, int], like: Tensor) -> Tensor:
     """Per-sample scale (b, 1, ...) shaped like `like`: `scale` where lo <= tau <= hi, else 1."""
     lo, hi = interval

@@ -38,7 +38,7 @@ from drivesim.diffusion.parameterization import Target, check_target, output_fro
 from drivesim.diffusion.schedule import NoiseSchedule, broadcast_to_sample
 from drivesim.diffusion.video_conditioning import VideoConditioning
 from drivesim.sampling.ddim import check_spacing, ddim_sample
-from drivesim.sampling.guidance import classifier_free_guidance
+from drivesim.sampling.guidance import classifier_free_guidance, fraction_interval, interval_times
 
 VideoModel = Callable[[Tensor, Tensor, VideoConditioning], Tensor]
 
@@ -65,21 +65,14 @@ class VideoGuidance:
     def __post_init__(self) -> None:
         if self.context < 1.0:
             raise ValueError(f"VideoGuidance.context={self.context}: context guidance needs s >= 1")
-        interval = tuple(float(v) for v in self.context_interval)
-        if len(interval) != 2 or not 0.0 <= interval[0] < interval[1] <= 1.0:
-            raise ValueError(
-                f"VideoGuidance.context_interval={list(self.context_interval)} is not allowed; expected [lo, hi] "
-                "with 0 <= lo < hi <= 1 (fractions of the diffusion times)"
-            )
-        self.context_interval = interval
+        self.context_interval = fraction_interval("VideoGuidance.context_interval", self.context_interval)
 
     def intervals(self, guided: Mapping[str, float], num_steps: int) -> dict[str, tuple[int, int]]:
         """Guidance intervals in diffusion times 0..num_steps-1 of the `guided` names
         (`drivesim.sampling.guidance`); empty when the context is guided at every step or not at all."""
         if "context" not in guided or self.context_interval == (0.0, 1.0):
             return {}
-        lo, hi = (round(v * (num_steps - 1)) for v in self.context_interval)
-        return {"context": (lo, hi)}
+        return {"context": interval_times(self.context_interval, num_steps)}
 
     def scales(self) -> dict[str, float]:
         """The guided conditions (scale != 1) in `GUIDANCE_ORDER`."""
