@@ -67,7 +67,7 @@ class ScriptedDriver:
         offset, heading = out.pose[:, 0], out.pose[:, 1]
         speed = np.nan_to_num(np.asarray(out.speed, np.float64), nan=self.keeper.config.target_speed)
         if self.keeper.target_lane is None:
-            self.keeper.act(offset, heading, speed, self.dt)  # sets the target lane: the nearest one
+            self.keeper.start(offset)  # targets the nearest lane
         if self.name == "keeper_lane_change_brake" and k > 0:
             before, now = self._phase(k - 1), self._phase(k)
             if before < CHANGE_S <= now:
