@@ -3,8 +3,8 @@ and change lane when told? (issues 6 and 9: steering, and long rollouts that a d
 
 From each of `--starts` held-out world states (an episode warmed up by the behaviour policy), a
 lane keeper (`drivesim.rollout.lane_keeper`) drives for `--seconds`, acting once per control step
-on the pose heads' reading (lateral offset; the heading from its rate, or read with
-`--heading-from read`) and the rewarded ego speed, and is told to
+on the pose heads' reading (lateral offset; the heading from an observer of it, from its rate with
+`--heading-from offset_rate`, or read with `--heading-from read`) and the rewarded ego speed, and is told to
 change lane every `--change-every` seconds (towards the middle lane, alternating from it):
 
   * "world": the procedural world itself, the heads reading its rendered frames and the keeper

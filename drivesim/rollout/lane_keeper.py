@@ -6,13 +6,13 @@ error to the target lane's centre, a yaw rate towards it, and the steer that giv
 at the current speed (the world's steering model, `drivesim.world.ego`). The road's curvature
 then shows up as heading error, which the feedback removes. Longitudinal: hold `target_speed`.
 
-Heading: by default (`heading_from="offset_rate"`) the keeper does not use the heads' heading but
-the rate of change of the offset they read, (offset - previous) x lane width / (speed x dt): in a
+Heading: the keeper does not use the heads' heading. `heading_from="offset_rate"` (the default until
+session 20) takes the rate of change of the offset they read, (offset - previous) x lane width / (speed x dt): in a
 curve the pose heads read the heading with the wrong sign (they see the road bend, not the car
 turn), and closed loop on the procedural world's frames that took the car off the road in one of
 two 30-s drives, which the offset rate did not (README, Closed loop). `heading_from="read"` uses
 the reading. The offset rate amplifies step-to-step noise in the reading (0.1 lane in 0.13 s reads
-as ~0.1 rad and saturates the steer), so `heading_from="observer"` estimates offset and heading
+as ~0.1 rad and saturates the steer), so by default `heading_from="observer"` estimates offset and heading
 with a steady-state observer instead (an alpha-beta filter whose prediction knows the keeper's own
 steer): predict the heading from the yaw rate the last steer asked for (the world's steering model)
 and the offset from that heading, then correct both by the reading's surprise r (lane widths):
@@ -50,7 +50,7 @@ class LaneKeeperConfig:
     yaw_gain_dt: float = 0.8  # ... at most this / dt with heading_from "offset_rate" (it lags dt / 2)
     target_speed: float = 25.0  # m/s
     speed_gain: float = 0.4  # accel per m/s of speed error
-    heading_from: str = "offset_rate"  # "offset_rate" (from successive offsets) | "read" (the heads' heading)
+    heading_from: str = "observer"  # "offset_rate" (from successive offsets) | "read" (the heads' heading)
     # | "observer" (filtered offset and heading, predicted from the last steer)
     # observer: time constants (s) of its (offset, heading, yaw bias) corrections; per act the gain on the
     # surprise is 1 - exp(-dt / tau) (at dt = 4 / 30 s: 0.5, 0.2, 0.05)
