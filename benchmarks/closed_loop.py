@@ -12,6 +12,9 @@ change lane every `--change-every` seconds (towards the middle lane, alternating
   * each `--model`, mode "keeper": the engine's own pose reading closes the loop;
   * each `--model`, mode "straight" (with `--straight`): steer 0, the same speed law, open loop.
 
+With `--composed` the models start from a first frame composed from the start's labels on a layout
+from the layout prior (as the envs reset), not from the world's frame.
+
 A model that ignores the steer cannot be kept on the road this way, one that follows it can.
 The pose heads of a model folder without them come from `--pose-from` (default: the bundled
 model). Printed as JSON per source: the fraction of control steps on the road by the heads
@@ -127,7 +130,7 @@ def run_world(starts, heads: WorldModel, args: argparse.Namespace, sinks=None) -
             p_off = heads.reward(z).off_road.numpy() if heads.reward is not None else np.zeros(1)
             speed = np.array([frame.ego.speed])
             if k == 0:
-                keeper.act(offset, heading, speed, control / fps)  # sets the target lane
+                keeper.start(offset)  # targets the nearest lane
             keeper_step(keeper, k, control / fps, args, changes)
             action = keeper.act(offset, heading, speed, control / fps)[0]
             centre = keeper.lane_centre(keeper.target_lane)
@@ -159,13 +162,13 @@ def run_model(
     n_steps = int(round(args.seconds / step_s))
     board = max(1, int(round(args.board_every / step_s)))
     requests = [
-        SceneRequest(TIME_OF_DAY.index(tod), CROWDEDNESS.index(crowd), args.seed + i, initial_frames=frame.image[None],
-                     speed=float(frame.ego.speed))
+        SceneRequest(TIME_OF_DAY.index(tod), CROWDEDNESS.index(crowd), args.seed + i,
+                     initial_frames=None if args.composed else frame.image[None], speed=float(frame.ego.speed))
         for i, (_, frame, tod, crowd) in enumerate(starts)
     ]
     out = engine.start(requests)
     keeper, changes, trace = LaneKeeper(keeper_config(args)), [0], Trace()
-    keeper.act(out.pose[:, 0], out.pose[:, 1], out.speed, step_s)
+    keeper.start(out.pose[:, 0])  # targets the nearest lane
     for k in tqdm(range(n_steps), desc=f"{world.path.name} {mode}", leave=False):
         keeper_step(keeper, k, step_s, args, changes)
         action = keeper.act(out.pose[:, 0], out.pose[:, 1], out.speed, step_s)
@@ -192,8 +195,11 @@ def summarise(a: dict[str, np.ndarray], step_s: float, args: argparse.Namespace)
         seg = np.abs(offset[:, s : s + every] - target[:, s : s + every]) < REACHED  # b n
         commanded += seg.shape[0]
         reached += int(seg.any(axis=1).sum())
+    left = [int(np.argmax(~row)) if (~row).any() else None for row in on_road]  # first step off, per start
     out = {
         "on_road_fraction": float(on_road.mean()),
+        "starts_that_left_the_road": float(np.mean([f is not None for f in left])),
+        "first_off_road_s_per_start": [None if f is None else round(f * step_s, 2) for f in left],
         "on_road_fraction_per_30s_window": windows,
         "mean_abs_lane_error_lanes": float(np.abs(offset - target).mean()),
         "lane_changes_reached": reached / max(commanded, 1),
@@ -306,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context-guidance", type=float, default=EngineConfig.context_guidance)
     parser.add_argument("--context-interval", type=float, nargs=2, default=list(EngineConfig.context_interval),
                         metavar=("LO", "HI"), help="fractions of the diffusion times where context guidance acts")
+    parser.add_argument("--composed", action="store_true",
+                        help="models start from a first frame composed from the start's labels (the envs' reset) "
+                             "instead of the world's frame")
     parser.add_argument("--fvd", action="store_true", help="also FVD-/FID-probe per window against the world")
     parser.add_argument("--probes", default=str(default_probes_dir()), help="probes folder of --fvd")
     parser.add_argument("--reference-starts", type=int, default=2, help="world starts pooled as --fvd's reference")
