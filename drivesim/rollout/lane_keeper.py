@@ -7,20 +7,20 @@ at the current speed (the world's steering model, `drivesim.world.ego`). The roa
 then shows up as heading error, which the feedback removes. Longitudinal: hold `target_speed`.
 
 Heading: the keeper does not use the heads' heading. `heading_from="offset_rate"` (the default until
-session 20) takes the rate of change of the offset they read, (offset - previous) x lane width / (speed x dt): in a
-curve the pose heads read the heading with the wrong sign (they see the road bend, not the car
-turn), and closed loop on the procedural world's frames that took the car off the road in one of
-two 30-s drives, which the offset rate did not (README, Closed loop). `heading_from="read"` uses
-the reading. The offset rate amplifies step-to-step noise in the reading (0.1 lane in 0.13 s reads
-as ~0.1 rad and saturates the steer), so by default `heading_from="observer"` estimates offset and heading
-with a steady-state observer instead (an alpha-beta filter whose prediction knows the keeper's own
-steer): predict the heading from the yaw rate the last steer asked for (the world's steering model)
-and the offset from that heading, then correct both by the reading's surprise r (lane widths):
-offset += a r, heading += b asin(r x lane width / (speed x dt)), and a yaw-rate bias (the road's
-curve, or a model that turns more or less than the world for a steer) by c / dt times the heading's
-correction; a, b, c = 1 - exp(-dt / tau) for the time constants `observer_seconds`, so the filter
-behaves alike at any control interval. It assumes its own steer was applied (scripts that override
-only the accel keep that true).
+session 20) takes the rate of change of the offset they read, (offset - previous) x lane width /
+(speed x dt): in a curve the pose heads read the heading with the wrong sign (they see the road
+bend, not the car turn), and closed loop on the procedural world's frames that took the car off the
+road in one of two 30-s drives, which the offset rate did not (README, Closed loop).
+`heading_from="read"` uses the reading. The offset rate amplifies step-to-step noise in the reading
+(0.1 lane in 0.13 s reads as ~0.1 rad and saturates the steer), so by default
+`heading_from="observer"` estimates offset and heading with a steady-state observer instead (an
+alpha-beta filter whose prediction knows the keeper's own steer): predict the heading from the yaw
+rate the last steer asked for (the world's steering model) and the offset from that heading, then
+correct both by the reading's surprise r (lane widths): offset += a r, heading += b asin(r x lane
+width / (speed x dt)), and a yaw-rate bias (the road's curve, or a model that turns more or less
+than the world for a steer) by c / dt times the heading's correction; a, b, c = 1 - exp(-dt / tau)
+for the time constants `observer_seconds`, so the filter behaves alike at any control interval. It
+assumes its own steer was applied (scripts that override only the accel keep that true).
 
 Used for closed-loop rollouts (a learned env that follows its steering stays on the road only if
 something steers it back, as a driver does) and for lane changes on command (`target_lane`).
@@ -127,7 +127,7 @@ class LaneKeeper:
 
     def _observe(self, offset: np.ndarray, speed: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """(b,) read offsets -> the observer's (b,) offset and heading after this reading."""
-        if self.estimate is None or self.last_yaw_rate is None:
+        if self.estimate is None:  # the first act since start(): nothing to predict from yet
             self.estimate = np.stack([offset, np.zeros_like(offset), np.zeros_like(offset)], axis=1)
             return offset, self.estimate[:, 1].copy()
         cfg, v = self.config, np.maximum(speed, 3.0)

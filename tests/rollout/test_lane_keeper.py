@@ -12,8 +12,8 @@ def _drive(every: int, seconds: float, change_at: float | None, start_offset_m: 
            noise: float = 0.0, seed: int = 3, log: list | None = None):
     """Drive the world with the keeper acting every `every` frames (the action held in between) on
     the true pose (the offset read with Gaussian `noise` in lane widths); returns the lateral error to
-    the target lane (lane widths) per frame, off-road frames. `log` gets (true heading, steer, keeper)
-    per act."""
+    the target lane (lane widths) per frame, off-road frames. `log` gets (true heading, steer, the
+    observer's (offset, heading, yaw bias) estimate or None) per act."""
     world = World(WorldConfig(height=32, width=64))
     world.reset(seed=seed, crowdedness="low")
     cfg, ego = world.config, world.ego_car
