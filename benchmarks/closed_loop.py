@@ -154,7 +154,7 @@ def run_model(
     start's sink."""
     engine = world.engine(EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
                                        interpolation_steps=args.interpolation_steps, spacing=args.spacing,
-                                       context_guidance=args.context_guidance,
+                                       context_guidance=args.context_guidance, context_noise=args.context_noise,
                                        context_interval=tuple(args.context_interval)))  # fmt: skip
     if not engine.reader.reads_pose:
         raise SystemExit(f"{world.path}: no pose heads (give --pose-from)")
@@ -312,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context-guidance", type=float, default=EngineConfig.context_guidance)
     parser.add_argument("--context-interval", type=float, nargs=2, default=list(EngineConfig.context_interval),
                         metavar=("LO", "HI"), help="fractions of the diffusion times where context guidance acts")
+    parser.add_argument("--context-noise", type=float, default=EngineConfig.context_noise,
+                        help="context-noise level told a model trained with it (-1: its trained default)")
     parser.add_argument("--composed", action="store_true",
                         help="models start from a first frame composed from the start's labels (the envs' reset) "
                              "instead of the world's frame")

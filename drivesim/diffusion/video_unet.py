@@ -232,6 +232,8 @@ class VideoUNet(nn.Module):
         self.noise_level_embedding = (
             TimestepEmbedding(image_unet.config.base_channels, emb_dim) if cfg.context_noise else None
         )
+        if self.noise_level_embedding is not None and cfg.zero_init:
+            zero_module(self.noise_level_embedding.mlp[-1])  # a model told tau_c starts as one that is not
         self.frame_rate_embedding = (
             LabelEmbedding("frame_rate", cfg.num_frame_rates, emb_dim) if cfg.num_frame_rates else None
         )

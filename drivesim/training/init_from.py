@@ -1,10 +1,11 @@
-"""`init_from`: start a video-model run from another model folder's stage.
+"""`init_from`: start a video-model run from another model folder's stage (`init_stage`, by default
+the stage being trained).
 
-The stage's weights load into a new `VideoUNet`; only modules the stage cannot have (the
-action forecast's, the spatial action projection and the speed embedding, `NEW_MODULES`; the
-action embedding too when `zero_init_actions`) may be missing and keep their initialisation,
-whose zero output projections make the run start exactly as the model it came from. A stage
-trained on another image model theta, or with other shapes, is an error that names what differs.
+The stage's weights load into a new `VideoUNet`; only modules the stage cannot have (the action
+forecast's, the spatial action projection, the speed embedding and the context-noise level embedding,
+`NEW_MODULES`; the action embedding too when `zero_init_actions`) may be missing and keep their
+initialisation, whose zero output projections make the run start exactly as the model it came from.
+A stage trained on another image model theta, or with other shapes, is an error that names what differs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from drivesim.diffusion.video_unet import VideoUNet
 from drivesim.model_folder import load_stage
 
 # may be missing from an init_from stage (each starts with a zero output projection)
-NEW_MODULES = ("action_forecast.", "forecast_encoder.", "spatial_action.", "speed_embedding.")
+NEW_MODULES = (
+    "action_forecast.", "forecast_encoder.", "spatial_action.", "speed_embedding.", "noise_level_embedding."
+)
 
 
 def init_from_stage(model: VideoUNet, folder: Path, stage: str, theta: bool = False) -> None:

@@ -37,6 +37,7 @@ class VideoTrainCommon:
     idm_lr: float = 3e-4  # learning rate of the latent inverse-dynamics model
     init_from: str | None = None  # model folder whose stage weights start a new run (not a resume)
     init_theta: bool = False  # with init_from: theta comes from that stage's own copy, not model_dir's image_ldm
+    init_stage: str | None = None  # with init_from: the stage read from it (default: the stage trained)
     batch_size: int = 4  # global batch (split over ranks)
     max_steps: int = 3000
     max_minutes: float | None = None
@@ -84,7 +85,7 @@ class VideoLDMTrainConfig(VideoTrainCommon):
     frame_stride: int = 16  # source frames between keyframes
     context_probs: list[float] = field(default_factory=lambda: [0.1, 0.45, 0.45])
     # stage written into model_dir: "video_ldm", or "video_ldm_<name>" for a further prediction model
-    # beside it (EngineConfig.prediction picks one); init_from still reads the init folder's "video_ldm"
+    # beside it (EngineConfig.prediction picks one); init_from reads the init folder's init_stage (default "video_ldm")
     export_stage: str = "video_ldm"
 
     def __post_init__(self) -> None:

@@ -182,8 +182,8 @@ def run_video_training(
     export_stage: str | None = None,
 ) -> VideoTrainResult:
     """The training loop shared by the video stages; `make_batch(info, step, generator)` returns
-    this rank's (ClipBatch, context mask (b, t)). `init_from` reads `stage`; the result is written
-    as `export_stage` (default: `stage`)."""
+    this rank's (ClipBatch, context mask (b, t)). `init_from` reads `cfg.init_stage` (default `stage`); the
+    result is written as `export_stage` (default: `stage`)."""
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
     info = init_distributed(cfg.device)
@@ -204,7 +204,7 @@ def run_video_training(
     checkpointer = RunCheckpointer(run_dir, keep=3, enabled=info.is_main)
     restored = checkpointer.restore(modules, optimizers)
     if restored is None and cfg.init_from is not None:
-        init_from_stage(model, Path(cfg.init_from), stage, theta=cfg.init_theta)
+        init_from_stage(model, Path(cfg.init_from), cfg.init_stage or stage, theta=cfg.init_theta)
         ema = EMA(model, decay=cfg.ema_decay)
         modules["ema"] = ema
     step = restored.step if restored else 0

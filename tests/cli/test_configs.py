@@ -129,6 +129,31 @@ def test_stride4_speed_experiment_differs_from_stride4_only_by_the_speed_and_its
     assert dataclasses.replace(speed.video, speed_conditioning=False) == base.video
 
 
+def test_stride4_noise_experiment_continues_the_bundled_stage_and_its_control_differs_only_by_the_noise():
+    """Issue 6, drift: the bundled stride-4 stage trained on with context noise; the control arm's overrides
+    (in the experiment file) give the same run without it."""
+    from drivesim.paths import conf_dir
+    from drivesim.training.video_config import VideoLDMTrainConfig
+
+    def load(extra: list[str]) -> VideoLDMTrainConfig:
+        return to_dataclass(compose("train/video_ldm", ["experiment=default/video_ldm_stride4_noise", *extra]),
+                            VideoLDMTrainConfig)  # fmt: skip
+
+    noise = load([])
+    more = load(["video.context_noise=false", "run_dir=runs/default/video_ldm_stride4_more",
+                 "model_dir=runs/models/stride4_more"])  # fmt: skip
+    assert noise.video.context_noise and not more.video.context_noise
+    assert noise.init_from == "drivesim/assets/default_model" and noise.init_stage == noise.export_stage
+    assert noise.export_stage == "video_ldm_stride4" and noise.init_theta and noise.frame_stride == 4
+    assert noise.model_dir != more.model_dir and noise.run_dir != more.run_dir
+    fields = ("model_dir", "run_dir", "video")
+    assert {k: v for k, v in vars(noise).items() if k not in fields} == {
+        k: v for k, v in vars(more).items() if k not in fields
+    }
+    text = (conf_dir() / "experiment" / "default" / "video_ldm_stride4_noise.yaml").read_text()
+    assert "video.context_noise=false" in text and "runs/models/stride4_more" in text
+
+
 def test_interpolation_speed_experiment_starts_from_the_bundle_with_actions_and_speed():
     """Issue 6, motion: the bundled interpolation model taught each frame's actions and ego speed."""
     from drivesim.training.interpolation import InterpolationTrainConfig

@@ -14,6 +14,7 @@ from drivesim.cli.main import compose, to_dataclass
 from drivesim.diffusion.latent_idm import LatentInverseDynamics
 from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
+from drivesim.diffusion.video_conditioning import VideoConditioning
 from drivesim.diffusion.video_loading import load_video_ldm
 from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
 from drivesim.paths import conf_dir
@@ -240,6 +241,35 @@ def test_action_forecast_trains_on_its_own_loss_from_a_plain_model(workspace):
     own_theta = VideoUNet(SpatialUNet(UNET), forecast_video)
     init_from_stage(own_theta, Path(plain.model_dir), "video_ldm", theta=True)  # theta from the stage's copy
     assert all(torch.equal(v, source[k]) for k, v in own_theta.state_dict().items() if k in source)
+
+
+def test_context_noise_run_starts_from_another_stage_as_that_stage(workspace):
+    plain = _prepare(workspace, _cfg(workspace, "plain", max_steps=1))
+    train(plain)
+    train(_cfg(workspace, "stride4", model_dir=plain.model_dir, max_steps=2, frame_stride=4,
+               init_from=plain.model_dir, export_stage="video_ldm_stride4"))  # fmt: skip
+    video = VideoUNetConfig.tiny(context_noise=True)
+    cfg = _prepare(workspace, _cfg(workspace, "noise", max_steps=2, frame_stride=4, video=video, context_noise_max=100,
+                                   init_from=plain.model_dir, init_stage="video_ldm_stride4"))  # fmt: skip
+    source = load_video_ldm(Path(plain.model_dir), "video_ldm_stride4").model.eval()
+    other = load_video_ldm(Path(plain.model_dir)).model.state_dict()
+    fresh = VideoUNet(SpatialUNet(UNET), video)
+    fresh.image_unet.load_state_dict(source.image_unet.state_dict())
+    init_from_stage(fresh, Path(plain.model_dir), "video_ldm_stride4")
+    state = source.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in fresh.state_dict().items() if k in state)
+    assert any(not torch.equal(v, other[k]) for k, v in fresh.state_dict().items() if k in other)  # not video_ldm's
+    z, tau = torch.randn(1, 4, C, H, W), torch.tensor([500])
+    cond = VideoConditioning.create(1, 4, (C, H, W), context_latents=z, context_mask=torch.tensor([[1.0, 0, 0, 0]]),
+                                    context_noise_level=torch.tensor([80]), actions=torch.rand(1, 4, 2))  # fmt: skip
+    with torch.no_grad():  # the zero-initialised level embedding: told tau_c, it answers as the source stage
+        assert torch.allclose(fresh.eval()(z, tau, cond), source(z, tau, dataclasses.replace(
+            cond, context_noise_level=torch.tensor([0]))), atol=1e-6)  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="video_ldm_stride8"):  # train reads init_stage, not video_ldm
+        train(dataclasses.replace(cfg, init_stage="video_ldm_stride8", run_dir=str(workspace / "missing")))
+    train(cfg)
+    loaded = load_video_ldm(Path(cfg.model_dir)).model
+    assert float(loaded.noise_level_embedding.mlp[-1].weight.abs().max()) > 0  # zero at init_from, trained
 
 
 def test_speed_conditioning_trains_from_a_plain_model_and_reads_the_window_speeds(workspace):
