@@ -85,7 +85,7 @@ class LaneKeeper:
     def change_lane(self, direction: np.ndarray | int) -> None:
         """Move each target lane by `direction` (-1 left, +1 right), kept on the road."""
         if self.target_lane is None:
-            raise ValueError("change_lane needs a target lane: call act() once first")
+            raise ValueError("change_lane needs a target lane: call start(offset) or act() once first")
         self.target_lane = np.clip(self.target_lane + np.asarray(direction), 0, self.config.num_lanes - 1)
 
     def start(self, offset: np.ndarray) -> None:

@@ -60,7 +60,7 @@ def test_without_it_the_same_start_drifts():
 
 def test_targets_stay_on_the_road_and_bad_input_is_refused():
     keeper = LaneKeeper(LaneKeeperConfig(num_lanes=3))
-    with pytest.raises(ValueError, match="call act\\(\\) once first"):
+    with pytest.raises(ValueError, match="call start\\(offset\\) or act\\(\\) once first"):
         keeper.change_lane(1)
     out = keeper.act(np.array([-1.1, 0.9]), np.zeros(2), np.full(2, 25.0), 0.5)
     assert out.shape == (2, 2) and out.dtype == np.float32 and np.all(np.abs(out) <= 1)
