@@ -84,6 +84,10 @@ class VideoLDMTrainConfig(VideoTrainCommon):
 
     frame_stride: int = 16  # source frames between keyframes
     context_probs: list[float] = field(default_factory=lambda: [0.1, 0.45, 0.45])
+    # own-rollout context (drivesim.training.own_context): the share of clips whose context frames are the
+    # EMA model's own prediction (from a lead frame before the window, DDIM own_context_steps, trailing)
+    own_context: float = 0.0
+    own_context_steps: int = 2
     # stage written into model_dir: "video_ldm", or "video_ldm_<name>" for a further prediction model
     # beside it (EngineConfig.prediction picks one); init_from reads the init folder's init_stage (default "video_ldm")
     export_stage: str = "video_ldm"
@@ -105,3 +109,12 @@ class VideoLDMTrainConfig(VideoTrainCommon):
             )
         if self.frame_stride < 1:
             raise ValueError(f"VideoLDMTrainConfig.frame_stride={self.frame_stride} must be >= 1")
+        if not 0.0 <= self.own_context <= 1.0:
+            raise ValueError(f"VideoLDMTrainConfig.own_context={self.own_context} must be in [0, 1] (a share of clips)")
+        if self.own_context_steps < 1:
+            raise ValueError(f"VideoLDMTrainConfig.own_context_steps={self.own_context_steps} must be >= 1")
+        if self.own_context > 0 and self.loss_on_context:
+            raise ValueError(
+                "VideoLDMTrainConfig.own_context > 0 needs loss_on_context=false: the context frames are then the "
+                "model's own predictions, not frames to learn"
+            )

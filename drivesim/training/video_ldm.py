@@ -77,6 +77,7 @@ from drivesim.training.distributed import (
 from drivesim.training.ema import EMA
 from drivesim.training.init_from import init_from_stage
 from drivesim.training.logging import LossLog
+from drivesim.training.own_context import own_context
 from drivesim.training.run_state import RunCheckpointer
 from drivesim.training.video_config import VideoLDMTrainConfig, VideoTrainCommon
 
@@ -180,10 +181,12 @@ def run_video_training(
     after_step: Callable[[int], None] | None = None,
     stage_extra: dict[str, Any] | None = None,
     export_stage: str | None = None,
+    refine: Callable[[ClipBatch, Tensor, VideoUNet, ImageLDM, torch.Generator], ClipBatch] | None = None,
 ) -> VideoTrainResult:
     """The training loop shared by the video stages; `make_batch(info, step, generator)` returns
     this rank's (ClipBatch, context mask (b, t)). `init_from` reads `cfg.init_stage` (default `stage`); the
-    result is written as `export_stage` (default: `stage`)."""
+    result is written as `export_stage` (default: `stage`). `refine(batch, mask, ema_model, image, generator)`,
+    if given, turns the batch into the one trained on (own-rollout context), with the EMA model in eval."""
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
     info = init_distributed(cfg.device)
@@ -234,6 +237,8 @@ def run_video_training(
         generator = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * 1_009 + info.rank)
         batch, mask = make_batch(info, step, generator)
         batch, mask = batch.to(info.device), mask.to(info.device)
+        if refine is not None:
+            batch = refine(batch, mask, ema.module.eval(), image, generator)
         for group in opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
         model.train()
@@ -310,11 +315,14 @@ def run_video_training(
     )
 
 
-def window_dataset(cfg: VideoTrainCommon, stride: int, split: str = "train") -> LatentWindowDataset:
+def window_dataset(
+    cfg: VideoTrainCommon, stride: int, split: str = "train", lead: int = 0
+) -> LatentWindowDataset:
+    """Windows of cfg.num_frames (+ `lead` frames before them) at `stride` from the latent cache."""
     return LatentWindowDataset(
         cfg.latent_cache,
         LatentWindowConfig(
-            num_frames=cfg.num_frames, stride=stride, split=split, max_boxes=cfg.max_boxes,
+            num_frames=cfg.num_frames + lead, stride=stride, split=split, max_boxes=cfg.max_boxes,
             window_step=cfg.window_step,
         ),
     )
@@ -326,7 +334,8 @@ def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = N
 
     `after_step(step)` is called after every completed step (tests use it to interrupt).
     """
-    dataset = window_dataset(cfg, cfg.frame_stride)
+    lead = 1 if cfg.own_context > 0 else 0  # own-rollout context: a lead frame to predict the context from
+    dataset = window_dataset(cfg, cfg.frame_stride, lead=lead)
     print(f"video_ldm: {len(dataset)} training windows of {cfg.num_frames} frames at stride {cfg.frame_stride}")
 
     def make_batch(info: DistInfo, step: int, generator: torch.Generator) -> tuple[ClipBatch, Tensor]:
@@ -335,8 +344,16 @@ def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = N
         num_context = sample_num_context(len(indices), cfg.context_probs, generator)  # S ~ p_S
         return batch, prediction_mask(num_context, cfg.num_frames)
 
+    def refine(
+        batch: ClipBatch, mask: Tensor, ema_model: VideoUNet, image: ImageLDM, generator: torch.Generator
+    ) -> ClipBatch:
+        return own_context(
+            ema_model, batch, mask, image.schedule, image.target, generator, cfg.own_context, cfg.own_context_steps
+        )
+
     window = VideoWindow(num_frames=cfg.num_frames, frame_stride=cfg.frame_stride)
+    extra = {"context_probs": list(cfg.context_probs), "own_context": cfg.own_context}
     return run_video_training(
-        cfg, VIDEO_LDM_STAGE, window, make_batch, after_step,
-        stage_extra={"context_probs": list(cfg.context_probs)}, export_stage=cfg.export_stage,
+        cfg, VIDEO_LDM_STAGE, window, make_batch, after_step, stage_extra=extra, export_stage=cfg.export_stage,
+        refine=refine if cfg.own_context > 0 else None,
     )

@@ -1,0 +1,113 @@
+"""Own-rollout context for the prediction model (`VideoLDMTrainConfig.own_context` > 0).
+
+A rollout feeds the prediction model its own keyframes as context, and their small errors
+compound: in the steer env cars close ahead turn into blobs within seconds (README, *Own-rollout
+context*). Context-noise augmentation imitates those errors with Gaussian noise; this trains on
+the errors themselves. The batch is loaded one keyframe longer than the model's window, with a
+lead frame before it: `(b, 1 + t, ...)`. For a share `own_context` of the clips the model (the EMA
+weights the env would run, no gradient) predicts the window's first t - 1 frames from the lead
+frame alone, as the env's first step does, with the env's sampler (DDIM `steps`, trailing
+spacing, no guidance, labels and actions but no boxes). Those predicted frames then stand in for
+the real ones where the context mask gives frames; the frames to predict stay real. So the model
+learns to continue from one- and two-step-old predictions towards the real future: to pull a
+drifting rollout back to the data instead of carrying its error on (scheduled sampling, as
+DAgger-style training of autoregressive world models does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from drivesim.diffusion.conditioning import Conditioning
+from drivesim.diffusion.schedule import NoiseSchedule
+from drivesim.sampling.video import VideoGuidance, VideoModel, VideoSamplingConfig, sample_clip
+from drivesim.training.clip_batch import ClipBatch
+
+
+def frames_of(batch: ClipBatch, start: int, stop: int) -> ClipBatch:
+    """Frames start..stop-1 of every clip: z (b, t, ...) -> (b, stop - start, ...); the per-frame
+    image conditions (b t rows) are cut the same way."""
+    t = batch.z.shape[1]
+    if not 0 <= start < stop <= t:
+        raise ValueError(f"frames {start}..{stop - 1} are not inside the batch's {t} frames")
+
+    def cut(x: Tensor | None) -> Tensor | None:
+        if x is None:
+            return None
+        framed = rearrange(x, "(b t) ... -> b t ...", t=t)[:, start:stop]
+        return rearrange(framed, "b t ... -> (b t) ...")
+
+    image = Conditioning(**{f.name: cut(getattr(batch.image, f.name)) for f in dataclasses.fields(batch.image)})
+    return dataclasses.replace(
+        batch, z=batch.z[:, start:stop], image=image, actions=batch.actions[:, start:stop],
+        ego_speed=batch.ego_speed[:, start:stop],
+    )
+
+
+@torch.no_grad()
+def predicted_from_lead(
+    model: VideoModel, batch: ClipBatch, schedule: NoiseSchedule, target: str, generator: torch.Generator,
+    steps: int,
+) -> Tensor:
+    """The model's prediction of frames 1..t-1 of `batch` (b, t, c, h, w) from its frame 0 alone:
+    (b, t - 1, c, h, w). Labels and actions as the batch has them (actions where `has_actions`),
+    no boxes: what the env gives the prediction model after its first frame."""
+    b, t = batch.z.shape[:2]
+    mask = torch.zeros(b, t, device=batch.z.device)
+    mask[:, 0] = 1.0
+    given = rearrange(batch.has_actions, "b -> b 1 1").to(batch.actions.dtype)
+    config = VideoSamplingConfig(steps=steps, guidance=VideoGuidance(), spacing="trailing")
+    sample = sample_clip(
+        model, schedule, target, batch.z, mask, generator, actions=batch.actions * given,
+        image_cond=batch.image.nulled(["boxes"]), config=config, ego_speed=batch.ego_speed,
+    )
+    return sample.latents[:, 1:]
+
+
+def own_context(
+    model: VideoModel,
+    batch: ClipBatch,
+    mask: Tensor,
+    schedule: NoiseSchedule,
+    target: str,
+    generator: torch.Generator,
+    share: float,
+    steps: int,
+) -> ClipBatch:
+    """batch: (b, 1 + t, ...) with a lead frame; mask: (b, t) context mask of the window after it.
+    Returns the window (b, t, ...) whose context frames are, for about `share` of the clips (drawn
+    from `generator`), the model's own prediction from the lead frame; the rest stays real."""
+    b, t = mask.shape
+    if batch.z.shape[:2] != (b, t + 1):
+        raise ValueError(f"batch has {tuple(batch.z.shape[:2])} clips x frames; own context needs (b, 1 + t) = "
+                         f"({b}, {t + 1}): the window and its lead frame")
+    window = frames_of(batch, 1, t + 1)
+    chosen = torch.rand(b, generator=generator, device=generator.device).to(mask.device) < share  # (b,)
+    if share <= 0 or not bool((chosen & mask.bool().any(dim=1)).any()):
+        return window
+    lead = frames_of(batch, 0, t)  # the lead frame and the window's first t - 1
+    rows = torch.nonzero(chosen).flatten()
+    picked = dataclasses.replace(
+        lead, z=lead.z[rows], image=_rows(lead.image, rows, t), actions=lead.actions[rows],
+        has_actions=lead.has_actions[rows], frame_rate=lead.frame_rate[rows], ego_speed=lead.ego_speed[rows],
+    )
+    made = predicted_from_lead(model, picked, schedule, target, generator, steps)  # (k, t - 1, c, h, w)
+    z = window.z.clone()
+    use = rearrange(mask[rows, : t - 1].bool(), "k t -> k t 1 1 1")
+    z[rows, : t - 1] = torch.where(use, made.to(z.dtype), z[rows, : t - 1])
+    return dataclasses.replace(window, z=z)
+
+
+def _rows(image: Conditioning, rows: Tensor, t: int) -> Conditioning:
+    """The per-frame conditions (b t rows) of the clips `rows`."""
+
+    def pick(x: Tensor | None) -> Tensor | None:
+        if x is None:
+            return None
+        return rearrange(rearrange(x, "(b t) ... -> b t ...", t=t)[rows], "k t ... -> (k t) ...")
+
+    return Conditioning(**{f.name: pick(getattr(image, f.name)) for f in dataclasses.fields(image)})

@@ -1,0 +1,113 @@
+"""Own-rollout context: the window's context frames replaced by the model's own prediction."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from drivesim.autoencoder.latent_cache import collate_latent_windows
+from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
+from drivesim.diffusion.unet import SpatialUNet
+from drivesim.diffusion.video_loading import load_video_ldm
+from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
+from drivesim.training.clip_batch import clip_batch
+from drivesim.training.own_context import frames_of, own_context, predicted_from_lead
+from drivesim.training.video_config import VideoLDMTrainConfig
+from drivesim.training.video_ldm import train, window_dataset
+from tests.training.test_video_ldm import UNET, Interrupt, _cfg, _prepare, make_latent_cache
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path) -> Path:
+    make_latent_cache(tmp_path / "cache")
+    return tmp_path
+
+
+def _lead_batch(workspace: Path, clips: int = 3):
+    cfg = _cfg(workspace, "lead")
+    dataset = window_dataset(cfg, cfg.frame_stride, lead=1)
+    return clip_batch(collate_latent_windows([dataset[i] for i in range(clips)]), use_boxes=True)
+
+
+def _model() -> VideoUNet:
+    torch.manual_seed(0)
+    return VideoUNet(SpatialUNet(UNET), VideoUNetConfig.tiny(zero_init=False)).eval()
+
+
+def test_the_lead_dataset_has_one_frame_more_and_frames_of_cuts_every_per_frame_field(workspace):
+    batch = _lead_batch(workspace)  # 4 frames + 1 lead at stride 2
+    assert batch.z.shape[:2] == (3, 5) and batch.image.batch_size == 15
+    window = frames_of(batch, 1, 5)
+    assert torch.equal(window.z, batch.z[:, 1:]) and torch.equal(window.actions, batch.actions[:, 1:])
+    assert torch.equal(window.ego_speed, batch.ego_speed[:, 1:])
+    boxes = batch.image.boxes.reshape(3, 5, *batch.image.boxes.shape[1:])
+    assert torch.equal(window.image.boxes, boxes[:, 1:].reshape(12, *boxes.shape[2:]))
+    assert window.image.time_of_day.tolist() == batch.image.time_of_day.reshape(3, 5)[:, 1:].flatten().tolist()
+    with pytest.raises(ValueError, match="not inside"):
+        frames_of(batch, 2, 6)
+
+
+def test_own_context_puts_the_models_prediction_in_the_context_frames_only(workspace):
+    batch, model, schedule = _lead_batch(workspace), _model(), NoiseSchedule(ScheduleConfig())
+    mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    out = own_context(model, batch, mask, schedule, "eps", torch.Generator().manual_seed(3), share=1.0, steps=2)
+    real = frames_of(batch, 1, 5)
+    assert out.z.shape == real.z.shape and torch.equal(out.actions, real.actions)
+    # the same draws by hand: the share's coin flips, then the prediction from the lead frame
+    g = torch.Generator().manual_seed(3)
+    torch.rand(3, generator=g)
+    made = predicted_from_lead(model, frames_of(batch, 0, 4), schedule, "eps", g, steps=2)  # (3, 3, c, h, w)
+    torch.testing.assert_close(out.z[0, :2], made[0, :2])
+    torch.testing.assert_close(out.z[1, :1], made[1, :1])
+    assert not torch.allclose(out.z[0, :2], real.z[0, :2], atol=1e-3)  # not the real frames
+    assert torch.equal(out.z[0, 2:], real.z[0, 2:]) and torch.equal(out.z[1, 1:], real.z[1, 1:])
+    assert torch.equal(out.z[2], real.z[2])  # no context: nothing replaced
+    none = own_context(model, batch, mask, schedule, "eps", torch.Generator().manual_seed(3), share=0.0, steps=2)
+    assert torch.equal(none.z, real.z)
+    with pytest.raises(ValueError, match="lead frame"):
+        own_context(model, real, mask, schedule, "eps", torch.Generator(), share=1.0, steps=2)
+
+
+def test_the_prediction_from_the_lead_frame_follows_the_steps_and_ignores_boxes(workspace):
+    batch, model, schedule = _lead_batch(workspace), _model(), NoiseSchedule(ScheduleConfig())
+    lead = frames_of(batch, 0, 4)
+    one = predicted_from_lead(model, lead, schedule, "eps", torch.Generator().manual_seed(0), steps=1)
+    two = predicted_from_lead(model, lead, schedule, "eps", torch.Generator().manual_seed(0), steps=2)
+    assert one.shape == (3, 3, *batch.z.shape[2:]) and not torch.allclose(one, two)
+    moved = dataclasses.replace(lead, image=dataclasses.replace(lead.image, boxes=lead.image.boxes.flip(-1)))
+    again = predicted_from_lead(model, moved, schedule, "eps", torch.Generator().manual_seed(0), steps=2)
+    torch.testing.assert_close(again, two)  # boxes are not given to it, as in the env after the first frame
+
+
+def test_config_checks_the_share_the_steps_and_the_context_loss():
+    with pytest.raises(ValueError, match="own_context=1.5"):
+        VideoLDMTrainConfig(own_context=1.5)
+    with pytest.raises(ValueError, match="own_context_steps"):
+        VideoLDMTrainConfig(own_context_steps=0)
+    with pytest.raises(ValueError, match="loss_on_context"):
+        VideoLDMTrainConfig(own_context=0.5, loss_on_context=True)
+
+
+def test_an_own_context_run_trains_differently_and_resumes_to_the_same_weights(workspace):
+    plain = train(_prepare(workspace, _cfg(workspace, "plain", max_steps=3)))
+    straight = _prepare(workspace, _cfg(workspace, "own", max_steps=3, own_context=1.0))
+    assert train(straight).steps == 3
+    resumed = _prepare(workspace, _cfg(workspace, "own_resumed", max_steps=3, own_context=1.0))
+
+    def stop(step: int) -> None:
+        if step == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(resumed, after_step=stop)
+    assert train(resumed).steps == 3
+    a, b = load_video_ldm(Path(straight.model_dir)), load_video_ldm(Path(resumed.model_dir))
+    base = load_video_ldm(plain.model_dir)
+    for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+    changed = [n for (n, p), q in zip(a.model.state_dict().items(), base.model.state_dict().values())
+               if p.is_floating_point() and not torch.allclose(p, q)]
+    assert changed, "own-rollout context changed nothing in training"
