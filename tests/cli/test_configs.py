@@ -154,6 +154,23 @@ def test_stride4_noise_experiment_continues_the_bundled_stage_and_its_control_di
     assert "video.context_noise=false" in text and "runs/models/stride4_more" in text
 
 
+def test_stride4_own_context_experiment_differs_from_the_noise_control_only_by_own_context():
+    """Issue 6, drift: own-rollout context against session 21's equal-budget control (no context noise)."""
+    from drivesim.training.video_config import VideoLDMTrainConfig
+
+    def load(name: str, extra: list[str]) -> VideoLDMTrainConfig:
+        return to_dataclass(compose("train/video_ldm", [f"experiment=default/{name}", *extra]), VideoLDMTrainConfig)
+
+    own = load("video_ldm_stride4_own", [])
+    control = load("video_ldm_stride4_noise", ["video.context_noise=false"])
+    assert own.own_context == 0.5 and own.own_context_steps == 2 and control.own_context == 0.0
+    assert own.model_dir == "runs/models/stride4_own" and own.init_stage == "video_ldm_stride4"
+    fields = ("model_dir", "run_dir", "own_context", "num_threads")  # threads change speed, not the run
+    assert {k: v for k, v in vars(own).items() if k not in fields} == {
+        k: v for k, v in vars(control).items() if k not in fields
+    }
+
+
 def test_interpolation_speed_experiment_starts_from_the_bundle_with_actions_and_speed():
     """Issue 6, motion: the bundled interpolation model taught each frame's actions and ego speed."""
     from drivesim.training.interpolation import InterpolationTrainConfig
