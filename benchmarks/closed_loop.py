@@ -29,9 +29,15 @@ windows and each window's FVD-/FID-probe (the bundled probes, or `--probes`) is 
 reference pooled from `--reference-starts` other held-out starts driven by the same keeper in the
 world. Per model: the drift ratio (window / first window; issue 6's target: none above 1.5), each
 window over the world's same window (`fvd_over_real`), and the world's own windows as the floor;
-drawn in closed_loop_fvd.png. `--context-guidance` sets s of the models' context guidance.
+drawn in closed_loop_fvd.png.
 
-  python benchmarks/closed_loop.py --model drivesim/assets/default_model --model runs/models/default_stride4
+Engine settings: `--env ID` takes them from a learned env id's YAML (e.g. drivesim/DriveWorldSteer-v0:
+what an agent in that env gets); `--prediction`, `--keyframe-steps`, `--context-guidance` (s of the
+models' context guidance), `--context-interval` etc. override one by one; without either, EngineConfig's
+(context guidance 1.5 at every step) with 4 keyframe steps. The settings that ran are printed and
+written to the JSON's "settings".
+
+  python benchmarks/closed_loop.py --model drivesim/assets/default_model --env drivesim/DriveWorldSteer-v0
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_io import Probes, load_probes
 from drivesim.eval.report import write_json
 from drivesim.paths import default_probes_dir
+from drivesim.registration import engine_defaults, env_specs
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.lane_keeper import HEADING_FROM, LaneKeeper, LaneKeeperConfig
 from drivesim.rollout.types import SceneRequest
@@ -144,6 +151,26 @@ def run_world(starts, heads: WorldModel, args: argparse.Namespace, sinks=None) -
         arrays["board"] = np.stack(one.board, axis=1)  # 1 n h w 3
         per_start.append(arrays)
     return {k: np.concatenate([a[k] for a in per_start], axis=0) for k in per_start[0]}
+
+
+# the engine settings a run takes when neither a flag nor --env gives them (EngineConfig's, but 4 keyframe
+# and 2 interpolation DDIM steps)
+ENGINE_DEFAULTS = {
+    "prediction": EngineConfig.prediction, "keyframe_steps": 4, "interpolation_steps": 2,
+    "spacing": EngineConfig.spacing, "context_guidance": EngineConfig.context_guidance,
+    "context_interval": list(EngineConfig.context_interval), "context_noise": EngineConfig.context_noise,
+}
+LEARNED_ENVS = sorted(k for k, v in env_specs().items() if v["kind"] == "learned")
+
+
+def engine_settings(args: argparse.Namespace) -> dict:
+    """The run's engine settings: each flag given, else the `--env` YAML's value, else ENGINE_DEFAULTS."""
+    settings = dict(ENGINE_DEFAULTS)
+    if args.env is not None:
+        settings.update({k: v for k, v in engine_defaults(args.env).items() if k in settings})
+    settings.update({k: getattr(args, k) for k in settings if getattr(args, k) is not None})
+    settings["context_interval"] = list(settings["context_interval"])
+    return settings
 
 
 def run_model(
@@ -304,15 +331,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world-control", type=int, default=4, help="frames per control step in the world")
     parser.add_argument("--road-half", type=float, default=1.5, help="lane widths from the centre to the edge")
     parser.add_argument("--board-every", type=float, default=5.0)
-    parser.add_argument("--prediction", default=EngineConfig.prediction,
+    parser.add_argument("--env", default=None, choices=LEARNED_ENVS,
+                        help="take the engine settings below from this env id's YAML (flags given override them)")
+    parser.add_argument("--prediction", default=None,
                         help="keyframe-prediction stage of each model folder (e.g. video_ldm_stride4)")
-    parser.add_argument("--keyframe-steps", type=int, default=4)
-    parser.add_argument("--interpolation-steps", type=int, default=2)
-    parser.add_argument("--spacing", default=EngineConfig.spacing, choices=SPACINGS)
-    parser.add_argument("--context-guidance", type=float, default=EngineConfig.context_guidance)
-    parser.add_argument("--context-interval", type=float, nargs=2, default=list(EngineConfig.context_interval),
+    parser.add_argument("--keyframe-steps", type=int, default=None)
+    parser.add_argument("--interpolation-steps", type=int, default=None)
+    parser.add_argument("--spacing", default=None, choices=SPACINGS)
+    parser.add_argument("--context-guidance", type=float, default=None)
+    parser.add_argument("--context-interval", type=float, nargs=2, default=None,
                         metavar=("LO", "HI"), help="fractions of the diffusion times where context guidance acts")
-    parser.add_argument("--context-noise", type=float, default=EngineConfig.context_noise,
+    parser.add_argument("--context-noise", type=float, default=None,
                         help="context-noise level told a model trained with it (-1: its trained default)")
     parser.add_argument("--composed", action="store_true",
                         help="models start from a first frame composed from the start's labels (the envs' reset) "
@@ -326,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/closed_loop")
     args = parser.parse_args(argv)
+    for key, value in engine_settings(args).items():
+        setattr(args, key, value)
+    print(f"engine: {engine_settings(args)}", file=sys.stderr)  # what ran, whatever the flags were
     if args.starts < 1 or args.seconds <= 0 or args.change_every <= 0 or args.world_control < 1:
         parser.error("need --starts >= 1, --seconds > 0, --change-every > 0, --world-control >= 1")
     if args.fvd and (args.reference_starts < 1 or args.fvd_hop < 1 or not 0 < args.window_seconds <= args.seconds):

@@ -37,18 +37,33 @@ ENV_KINDS["learned"] = _learned
 VECTOR_KINDS: dict[str, Callable[..., Any]] = {"learned": _learned_vector}
 
 
+def env_specs() -> dict[str, dict[str, Any]]:
+    """Every env YAML under `envs/`, by id."""
+    from drivesim.paths import envs_dir
+
+    specs = (yaml.safe_load(path.read_text()) for path in sorted(envs_dir().glob("*.yaml")))
+    return {spec["id"]: spec for spec in specs}
+
+
+def engine_defaults(env_id: str) -> dict[str, Any]:
+    """The engine settings a learned env id's YAML gives (`kwargs.engine_config`); what `gym.make(env_id)`
+    runs when the caller overrides none of them."""
+    specs = env_specs()
+    learned = sorted(k for k, v in specs.items() if v["kind"] == "learned")
+    if env_id not in learned:
+        raise ValueError(f"env id {env_id!r} is not a learned env; allowed: {learned}")
+    return dict((specs[env_id].get("kwargs") or {}).get("engine_config") or {})
+
+
 def register_envs() -> list[str]:
     """Register all ids from the env YAMLs (idempotent). Returns the ids."""
     import gymnasium
 
-    from drivesim.paths import envs_dir
-
     ids = []
-    for path in sorted(envs_dir().glob("*.yaml")):
-        spec = yaml.safe_load(path.read_text())
-        env_id, kind = spec["id"], spec["kind"]
+    for env_id, spec in env_specs().items():
+        kind = spec["kind"]
         if kind not in ENV_KINDS:
-            raise ValueError(f"{path}: kind={kind!r} is not one of {sorted(ENV_KINDS)}")
+            raise ValueError(f"env {env_id}: kind={kind!r} is not one of {sorted(ENV_KINDS)}")
         kwargs = dict(spec.get("kwargs") or {})
         if kind == "learned" and "engine_config" in kwargs:
             # the YAML's engine settings are defaults under the caller's engine_config (merged key by key)
