@@ -50,18 +50,17 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
+from _engine_args import add_engine_args, resolve_engine_args
 from tqdm import tqdm
 
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_io import Probes, load_probes
 from drivesim.eval.report import write_json
 from drivesim.paths import default_probes_dir
-from drivesim.registration import engine_defaults, env_specs
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.lane_keeper import HEADING_FROM, LaneKeeper, LaneKeeperConfig
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import WorldModel, load
-from drivesim.sampling.ddim import SPACINGS
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 
 matplotlib.use("Agg")
@@ -151,26 +150,6 @@ def run_world(starts, heads: WorldModel, args: argparse.Namespace, sinks=None) -
         arrays["board"] = np.stack(one.board, axis=1)  # 1 n h w 3
         per_start.append(arrays)
     return {k: np.concatenate([a[k] for a in per_start], axis=0) for k in per_start[0]}
-
-
-# the engine settings a run takes when neither a flag nor --env gives them (EngineConfig's, but 4 keyframe
-# and 2 interpolation DDIM steps)
-ENGINE_DEFAULTS = {
-    "prediction": EngineConfig.prediction, "keyframe_steps": 4, "interpolation_steps": 2,
-    "spacing": EngineConfig.spacing, "context_guidance": EngineConfig.context_guidance,
-    "context_interval": list(EngineConfig.context_interval), "context_noise": EngineConfig.context_noise,
-}
-LEARNED_ENVS = sorted(k for k, v in env_specs().items() if v["kind"] == "learned")
-
-
-def engine_settings(args: argparse.Namespace) -> dict:
-    """The run's engine settings: each flag given, else the `--env` YAML's value, else ENGINE_DEFAULTS."""
-    settings = dict(ENGINE_DEFAULTS)
-    if args.env is not None:
-        settings.update({k: v for k, v in engine_defaults(args.env).items() if k in settings})
-    settings.update({k: getattr(args, k) for k in settings if getattr(args, k) is not None})
-    settings["context_interval"] = list(settings["context_interval"])
-    return settings
 
 
 def run_model(
@@ -331,18 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world-control", type=int, default=4, help="frames per control step in the world")
     parser.add_argument("--road-half", type=float, default=1.5, help="lane widths from the centre to the edge")
     parser.add_argument("--board-every", type=float, default=5.0)
-    parser.add_argument("--env", default=None, choices=LEARNED_ENVS,
-                        help="take the engine settings below from this env id's YAML (flags given override them)")
-    parser.add_argument("--prediction", default=None,
-                        help="keyframe-prediction stage of each model folder (e.g. video_ldm_stride4)")
-    parser.add_argument("--keyframe-steps", type=int, default=None)
-    parser.add_argument("--interpolation-steps", type=int, default=None)
-    parser.add_argument("--spacing", default=None, choices=SPACINGS)
-    parser.add_argument("--context-guidance", type=float, default=None)
-    parser.add_argument("--context-interval", type=float, nargs=2, default=None,
-                        metavar=("LO", "HI"), help="fractions of the diffusion times where context guidance acts")
-    parser.add_argument("--context-noise", type=float, default=None,
-                        help="context-noise level told a model trained with it (-1: its trained default)")
+    add_engine_args(parser)
     parser.add_argument("--composed", action="store_true",
                         help="models start from a first frame composed from the start's labels (the envs' reset) "
                              "instead of the world's frame")
@@ -355,9 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/closed_loop")
     args = parser.parse_args(argv)
-    for key, value in engine_settings(args).items():
-        setattr(args, key, value)
-    print(f"engine: {engine_settings(args)}", file=sys.stderr)  # what ran, whatever the flags were
+    print(f"engine: {resolve_engine_args(args)}", file=sys.stderr)  # what ran, whatever the flags were
     if args.starts < 1 or args.seconds <= 0 or args.change_every <= 0 or args.world_control < 1:
         parser.error("need --starts >= 1, --seconds > 0, --change-every > 0, --world-control >= 1")
     if args.fvd and (args.reference_starts < 1 or args.fvd_hop < 1 or not 0 < args.window_seconds <= args.seconds):

@@ -4,18 +4,23 @@ by default a randomly initialised model of the default size is measured; pass --
 measure a trained folder. Prints JSON.
 
     python benchmarks/env_speed.py --num-envs 1 8 32 --steps 3
+    python benchmarks/env_speed.py --model drivesim/assets/default_model --env drivesim/DriveWorldSteer-v0 --num-envs 1
+
+`--env ID` takes the engine settings of a learned env id's YAML; the flags override them one by one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _engine_args import add_engine_args, resolve_engine_args
 
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.keyframe_fill import FILLS
@@ -74,10 +79,7 @@ def main() -> None:
     p.add_argument("--num-envs", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (as default_model_speed.py)")
-    p.add_argument("--prediction", default=EngineConfig.prediction,
-                   help="keyframe-prediction stage of each model folder (e.g. video_ldm_stride4)")
-    p.add_argument("--keyframe-steps", type=int, default=10)
-    p.add_argument("--interpolation-steps", type=int, default=8)
+    add_engine_args(p, keyframe_steps=10, interpolation_steps=8)
     p.add_argument("--prediction-window", type=int, default=0, help="0 = the trained window")
     p.add_argument("--fill", default="model", choices=list(FILLS), help="frames between keyframes (EngineConfig.fill)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
@@ -86,12 +88,9 @@ def main() -> None:
                    help="most rollouts per interpolation call (0 = all in one call)")
     p.add_argument("--decode-frames", type=int, default=EngineConfig.decode_frames,
                    help="most latent frames per decoder call (0 = all rollouts in one call)")
-    p.add_argument("--context-guidance", type=float, default=EngineConfig.context_guidance,
-                   help="s of context guidance (1 = off: one model call per DDIM step instead of two)")
-    p.add_argument("--context-interval", type=float, nargs=2, default=list(EngineConfig.context_interval),
-                   metavar=("LO", "HI"), help="fractions of the diffusion times where context guidance acts")
     p.add_argument("--planner", action="store_true", help="also time imagine() with K=16, H=8")
     args = p.parse_args()
+    print(f"engine: {resolve_engine_args(args)}", file=sys.stderr)  # what ran, whatever the flags were
     torch.set_num_threads(torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.model or build_random_model(Path(tmp), RandomModelSpec(size="default", height=64, width=128))
@@ -100,7 +99,8 @@ def main() -> None:
                            prediction_window=args.prediction_window, fill=args.fill,
                            context_guidance=args.context_guidance, decode_frames=args.decode_frames,
                            fill_keys=args.fill_keys, fill_rollouts=args.fill_rollouts,
-                           context_interval=tuple(args.context_interval))
+                           context_interval=tuple(args.context_interval), spacing=args.spacing,
+                           context_noise=args.context_noise)
         engine = load(folder).engine(cfg)
         results = {
             "model": "random-init default size" if args.model is None else str(args.model),

@@ -14,6 +14,10 @@ all rollouts (a model that ignores the steer: slope ~0); drawn in steer_response
 
   python benchmarks/steer_response.py --model drivesim/assets/default_model --model runs/models/default_stride4
 
+Engine settings as in closed_loop.py: `--env ID` (a learned env id's YAML, e.g. drivesim/DriveWorldSteer-v0)
+with flags overriding it; without either, EngineConfig's (context guidance 1.5 at every step) with 4
+keyframe steps.
+
 With several --model, the models are measured in one run on the same starts and seeds.
 """
 
@@ -29,6 +33,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
+from _engine_args import add_engine_args, resolve_engine_args
 from einops import rearrange
 
 from drivesim.eval.adherence import pearson
@@ -37,7 +42,6 @@ from drivesim.eval.report import write_json
 from drivesim.rollout.ego_speed import MAX_SPEED
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.world_model import WorldModel, load
-from drivesim.sampling.ddim import SPACINGS
 from drivesim.world.ego import command_for
 
 matplotlib.use("Agg")
@@ -97,7 +101,9 @@ def fit(true: np.ndarray, read: np.ndarray) -> dict:
 
 def measure(name: str, world: WorldModel, args: argparse.Namespace, truth: dict, heads: WorldModel) -> dict:
     engine = world.engine(EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
-                                       interpolation_steps=args.interpolation_steps, spacing=args.spacing))  # fmt: skip
+                                       interpolation_steps=args.interpolation_steps, spacing=args.spacing,
+                                       context_guidance=args.context_guidance, context_noise=args.context_noise,
+                                       context_interval=tuple(args.context_interval)))  # fmt: skip
     if engine.output_fps != world.fps:
         raise SystemExit(f"{name}: {engine.output_fps:g} output frames/s, not the source rate {world.fps:g}")
     steps = int(round(args.seconds * world.fps / engine.keyframe_stride))
@@ -141,15 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of the behaviour policy before the start")
     parser.add_argument("--seconds", type=float, default=2.0, help="the steer is held this long")
     parser.add_argument("--end", type=float, default=0.25, help="seconds at the end whose reading is averaged")
-    parser.add_argument("--prediction", default=EngineConfig.prediction,
-                        help="keyframe-prediction stage of each model folder (e.g. video_ldm_stride4)")
-    parser.add_argument("--keyframe-steps", type=int, default=4)
-    parser.add_argument("--interpolation-steps", type=int, default=2)
-    parser.add_argument("--spacing", default=EngineConfig.spacing, choices=SPACINGS, help="DDIM times")
+    add_engine_args(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/steer_response")
     args = parser.parse_args(argv)
+    print(f"engine: {resolve_engine_args(args)}", file=sys.stderr)  # what ran, whatever the flags were
     bad = [v for v in args.steers if not -1.0 <= v <= 1.0]
     if bad:
         parser.error(f"--steers {bad} out of range; allowed -1..1")

@@ -1,0 +1,59 @@
+"""The engine flags the rollout benchmarks share, and `--env ID`: a learned env id's YAML gives them.
+
+Without `--env` a flag not given takes the script's default (EngineConfig's: context guidance 1.5 at
+every step), which is not what `DriveWorldSteer-v0` runs (guidance off); sessions 20-21 measured the
+wrong setting that way. `engine_settings(args)` resolves each flag given, else the `--env` YAML's value,
+else the default; the scripts print and record what ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from drivesim.registration import engine_defaults, env_specs
+from drivesim.rollout.engine_api import EngineConfig
+from drivesim.sampling.ddim import SPACINGS
+
+LEARNED_ENVS = sorted(k for k, v in env_specs().items() if v["kind"] == "learned")
+
+
+def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, interpolation_steps: int = 2) -> None:
+    """--env and the engine flags (default None: resolved by `engine_settings`); `keyframe_steps` and
+    `interpolation_steps` are the script's own defaults for those two."""
+    parser.set_defaults(_engine_defaults={
+        "prediction": EngineConfig.prediction, "keyframe_steps": keyframe_steps,
+        "interpolation_steps": interpolation_steps, "spacing": EngineConfig.spacing,
+        "context_guidance": EngineConfig.context_guidance, "context_interval": list(EngineConfig.context_interval),
+        "context_noise": EngineConfig.context_noise,
+    })  # fmt: skip
+    parser.add_argument("--env", default=None, choices=LEARNED_ENVS,
+                        help="engine settings from this env id's YAML (the flags below override them)")
+    parser.add_argument("--prediction", default=None,
+                        help="keyframe-prediction stage of each model folder (e.g. video_ldm_stride4)")
+    parser.add_argument("--keyframe-steps", type=int, default=None, help=f"default {keyframe_steps}")
+    parser.add_argument("--interpolation-steps", type=int, default=None, help=f"default {interpolation_steps}")
+    parser.add_argument("--spacing", default=None, choices=SPACINGS, help="DDIM times")
+    parser.add_argument("--context-guidance", type=float, default=None,
+                        help=f"s of context guidance (1 = off; default {EngineConfig.context_guidance})")
+    parser.add_argument("--context-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                        help="fractions of the diffusion times where context guidance acts")
+    parser.add_argument("--context-noise", type=float, default=None,
+                        help="context-noise level told a model trained with it (-1: its trained default)")
+
+
+def engine_settings(args: argparse.Namespace) -> dict:
+    """The run's engine settings: each flag given, else the `--env` YAML's value, else the script's default."""
+    settings = dict(args._engine_defaults)
+    if args.env is not None:
+        settings.update({k: v for k, v in engine_defaults(args.env).items() if k in settings})
+    settings.update({k: getattr(args, k) for k in settings if getattr(args, k) is not None})
+    settings["context_interval"] = list(settings["context_interval"])
+    return settings
+
+
+def resolve_engine_args(args: argparse.Namespace) -> dict:
+    """Write the resolved settings into `args` (so the script's own code and JSON see them) and return them."""
+    settings = engine_settings(args)
+    for key, value in settings.items():
+        setattr(args, key, value)
+    return settings
