@@ -34,17 +34,25 @@ def frames_of(batch: ClipBatch, start: int, stop: int) -> ClipBatch:
     t = batch.z.shape[1]
     if not 0 <= start < stop <= t:
         raise ValueError(f"frames {start}..{stop - 1} are not inside the batch's {t} frames")
+    return _select(batch, slice(None), slice(start, stop))
 
-    def cut(x: Tensor | None) -> Tensor | None:
+
+def _select(batch: ClipBatch, clips: slice | Tensor, frames: slice) -> ClipBatch:
+    """The clips `clips` (an index into b) and frames `frames` (a slice of t) of every field, the
+    per-frame image conditions (b t rows) included."""
+    t = batch.z.shape[1]
+
+    def per_frame(x: Tensor | None) -> Tensor | None:
         if x is None:
             return None
-        framed = rearrange(x, "(b t) ... -> b t ...", t=t)[:, start:stop]
+        framed = rearrange(x, "(b t) ... -> b t ...", t=t)[clips][:, frames]
         return rearrange(framed, "b t ... -> (b t) ...")
 
-    image = Conditioning(**{f.name: cut(getattr(batch.image, f.name)) for f in dataclasses.fields(batch.image)})
-    return dataclasses.replace(
-        batch, z=batch.z[:, start:stop], image=image, actions=batch.actions[:, start:stop],
-        ego_speed=batch.ego_speed[:, start:stop],
+    image = Conditioning(**{f.name: per_frame(getattr(batch.image, f.name)) for f in dataclasses.fields(batch.image)})
+    return ClipBatch(
+        z=batch.z[clips][:, frames], image=image, actions=batch.actions[clips][:, frames],
+        has_actions=batch.has_actions[clips], frame_rate=batch.frame_rate[clips],
+        ego_speed=batch.ego_speed[clips][:, frames],
     )
 
 
@@ -89,25 +97,11 @@ def own_context(
     chosen = torch.rand(b, generator=generator, device=generator.device).to(mask.device) < share  # (b,)
     if share <= 0 or not bool((chosen & mask.bool().any(dim=1)).any()):
         return window
-    lead = frames_of(batch, 0, t)  # the lead frame and the window's first t - 1
     rows = torch.nonzero(chosen).flatten()
-    picked = dataclasses.replace(
-        lead, z=lead.z[rows], image=_rows(lead.image, rows, t), actions=lead.actions[rows],
-        has_actions=lead.has_actions[rows], frame_rate=lead.frame_rate[rows], ego_speed=lead.ego_speed[rows],
-    )
-    made = predicted_from_lead(model, picked, schedule, target, generator, steps)  # (k, t - 1, c, h, w)
+    lead = _select(batch, rows, slice(0, t))  # the chosen clips' lead frame and the window's first t - 1
+    made = predicted_from_lead(model, lead, schedule, target, generator, steps)  # (k, t - 1, c, h, w)
     z = window.z.clone()
     use = rearrange(mask[rows, : t - 1].bool(), "k t -> k t 1 1 1")
     z[rows, : t - 1] = torch.where(use, made.to(z.dtype), z[rows, : t - 1])
     return dataclasses.replace(window, z=z)
 
-
-def _rows(image: Conditioning, rows: Tensor, t: int) -> Conditioning:
-    """The per-frame conditions (b t rows) of the clips `rows`."""
-
-    def pick(x: Tensor | None) -> Tensor | None:
-        if x is None:
-            return None
-        return rearrange(rearrange(x, "(b t) ... -> b t ...", t=t)[rows], "k t ... -> (k t) ...")
-
-    return Conditioning(**{f.name: pick(getattr(image, f.name)) for f in dataclasses.fields(image)})
