@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 
-from drivesim.registration import engine_defaults, env_specs
+from drivesim.registration import engine_defaults, learned_env_ids
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.sampling.ddim import SPACINGS
 
-LEARNED_ENVS = sorted(k for k, v in env_specs().items() if v["kind"] == "learned")
+LEARNED_ENVS = learned_env_ids()
 
 
 def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, interpolation_steps: int = 2) -> None:

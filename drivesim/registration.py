@@ -45,11 +45,15 @@ def env_specs() -> dict[str, dict[str, Any]]:
     return {spec["id"]: spec for spec in specs}
 
 
+def learned_env_ids() -> list[str]:
+    """The ids whose env runs a learned world model (kind "learned"), sorted."""
+    return sorted(k for k, v in env_specs().items() if v["kind"] == "learned")
+
+
 def engine_defaults(env_id: str) -> dict[str, Any]:
     """The engine settings a learned env id's YAML gives (`kwargs.engine_config`); what `gym.make(env_id)`
     runs when the caller overrides none of them."""
-    specs = env_specs()
-    learned = sorted(k for k, v in specs.items() if v["kind"] == "learned")
+    specs, learned = env_specs(), learned_env_ids()
     if env_id not in learned:
         raise ValueError(f"env id {env_id!r} is not a learned env; allowed: {learned}")
     return dict((specs[env_id].get("kwargs") or {}).get("engine_config") or {})

@@ -4,13 +4,14 @@ import pytest
 import yaml
 
 from drivesim.paths import envs_dir
-from drivesim.registration import engine_defaults, env_specs
+from drivesim.registration import engine_defaults, env_specs, learned_env_ids
 
 
 def test_every_env_yaml_is_listed_by_its_id():
     specs = env_specs()
     assert len(specs) == len(list(envs_dir().glob("*.yaml")))
     assert {"drivesim/DriveWorld-v0", "drivesim/DriveWorldSteer-v0", "drivesim/ProceduralWorld-v0"} <= set(specs)
+    assert learned_env_ids() == ["drivesim/DriveWorld-v0", "drivesim/DriveWorldSteer-v0"]
 
 
 def test_engine_defaults_are_the_yamls_engine_config_and_name_the_allowed_ids():
