@@ -8,6 +8,10 @@ chunks then equals decoding it whole. Time is zero-padded at the clip ends.
 
 The last convolution starts at zero, so a new block is the identity and a model with
 blocks inserted starts out equal to the image model it was built from.
+
+On CPU, PyTorch's heuristic runs a float32 3-D convolution over one clip (batch 1, the env's
+case) on its slow reference kernel, 3-8x slower than oneDNN's at the same result
+(`conv3d_inference`); without gradients the block calls oneDNN directly.
 """
 
 from __future__ import annotations
@@ -18,6 +22,24 @@ from einops import rearrange
 from torch import nn
 
 from drivesim.nn.resblock import group_norm, zero_module
+
+
+def conv3d_inference(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+    """conv(x) for x (b, c, t, h, w); without autograd or autocast on a float32 CPU tensor it calls
+    oneDNN's convolution, which PyTorch's dispatch skips for small batches (same result up to float
+    rounding, several times faster: `benchmarks/conv3d_speed.py`)."""
+    fast = (
+        x.device.type == "cpu" and x.dtype == torch.float32 and conv.weight.dtype == torch.float32
+        and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)
+        and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+        and not torch.is_autocast_enabled("cpu")
+        and not (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad))
+    )  # fmt: skip
+    if not fast:
+        return conv(x)
+    return torch.ops.aten.mkldnn_convolution(
+        x.contiguous(), conv.weight, conv.bias, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups
+    )
 
 
 def _check_kernel(kernel_size: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -70,7 +92,7 @@ class TemporalConvBlock(nn.Module):
             )
         h = F.silu(self.norm1(x))  # (b t) c h w, normalised per frame
         h = rearrange(h, "(b t) c h w -> b c t h w", t=num_frames)
-        h = self.conv1(h)  # b c t h w
+        h = conv3d_inference(self.conv1, h)  # b c t h w
         # contiguous: the permuted view can look channels-last to GroupNorm, whose CPU
         # channels-last backward kernel crashes on such strides (torch 2.13).
         h = rearrange(h, "b c t h w -> (b t) c h w").contiguous()
@@ -82,6 +104,6 @@ class TemporalConvBlock(nn.Module):
             h = h * (1 + scale) + shift
         h = self.dropout(F.silu(h))
         h = rearrange(h, "(b t) c h w -> b c t h w", t=num_frames)
-        h = self.conv2(h)  # b c t h w
+        h = conv3d_inference(self.conv2, h)  # b c t h w
         h = rearrange(h, "b c t h w -> (b t) c h w").contiguous()
         return x + h

@@ -2,7 +2,7 @@ import pytest
 import torch
 from einops import rearrange
 
-from drivesim.nn.temporal_conv import TemporalConvBlock
+from drivesim.nn.temporal_conv import TemporalConvBlock, conv3d_inference
 
 
 def _randomised(block: TemporalConvBlock) -> TemporalConvBlock:
@@ -52,3 +52,47 @@ def test_embedding_and_bad_input():
         block(x, 3, emb=torch.zeros(4, 6))
     with pytest.raises(ValueError, match="kernel_size"):
         TemporalConvBlock(4, kernel_size=(2, 3, 3))
+
+
+@pytest.mark.parametrize("kernel", [(3, 3, 3), (3, 1, 1), (1, 3, 3)])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_conv3d_inference_equals_the_module(kernel, batch):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(6, 5, kernel, padding=tuple(k // 2 for k in kernel))
+    x = torch.randn(batch, 6, 4, 5, 7)
+    ref = conv(x)
+    frames = rearrange(x, "b c t h w -> (b t) c h w")
+    view = rearrange(frames, "(b t) c h w -> b c t h w", b=batch)  # not contiguous, as inside the block
+    with torch.no_grad():
+        fast = conv3d_inference(conv, view)
+    assert fast.shape == ref.shape
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_conv3d_inference_keeps_autograd_and_autocast():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(4, 4, 3, padding=1)
+    x = torch.randn(1, 4, 3, 5, 5, requires_grad=True)
+    y = conv3d_inference(conv, x)
+    y.sum().backward()  # the module's own path: gradients reach input and weights
+    assert x.grad is not None and conv.weight.grad is not None
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv3d_inference(conv, x).dtype == torch.bfloat16  # autocast decides the dtype, as conv(x)
+
+
+def test_block_output_is_the_same_with_and_without_grad():
+    block = _randomised(TemporalConvBlock(8))
+    x = torch.randn(1 * 4, 8, 5, 6)
+    with torch.no_grad():
+        fast = block(x, num_frames=4)
+    torch.testing.assert_close(fast, block(x, num_frames=4).detach(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN")
+def test_conv3d_inference_runs_onednn_for_one_clip():
+    conv = torch.nn.Conv3d(4, 4, 3, padding=1)
+    x = torch.randn(1, 4, 3, 5, 5)
+    with torch.no_grad(), torch.profiler.profile() as prof:
+        conv3d_inference(conv, x)
+    ops = {e.key for e in prof.key_averages()}
+    assert "aten::mkldnn_convolution" in ops and "aten::slow_conv3d_forward" not in ops
