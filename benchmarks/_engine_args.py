@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from drivesim.registration import engine_defaults, learned_env_ids
+from drivesim.rollout.compute_dtype import DTYPE_CHOICES
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.sampling.ddim import SPACINGS
 
@@ -24,7 +25,7 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
         "prediction": EngineConfig.prediction, "keyframe_steps": keyframe_steps,
         "interpolation_steps": interpolation_steps, "spacing": EngineConfig.spacing,
         "context_guidance": EngineConfig.context_guidance, "context_interval": list(EngineConfig.context_interval),
-        "context_noise": EngineConfig.context_noise,
+        "context_noise": EngineConfig.context_noise, "dtype": EngineConfig.dtype,
     })  # fmt: skip
     parser.add_argument("--env", default=None, choices=LEARNED_ENVS,
                         help="engine settings from this env id's YAML (the flags below override them)")
@@ -39,6 +40,8 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
                         help="fractions of the diffusion times where context guidance acts")
     parser.add_argument("--context-noise", type=float, default=None,
                         help="context-noise level told a model trained with it (-1: its trained default)")
+    parser.add_argument("--dtype", default=None, choices=list(DTYPE_CHOICES),
+                        help=f"the engine's compute dtype (EngineConfig.dtype; default {EngineConfig.dtype})")
 
 
 def engine_settings(args: argparse.Namespace) -> dict:

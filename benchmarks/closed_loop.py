@@ -161,7 +161,7 @@ def run_model(
     engine = world.engine(EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
                                        interpolation_steps=args.interpolation_steps, spacing=args.spacing,
                                        context_guidance=args.context_guidance, context_noise=args.context_noise,
-                                       context_interval=tuple(args.context_interval)))  # fmt: skip
+                                       context_interval=tuple(args.context_interval), dtype=args.dtype))  # fmt: skip
     if not engine.reader.reads_pose:
         raise SystemExit(f"{world.path}: no pose heads (give --pose-from)")
     step_s = engine.keyframe_stride / world.fps

@@ -25,6 +25,7 @@ from env_speed import StageTimer  # benchmarks/env_speed.py: wraps the engine's 
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 from tqdm import tqdm
 
+from drivesim.rollout.compute_dtype import DTYPES
 from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import SIZES, RandomModelSpec, build_random_model
@@ -37,7 +38,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 # engine method -> stage name; `upsample` is the identity (0 FLOPs) unless EngineConfig.upsample
 STAGES = {"predict": "keyframes", "fill": "interpolation", "decode": "decode", "upsample": "upsample",
           "rewards": "rewards"}
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def _cpu_sdpa_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:

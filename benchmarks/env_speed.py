@@ -82,7 +82,6 @@ def main() -> None:
     add_engine_args(p, keyframe_steps=10, interpolation_steps=8)
     p.add_argument("--prediction-window", type=int, default=0, help="0 = the trained window")
     p.add_argument("--fill", default="model", choices=list(FILLS), help="frames between keyframes (EngineConfig.fill)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--fill-keys", type=int, default=EngineConfig.fill_keys, help="keyframes the interpolation sees")
     p.add_argument("--fill-rollouts", type=int, default=EngineConfig.fill_rollouts,
                    help="most rollouts per interpolation call (0 = all in one call)")

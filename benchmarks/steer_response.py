@@ -103,7 +103,7 @@ def measure(name: str, world: WorldModel, args: argparse.Namespace, truth: dict,
     engine = world.engine(EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
                                        interpolation_steps=args.interpolation_steps, spacing=args.spacing,
                                        context_guidance=args.context_guidance, context_noise=args.context_noise,
-                                       context_interval=tuple(args.context_interval)))  # fmt: skip
+                                       context_interval=tuple(args.context_interval), dtype=args.dtype))  # fmt: skip
     if engine.output_fps != world.fps:
         raise SystemExit(f"{name}: {engine.output_fps:g} output frames/s, not the source rate {world.fps:g}")
     steps = int(round(args.seconds * world.fps / engine.keyframe_stride))

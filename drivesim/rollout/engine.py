@@ -32,6 +32,7 @@ from torch import Tensor
 
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.image_model import ImageGuidance
+from drivesim.rollout.compute_dtype import DTYPES, resolve_dtype
 from drivesim.rollout.ego_speed import DEFAULT_SPEED, window_speeds
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.generators import generators, rollout_noise
@@ -47,8 +48,6 @@ from drivesim.sampling.upsample import upsample_video
 from drivesim.sampling.video import VideoGuidance, VideoSamplingConfig, sample_clip
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
 
 def to_uint8(frames: Tensor) -> np.ndarray:
     """(b, t, 3, h, w) in [-1, 1] -> (b, t, h, w, 3) uint8."""
@@ -58,12 +57,11 @@ def to_uint8(frames: Tensor) -> np.ndarray:
 
 class LearnedEngine:
     def __init__(self, world: WorldModel, config: EngineConfig) -> None:
-        if config.dtype not in DTYPES:
-            raise ValueError(f"dtype={config.dtype!r}; allowed: {sorted(DTYPES)}")
         check_spacing(config.spacing)
         self.world = world
         self.config = config
         self.device = torch.device(config.device)
+        self.compute_dtype = resolve_dtype(config.dtype, self.device)  # "float32" | "bfloat16" ("auto" resolved)
         self.video = world.prediction(config.prediction)  # the keyframe-prediction model
         world.to(self.device)
         ae = world.autoencoder
@@ -96,9 +94,9 @@ class LearnedEngine:
         return self.world.autoencoder.cfg.latent_size(int(h), int(w))
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.config.dtype == "float32":
+        if self.compute_dtype == "float32":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=DTYPES[self.config.dtype])
+        return torch.autocast(self.device.type, dtype=DTYPES[self.compute_dtype])
 
     def _sampling(self, steps: int) -> VideoSamplingConfig:
         c = self.config

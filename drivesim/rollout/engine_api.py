@@ -20,7 +20,7 @@ from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOut
 @dataclass
 class EngineConfig:
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N"
-    dtype: str = "float32"  # "float32" | "bfloat16"
+    dtype: str = "float32"  # "float32" | "bfloat16" (autocast) | "auto": bfloat16 where native (compute_dtype)
     prediction: str = "video_ldm"  # the model folder's keyframe-prediction stage (WorldModel.prediction_stages())
     keyframe_steps: int = 4  # DDIM steps per predicted keyframe (default model: 24 frames/s on 2 CPU cores)
     prediction_window: int = 0  # frames per prediction call (context + new); 0 = the length the model trained on
