@@ -59,6 +59,7 @@ from drivesim.eval.results import EvalOptions, EvalReport
 from drivesim.eval.suite import evaluate, prepare_real
 from drivesim.eval.video_sets import EvalClip, VideoSet
 from drivesim.paths import default_probes_dir
+from drivesim.rollout.compute_dtype import DTYPE_CHOICES
 from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.keyframe_fill import FILLS
@@ -256,6 +257,8 @@ def main() -> None:
     parser.add_argument("--fill", default="model", choices=list(FILLS), help="frames between keyframes (EngineConfig)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["clips", "actions", "long", "interpolation"])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default=EngineConfig.dtype, choices=list(DTYPE_CHOICES),
+                        help="the engine's compute dtype (EngineConfig.dtype)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     for fld in dataclasses.fields(Sizes):
@@ -275,7 +278,8 @@ def main() -> None:
                                   ("action_guidance", args.action_guidance)) if v is not None}  # else engine defaults
     base = EngineConfig(device=args.device, prediction=args.prediction, keyframe_steps=sizes.keyframe_steps,
                         interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, fill=args.fill,
-                        fill_keys=args.fill_keys, context_interval=tuple(args.context_interval), **guidance)
+                        fill_keys=args.fill_keys, context_interval=tuple(args.context_interval), dtype=args.dtype,
+                        **guidance)
     engine = world.engine(base)
     h, w = engine.frame_size
     stride = engine.keyframe_stride
