@@ -84,6 +84,7 @@ def run_learned_demo(
                 "boxes": sc.boxes,
                 "policy": sc.policy,
                 "engine": asdict(engine.config),
+                "compute_dtype": engine.compute_dtype,  # what dtype "auto" resolved to here
                 "frames": summary["frames"],
                 "fps": summary["fps"],
                 "seconds_of_video": summary["frames"] / summary["fps"],

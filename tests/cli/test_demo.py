@@ -47,6 +47,7 @@ def test_learned_demo_rolls_out_composed_scenes(tmp_path):
     assert day["frames"] >= 29  # 1 s at the model's output rate, plus the first frame
     assert night["frames"] < day["frames"]  # half the demo's seconds
     assert day["engine"]["prediction"] == "video_ldm_stride4" and night["engine"]["prediction"] == "video_ldm"
+    assert day["compute_dtype"] in ("float32", "bfloat16")  # "auto" resolved, as it ran
     assert day["policy"] == "keeper_lane_change_brake" and day["lateral_offset_range_lanes"] is not None
     assert (out / "storyboard.png").stat().st_size > 500
 
