@@ -28,6 +28,8 @@ def conv3d_inference(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     """conv(x) for x (b, c, t, h, w); without autograd or autocast on a float32 CPU tensor it calls
     oneDNN's convolution, which PyTorch's dispatch skips for small batches (same result up to float
     rounding, several times faster: `benchmarks/conv3d_speed.py`)."""
+    if torch.compiler.is_compiling():  # traced with fake tensors, which the direct op does not take
+        return conv(x)
     fast = (
         x.device.type == "cpu" and x.dtype == torch.float32 and conv.weight.dtype == torch.float32
         and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)

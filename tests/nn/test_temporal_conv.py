@@ -96,3 +96,13 @@ def test_conv3d_inference_runs_onednn_for_one_clip():
         conv3d_inference(conv, x)
     ops = {e.key for e in prof.key_averages()}
     assert "aten::mkldnn_convolution" in ops and "aten::slow_conv3d_forward" not in ops
+
+
+def test_block_compiles_in_inference():
+    # torch.compile traces with fake tensors, which oneDNN's direct op does not support: the block
+    # must take the module's path while compiling.
+    block = _randomised(TemporalConvBlock(8))
+    x = torch.randn(1 * 3, 8, 4, 5)
+    with torch.no_grad():
+        compiled = torch.compile(block, backend="eager", fullgraph=True)
+        torch.testing.assert_close(compiled(x, num_frames=3), block(x, num_frames=3))
