@@ -57,8 +57,10 @@ def measure(engine, num_envs: int, steps: int, warmup: int = 1) -> dict:
     reqs = [SceneRequest(i % 2, i % 3, seed=i) for i in range(num_envs)]
     state = engine.start(reqs).state
     acts = np.zeros((num_envs, 2), np.float32)
+    t_warm = time.perf_counter()
     for _ in range(warmup):  # untimed: the first calls pay one-off costs (allocations, kernel selection)
         state = engine.step(state, acts).state
+    warmup_seconds = time.perf_counter() - t_warm
     timer = StageTimer(engine)
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -70,6 +72,7 @@ def measure(engine, num_envs: int, steps: int, warmup: int = 1) -> dict:
         "env_steps_per_s": num_envs * steps / dt,
         "frames_per_s": num_envs * steps * engine.frames_per_step / dt,
         "stage_seconds_per_step": {k: v / steps for k, v in timer.totals.items()},
+        "warmup_seconds": warmup_seconds,
     }
 
 
@@ -88,6 +91,9 @@ def main() -> None:
     p.add_argument("--decode-frames", type=int, default=EngineConfig.decode_frames,
                    help="most latent frames per decoder call (0 = all rollouts in one call)")
     p.add_argument("--planner", action="store_true", help="also time imagine() with K=16, H=8")
+    p.add_argument("--compile", action="store_true",
+                   help="EngineConfig.compile: torch.compile the per-step networks; the warm-up steps pay the "
+                        "compiling, reported as warmup_seconds")
     args = p.parse_args()
     print(f"engine: {resolve_engine_args(args)}", file=sys.stderr)  # what ran, whatever the flags were
     torch.set_num_threads(torch.get_num_threads())
@@ -99,7 +105,7 @@ def main() -> None:
                            context_guidance=args.context_guidance, decode_frames=args.decode_frames,
                            fill_keys=args.fill_keys, fill_rollouts=args.fill_rollouts,
                            context_interval=tuple(args.context_interval), spacing=args.spacing,
-                           context_noise=args.context_noise)
+                           context_noise=args.context_noise, compile=args.compile)
         engine = load(folder).engine(cfg)
         results = {
             "model": "random-init default size" if args.model is None else str(args.model),
@@ -108,6 +114,7 @@ def main() -> None:
             "frames_per_step": engine.frames_per_step,
             "engine": cfg.__dict__,
             "warmup_steps": args.warmup,
+            "compiled": args.compile,
             "runs": [measure(engine, n, args.steps, args.warmup) for n in args.num_envs],
         }
         if args.planner:

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.image_model import ImageGuidance
+from drivesim.rollout.compiled import compile_networks
 from drivesim.rollout.compute_dtype import DTYPES, resolve_dtype
 from drivesim.rollout.ego_speed import DEFAULT_SPEED, window_speeds
 from drivesim.rollout.engine_api import EngineConfig
@@ -83,6 +84,10 @@ class LearnedEngine:
         scale = world.upsampler.scale if config.upsample else 1
         self.frame_size = (int(h) * scale, int(w) * scale)
         self.decode_context = 2 if world.temporal_decoder is not None else 0
+        self.compiled = compile_networks(
+            self.video.model, world.interpolation.model if world.interpolation and config.fill == "model" else None,
+            world.temporal_decoder,
+        ) if config.compile else []  # fmt: skip
         self.reader = RewardReader(
             world.reward, world.reward_stride, self.keyframe_stride, self.frames_per_step, config.speed_source,
             str(world.path), world.pose, world.pose_stride,

@@ -46,8 +46,11 @@ class EngineConfig:
     decode_frames: int = 18  # most latent frames per temporal-decoder call (rollouts split into groups; 0 = one call)
     reward_discount: float = 0.95  # planner returns
     speed_source: str = "integrated"  # ego speed of info["speed"] and the rewards: reward_reading.SPEED_SOURCES
+    compile: bool = False  # torch.compile the per-step networks in place (rollout.compiled; minutes at first steps)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile={self.compile!r}; allowed: true or false")
         if self.fill_keys not in (2, 3):
             raise ValueError(f"fill_keys={self.fill_keys}; allowed: 2 or 3 (keyframes the interpolation model sees)")
         if self.fill_rollouts < 0:

@@ -60,3 +60,4 @@ def test_engine_resolves_auto_and_bfloat16_stays_near_float32(model_dir, monkeyp
     diff = np.abs(frames["float32"] - frames["bfloat16"])
     assert diff.max() > 0  # the autocast path ran
     assert diff.mean() < 3  # of 255 (0.75 when written): the same rollout, in bfloat16's precision
+

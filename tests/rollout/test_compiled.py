@@ -1,0 +1,34 @@
+"""`EngineConfig.compile`: the engine compiles its per-step networks with static shapes, only when asked."""
+
+import pytest
+import torch
+
+from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.random_model import build_random_model
+from drivesim.rollout.world_model import load
+
+FAST = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    return build_random_model(tmp_path_factory.mktemp("model"))
+
+
+def test_compile_flag_compiles_the_three_networks_with_static_shapes(model_dir, monkeypatch):
+    calls = []  # (module, kwargs) of each nn.Module.compile call; compiling itself takes minutes, so not run
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: calls.append((self, kw)))
+    world = load(model_dir)
+    engine = world.engine(EngineConfig(compile=True, **FAST))
+    assert engine.compiled == ["prediction", "interpolation", "temporal_decoder"]
+    assert [m for m, _ in calls] == [engine.video.model, world.interpolation.model, world.temporal_decoder]
+    assert all(kw == {"dynamic": False} for _, kw in calls)
+    calls.clear()
+    assert world.engine(EngineConfig(**FAST)).compiled == [] and calls == []
+    assert world.engine(EngineConfig(compile=True, fill="blend", **FAST)).compiled == ["prediction", "temporal_decoder"]
+
+
+def test_compile_must_be_a_bool():
+    with pytest.raises(ValueError, match="compile='yes'; allowed: true or false"):
+        EngineConfig(compile="yes")
