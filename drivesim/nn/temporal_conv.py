@@ -10,8 +10,9 @@ The last convolution starts at zero, so a new block is the identity and a model 
 blocks inserted starts out equal to the image model it was built from.
 
 On CPU, PyTorch's heuristic runs a float32 3-D convolution over one clip (batch 1, the env's
-case) on its slow reference kernel, 3-8x slower than oneDNN's at the same result
-(`conv3d_inference`); without gradients the block calls oneDNN directly.
+case) on its slow reference kernel, up to ~2x slower than oneDNN's at the default model's larger
+shapes (slightly faster at its smallest; `benchmarks/conv3d_speed.py`); without gradients the block
+calls oneDNN directly (`conv3d_inference`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from drivesim.nn.resblock import group_norm, zero_module
 def conv3d_inference(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     """conv(x) for x (b, c, t, h, w); without autograd or autocast on a float32 CPU tensor it calls
     oneDNN's convolution, which PyTorch's dispatch skips for small batches (same result up to float
-    rounding, several times faster: `benchmarks/conv3d_speed.py`)."""
+    rounding; `benchmarks/conv3d_speed.py` times both)."""
     if torch.compiler.is_compiling():  # traced with fake tensors, which the direct op does not take
         return conv(x)
     fast = (
