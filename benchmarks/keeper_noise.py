@@ -6,7 +6,7 @@ procedural world itself, where the truth is known, with the keeper (`drivesim.ro
 acting every `--every` frames on the true offset plus noise: Gaussian noise of `--noise` lane widths
 per act, and with probability `--jump-p` a jump of +-`--jump` lane widths. `--steer-gain` below 1
 scales the steer the world receives (a world model that turns less than the world for a steer: the
-stride-4 stage's slope is 0.63, README *Steering model*). Every heading source in `--sources` drives
+stride-4 stage's slope is 0.63, docs/results.md *Steering model*). Every heading source in `--sources` drives
 the same starts with the same noise; a lane change is commanded every `--change-every` seconds.
 
 Printed as JSON per (every, noise, steer gain, source), means over `--seeds`: mean |offset - target

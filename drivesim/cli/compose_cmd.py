@@ -5,7 +5,7 @@ list of normalised [x1, y1, x2, y2] boxes, each optionally followed by "car" / "
 and labels. `boxes=prior` (the default) draws a layout for the labels from the model's layout
 prior (the layouts of training frames) and composes with it, writing that layout beside the
 image as `<out>.boxes.json` (a box file to edit and reuse); `boxes=null` lets the image LDM place
-the vehicles itself (fewer of them: README, *Layout prior*); `time_of_day=null` /
+the vehicles itself (fewer of them: docs/results.md, *Layout prior*); `time_of_day=null` /
 `crowdedness=null` leave a label free. `draw_boxes=true` draws the boxes on top.
 """
 
@@ -38,8 +38,8 @@ class ComposeConfig:
     guidance: float = 3.0  # classifier-free guidance scale of the labels (and boxes, see below)
     box_guidance: float | None = 5.0  # null: same as guidance
     box_interval: tuple[float, float] = (0.0, 1.0)  # fractions of the diffusion times where box guidance acts
-    crowdedness_guidance: float | None = 7.0  # null: same as guidance (README: guidance interval)
-    crowdedness_contrast: bool = True  # guide crowdedness against the next sparser level, not the null (README)
+    crowdedness_guidance: float | None = 7.0  # null: same as guidance (docs/results.md: Guidance interval)
+    crowdedness_contrast: bool = True  # against the next sparser level, not the null (docs/results.md)
     draw_boxes: bool = False
     scale: int = 1  # nearest-neighbour upscaling of the written image (boxes drawn after)
     num_threads: int = 2

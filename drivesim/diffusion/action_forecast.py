@@ -1,6 +1,6 @@
 """Action forecast: a deterministic guess of the frames to predict, from the last context frame and the actions.
 
-Beyond the paper, for the simulator. Measured (README, metrics.json `video`): with the ego
+Beyond the paper, for the simulator. Measured (docs/results.md, metrics.json `video`): with the ego
 action only a per-frame embedding inside temporal layers that mix frames at the same latent
 pixel, the prediction model barely uses it (action r <= 0.2), although the world's next
 keyframe depends strongly on it. Moving content across the image is what steering does, and

@@ -29,7 +29,7 @@ CONDITION_NAMES: tuple[str, ...] = ("time_of_day", "crowdedness", "boxes")
 # null (`Conditioning.contrasted`; None: the null, i.e. plain guidance). Time of day: the other
 # one. Crowdedness: the next sparser level (medium against low, high against medium; low, the
 # sparsest, against the null), because the image LDM's failure is drawing too few vehicles
-# (README: medium requests came out as low).
+# (docs/results.md, Crowdedness contrast guidance: medium requests came out as low).
 CONTRASTS: dict[str, dict[str, str | None]] = {
     "time_of_day": {"day": "night", "night": "day"},
     "crowdedness": {"low": None, "medium": "low", "high": "medium"},

@@ -1,6 +1,6 @@
 """Latent inverse dynamics and the action-consistency loss (training-only; beyond the paper).
 
-Measured (README, Default model): the prediction model's denoising loss, and the action
+Measured (docs/results.md): the prediction model's denoising loss, and the action
 forecaster's MSE, gain only 2-9% from the true actions, so training by MSE alone spends almost
 nothing on following them (action r <= 0.37 against a target of 0.8), although a probe reads the
 actions off real video at r 0.99 / 0.92. The signal that says "this future does not match the

@@ -2,7 +2,7 @@
 interpolation, temporal decoder) in place, with static shapes.
 
 Each new input shape (a batch size, a decode group, the first steps' shorter context) compiles anew, so
-the first steps of a run take minutes; measured in README *bfloat16 (session 23)*: ~1.2x env frames/s at
+the first steps of a run take minutes; measured in docs/results.md *bfloat16 (session 23)*: ~1.2x env frames/s at
 32 envs in bfloat16 after that, none with dynamic shapes. In place: every engine over the same loaded
 `WorldModel` then runs the compiled networks.
 """

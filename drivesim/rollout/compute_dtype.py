@@ -5,7 +5,7 @@ On a CPU with AVX512-BF16 or AMX tiles, bfloat16 convolutions and matmuls run se
 than float32 (this machine: 2048² matmul ~1.8 TFLOP/s vs ~0.33, `benchmarks/bf16_peak.py`), so
 batched envs gain most; on a CPU without them PyTorch emulates bfloat16 and it is slower than
 float32, so "auto" keeps float32 there.
-README *bfloat16 (session 23)* gives the measured speed and the closed-loop quality at each.
+docs/results.md *bfloat16 (session 23)* gives the measured speed and the closed-loop quality at each.
 """
 
 from __future__ import annotations

@@ -223,7 +223,7 @@ class LearnedEngine:
         """keys (b, k, c, h, w) -> the (b, 4^levels, c, h, w) frames after keys[:, -2] up to and including
         keys[:, -1] (`keyframe_fill.fill_keyframes`; actions (b, 2), key_speeds (b, k) m/s or None), or
         with `fill="blend"` the keyframes' linear blend. Rollouts are filled in groups of at most
-        `fill_rollouts` (README, *Batched envs*); each draws from its own generator, so grouping does
+        `fill_rollouts` (docs/results.md, *Batched envs*); each draws from its own generator, so grouping does
         not change a rollout's frames."""
         if self.config.fill == "blend":
             return blend_keyframes(keys, self.frames_per_step)
@@ -245,7 +245,7 @@ class LearnedEngine:
     def decode(self, recent: Tensor, new: Tensor) -> Tensor:
         """Decode `new` (b, n, c, h, w) with `recent` latents as left context -> (b, n, 3, H, W).
         Rollouts are decoded in groups of at most `decode_frames` latent frames per call: on a CPU a
-        call over many rollouts at once is slower per frame (README, *Batched envs*)."""
+        call over many rollouts at once is slower per frame (docs/results.md, *Batched envs*)."""
         td = self.world.temporal_decoder
         z = torch.cat([recent, new], dim=1) if td is not None else new  # b (r + n) c h w
         limit = self.config.decode_frames

@@ -30,12 +30,12 @@ class EngineConfig:
     upsample: bool = False
     upsample_steps: int = 8
     context_guidance: float = 1.5  # s in f' = f(z) + s (f(z; c_S) - f(z))
-    context_interval: tuple[float, float] = (0.0, 1.0)  # fractions of the diffusion times where it acts (README)
+    context_interval: tuple[float, float] = (0.0, 1.0)  # diffusion-time fractions where it acts (docs/results.md)
     label_guidance: float = 2.0  # classifier-free guidance scale of time_of_day (and crowdedness, see below)
     crowdedness_guidance: float | None = 5.0  # None: label_guidance
-    crowdedness_contrast: bool = True  # guide crowdedness against the next sparser level, not the null (README)
+    crowdedness_contrast: bool = True  # against the next sparser level, not the null (docs/results.md)
     box_guidance: float = 5.0
-    box_interval: tuple[float, float] = (0.25, 1.0)  # fractions of the diffusion times where box guidance acts (README)
+    box_interval: tuple[float, float] = (0.25, 1.0)  # diffusion times where box guidance acts (docs/results.md)
     sample_layout: bool = True  # first frames composed without boxes: on a layout from the model's layout prior
     action_guidance: float = 1.0
     context_noise: float = -1.0  # context-noise level told to the model; -1: the model's trained default

@@ -26,7 +26,7 @@ from drivesim.sampling.video import VideoSamplingConfig, interpolate
 FACTOR = 4  # new frames per keyframe interval and level: 3 in between + the next keyframe
 # How the engine fills the interval between two keyframes: "model" samples the interpolation model,
 # "blend" blends the two keyframe latents linearly (no sampling; at 4 -> 1 source frame apart it
-# beats the model in PSNR, README: Fill by blending).
+# beats the model in PSNR, docs/results.md: Fill by blending).
 FILLS: tuple[str, ...] = ("model", "blend")
 
 

@@ -10,7 +10,7 @@ Heading: the keeper does not use the heads' heading. `heading_from="offset_rate"
 session 20) takes the rate of change of the offset they read, (offset - previous) x lane width /
 (speed x dt): in a curve the pose heads read the heading with the wrong sign (they see the road
 bend, not the car turn), and closed loop on the procedural world's frames that took the car off the
-road in one of two 30-s drives, which the offset rate did not (README, Closed loop).
+road in one of two 30-s drives, which the offset rate did not (docs/results.md, Closed loop).
 `heading_from="read"` uses the reading. The offset rate amplifies step-to-step noise in the reading
 (0.1 lane in 0.13 s reads as ~0.1 rad and saturates the steer), so by default
 `heading_from="observer"` estimates offset and heading with a steady-state observer instead (an

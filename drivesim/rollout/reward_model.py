@@ -11,7 +11,7 @@ minus the older one beside both; `pool_grid` gives speed and pose their own head
 features average-pooled to a grid and flattened, so it knows where a feature is (how far a lane
 dash moved near the bottom of the frame, where the road edge is); the events keep the head on
 the features' frame mean, which does not overfit their rare positives (a grid head read
-off-road at recall 0.67 / precision 0.73 against 0.94 / 0.97: README, Reward heads).
+off-road at recall 0.67 / precision 0.73 against 0.94 / 0.97: docs/results.md, Reward heads).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from the reward heads when they have `pose` and there are no pose heads.
 
 Speed: the heads' speed output is kept as `speed_read`; the speed the rewards use is by default
 the simulator's ego speed, integrated from the commanded accel (`drivesim.rollout.ego_speed`):
-`speed_source="head"` rewards the reading instead (README, Reward heads).
+`speed_source="head"` rewards the reading instead (docs/results.md, Reward heads).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Own-rollout context for the prediction model (`VideoLDMTrainConfig.own_context` > 0).
 
 A rollout feeds the prediction model its own keyframes as context, and their small errors
-compound: in the steer env cars close ahead turn into blobs within seconds (README, *Own-rollout
+compound: in the steer env cars close ahead turn into blobs within seconds (docs/results.md, *Own-rollout
 context*). Context-noise augmentation imitates those errors with Gaussian noise; this trains on
 the errors themselves. The batch is loaded one keyframe longer than the model's window, with a
 lead frame before it: `(b, 1 + t, ...)`. For a share `own_context` of the clips the model (the EMA

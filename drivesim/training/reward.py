@@ -9,7 +9,7 @@ generator seeded by (seed, step), so a resumed run draws exactly the batches the
 uninterrupted run would. The EMA weights are exported as stage `stage` of `model_dir`, with
 held-out (val split) metrics in its `extra`: "reward" (the heads the env reads events and speed
 from) or "pose" (heads with `pose` that the env reads only the lateral offset and heading from,
-beside the "reward" heads; README, Reward heads).
+beside the "reward" heads; docs/results.md, Reward heads).
 """
 
 from __future__ import annotations

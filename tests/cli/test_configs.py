@@ -81,7 +81,7 @@ def test_unknown_key_and_bad_type_are_named():
 
 
 def test_action_forecast_experiment_validates():
-    """The opt-in recipe of README's action-forecast paragraph."""
+    """The opt-in recipe of docs/results.md's Action forecast section."""
     from drivesim.training.video_config import VideoLDMTrainConfig
 
     cfg = to_dataclass(compose("train/video_ldm", ["experiment=default/video_ldm_forecast"]), VideoLDMTrainConfig)
@@ -90,7 +90,7 @@ def test_action_forecast_experiment_validates():
 
 
 def test_action_consistency_experiment_validates():
-    """The opt-in recipe of README's action-consistency paragraph: the forecast recipe plus g's score."""
+    """The opt-in recipe of docs/results.md's Action consistency section: the forecast recipe plus g's score."""
     from drivesim.training.video_config import VideoLDMTrainConfig
 
     cfg = to_dataclass(compose("train/video_ldm", ["experiment=default/video_ldm_consistency"]), VideoLDMTrainConfig)
@@ -187,7 +187,7 @@ def test_interpolation_speed_experiment_starts_from_the_bundle_with_actions_and_
 
 
 def test_image_ldm_finetune_experiment_validates():
-    """How the shipped image LDM was brought to the current world (README, Default model)."""
+    """How the shipped image LDM was brought to the current world (docs/results.md)."""
     from drivesim.training.image_ldm import ImageLDMTrainConfig
 
     cfg = to_dataclass(compose("train/image_ldm", ["experiment=default/image_ldm_finetune"]), ImageLDMTrainConfig)
@@ -222,7 +222,7 @@ def test_video_ablation_experiment_validates(switch, field, value):
 
 
 def test_reward_pose_experiment_differs_from_the_default_only_by_the_design_and_its_folders():
-    """Issue 9, info: reward heads that also read lateral offset and heading (README, Reward heads)."""
+    """Issue 9, info: reward heads that also read lateral offset and heading (docs/results.md, Reward heads)."""
     from drivesim.training.reward import RewardTrainConfig
 
     def load(name: str) -> RewardTrainConfig:
