@@ -29,6 +29,7 @@ from drivesim.diffusion.action_embedding import check_actions
 from drivesim.diffusion.conditioning import CONDITION_NAMES, Conditioning
 from drivesim.diffusion.context import check_mask
 from drivesim.diffusion.speed_embedding import check_speed
+from drivesim.nn.value_checks import value_checks_on
 
 VIDEO_CONDITION_NAMES: tuple[str, ...] = ("context", "actions", *CONDITION_NAMES)
 
@@ -127,7 +128,7 @@ class VideoConditioning:
         c, h, w = latent_shape
         dev = torch.device(device)
         if context_latents is None:
-            if context_mask is not None and bool(context_mask.any()):
+            if context_mask is not None and value_checks_on() and bool(context_mask.any()):
                 raise ValueError("context_mask marks given frames but context_latents is None")
             context_latents = torch.zeros((batch, num_frames, c, h, w), device=dev)
         if context_mask is None:

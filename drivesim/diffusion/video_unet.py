@@ -48,6 +48,7 @@ from drivesim.nn.embeddings import LabelEmbedding, TimestepEmbedding
 from drivesim.nn.resblock import zero_module
 from drivesim.nn.temporal_attention import TemporalAttentionBlock
 from drivesim.nn.temporal_conv import TemporalConvBlock
+from drivesim.nn.value_checks import value_checks_on
 
 TEMPORAL_LAYERS: tuple[str, ...] = ("attention", "attention+conv3d")
 SITE_KINDS: tuple[str, ...] = ("res", "attn", "down", "up")
@@ -271,16 +272,17 @@ class VideoUNet(nn.Module):
                 f"VideoConditioning context_latents {tuple(cond.context_latents.shape)} do not match z "
                 f"{tuple(z.shape)}"
             )
-        if self.context_encoder is None and bool(cond.context_mask.any()):
-            raise ValueError("context_mask marks given frames but this VideoUNet has use_context=False")
-        if self.noise_level_embedding is None and bool((cond.context_noise_level != 0).any()):
-            raise ValueError("context_noise_level is non-zero but this VideoUNet has context_noise=False")
-        if self.action_embedding is None and bool(cond.actions_given.any()):
-            raise ValueError("actions are given but this VideoUNet has use_actions=False; pass actions=None")
-        if self.frame_rate_embedding is None and bool((cond.frame_rate != -1).any()):
-            raise ValueError(
-                "frame_rate is set but this VideoUNet has num_frame_rates=0; pass frame_rate=None"
-            )
+        if value_checks_on():  # features this model lacks, given anyway (these read values)
+            if self.context_encoder is None and bool(cond.context_mask.any()):
+                raise ValueError("context_mask marks given frames but this VideoUNet has use_context=False")
+            if self.noise_level_embedding is None and bool((cond.context_noise_level != 0).any()):
+                raise ValueError("context_noise_level is non-zero but this VideoUNet has context_noise=False")
+            if self.action_embedding is None and bool(cond.actions_given.any()):
+                raise ValueError("actions are given but this VideoUNet has use_actions=False; pass actions=None")
+            if self.frame_rate_embedding is None and bool((cond.frame_rate != -1).any()):
+                raise ValueError(
+                    "frame_rate is set but this VideoUNet has num_frame_rates=0; pass frame_rate=None"
+                )
 
     def frame_embedding(self, cond: VideoConditioning, dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
         """(sum of the per-frame embeddings the temporal layers add to the UNet's one, the

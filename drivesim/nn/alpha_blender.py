@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from drivesim.nn.value_checks import value_checks_on
+
 BLEND_MODES: tuple[str, ...] = ("sigmoid", "clamp", "fixed")
 
 
@@ -66,6 +68,8 @@ class AlphaBlender(nn.Module):
                 f"and temporal {tuple(temporal.shape)}"
             )
         alpha = self.alpha().to(spatial.dtype)
+        if not value_checks_on():  # compiled: the same exact choice without reading alpha's value
+            return torch.where(alpha == 1.0, spatial, alpha * spatial + (1.0 - alpha) * temporal)
         if bool(alpha == 1.0):
             return spatial  # exact image-model path, even if the temporal branch is not finite
         return alpha * spatial + (1.0 - alpha) * temporal

@@ -289,3 +289,21 @@ def test_speed_conditioning_starts_as_the_loaded_model_and_then_reads_the_speed(
         VideoUNetConfig(speed_conditioning=True, use_actions=False)
     with pytest.raises(ValueError, match="ego_speed has shape"):
         dataclasses.replace(cond, ego_speed=torch.zeros(B, T + 1))
+
+
+@torch.no_grad()
+def test_compiles_whole_and_gives_the_eager_output():
+    """No data-dependent input check breaks a compiled graph (`drivesim.nn.value_checks`), and the traced
+    model (the eager backend: the same ops) gives the eager output."""
+    from torch._dynamo.utils import counters
+
+    model, (z, tau, cond) = _video(), _inputs()
+    torch._dynamo.reset()
+    counters.clear()
+    try:
+        compiled = torch.compile(model, backend="eager", dynamic=False)(z, tau, cond)
+        breaks, graphs = dict(counters["graph_break"]), counters["stats"]["unique_graphs"]
+    finally:
+        torch._dynamo.reset()
+    assert breaks == {} and graphs == 1
+    torch.testing.assert_close(compiled, model(z, tau, cond), rtol=1e-5, atol=1e-5)
