@@ -2,7 +2,8 @@
 num_envs 1 and 32 (engine's batched `step`, warm-up excluded), FLOPs per output frame per stage
 (torch.utils.flop_counter over one step), this machine's matmul peak measured in the same run, and the
 achieved fraction of it, for variants: default, bfloat16 autocast, channels_last weights, torch.compile of the
-video UNets, fewer DDIM steps. Prints JSON; with --out also writes it there and a PNG plot next to it.
+engine's three per-step networks (`EngineConfig.compile`; also in bfloat16), fewer DDIM steps. Prints JSON;
+with --out also writes it there and a PNG plot next to it.
 
     python benchmarks/default_model_speed.py --random tiny --quick --threads 1 --out /tmp/speed.json
 """
@@ -30,7 +31,7 @@ from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import SIZES, RandomModelSpec, build_random_model
 from drivesim.rollout.types import RolloutState, SceneRequest
-from drivesim.rollout.world_model import WorldModel, load
+from drivesim.rollout.world_model import load
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -53,7 +54,6 @@ class Variant:
     name: str
     config: EngineConfig
     channels_last: bool = False
-    compile: bool = False
 
 
 @dataclass
@@ -106,7 +106,8 @@ class Report:
 def variants(base: EngineConfig, keyframe_steps: int, interpolation_steps: int) -> list[Variant]:
     fewer = replace(base, keyframe_steps=keyframe_steps, interpolation_steps=interpolation_steps)
     return [Variant("default", base), Variant("bfloat16", replace(base, dtype="bfloat16")),
-            Variant("channels_last", base, channels_last=True), Variant("compile", base, compile=True),
+            Variant("channels_last", base, channels_last=True), Variant("compile", replace(base, compile=True)),
+            Variant("bfloat16_compile", replace(base, dtype="bfloat16", compile=True)),
             Variant(f"steps_k{keyframe_steps}_i{interpolation_steps}", fewer)]
 
 
@@ -119,17 +120,6 @@ def to_channels_last(module: torch.nn.Module) -> None:
             tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
         elif tensor.ndim == 5:
             tensor.data = tensor.data.contiguous(memory_format=torch.channels_last_3d)
-
-
-def compile_unets(world: WorldModel) -> None:
-    """torch.compile (inductor, dynamic shapes) each block of the prediction and interpolation UNets in place:
-    spatial blocks and temporal sites. Compiling a whole VideoUNet recompiles on every call on this code (its
-    forward builds a fresh temporal-hook closure and validates masks with data-dependent `bool(tensor)`)."""
-    torch._dynamo.config.recompile_limit = 64  # ResBlocks differ in channels/skip type: one graph per kind
-    for video in (world.video, world.interpolation):
-        if video is not None:
-            for block in [*video.model.image_unet.blocks, *video.model.sites]:
-                block.compile(dynamic=True)
 
 
 def matmul_gflops(dtype: torch.dtype, size: int, repeats: int) -> float:
@@ -202,15 +192,13 @@ def run_variant(folder: Path | None, variant: Variant, args: argparse.Namespace,
                 flops_cache: dict[str, dict[str, float]]) -> tuple[list[Row], dict[str, float]]:
     world = load(folder)
     engine = world.engine(variant.config)
-    key = repr(replace(variant.config, dtype="float32"))  # FLOPs do not depend on dtype or memory layout
+    key = repr(replace(variant.config, dtype="float32", compile=False))  # nor on dtype, layout or compiling
     if key not in flops_cache:
         flops_cache[key] = count_flops(engine)
     flops = flops_cache[key]
     if variant.channels_last:
         for module in world.modules():
             to_channels_last(module)
-    if variant.compile:
-        compile_unets(world)
     rows = []
     for n in args.num_envs:
         row = Row(variant.name, n, variant.config.dtype, args.steps, args.warmup, 0.0)
@@ -221,7 +209,7 @@ def run_variant(folder: Path | None, variant: Variant, args: argparse.Namespace,
             row.error = f"{type(err).__name__}: {str(err)[:500]}"
             break
         row.gflops_per_frame = sum(flops.values())
-        if variant.compile:
+        if variant.config.compile:
             row.compile_s = max(0.0, row.warmup_s - row.warmup_steps * row.step_s_median)
     return rows, flops
 
@@ -287,7 +275,7 @@ def main() -> None:
             p.error(f"--variants {unknown} unknown; allowed: {[v.name for v in chosen]}")
         chosen = [v for v in chosen if v.name in args.variants]
     elif args.quick:  # compiling takes minutes on this CPU
-        chosen = [v for v in chosen if not v.compile]
+        chosen = [v for v in chosen if not v.config.compile]
     load_start = list(os.getloadavg())
     peak_dtypes = ["float32"] + (["bfloat16"] if any(v.config.dtype == "bfloat16" for v in chosen) else [])
     peaks = {d: Peak(d, size, matmul_gflops(DTYPES[d], size, 3)) for d in peak_dtypes}
@@ -318,7 +306,8 @@ def main() -> None:
         batch_speedup=speedup,
         notes=["timed: engine.step (batched, as DriveWorldVectorEnv calls it), starts from 2 encoded user frames",
                "FLOPs: torch FlopCounterMode = matmul/conv/attention only (norms, activations not counted)",
-               "channels_last: weights only (inputs stay NCHW); compile: video + interpolation UNets"],
+               "channels_last: weights only (inputs stay NCHW); compile: EngineConfig.compile (prediction, "
+               "interpolation and temporal decoder, static shapes; compile_s: the warm-up steps' extra time)"],
     )
     data = asdict(report)
     for d, peak in peaks.items():
