@@ -9,6 +9,7 @@ from drivesim.nn.attention import (
     FeedForwardBlock,
     MultiHeadAttention,
     SelfAttentionBlock,
+    attend,
 )
 
 
@@ -71,3 +72,23 @@ def test_bad_masks_raise():
         attn(x, key_padding_mask=torch.ones(2, 3))
     with pytest.raises(ValueError, match="shape"):
         attn(x, key_padding_mask=torch.ones(2, 4, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("keys", [3, 9, 16, 40])
+def test_attend_in_bfloat16_matches_the_fused_kernel_with_and_without_a_mask(keys):
+    """Short sequences in bfloat16 on a CPU take the explicit path (faster there), long ones the fused kernel. Either
+    way the result is softmax(q k^T / sqrt(d)) v to bfloat16 rounding, and masked keys get no weight."""
+    g = torch.Generator().manual_seed(keys)
+    q, k, v = (torch.randn(64, 2, 5 if i == 0 else keys, 32, generator=g) for i in range(3))
+    mask = torch.rand(64, 1, 1, keys, generator=g) > 0.3
+    mask[..., 0] = True
+    for m in (None, mask):
+        want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        got = attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), m)
+        assert got.dtype == torch.bfloat16
+        assert (got.float() - want).abs().mean() < 0.01
+    k2, v2 = k.clone(), v.clone()
+    k2[..., 1:, :] = torch.where(mask[..., 1:].transpose(-1, -2), k2[..., 1:, :], 100.0)  # masked keys: huge
+    v2[..., 1:, :] = torch.where(mask[..., 1:].transpose(-1, -2), v2[..., 1:, :], 1e4)
+    torch.testing.assert_close(attend(q.bfloat16(), k2.bfloat16(), v2.bfloat16(), mask),
+                               attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask))
