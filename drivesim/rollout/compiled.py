@@ -1,10 +1,12 @@
 """`EngineConfig.compile`: torch.compile the engine's three per-step networks (keyframe prediction,
 interpolation, temporal decoder) in place, with static shapes.
 
-Each new input shape (a batch size, a decode group, the first steps' shorter context) compiles anew, so
-the first steps of a run take minutes; measured in docs/results.md *bfloat16 (session 23)*: ~1.2x env frames/s at
-32 envs in bfloat16 after that, none with dynamic shapes. In place: every engine over the same loaded
-`WorldModel` then runs the compiled networks.
+The networks trace whole (their data-dependent input checks skip while tracing: `drivesim.nn.value_checks`).
+Each new input shape (a batch size, a decode group, the first steps' shorter context) compiles anew, so the
+first steps of a run take minutes (PyTorch's on-disk cache shortens later runs). Measured in docs/results.md
+*torch.compile on whole networks*: in bfloat16 1.56x / 1.77x env frames/s at one env (DriveWorld-v0 / the
+steer env), 1.2x at 32. In place: every engine over the same loaded `WorldModel` then runs the compiled
+networks.
 """
 
 from __future__ import annotations
