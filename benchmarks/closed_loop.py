@@ -161,7 +161,8 @@ def run_model(
     engine = world.engine(EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
                                        interpolation_steps=args.interpolation_steps, spacing=args.spacing,
                                        context_guidance=args.context_guidance, context_noise=args.context_noise,
-                                       context_interval=tuple(args.context_interval), dtype=args.dtype))  # fmt: skip
+                                       context_interval=tuple(args.context_interval), dtype=args.dtype,
+                                       compile=args.compile))  # fmt: skip
     if not engine.reader.reads_pose:
         raise SystemExit(f"{world.path}: no pose heads (give --pose-from)")
     step_s = engine.keyframe_stride / world.fps
@@ -311,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--road-half", type=float, default=1.5, help="lane widths from the centre to the edge")
     parser.add_argument("--board-every", type=float, default=5.0)
     add_engine_args(parser)
+    parser.add_argument("--compile", action="store_true",
+                        help="EngineConfig.compile: torch.compile the per-step networks (minutes at the first steps)")
     parser.add_argument("--composed", action="store_true",
                         help="models start from a first frame composed from the start's labels (the envs' reset) "
                              "instead of the world's frame")
