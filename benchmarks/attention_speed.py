@@ -1,5 +1,6 @@
 """Attention in bfloat16 on this CPU: PyTorch's fused kernel (`F.scaled_dot_product_attention`) against
-explicit matmuls and a softmax (`drivesim.nn.attention.attend`'s short-key path), at the shapes the bundled
+explicit matmuls and a softmax (`drivesim.nn.attention.explicit_attention`, `attend`'s path for short
+sequences), at the shapes the bundled
 model's attention runs at (temporal attention over 3 or 9 frames for 1 and 32 rollouts; box cross-attention;
 spatial self-attention), with the mean error of each against float32. Prints JSON.
 
@@ -15,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from drivesim.nn.attention import SHORT_SEQUENCE
+from drivesim.nn.attention import SHORT_SEQUENCE, explicit_attention
 
 # (batch, heads, queries, keys, head_dim): temporal attention is (rollouts x h x w, heads, frames, frames)
 SHAPES = {
@@ -26,10 +27,6 @@ SHAPES = {
     "box cross-attention, 16 boxes": (32, 4, 128, 16, 32),
     "spatial self-attention, 8x16": (32, 4, 128, 128, 32),
 }
-
-
-def explicit(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    return ((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5).softmax(dim=-1) @ v
 
 
 def best_ms(fn, args: tuple[torch.Tensor, ...], repeats: int) -> float:
@@ -57,7 +54,8 @@ def main() -> None:
             qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
             row = {"shape": name, "b_h_n_m_d": [b, h, n, m, d], "explicit_in_attend": max(n, m) <= SHORT_SEQUENCE,
                    "float32_fused_ms": best_ms(F.scaled_dot_product_attention, (q, k, v), args.repeats)}
-            for label, fn in (("bfloat16_fused", F.scaled_dot_product_attention), ("bfloat16_explicit", explicit)):
+            paths = (("bfloat16_fused", F.scaled_dot_product_attention), ("bfloat16_explicit", explicit_attention))
+            for label, fn in paths:
                 row[f"{label}_ms"] = best_ms(fn, (qb, kb, vb), args.repeats)
                 row[f"{label}_mean_abs_error"] = float((fn(qb, kb, vb).float() - ref).abs().mean())
             row["explicit_speedup"] = row["bfloat16_fused_ms"] / row["bfloat16_explicit_ms"]

@@ -24,15 +24,20 @@ from drivesim.nn.value_checks import value_checks_on
 SHORT_SEQUENCE = 16
 
 
+def explicit_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v with two matmuls and a softmax; shapes as `attend`."""
+    scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (b, h, n, m)
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    return scores.softmax(dim=-1) @ v
+
+
 def attend(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None) -> Tensor:
     """softmax(q k^T / sqrt(d)) v over (b, h, n, d) queries and (b, h, m, d) keys / values -> (b, h, n, d);
     attn_mask (b, 1, 1, m) bool, True = attend. Equal to `F.scaled_dot_product_attention` up to rounding."""
     short = q.shape[-2] <= SHORT_SEQUENCE and k.shape[-2] <= SHORT_SEQUENCE
     if short and q.dtype == torch.bfloat16 and q.device.type == "cpu":
-        scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (b, h, n, m)
-        if attn_mask is not None:
-            scores = scores.masked_fill(~attn_mask, float("-inf"))
-        return scores.softmax(dim=-1) @ v
+        return explicit_attention(q, k, v, attn_mask)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
 
 

@@ -2,7 +2,7 @@
 
 A check that reads tensor values (`bool(mask.all())`, `int(labels.max())`) cannot be traced: each one
 breaks the compiled graph in two and makes the code around it a separate, recompiled frame
-(`EngineConfig.compile`, docs/results.md *bfloat16 (session 23)*). Shape and dtype checks need no values
+(`EngineConfig.compile`, docs/results.md *torch.compile on whole networks*). Shape and dtype checks need no values
 and run always. The engine and the env check what callers give before any network sees it, and the
 eager path (training, tests, every uncompiled call) keeps every check.
 """
