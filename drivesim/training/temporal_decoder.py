@@ -5,6 +5,9 @@ video with a 3-D-conv patch discriminator while the encoder stays frozen, so the
 latent space the diffusion models live in does not move. Loss per clip x (b, t, c, H, W):
     L1 + gradient_weight * Sobel-L1 + temporal_weight * L1(frame differences)
     + [step >= disc_start] disc_weight * lambda * (-D3d(x_hat))
+where x_hat decodes the frozen encoder's latents, optionally with frame-independent noise added
+(`latent_noise`, drivesim/autoencoder/latent_noise.py: generated latents are not consistent from
+frame to frame, encoded real ones are; the target stays the clean clip).
 The temporal layers and blend factors train at `lr`; with `train_spatial` (default) the
 spatial decoder layers are fine-tuned too, at the much smaller `spatial_lr`. With
 `train_spatial=False` setting every alpha to 1 still gives the stage-1 image decoder. The EMA weights are
@@ -31,6 +34,7 @@ from tqdm import tqdm
 from drivesim.autoencoder.config import TemporalDecoderConfig
 from drivesim.autoencoder.discriminator import DiscriminatorConfig, PatchDiscriminator3d
 from drivesim.autoencoder.frame_bank import ClipFrames, load_clip_frames
+from drivesim.autoencoder.latent_noise import LatentNoiseConfig, perturb_latents
 from drivesim.autoencoder.loading import TEMPORAL_DECODER_STAGE, load_autoencoder
 from drivesim.autoencoder.losses import (
     adaptive_gan_weight,
@@ -68,6 +72,7 @@ class TemporalDecoderTrainConfig:
     model_dir: str = "runs/models/default"  # holds the "autoencoder" stage; "temporal_decoder" is added
     temporal: TemporalDecoderConfig = field(default_factory=TemporalDecoderConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    latent_noise: LatentNoiseConfig = field(default_factory=LatentNoiseConfig)  # off by default
     height: int = 64
     width: int = 128
     max_clips: int | None = None
@@ -223,8 +228,11 @@ class TemporalDecoderTrainer:
         with torch.no_grad():
             posterior = self.autoencoder.encode(rearrange(video, "b t c h w -> (b t) c h w"))
             z = posterior.sample(generator) if cfg.sample_posterior else posterior.mode()  # (b t) C h w
+            z = rearrange(z, "(b t) c h w -> b t c h w", b=b)
+            # frame-independent noise (latent_noise.py): the decoder learns to hide it, the target stays clean
+            z = perturb_latents(z, float(self.autoencoder.latent_scale), cfg.latent_noise, generator)
         self.decoder.train()
-        decoded = self.decoder_net(rearrange(z, "(b t) c h w -> b t c h w", b=b))  # b t 3 H W
+        decoded = self.decoder_net(z)  # b t 3 H W
         frames_hat = rearrange(decoded, "b t c h w -> (b t) c h w")
         rec = reconstruction_loss(frames_hat, rearrange(video, "b t c h w -> (b t) c h w"), cfg.gradient_weight)
         temporal = temporal_difference_loss(decoded, video)
