@@ -46,17 +46,27 @@ def interpolation_levels(world: WorldModel) -> list[tuple[int, int]]:
     return level_plan(world.interpolation, int(world.video.window.frame_stride))
 
 
+@dataclass(frozen=True)
+class Interpolated:
+    """Real clips at the output positions and latents filled between their true keyframes."""
+
+    truth: torch.Tensor  # (b, t, c, H, W) in [-1, 1], the real frames at `positions`
+    true_latents: torch.Tensor  # (b, t, C, h, w) scaled, encoded from `truth`
+    filled: torch.Tensor  # (b, t, C, h, w) scaled: every `factor`-th is a true keyframe, the rest interpolated
+    factor: int  # output frames per keyframe interval
+
+
 @torch.no_grad()
-def _interp_scores(
+def interpolated_latents(
     world: WorldModel,
     real: RealClips,
     plan: list[tuple[int, int]],
     keys: int,
     sampling: VideoSamplingConfig,
     gen: torch.Generator,
-) -> dict[str, dict[str, float]]:
-    """metric -> method -> mean over the in-between frames of these clips (labels given; actions and
-    speeds only to a model that reads them)."""
+) -> Interpolated:
+    """`keys` true keyframes plan[0][0] source frames apart, filled level by level by the world model's
+    interpolation model (labels given; actions and speeds only to a model that reads them)."""
     stride, factor = plan[0][0], 4 ** len(plan)
     positions = np.arange(0, (keys - 1) * stride + 1, stride // factor)
     truth = uint8_to_video(real.frames[:, positions])  # (b, t, c, h, w)
@@ -75,19 +85,43 @@ def _interp_scores(
     frames = key_z
     for level, (_, flag) in enumerate(plan):
         every = factor // 4 ** (level + 1)  # output frames of this level, in `positions`
-        frames = interpolate(interp.model, interp.schedule, interp.target, frames, gen, frame_rate=flag,
-                             keys_per_window=max(2, interp.window.keys_per_window), image_cond=cond,
-                             config=sampling,
-                             actions=None if acts is None else acts[:, ::every],
-                             ego_speed=None if speeds is None else speeds[:, ::every],
-                             ).latents  # (b, 4 (k - 1) + 1, C, h', w')
+        frames = interpolate(
+            interp.model,
+            interp.schedule,
+            interp.target,
+            frames,
+            gen,
+            frame_rate=flag,
+            keys_per_window=max(2, interp.window.keys_per_window),
+            image_cond=cond,
+            config=sampling,
+            actions=None if acts is None else acts[:, ::every],
+            ego_speed=None if speeds is None else speeds[:, ::every],
+        ).latents  # (b, 4 (k - 1) + 1, C, h', w')
+    return Interpolated(truth, z, frames, factor)
+
+
+@torch.no_grad()
+def _interp_scores(
+    world: WorldModel,
+    real: RealClips,
+    plan: list[tuple[int, int]],
+    keys: int,
+    sampling: VideoSamplingConfig,
+    gen: torch.Generator,
+) -> dict[str, dict[str, float]]:
+    """metric -> method -> mean over the in-between frames of these clips."""
+    filled = interpolated_latents(world, real, plan, keys, sampling, gen)
+    truth, z, frames, factor = filled.truth, filled.true_latents, filled.filled, filled.factor
+    ae = world.autoencoder
+    key_z = z[:, ::factor]
 
     def decode(latents: torch.Tensor) -> torch.Tensor:
         td = world.temporal_decoder
         out = td.decode_video(latents) if td is not None else ae.decode_video(latents)
         return out.float().clamp(-1, 1).cpu()
 
-    between = [i for i in range(len(positions)) if i % factor]
+    between = [i for i in range(truth.shape[1]) if i % factor]
     preds = {
         "model": decode(frames),
         "latent_lerp": decode(blend_keyframes(key_z, factor)),

@@ -3,7 +3,7 @@
     python benchmarks/decoder_noise.py --model drivesim/assets/default_model \
         --decoders runs/models/tdec_frame runs/models/tdec_temporal --baseline tdec_frame \
         [--dataset data/world --clips 8 --frames 32 --levels 0 0.04 0.08 0.15 --lowres 1 2 \
-         --threads 2 --seed 0 --out outputs/decoder_noise]
+         --interp-clips 8 --interp-keys 3 --threads 2 --seed 0 --out outputs/decoder_noise]
 
 Encoded real clips are consistent from frame to frame; sampled latents are not, and that is what
 the temporal decoder of Video LDM Sec. 3.1.1 is for. Here held-out clips (val + test) are encoded
@@ -16,6 +16,13 @@ mean |(x̂_{t+1} − x̂_t) − (x_{t+1} − x_t)| ×255. Level 0 is plain recon
 decoder and the temporal decoder of each `--decoders` folder (one with every alpha fixed at 1 is
 a frame-wise decoder); all must share the model's encoder. `--baseline NAME` adds each decoder's
 flicker change and PSNR change against that decoder at the same noise.
+
+Generated latents with a known truth (`--interp-clips N`, default 8; 0 skips): the test clips' true
+keyframes, as far apart as the engine's (`--interp-keys` of them), are filled by the model's
+interpolation model level by level at the engine's default interpolation steps and spacing
+(`benchmarks/_interp_eval.py`, as `video_ldm_quality.py` scores interpolation), and every decoder
+decodes the same filled latents; scored on all frames against the real clip, and on the true
+latents of the same frames (reconstruction) for reference.
 
 Prints JSON; writes <out>/decoder_noise.json and <out>/decoder_noise.png (flicker and PSNR vs level).
 """
@@ -30,11 +37,36 @@ from pathlib import Path
 import torch
 
 from drivesim.autoencoder.latent_noise import LatentNoiseConfig, perturb_latents
-from drivesim.autoencoder.loading import load_autoencoder, load_temporal_decoder
+from drivesim.autoencoder.loading import load_temporal_decoder
+from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.world_model import WorldModel, load
+from drivesim.sampling.video import VideoSamplingConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _interp_eval import interpolated_latents, interpolation_levels  # noqa: E402
+from _video_eval import load_split  # noqa: E402
 from autoencoder_quality import held_out_clips, quality  # noqa: E402
+
+
+def interpolated_scores(
+    world: WorldModel, decoders: dict, dataset: str, size: tuple[int, int], clips: int, keys: int, seed: int
+) -> dict[str, dict[str, dict[str, float]]]:
+    """decoder -> {"interpolated", "reconstruction"} -> PSNR / SSIM / flicker over all frames."""
+    plan = interpolation_levels(world)
+    length = plan[0][0] * (keys - 1) + 1
+    real = load_split(dataset, "test", length, *size)
+    real = real.take(list(range(min(clips, len(real.ids)))))
+    engine = EngineConfig()
+    sampling = VideoSamplingConfig(steps=engine.interpolation_steps, spacing=engine.spacing)
+    filled = interpolated_latents(world, real, plan, keys, sampling, torch.Generator().manual_seed(seed))
+    out: dict = {}
+    for name, decode in decoders.items():
+        out[name] = {}
+        for source, z in (("interpolated", filled.filled), ("reconstruction", filled.true_latents)):
+            q = quality(decode(z, scaled=True).float(), filled.truth)
+            out[name][source] = {k: q[k] for k in ("psnr_db", "ssim", "flicker_x255")}
+    return out
 
 
 def plot(result: dict, path: Path) -> None:
@@ -74,6 +106,8 @@ def main() -> None:
     parser.add_argument("--lowres", type=int, nargs="+", default=[1, 2], help="noise grid coarsening factors")
     parser.add_argument("--height", type=int, default=64)
     parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--interp-clips", type=int, default=8, help="test clips filled by interpolation; 0: skip")
+    parser.add_argument("--interp-keys", type=int, default=3, help="true keyframes per interpolated clip (>= 2)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="outputs/decoder_noise")
@@ -82,13 +116,16 @@ def main() -> None:
         parser.error(f"--levels {args.levels}: every level must be >= 0")
     if any(f < 1 for f in args.lowres):
         parser.error(f"--lowres {args.lowres}: every factor must be >= 1")
+    if args.interp_clips < 0 or args.interp_keys < 2:
+        parser.error(f"--interp-clips {args.interp_clips} must be >= 0 and --interp-keys {args.interp_keys} >= 2")
     torch.set_num_threads(args.threads)
 
     model_dir = Path(args.model)
-    ae = load_autoencoder(model_dir)
+    world = load(model_dir)
+    ae = world.autoencoder
     decoders = {"image decoder": ae.decode_video}
-    if (model_dir / "temporal_decoder.safetensors").exists():
-        decoders[f"{model_dir.name} (temporal)"] = load_temporal_decoder(model_dir).decode_video
+    if world.temporal_decoder is not None:
+        decoders[f"{model_dir.name} (temporal)"] = world.temporal_decoder.decode_video
     for folder in args.decoders:
         td = load_temporal_decoder(Path(folder))
         if abs(float(td.latent_scale) - float(ae.latent_scale)) > 1e-4:
@@ -119,6 +156,11 @@ def main() -> None:
                     q = quality(decode(noisy, scaled=False).float(), video)
                     row = {"level": level} | {k: q[k] for k in ("psnr_db", "ssim", "flicker_x255")}
                     result["decoders"][name].setdefault(str(lowres), []).append(row)
+    if args.interp_clips > 0 and world.interpolation is not None:
+        with torch.no_grad():
+            result["interpolated"] = interpolated_scores(
+                world, decoders, args.dataset, (args.height, args.width), args.interp_clips, args.interp_keys, args.seed
+            )
     if args.baseline is not None:
         base = result["decoders"][args.baseline]
         for by_lowres in result["decoders"].values():

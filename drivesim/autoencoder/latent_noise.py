@@ -41,9 +41,7 @@ class LatentNoiseConfig:
         return self.max_std > 0.0 and self.prob > 0.0
 
 
-def frame_noise(
-    shape: torch.Size | tuple[int, ...], lowres_factor: int, generator: torch.Generator
-) -> torch.Tensor:
+def frame_noise(shape: torch.Size | tuple[int, ...], lowres_factor: int, generator: torch.Generator) -> torch.Tensor:
     """Unit-variance noise (b, t, c, h, w), independent per frame; spatially smooth when
     `lowres_factor` > 1 (re-normalised to unit variance after the upsampling)."""
     b, t, c, h, w = shape
