@@ -62,6 +62,17 @@ def generated_latents(engine: LearnedEngine, rollouts: int, steps: int, seed: in
     return torch.cat(recorded, dim=1)  # b t c h w
 
 
+def folder_decoders(folders: list[str], latent_scale: float) -> dict:
+    """Folder name -> the `decode_video` of its temporal decoder; each must share the model's latent space."""
+    decoders = {}
+    for folder in folders:
+        td = load_temporal_decoder(Path(folder))
+        if abs(float(td.latent_scale) - latent_scale) > 1e-4:
+            raise ValueError(f"{folder}: latent scale {td.latent_scale} differs from the model's; not its latent space")
+        decoders[Path(folder).name] = td.decode_video
+    return decoders
+
+
 def scores(video: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
     r = flicker(video.clamp(-1, 1), real)
     return {
@@ -113,11 +124,7 @@ def main() -> None:
     decoders = {"image decoder": world.autoencoder.decode_video}
     if world.temporal_decoder is not None:
         decoders[f"{Path(args.model).name} (temporal)"] = world.temporal_decoder.decode_video
-    for folder in args.decoders:
-        td = load_temporal_decoder(Path(folder))
-        if abs(float(td.latent_scale) - float(world.autoencoder.latent_scale)) > 1e-4:
-            raise ValueError(f"{folder}: latent scale {td.latent_scale} differs from the model's; not its latent space")
-        decoders[Path(folder).name] = td.decode_video
+    decoders |= folder_decoders(args.decoders, float(world.autoencoder.latent_scale))
     result: dict = {
         "model": args.model,
         "rollouts": args.rollouts,

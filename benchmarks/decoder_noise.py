@@ -37,7 +37,6 @@ from pathlib import Path
 import torch
 
 from drivesim.autoencoder.latent_noise import LatentNoiseConfig, perturb_latents
-from drivesim.autoencoder.loading import load_temporal_decoder
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.world_model import WorldModel, load
 from drivesim.sampling.video import VideoSamplingConfig
@@ -47,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _interp_eval import interpolated_latents, interpolation_levels  # noqa: E402
 from _video_eval import load_split  # noqa: E402
 from autoencoder_quality import held_out_clips, quality  # noqa: E402
+from decoder_flicker_generated import folder_decoders  # noqa: E402
 
 
 def interpolated_scores(
@@ -126,11 +126,7 @@ def main() -> None:
     decoders = {"image decoder": ae.decode_video}
     if world.temporal_decoder is not None:
         decoders[f"{model_dir.name} (temporal)"] = world.temporal_decoder.decode_video
-    for folder in args.decoders:
-        td = load_temporal_decoder(Path(folder))
-        if abs(float(td.latent_scale) - float(ae.latent_scale)) > 1e-4:
-            raise ValueError(f"{folder}: latent scale {td.latent_scale} differs from the model's; not its latent space")
-        decoders[Path(folder).name] = td.decode_video
+    decoders |= folder_decoders(args.decoders, float(ae.latent_scale))
     if args.baseline is not None and args.baseline not in decoders:
         parser.error(f"--baseline {args.baseline!r} is not one of the decoders: {list(decoders)}")
 
