@@ -257,6 +257,8 @@ def main() -> None:
     parser.add_argument("--fill", default="model", choices=list(FILLS), help="frames between keyframes (EngineConfig)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["clips", "actions", "long", "interpolation"])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compile", action="store_true",
+                        help="EngineConfig.compile: torch.compile the per-step networks (minutes of first compile)")
     parser.add_argument("--dtype", default=EngineConfig.dtype, choices=list(DTYPE_CHOICES),
                         help="the engine's compute dtype (EngineConfig.dtype)")
     parser.add_argument("--seed", type=int, default=0)
@@ -279,6 +281,7 @@ def main() -> None:
     base = EngineConfig(device=args.device, prediction=args.prediction, keyframe_steps=sizes.keyframe_steps,
                         interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, fill=args.fill,
                         fill_keys=args.fill_keys, context_interval=tuple(args.context_interval), dtype=args.dtype,
+                        compile=args.compile,
                         **guidance)
     engine = world.engine(base)
     h, w = engine.frame_size
