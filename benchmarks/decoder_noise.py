@@ -143,14 +143,20 @@ def main() -> None:
     }
     with torch.no_grad():
         latents = ae.encode_video(video, scaled=False)  # n t C h w
+        clean: dict[str, dict] = {}  # level 0 is the same for every noise grid: decoded once
         for lowres in args.lowres:
             cfg = LatentNoiseConfig(max_std=max(args.levels), lowres_factor=lowres)
             for level in args.levels:
                 generator = torch.Generator().manual_seed(args.seed)  # the same noise for every decoder
                 noisy = perturb_latents(latents, scale, cfg, generator, torch.full((latents.shape[0],), level))
                 for name, decode in decoders.items():
-                    q = quality(decode(noisy, scaled=False).float(), video)
-                    row = {"level": level} | {k: q[k] for k in ("psnr_db", "ssim", "flicker_x255")}
+                    if level > 0 or name not in clean:
+                        q = quality(decode(noisy, scaled=False).float(), video)
+                        row = {"level": level} | {k: q[k] for k in ("psnr_db", "ssim", "flicker_x255")}
+                        if level == 0:
+                            clean[name] = row
+                    else:
+                        row = dict(clean[name])
                     result["decoders"][name].setdefault(str(lowres), []).append(row)
     if args.interp_clips > 0 and world.interpolation is not None:
         with torch.no_grad():
