@@ -258,7 +258,7 @@ def decode_latents(models: ComposeModels, latents: torch.Tensor, batch_size: int
     return rearrange(torch.cat(parts), "b c h w -> b h w c").numpy()  # (b, H, W, 3)
 
 
-def generate_frames(
+def generate_latents(
     models: ComposeModels,
     cond: Conditioning,
     steps: int = 50,
@@ -266,8 +266,9 @@ def generate_frames(
     generator: torch.Generator | None = None,
     batch_size: int = 32,
     progress: bool = False,
-) -> np.ndarray:
-    """(b, H, W, 3) uint8 frames for the b rows of `cond`, sampled `batch_size` at a time."""
+) -> torch.Tensor:
+    """(b, C, h, w) scaled latents for the b rows of `cond`, sampled `batch_size` at a time
+    (`decode_latents` turns them into frames; the same latents can go through several decoders)."""
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     rows = []
     for i in range(0, cond.batch_size, batch_size):
@@ -280,9 +281,22 @@ def generate_frames(
             box_mask=cond.box_mask[index],
             boxes_given=cond.boxes_given[index],
         )
-        latents = models.ldm.sample(part, steps, guidance, generator, progress=progress)
-        rows.append(decode_latents(models, latents))
-    return np.concatenate(rows)
+        rows.append(models.ldm.sample(part, steps, guidance, generator, progress=progress))
+    return torch.cat(rows)
+
+
+def generate_frames(
+    models: ComposeModels,
+    cond: Conditioning,
+    steps: int = 50,
+    guidance: ImageGuidance | float | Mapping[str, float] | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> np.ndarray:
+    """(b, H, W, 3) uint8 frames for the b rows of `cond`, sampled `batch_size` at a time."""
+    latents = generate_latents(models, cond, steps, guidance, generator, batch_size, progress)
+    return decode_latents(models, latents)
 
 
 def overlay_boxes(frame: np.ndarray, layout: BoxLayout) -> np.ndarray:

@@ -17,9 +17,13 @@ from drivesim.diffusion.unet import UNetConfig
 from drivesim.rollout.compose import (
     ComposeModels,
     compose_scene,
+    decode_latents,
+    generate_frames,
+    generate_latents,
     layout_entries,
     load_box_file,
     load_compose_models,
+    make_conditioning,
     parse_boxes,
     sample_layout,
 )
@@ -59,6 +63,15 @@ def test_compose_returns_uint8_frame_of_the_image_size(models: ComposeModels) ->
     assert not np.array_equal(frame, other_seed)
     other_labels = compose_scene(models, BOXES, "day", "low", seed=0, steps=3, guidance=2.0)
     assert not np.array_equal(frame, other_labels)
+
+
+def test_generated_latents_decode_to_the_generated_frames(models: ComposeModels) -> None:
+    cond = make_conditioning([None, parse_boxes(BOXES, 3), None], ["day", "night", None], ["low", "high", None])
+    latents = generate_latents(models, cond, 3, 2.0, torch.Generator().manual_seed(5), batch_size=2)
+    assert latents.shape == (3, 4, 8, 16)
+    frames = generate_frames(models, cond, 3, 2.0, torch.Generator().manual_seed(5), batch_size=2)
+    np.testing.assert_array_equal(decode_latents(models, latents), frames)
+    assert not torch.equal(latents[0], latents[2])
 
 
 def test_compose_from_folder_unconditional_and_drawn_boxes(models: ComposeModels, tmp_path: Path) -> None:
