@@ -17,6 +17,10 @@ is then the first seed's. What is measured:
   to the detector's recall on the real frames themselves and on their reconstructions;
 - the grid: rows day/night x low/high crowdedness (labels only, 4 seeds each), then three box
   layouts from held-out frames: the real frame, and samples with the requested boxes drawn on.
+`--decoders DIR ...` scores other temporal decoders (model folders with a `temporal_decoder`
+stage for the same autoencoder) on the very latents the model sampled: every metric and the
+reconstruction floors per decoder, and the paired per-seed differences from the model's own
+decoder (`decoders` in the JSON).
 Real frames come from world seeds 3_000_000 + i and 4_000_000 + i, disjoint from the training
 data (`drivesim data synth`, seeds < 1_000_000) and from the probes' own training seeds.
 """
@@ -38,6 +42,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from drivesim.autoencoder.loading import load_temporal_decoder
 from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.eval.adherence import box_adherence, condition_adherence, predict_conditions
 from drivesim.eval.checks import uint8_to_video
@@ -51,6 +56,7 @@ from drivesim.rollout.compose import (
     ComposeModels,
     decode_latents,
     generate_frames,
+    generate_latents,
     load_compose_models,
     make_conditioning,
     overlay_boxes,
@@ -127,14 +133,21 @@ def reconstruct(models: ComposeModels, frames: np.ndarray, batch_size: int = 64)
 @dataclass(frozen=True)
 class Timed:
     frames: np.ndarray
+    latents: torch.Tensor  # (n, C, h, w) scaled, what the frames were decoded from
     seconds: float
     cpu_seconds: float
 
 
 def timed_generate(models: ComposeModels, cond, steps: int, guidance: ImageGuidance, seed: int) -> Timed:
     wall, cpu = time.perf_counter(), time.process_time()
-    frames = generate_frames(models, cond, steps, guidance, torch.Generator().manual_seed(seed), batch_size=48)
-    return Timed(frames, time.perf_counter() - wall, time.process_time() - cpu)
+    latents = generate_latents(models, cond, steps, guidance, torch.Generator().manual_seed(seed), batch_size=48)
+    frames = decode_latents(models, latents)
+    return Timed(frames, latents, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def redecode(models: ComposeModels, timed: Timed) -> Timed:
+    """The same latents through `models`' decoder (the timing stays the sampling run's)."""
+    return dataclasses.replace(timed, frames=decode_latents(models, timed.latents))
 
 
 def prior_layouts(
@@ -201,19 +214,54 @@ def evaluate_point(
     guidance: ImageGuidance,
     seed: int,
     layout_prior: bool = False,
-) -> tuple[QualityPoint, np.ndarray, np.ndarray]:
-    """Metrics at one setting; also returns the label samples and the box samples."""
+    decoders: dict[str, ComposeModels] | None = None,
+) -> PointResult:
+    """Metrics at one setting, the label samples and the box samples; with `decoders`, the same
+    latents scored through each of them too."""
     lab, tods, crowds = label_samples(models, per_pair, steps, guidance, seed, layout_prior)
+    box, layouts = box_samples(models, box_real, steps, guidance, seed + 1)
+    point = score_point(
+        probe, real_a_features, box_real, lab, tods, crowds, box, layouts, steps, guidance, layout_prior
+    )
+    others = {
+        name: score_point(probe, real_a_features, box_real, redecode(other, lab), tods, crowds,
+                          redecode(other, box), layouts, steps, guidance, layout_prior)
+        for name, other in (decoders or {}).items()
+    }  # fmt: skip
+    return PointResult(point, lab.frames, box.frames, others)
+
+
+@dataclass(frozen=True)
+class PointResult:
+    point: QualityPoint
+    label_frames: np.ndarray  # (n, H, W, 3) uint8
+    box_frames: np.ndarray
+    decoders: dict[str, QualityPoint]  # the same latents through other decoders (evaluate_point's `decoders`)
+
+
+def score_point(
+    probe: FrameProbe,
+    real_a_features: np.ndarray,
+    box_real: RealFrames,
+    lab: Timed,
+    tods: list[str],
+    crowds: list[str],
+    box: Timed,
+    layouts: list[BoxLayout],
+    steps: int,
+    guidance: ImageGuidance,
+    layout_prior: bool,
+) -> QualityPoint:
+    """The metrics of label samples `lab` and box samples `box` (one per box_real frame)."""
     pred = predict_conditions(probe, as_video(lab.frames))
     cond_acc = condition_adherence(pred, tods, crowds)
     confusion = Counter(f"{want}->{got}" for want, got in zip(crowds, pred.crowdedness))
     fid = frechet_from_features(frame_features(probe, as_video(lab.frames)), real_a_features)
-    box, layouts = box_samples(models, box_real, steps, guidance, seed + 1)
     adherence = box_adherence(probe, as_video(box.frames)[:, 0], [lay.xyxy for lay in layouts])
     box_pred = predict_conditions(probe, as_video(box.frames))
     box_cond = condition_adherence(box_pred, box_real.time_of_day, box_real.crowdedness)
     n = len(lab.frames) + len(box.frames)
-    point = QualityPoint(
+    return QualityPoint(
         steps=steps,
         guidance_labels=guidance.time_of_day,
         guidance_boxes=guidance.boxes,
@@ -234,7 +282,6 @@ def evaluate_point(
         images_per_second=n / (lab.seconds + box.seconds),
         cpu_seconds_per_image=(lab.cpu_seconds + box.cpu_seconds) / n,
     )
-    return point, lab.frames, box.frames
 
 
 @dataclass(frozen=True)
@@ -256,6 +303,7 @@ class Setup:
     probe: FrameProbe
     real_a: RealFrames
     real_a_features: np.ndarray
+    real_b: RealFrames
     box_real: RealFrames
     floors: Floors
 
@@ -269,23 +317,42 @@ def setup(model: str, probes: str, real_episodes: int, box_episodes: int) -> Set
     real_b = render_real_frames(REAL_SEED_B, real_episodes, 4, height, width)
     box_real = render_real_frames(REAL_SEED_B + 500_000, box_episodes, 2, height, width)
     feats_a = frame_features(probe, as_video(real_a.frames))
-    recon_b = reconstruct(models, real_b.frames)
+    recon_fid, recon_recall = reconstruction_floors(models, probe, feats_a, real_b, box_real)
     real_pred = condition_adherence(
         predict_conditions(probe, as_video(real_b.frames)), real_b.time_of_day, real_b.crowdedness
     )
     box_layouts = [lay.xyxy for lay in box_real.layouts]
     floors = Floors(
         fid_real_vs_real=frechet_from_features(feats_a, frame_features(probe, as_video(real_b.frames))),
-        fid_real_vs_reconstructed=frechet_from_features(feats_a, frame_features(probe, as_video(recon_b))),
+        fid_real_vs_reconstructed=recon_fid,
         real_time_of_day_accuracy=real_pred.time_of_day,
         real_crowdedness_accuracy=real_pred.crowdedness,
         real_box_recall=box_adherence(probe, as_video(box_real.frames)[:, 0], box_layouts).recall,
-        reconstructed_box_recall=box_adherence(
-            probe, as_video(reconstruct(models, box_real.frames))[:, 0], box_layouts
-        ).recall,
+        reconstructed_box_recall=recon_recall,
         real_frames=len(real_a.frames),
     )
-    return Setup(models, probe, real_a, feats_a, box_real, floors)
+    return Setup(models, probe, real_a, feats_a, real_b, box_real, floors)
+
+
+def reconstruction_floors(
+    models: ComposeModels, probe: FrameProbe, feats_a: np.ndarray, real_b: RealFrames, box_real: RealFrames
+) -> tuple[float, float | None]:
+    """FID-probe of real set A vs reconstructions of set B, and the detector's recall of the box
+    set's own boxes on its reconstructions (both through `models`' decoder)."""
+    fid = frechet_from_features(feats_a, frame_features(probe, as_video(reconstruct(models, real_b.frames))))
+    recon = as_video(reconstruct(models, box_real.frames))[:, 0]
+    return fid, box_adherence(probe, recon, [lay.xyxy for lay in box_real.layouts]).recall
+
+
+def load_decoders(models: ComposeModels, folders: list[str]) -> dict[str, ComposeModels]:
+    """`models` with the temporal decoder of each folder (named by the folder) in place of its own."""
+    out = {}
+    for folder in folders:
+        td = load_temporal_decoder(Path(folder))
+        if td.ae_cfg != models.autoencoder.cfg or abs(float(td.latent_scale) - models.ldm.latent.scale) > 1e-3:
+            raise ValueError(f"--decoders {folder}: its temporal decoder is for another autoencoder than the model's")
+        out[Path(folder).name] = dataclasses.replace(models, temporal_decoder=td)
+    return out
 
 
 def sample_grid(
@@ -323,6 +390,28 @@ def write_png(path: Path, image: np.ndarray) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
 
 
+def decoder_report(s: Setup, decoders: dict[str, ComposeModels], results: dict[int, PointResult]) -> dict:
+    """Per decoder: its reconstruction floors, its points per seed, and per metric the paired
+    difference from the model's own decoder (mean and standard error over seeds)."""
+    keys = ("box_recall", "box_mean_iou", "time_of_day_accuracy", "crowdedness_accuracy", "fid_probe")
+    report = {}
+    for name, models in decoders.items():
+        fid, recall = reconstruction_floors(models, s.probe, s.real_a_features, s.real_b, s.box_real)
+        per_seed = {str(seed): dataclasses.asdict(r.decoders[name]) for seed, r in results.items()}
+        paired = {}
+        for key in keys:
+            diffs = np.array([getattr(r.decoders[name], key) - getattr(r.point, key) for r in results.values()])
+            se = float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else None
+            paired[key] = {"mean": float(diffs.mean()), "se": se, "per_seed": diffs.tolist()}
+        report[name] = {
+            "fid_real_vs_reconstructed": fid,
+            "reconstructed_box_recall": recall,
+            "points": per_seed,
+            "minus_model_decoder": paired,
+        }
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="runs/models/default", help="folder with image_ldm + autoencoder")
@@ -346,6 +435,8 @@ def main() -> None:
                         help="several sampling seeds on one setup: per-seed points, mean and standard error")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-grid", action="store_true")
+    parser.add_argument("--decoders", nargs="+", default=[], metavar="DIR",
+                        help="model folders whose temporal decoders also decode the same samples")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -355,11 +446,13 @@ def main() -> None:
     )
     guidance = dataclasses.replace(scales, contrast=tuple(args.contrast))
     seeds = args.seeds or [args.seed]
-    points = {
+    decoders = load_decoders(s.models, args.decoders)
+    results = {
         seed: evaluate_point(s.models, s.probe, s.real_a, s.real_a_features, s.box_real, args.per_pair,
-                             args.steps, guidance, seed, args.layout_prior)[0]
+                             args.steps, guidance, seed, args.layout_prior, decoders)
         for seed in seeds
     }  # fmt: skip
+    points = {seed: r.point for seed, r in results.items()}
     point = points[seeds[0]]
     report = {
         "model": str(args.model),
@@ -378,6 +471,8 @@ def main() -> None:
         report["points"] = {str(k): v for k, v in per_seed.items()}
         report["summary"] = seed_summary(per_seed, (*TARGETS, "fid_probe"))
         plot_seeds(report["summary"], TARGETS, out / "seeds.png")
+    if decoders:
+        report["decoders"] = decoder_report(s, decoders, results)
     (out / "quality.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     if not args.no_grid:

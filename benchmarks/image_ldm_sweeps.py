@@ -32,8 +32,8 @@ from drivesim.paths import default_probes_dir
 def run_point(s: Setup, per_pair: int, steps: int, scale: float, seed: int, contrast: tuple[str, ...] = ()
               ) -> QualityPoint:
     guidance = dataclasses.replace(ImageGuidance.uniform(scale), contrast=contrast)
-    point, _, _ = evaluate_point(s.models, s.probe, s.real_a, s.real_a_features, s.box_real, per_pair, steps,
-                                 guidance, seed)
+    point = evaluate_point(s.models, s.probe, s.real_a, s.real_a_features, s.box_real, per_pair, steps,
+                           guidance, seed).point
     print(json.dumps(dataclasses.asdict(point)), flush=True)
     return point
 
