@@ -27,11 +27,23 @@ def image_gradients(x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(padded, _sobel_kernels(c, x.device, x.dtype), groups=c)  # b (c 2) H W
 
 
-def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, gradient_weight: float = 0.0) -> torch.Tensor:
-    """L1 on pixels plus `gradient_weight` * L1 on Sobel image gradients (sharpens edges)."""
-    loss = (x_hat - x).abs().mean()
+def reconstruction_loss(
+    x_hat: torch.Tensor, x: torch.Tensor, gradient_weight: float = 0.0, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """L1 on pixels plus `gradient_weight` * L1 on Sobel image gradients (sharpens edges), on
+    (b, c, H, W) images. `weight` (b, 1, H, W), e.g. `box_masks.pixel_weights`, makes both terms
+    weighted means over pixels (the same scale as unweighted; all ones gives the plain loss)."""
+    if weight is not None and (
+        weight.ndim != 4 or weight.shape[1] != 1 or weight.shape[2:] != x.shape[2:] or weight.shape[0] != x.shape[0]
+    ):
+        raise ValueError(f"weight must be (b, 1, H, W) for images {tuple(x.shape)}, got {tuple(weight.shape)}")
+
+    def mean(err: torch.Tensor) -> torch.Tensor:
+        return err.mean() if weight is None else (weight * err).mean() / weight.mean()
+
+    loss = mean((x_hat - x).abs())
     if gradient_weight > 0:
-        loss = loss + gradient_weight * (image_gradients(x_hat) - image_gradients(x)).abs().mean()
+        loss = loss + gradient_weight * mean((image_gradients(x_hat) - image_gradients(x)).abs())
     return loss
 
 

@@ -7,7 +7,11 @@ latent space the diffusion models live in does not move. Loss per clip x (b, t, 
     + [step >= disc_start] disc_weight * lambda * (-D3d(x_hat))
 where x_hat decodes the frozen encoder's latents, optionally with frame-independent noise added
 (`latent_noise`, drivesim/autoencoder/latent_noise.py: generated latents are not consistent from
-frame to frame, encoded real ones are; the target stays the clean clip).
+frame to frame, encoded real ones are; the target stays the clean clip). With `box_weight` > 1 the
+L1 and Sobel terms are weighted means in which pixels inside the clips' annotated boxes weigh
+box_weight (drivesim/autoencoder/box_masks.py: small cars are what a blurring decoder loses).
+`init_from` starts a new run from another model folder's temporal_decoder stage (fine-tuning;
+its configs must match this run's), instead of from the autoencoder's image decoder.
 The temporal layers and blend factors train at `lr`; with `train_spatial` (default) the
 spatial decoder layers are fine-tuned too, at the much smaller `spatial_lr`. With
 `train_spatial=False` setting every alpha to 1 still gives the stage-1 image decoder. The EMA weights are
@@ -31,11 +35,12 @@ import torch
 from einops import rearrange
 from tqdm import tqdm
 
+from drivesim.autoencoder.box_masks import pixel_weights
 from drivesim.autoencoder.config import TemporalDecoderConfig
 from drivesim.autoencoder.discriminator import DiscriminatorConfig, PatchDiscriminator3d
 from drivesim.autoencoder.frame_bank import ClipFrames, load_clip_frames
 from drivesim.autoencoder.latent_noise import LatentNoiseConfig, perturb_latents
-from drivesim.autoencoder.loading import TEMPORAL_DECODER_STAGE, load_autoencoder
+from drivesim.autoencoder.loading import TEMPORAL_DECODER_STAGE, load_autoencoder, load_temporal_decoder
 from drivesim.autoencoder.losses import (
     adaptive_gan_weight,
     generator_loss,
@@ -73,6 +78,7 @@ class TemporalDecoderTrainConfig:
     temporal: TemporalDecoderConfig = field(default_factory=TemporalDecoderConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     latent_noise: LatentNoiseConfig = field(default_factory=LatentNoiseConfig)  # off by default
+    init_from: str | None = None  # model folder whose temporal_decoder stage starts a new run (not a resume)
     height: int = 64
     width: int = 128
     max_clips: int | None = None
@@ -86,6 +92,7 @@ class TemporalDecoderTrainConfig:
     warmup_steps: int = 50
     min_lr_ratio: float = 0.1
     gradient_weight: float = 0.5
+    box_weight: float = 1.0  # weight of pixels inside annotated boxes in the L1 / Sobel terms (1 = off)
     temporal_weight: float = 10.0
     disc_start: int = 700
     disc_weight: float = 0.1
@@ -107,6 +114,8 @@ class TemporalDecoderTrainConfig:
                 raise ValueError(f"TemporalDecoderTrainConfig.{name}={getattr(self, name)} must be >= 1")
         if self.num_frames < 2:
             raise ValueError(f"TemporalDecoderTrainConfig.num_frames={self.num_frames} must be >= 2")
+        if not self.box_weight >= 1.0:
+            raise ValueError(f"TemporalDecoderTrainConfig.box_weight={self.box_weight} must be >= 1 (1 = off)")
 
 
 @dataclass(frozen=True)
@@ -136,24 +145,34 @@ class StepLosses:
     disc: float
 
 
+@dataclass(frozen=True)
+class ClipBatch:
+    video: torch.Tensor  # (b, t, 3, H, W) in [-1, 1]
+    masks: torch.Tensor | None  # (b, t, H, W) bool, inside annotated boxes; None when the bank has none
+
+
 def sample_clips(
     bank: ClipFrames, batch_size: int, num_frames: int, generator: torch.Generator, hflip: bool
-) -> torch.Tensor:
-    """Random windows of consecutive frames, (b, t, 3, H, W) in [-1, 1]."""
+) -> ClipBatch:
+    """Random windows of consecutive frames (and their box masks, flipped alike, when the bank has them)."""
     lengths = bank.offsets[1:] - bank.offsets[:-1]
     usable = torch.nonzero(lengths >= num_frames)[:, 0]  # (clips,)
     if usable.numel() == 0:
         raise ValueError(f"no clip has num_frames={num_frames} frames (longest: {int(lengths.max())})")
-    clips = []
+    clips, masks = [], []
     for _ in range(batch_size):
         c = int(usable[torch.randint(0, usable.numel(), (1,), generator=generator)])
         start = int(torch.randint(0, int(lengths[c]) - num_frames + 1, (1,), generator=generator))
         clip = bank.clip(c)[start : start + num_frames]  # t h w c
+        mask = bank.clip_masks(c)[start : start + num_frames] if bank.masks is not None else None  # t h w
         if hflip and bool(torch.rand(1, generator=generator) < 0.5):
             clip = clip.flip(2)
+            mask = mask.flip(2) if mask is not None else None
         clips.append(clip)
+        masks.append(mask)
     video = torch.stack(clips)  # b t h w c
-    return rearrange(video, "b t h w c -> b t c h w").contiguous().float() / 127.5 - 1.0
+    video = rearrange(video, "b t h w c -> b t c h w").contiguous().float() / 127.5 - 1.0
+    return ClipBatch(video, torch.stack(masks) if bank.masks is not None else None)
 
 
 def evaluation_clips(bank: ClipFrames, count: int, num_frames: int) -> torch.Tensor:
@@ -217,7 +236,24 @@ class TemporalDecoderTrainer:
             return self.decoder.decoder.last_layer_weight
         return self.decoder.last_temporal_weight
 
-    def step(self, video: torch.Tensor, step: int, generator: torch.Generator) -> StepLosses:
+    def load_decoder(self, folder: Path) -> None:
+        """Start from `folder`'s temporal_decoder stage (decoder and EMA); its configs must match this run's."""
+        source = load_temporal_decoder(folder)
+        for name, own, theirs in (
+            ("autoencoder", self.decoder.ae_cfg, source.ae_cfg),
+            ("temporal", self.decoder.cfg, source.cfg),
+        ):
+            if own != theirs:
+                raise ValueError(f"init_from={str(folder)!r}: its {name} config {theirs} differs from this run's {own}")
+        state = source.state_dict()
+        self.decoder.load_state_dict(state)
+        self.ema.module.load_state_dict(state)
+
+    def step(
+        self, video: torch.Tensor, step: int, generator: torch.Generator, masks: torch.Tensor | None = None
+    ) -> StepLosses:
+        """One update on clips `video` (b, t, 3, H, W); `masks` (b, t, H, W) bool marks box pixels
+        (weighted by cfg.box_weight in the reconstruction loss; ignored when box_weight is 1)."""
         cfg = self.cfg
         factor = lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
         for group in self.opt.param_groups:
@@ -234,7 +270,10 @@ class TemporalDecoderTrainer:
         self.decoder.train()
         decoded = self.decoder_net(z)  # b t 3 H W
         frames_hat = rearrange(decoded, "b t c h w -> (b t) c h w")
-        rec = reconstruction_loss(frames_hat, rearrange(video, "b t c h w -> (b t) c h w"), cfg.gradient_weight)
+        weight = None
+        if masks is not None and cfg.box_weight > 1.0:
+            weight = pixel_weights(rearrange(masks, "b t h w -> (b t) h w"), cfg.box_weight)  # (b t) 1 H W
+        rec = reconstruction_loss(frames_hat, rearrange(video, "b t c h w -> (b t) c h w"), cfg.gradient_weight, weight)
         temporal = temporal_difference_loss(decoded, video)
         total = rec + cfg.temporal_weight * temporal
         use_gan = step >= cfg.disc_start and cfg.disc_weight > 0
@@ -276,7 +315,9 @@ def train(
     run_dir, model_dir = Path(cfg.run_dir), Path(cfg.model_dir)
     autoencoder = load_autoencoder(model_dir)
     autoencoder.cfg.latent_size(cfg.height, cfg.width)
-    train_bank = load_clip_frames(cfg.dataset, "train", cfg.height, cfg.width, cfg.max_clips)
+    train_bank = load_clip_frames(
+        cfg.dataset, "train", cfg.height, cfg.width, cfg.max_clips, box_masks=cfg.box_weight > 1.0
+    )
     val_bank = load_clip_frames(cfg.dataset, ("val", "test"), cfg.height, cfg.width, None)
     val_video = evaluation_clips(val_bank, cfg.val_clips, cfg.val_frames)
     val_latents = encode_clips(autoencoder, val_video)
@@ -294,6 +335,10 @@ def train(
     cpu_seconds = float(restored.extra.get("cpu_seconds", 0.0)) if restored else 0.0
     if restored and info.is_main:
         print(f"temporal_decoder: resumed from {restored.path} at step {step}")
+    if restored is None and cfg.init_from is not None:
+        trainer.load_decoder(Path(cfg.init_from))
+        if info.is_main:
+            print(f"temporal_decoder: initialised from {cfg.init_from}")
     log = LossLog(run_dir, resume_step=step + 1 if restored else None)  # keep rows <= the checkpoint step
     started, cpu_started = time.monotonic(), time.process_time()
 
@@ -304,9 +349,10 @@ def train(
     bar = tqdm(total=cfg.max_steps, initial=step, desc="temporal_decoder", dynamic_ncols=True, disable=not info.is_main)
     while step < cfg.max_steps:
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        video = sample_clips(train_bank, cfg.batch_size, cfg.num_frames, generator, cfg.hflip)  # the global batch
+        batch = sample_clips(train_bank, cfg.batch_size, cfg.num_frames, generator, cfg.hflip)  # the global batch
         generator = rank_generator(generator, cfg.seed, step, info)
-        losses = trainer.step(rank_rows(video, info), step, generator)  # this rank's rows
+        masks = rank_rows(batch.masks, info) if batch.masks is not None else None
+        losses = trainer.step(rank_rows(batch.video, info), step, generator, masks)  # this rank's rows
         step += 1
         bar.update(1)
         if step % cfg.log_every == 0:
@@ -353,6 +399,8 @@ def train(
         "cpu_minutes": cpu_minutes,
         "num_frames": cfg.num_frames,
         "dataset": str(cfg.dataset),
+        "box_weight": cfg.box_weight,
+        "init_from": cfg.init_from,
     }
     if info.is_main:
         save_stage(model_dir, TEMPORAL_DECODER_STAGE, model, config, extra=extra)
