@@ -7,6 +7,8 @@ whose regression target has unit variance at every noise level, so no noise leve
 the loss, and whose x0 estimate stays bounded at high noise, which few-step DDIM relies on).
 Conditions are dropped independently per sample (each label with ``label_drop``, all boxes
 of a frame with ``box_drop``) so that classifier-free guidance works for any subset.
+With ``box_weight`` > 1 the loss is a weighted mean in which latent cells under the frame's
+boxes weigh box_weight (`drivesim/diffusion/box_loss_weight.py`).
 
 Resumable: the batch of step k is a pure function of (seed, k) (`shard_batch_indices`), and
 the noise, tau and condition drops come from a generator seeded by (seed, k, rank), so a
@@ -29,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from drivesim.autoencoder.latent_cache import LatentWindowConfig, LatentWindowDataset, read_cache
+from drivesim.diffusion.box_loss_weight import latent_box_weights
 from drivesim.diffusion.conditioning import Conditioning, drop_conditions
 from drivesim.diffusion.image_model import IMAGE_STAGE, ImageGuidance, ImageLDM, LatentGeometry
 from drivesim.diffusion.parameterization import check_target, diffusion_loss
@@ -68,6 +71,7 @@ class ImageLDMTrainConfig:
     max_boxes: int = 16  # largest boxes kept per frame
     label_drop: float = 0.1  # per label, per sample
     box_drop: float = 0.1  # all boxes of a sample
+    box_weight: float = 1.0  # latent cells under a frame's boxes weigh this in the loss (box_loss_weight.py; 1 = off)
     batch_size: int = 32  # global batch (split over ranks)
     max_steps: int = 20000
     max_minutes: float | None = None  # wall-clock budget of this invocation
@@ -97,6 +101,8 @@ class ImageLDMTrainConfig:
         for name in ("label_drop", "box_drop"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"ImageLDMTrainConfig.{name}={getattr(self, name)} must be in [0, 1]")
+        if not self.box_weight >= 1.0:
+            raise ValueError(f"ImageLDMTrainConfig.box_weight={self.box_weight} must be >= 1 (1 = off)")
         if not self.lr > 0:
             raise ValueError(f"ImageLDMTrainConfig.lr={self.lr} must be > 0")
         check_target(self.target)
@@ -247,11 +253,19 @@ def init_weights(model: ImageLDM, ema: EMA, folder: Path) -> None:
 
 def _sample_batch(
     frames: LatentFrames, cfg: ImageLDMTrainConfig, step: int, info: DistInfo
-) -> tuple[torch.Tensor, Conditioning, torch.Generator]:
+) -> tuple[torch.Tensor, Conditioning, torch.Tensor | None, torch.Generator]:
+    """This rank's latents (b, C, h, w), their conditioning after dropping, the loss weights
+    (b, 1, h, w) from the frames' true boxes when cfg.box_weight > 1 (else None), the generator."""
     index = torch.tensor(shard_batch_indices(len(frames), cfg.batch_size, step, info, cfg.seed))
     generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 1009 + info.rank)
-    cond = drop_conditions(frames.conditioning(index), generator, cfg.label_drop, cfg.box_drop)
-    return frames.latents[index].to(info.device), cond.to(info.device), generator
+    full = frames.conditioning(index)
+    x0 = frames.latents[index]
+    weight = None
+    if cfg.box_weight > 1.0:
+        weight = latent_box_weights(full.boxes, full.box_mask, x0.shape[-2], x0.shape[-1], cfg.box_weight)
+        weight = weight.to(info.device)
+    cond = drop_conditions(full, generator, cfg.label_drop, cfg.box_drop)
+    return x0.to(info.device), cond.to(info.device), weight, generator
 
 
 def train(cfg: ImageLDMTrainConfig, after_step: Callable[[int], None] | None = None) -> ImageLDMTrainResult:
@@ -312,10 +326,10 @@ def train(cfg: ImageLDMTrainConfig, after_step: Callable[[int], None] | None = N
     while step < cfg.max_steps:
         for group in opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
-        x0, cond, generator = _sample_batch(frames, cfg, step, info)
+        x0, cond, weight, generator = _sample_batch(frames, cfg, step, info)
         model.unet.train()
         with autocast(info.device, cfg.precision):
-            out = diffusion_loss(ddp_unet, x0, cond, model.schedule, generator, model.target)
+            out = diffusion_loss(ddp_unet, x0, cond, model.schedule, generator, model.target, weight=weight)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.unet.parameters(), cfg.grad_clip)

@@ -162,3 +162,20 @@ def test_config_yaml_composes_and_rejects_bad_values() -> None:
                               ("label_drop=1.5", "label_drop"), ("unet.box_conditioning=grid", "box_conditioning")]:
         with pytest.raises((ValueError, UsageError), match=message):
             to_dataclass(compose("train/image_ldm", [override]), ImageLDMTrainConfig)
+
+
+def test_box_weight_weighs_the_cells_under_the_true_boxes_even_when_dropped(cache: Path, tmp_path: Path) -> None:
+    from drivesim.training.distributed import SINGLE
+    from drivesim.training.image_ldm import _sample_batch
+
+    (tmp_path / "cache").symlink_to(cache)
+    cfg = _cfg(tmp_path, "bw", box_weight=4.0, box_drop=1.0, max_steps=2)
+    frames = load_latent_frames(cache, "train", 1, 2, cfg.unet_config())
+    x0, cond, weight, _ = _sample_batch(frames, cfg, 0, SINGLE)
+    assert weight is not None and weight.shape == (4, 1, H, W)
+    assert not cond.box_mask.any()  # every sample's boxes dropped from the conditioning ...
+    assert torch.equal(weight[:, 0] == 4.0, x0[:, 0] == 1.5)  # ... the weights still mark its car (3.0 * scale)
+    assert _sample_batch(frames, _cfg(tmp_path, "plain"), 0, SINGLE)[2] is None
+    assert train(cfg).steps == 2
+    with pytest.raises(ValueError, match="box_weight"):
+        _cfg(tmp_path, "bad", box_weight=0.0)
