@@ -14,7 +14,8 @@ is then the first seed's. What is measured:
   (boxes unknown), every (time_of_day, crowdedness) pair equally often;
 - box adherence: layouts (and labels) of held-out real frames requested; detector recall of the
   requested boxes at IoU >= 0.5 (boxes at least 8 px high, as `drivesim.eval.adherence`), next
-  to the detector's recall on the real frames themselves and on their reconstructions;
+  to the detector's recall on the real frames themselves and on their reconstructions; also
+  recall at IoU 0.1 / 0.3 / 0.7 (a car drawn near its box vs not at all) and per box height;
 - the grid: rows day/night x low/high crowdedness (labels only, 4 seeds each), then three box
   layouts from held-out frames: the real frame, and samples with the requested boxes drawn on.
 `--decoders DIR ...` scores other temporal decoders (model folders with a `temporal_decoder`
@@ -44,7 +45,11 @@ from tqdm import tqdm
 
 from drivesim.autoencoder.loading import load_temporal_decoder
 from drivesim.diffusion.image_model import ImageGuidance
-from drivesim.eval.adherence import box_adherence, condition_adherence, predict_conditions
+from drivesim.eval.adherence import (
+    box_adherence_from_detections,
+    condition_adherence,
+    predict_conditions,
+)
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.features import frame_features
 from drivesim.eval.frame_probe import FrameProbe
@@ -197,6 +202,8 @@ class QualityPoint:
     box_recall: float | None  # IoU >= 0.5
     box_mean_iou: float | None
     box_count: int
+    box_recall_by_iou: dict[str, float | None]  # IoU threshold -> recall
+    box_recall_by_height: dict[str, float | None]  # "lo-hi px" box height -> recall at IoU 0.5
     box_condition_time_of_day_accuracy: float | None  # labels of the box-conditioned samples
     box_condition_crowdedness_accuracy: float | None
     images_per_second: float  # wall clock, sampling + decoding, this CPU
@@ -257,7 +264,7 @@ def score_point(
     cond_acc = condition_adherence(pred, tods, crowds)
     confusion = Counter(f"{want}->{got}" for want, got in zip(crowds, pred.crowdedness))
     fid = frechet_from_features(frame_features(probe, as_video(lab.frames)), real_a_features)
-    adherence = box_adherence(probe, as_video(box.frames)[:, 0], [lay.xyxy for lay in layouts])
+    boxes = box_scores(probe, box.frames, [lay.xyxy for lay in layouts])
     box_pred = predict_conditions(probe, as_video(box.frames))
     box_cond = condition_adherence(box_pred, box_real.time_of_day, box_real.crowdedness)
     n = len(lab.frames) + len(box.frames)
@@ -274,13 +281,48 @@ def score_point(
         crowdedness_accuracy=cond_acc.crowdedness,
         both_accuracy=cond_acc.both,
         crowdedness_confusion=dict(sorted(confusion.items())),
-        box_recall=adherence.recall,
-        box_mean_iou=adherence.mean_iou,
-        box_count=adherence.num_boxes,
+        box_recall=boxes.recall,
+        box_mean_iou=boxes.mean_iou,
+        box_count=boxes.count,
+        box_recall_by_iou=boxes.by_iou,
+        box_recall_by_height=boxes.by_height,
         box_condition_time_of_day_accuracy=box_cond.time_of_day,
         box_condition_crowdedness_accuracy=box_cond.crowdedness,
         images_per_second=n / (lab.seconds + box.seconds),
         cpu_seconds_per_image=(lab.cpu_seconds + box.cpu_seconds) / n,
+    )
+
+
+HEIGHT_BINS_PX = ((8, 12), (12, 20), (20, 1000))  # box heights in pixels (the minimum counted is 8)
+IOU_THRESHOLDS = (0.1, 0.3, 0.5, 0.7)
+
+
+@dataclass(frozen=True)
+class BoxScores:
+    recall: float | None  # IoU >= 0.5, boxes >= 8 px high
+    mean_iou: float | None
+    count: int
+    by_iou: dict[str, float | None]  # IoU threshold -> recall
+    by_height: dict[str, float | None]  # "lo-hi px" box height -> recall at IoU 0.5
+
+
+def box_scores(probe: FrameProbe, frames: np.ndarray, requested: list[np.ndarray]) -> BoxScores:
+    """The detector's recall of `requested` boxes (normalised xyxy per frame) on uint8 frames (n, H, W, 3)."""
+    probe.eval()
+    with torch.no_grad():
+        detections = probe.detect(as_video(frames)[:, 0])
+    main = box_adherence_from_detections(requested, detections)
+    by_height = {}
+    for lo, hi in HEIGHT_BINS_PX:
+        heights = [(r[:, 3] - r[:, 1]) * frames.shape[1] for r in requested]
+        part = [r[(h >= lo) & (h < hi)] for r, h in zip(requested, heights)]
+        by_height[f"{lo}-{hi}px"] = box_adherence_from_detections(part, detections, 0.5, min_height=0.0).recall
+    return BoxScores(
+        recall=main.recall,
+        mean_iou=main.mean_iou,
+        count=main.num_boxes,
+        by_iou={str(t): box_adherence_from_detections(requested, detections, t).recall for t in IOU_THRESHOLDS},
+        by_height=by_height,
     )
 
 
@@ -294,6 +336,10 @@ class Floors:
     real_crowdedness_accuracy: float | None
     real_box_recall: float | None  # detector on the real frames with their own boxes
     reconstructed_box_recall: float | None
+    real_box_recall_by_iou: dict[str, float | None]
+    reconstructed_box_recall_by_iou: dict[str, float | None]
+    real_box_recall_by_height: dict[str, float | None]
+    reconstructed_box_recall_by_height: dict[str, float | None]
     real_frames: int
 
 
@@ -317,18 +363,22 @@ def setup(model: str, probes: str, real_episodes: int, box_episodes: int) -> Set
     real_b = render_real_frames(REAL_SEED_B, real_episodes, 4, height, width)
     box_real = render_real_frames(REAL_SEED_B + 500_000, box_episodes, 2, height, width)
     feats_a = frame_features(probe, as_video(real_a.frames))
-    recon_fid, recon_recall = reconstruction_floors(models, probe, feats_a, real_b, box_real)
+    recon_fid, recon_boxes = reconstruction_floors(models, probe, feats_a, real_b, box_real)
+    real_boxes = box_scores(probe, box_real.frames, [lay.xyxy for lay in box_real.layouts])
     real_pred = condition_adherence(
         predict_conditions(probe, as_video(real_b.frames)), real_b.time_of_day, real_b.crowdedness
     )
-    box_layouts = [lay.xyxy for lay in box_real.layouts]
     floors = Floors(
         fid_real_vs_real=frechet_from_features(feats_a, frame_features(probe, as_video(real_b.frames))),
         fid_real_vs_reconstructed=recon_fid,
         real_time_of_day_accuracy=real_pred.time_of_day,
         real_crowdedness_accuracy=real_pred.crowdedness,
-        real_box_recall=box_adherence(probe, as_video(box_real.frames)[:, 0], box_layouts).recall,
-        reconstructed_box_recall=recon_recall,
+        real_box_recall=real_boxes.recall,
+        reconstructed_box_recall=recon_boxes.recall,
+        real_box_recall_by_iou=real_boxes.by_iou,
+        reconstructed_box_recall_by_iou=recon_boxes.by_iou,
+        real_box_recall_by_height=real_boxes.by_height,
+        reconstructed_box_recall_by_height=recon_boxes.by_height,
         real_frames=len(real_a.frames),
     )
     return Setup(models, probe, real_a, feats_a, real_b, box_real, floors)
@@ -336,12 +386,11 @@ def setup(model: str, probes: str, real_episodes: int, box_episodes: int) -> Set
 
 def reconstruction_floors(
     models: ComposeModels, probe: FrameProbe, feats_a: np.ndarray, real_b: RealFrames, box_real: RealFrames
-) -> tuple[float, float | None]:
-    """FID-probe of real set A vs reconstructions of set B, and the detector's recall of the box
+) -> tuple[float, BoxScores]:
+    """FID-probe of real set A vs reconstructions of set B, and the detector's scores of the box
     set's own boxes on its reconstructions (both through `models`' decoder)."""
     fid = frechet_from_features(feats_a, frame_features(probe, as_video(reconstruct(models, real_b.frames))))
-    recon = as_video(reconstruct(models, box_real.frames))[:, 0]
-    return fid, box_adherence(probe, recon, [lay.xyxy for lay in box_real.layouts]).recall
+    return fid, box_scores(probe, reconstruct(models, box_real.frames), [lay.xyxy for lay in box_real.layouts])
 
 
 def load_decoders(models: ComposeModels, folders: list[str]) -> dict[str, ComposeModels]:
@@ -396,7 +445,7 @@ def decoder_report(s: Setup, decoders: dict[str, ComposeModels], results: dict[i
     keys = ("box_recall", "box_mean_iou", "time_of_day_accuracy", "crowdedness_accuracy", "fid_probe")
     report = {}
     for name, models in decoders.items():
-        fid, recall = reconstruction_floors(models, s.probe, s.real_a_features, s.real_b, s.box_real)
+        fid, boxes = reconstruction_floors(models, s.probe, s.real_a_features, s.real_b, s.box_real)
         per_seed = {str(seed): dataclasses.asdict(r.decoders[name]) for seed, r in results.items()}
         paired = {}
         for key in keys:
@@ -405,7 +454,9 @@ def decoder_report(s: Setup, decoders: dict[str, ComposeModels], results: dict[i
             paired[key] = {"mean": float(diffs.mean()), "se": se, "per_seed": diffs.tolist()}
         report[name] = {
             "fid_real_vs_reconstructed": fid,
-            "reconstructed_box_recall": recall,
+            "reconstructed_box_recall": boxes.recall,
+            "reconstructed_box_recall_by_iou": boxes.by_iou,
+            "reconstructed_box_recall_by_height": boxes.by_height,
             "points": per_seed,
             "minus_model_decoder": paired,
         }
