@@ -372,6 +372,7 @@ def train(cfg: ImageLDMTrainConfig, after_step: Callable[[int], None] | None = N
             "latent_cache": str(cfg.latent_cache),
             "label_drop": cfg.label_drop,
             "box_drop": cfg.box_drop,
+            "box_weight": cfg.box_weight,
             "batch_size": cfg.batch_size,
             "init_from": cfg.init_from,  # None: trained from scratch
         }
