@@ -45,11 +45,7 @@ from tqdm import tqdm
 
 from drivesim.autoencoder.loading import load_temporal_decoder
 from drivesim.diffusion.image_model import ImageGuidance
-from drivesim.eval.adherence import (
-    box_adherence_from_detections,
-    condition_adherence,
-    predict_conditions,
-)
+from drivesim.eval.adherence import condition_adherence, predict_conditions
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.features import frame_features
 from drivesim.eval.frame_probe import FrameProbe
@@ -71,6 +67,7 @@ from drivesim.world import CROWDEDNESS, TIME_OF_DAY, BehaviourPolicy, World, Wor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _box_scores import BoxScores, box_scores  # noqa: E402
 from _seed_summary import plot_seeds, seed_summary  # noqa: E402
 
 REAL_SEED_A = 3_000_000
@@ -290,39 +287,6 @@ def score_point(
         box_condition_crowdedness_accuracy=box_cond.crowdedness,
         images_per_second=n / (lab.seconds + box.seconds),
         cpu_seconds_per_image=(lab.cpu_seconds + box.cpu_seconds) / n,
-    )
-
-
-HEIGHT_BINS_PX = ((8, 12), (12, 20), (20, 1000))  # box heights in pixels (the minimum counted is 8)
-IOU_THRESHOLDS = (0.1, 0.3, 0.5, 0.7)
-
-
-@dataclass(frozen=True)
-class BoxScores:
-    recall: float | None  # IoU >= 0.5, boxes >= 8 px high
-    mean_iou: float | None
-    count: int
-    by_iou: dict[str, float | None]  # IoU threshold -> recall
-    by_height: dict[str, float | None]  # "lo-hi px" box height -> recall at IoU 0.5
-
-
-def box_scores(probe: FrameProbe, frames: np.ndarray, requested: list[np.ndarray]) -> BoxScores:
-    """The detector's recall of `requested` boxes (normalised xyxy per frame) on uint8 frames (n, H, W, 3)."""
-    probe.eval()
-    with torch.no_grad():
-        detections = probe.detect(as_video(frames)[:, 0])
-    main = box_adherence_from_detections(requested, detections)
-    by_height = {}
-    for lo, hi in HEIGHT_BINS_PX:
-        heights = [(r[:, 3] - r[:, 1]) * frames.shape[1] for r in requested]
-        part = [r[(h >= lo) & (h < hi)] for r, h in zip(requested, heights)]
-        by_height[f"{lo}-{hi}px"] = box_adherence_from_detections(part, detections, 0.5, min_height=0.0).recall
-    return BoxScores(
-        recall=main.recall,
-        mean_iou=main.mean_iou,
-        count=main.num_boxes,
-        by_iou={str(t): box_adherence_from_detections(requested, detections, t).recall for t in IOU_THRESHOLDS},
-        by_height=by_height,
     )
 
 
