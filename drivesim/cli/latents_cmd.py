@@ -21,8 +21,11 @@ class LatentsConfig:
     splits: list[str] | None = None
     batch_frames: int = 64
     num_threads: int = 2
+    device: str = "cpu"  # cpu | cuda (the encoder runs there; the cache is written from the CPU)
 
     def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device={self.device!r} must be 'cpu' or 'cuda'")
         if self.batch_frames < 1:
             raise ValueError(f"batch_frames={self.batch_frames} must be >= 1")
         if (self.height is None) != (self.width is None):
@@ -40,7 +43,9 @@ def run_latents(cfg: DictConfig) -> object:
 
     config: LatentsConfig = to_dataclass(cfg, LatentsConfig)
     torch.set_num_threads(config.num_threads)
-    model = load_autoencoder(config.ckpt)
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but torch sees no CUDA device; use device=cpu")
+    model = load_autoencoder(config.ckpt).to(config.device)
     height, width = config.height, config.width
     if height is None:
         entry = (yaml.safe_load(Path(config.ckpt, "config.yaml").read_text()) or {}).get(

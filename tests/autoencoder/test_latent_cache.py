@@ -109,3 +109,12 @@ def test_rerun_resumes_and_cli_uses_checkpoint_size(tmp_path):
         encode_dataset(dataset, other, tmp_path / "c", height=16, width=32, source_checkpoint=str(ckpt))
     with pytest.raises(ValueError, match="split"):
         LatentWindowDataset(tmp_path / "c", LatentWindowConfig(num_frames=4, split="nope"))
+
+
+def test_latents_device_is_checked(tmp_path):
+    base = {"dataset": str(tmp_path), "ckpt": str(tmp_path), "out": str(tmp_path / "c")}
+    with pytest.raises(ValueError, match="device='tpu' must be 'cpu' or 'cuda'"):
+        run_latents(OmegaConf.create({**base, "device": "tpu"}))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            run_latents(OmegaConf.create({**base, "device": "cuda"}))
