@@ -465,7 +465,7 @@ def main() -> None:
     results = {
         seed: evaluate_point(s.models, s.probe, s.real_a, s.real_a_features, s.box_real, args.per_pair,
                              args.steps, guidance, seed, args.layout_prior, decoders)
-        for seed in seeds
+        for seed in tqdm(seeds, desc="sampling seeds")
     }  # fmt: skip
     points = {seed: r.point for seed, r in results.items()}
     point = points[seeds[0]]
