@@ -43,7 +43,7 @@ def parse_arm(text: str) -> tuple[str, Path]:
 
 
 def seed_values(quality: dict, source: Path) -> dict[int, dict[str, float]]:
-    """seed -> {metric: value} from a --seeds run (`points`); a single-seed run gives its one point."""
+    """seed -> {metric: value} from a --seeds run (`points`; a run without --seeds has none: an error)."""
     points = quality.get("points") or {}
     if not points:
         raise ValueError(f"{source}: no per-seed `points`; score the arm with image_ldm_quality.py --seeds ...")
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     if reference not in names:
         parser.error(f"--reference {reference!r} is not one of the arms {names}")
     qualities = {name: json.loads(Path(folder, "quality.json").read_text()) for name, folder in args.arm}
-    values = {name: seed_values(q, folder) for (name, folder), q in zip(args.arm, qualities.values())}
+    values = {name: seed_values(qualities[name], folder) for name, folder in args.arm}
     summaries = {name: seed_summary(v, METRICS) for name, v in values.items()}
     targets = {"box_recall": 0.6, "crowdedness_accuracy": 0.85, "time_of_day_accuracy": 0.98}
     report = {
