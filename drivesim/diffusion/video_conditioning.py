@@ -56,6 +56,9 @@ class VideoConditioning:
         zeros otherwise); part of the "actions" condition.
     frame_rate: (b,) long frame-rate flag of the interpolation model (0: T->4T, 1: 4T->16T),
         -1 = none (a model without the flag ignores it only when -1).
+    warp_latents: (b, t, c, h, w) the last context frame moved forward by the ego speed to each
+        later frame (`drivesim.diffusion.ego_warp.warp_context_latents`), zeros elsewhere; read only
+        by a model with `ego_warp`. It needs the context and the actions, so nulling either zeroes it.
     """
 
     image: Conditioning
@@ -66,6 +69,7 @@ class VideoConditioning:
     actions_given: Tensor
     ego_speed: Tensor
     frame_rate: Tensor
+    warp_latents: Tensor
 
     def __post_init__(self) -> None:
         if self.context_latents.ndim != 5:
@@ -74,6 +78,11 @@ class VideoConditioning:
                 "expected (b, t, c, h, w)"
             )
         b, t = self.context_latents.shape[:2]
+        if self.warp_latents.shape != self.context_latents.shape:
+            raise ValueError(
+                f"VideoConditioning.warp_latents has shape {tuple(self.warp_latents.shape)}; expected "
+                f"{tuple(self.context_latents.shape)} like context_latents"
+            )
         check_mask(self.context_mask, b, t)
         check_actions(self.actions, b, t)
         check_speed(self.ego_speed, b, t)
@@ -120,10 +129,12 @@ class VideoConditioning:
         frame_rate: Tensor | int | None = None,
         device: torch.device | str = "cpu",
         ego_speed: Tensor | None = None,
+        warp_latents: Tensor | None = None,
     ) -> VideoConditioning:
         """Fill every omitted condition with its null (no context, unknown actions, no flag).
 
-        latent_shape: (c, h, w) of one frame's latents; ego_speed (b, t) m/s, zeros if omitted.
+        latent_shape: (c, h, w) of one frame's latents; ego_speed (b, t) m/s, zeros if omitted;
+        warp_latents (b, t, c, h, w), zeros (no warp) if omitted.
         """
         c, h, w = latent_shape
         dev = torch.device(device)
@@ -140,6 +151,8 @@ class VideoConditioning:
             actions = torch.zeros((batch, num_frames, 2), device=dev)
         if ego_speed is None:
             ego_speed = torch.zeros((batch, num_frames), device=dev)
+        if warp_latents is None:
+            warp_latents = torch.zeros_like(context_latents, device=dev)
         if frame_rate is None:
             frame_rate = -1
         if isinstance(frame_rate, int):
@@ -153,6 +166,7 @@ class VideoConditioning:
             actions_given=actions_given,
             ego_speed=ego_speed.to(dev).float(),
             frame_rate=frame_rate.to(dev).long(),
+            warp_latents=warp_latents.to(device=dev, dtype=context_latents.dtype),
         )
 
     def to(self, device: torch.device | str) -> VideoConditioning:
@@ -179,6 +193,8 @@ class VideoConditioning:
             out["context_latents"] = self.context_latents * rearrange(keep, "b -> b 1 1 1 1").to(
                 self.context_latents.dtype
             )
+        if "context" in names or "actions" in names:  # the warp needs both
+            out["warp_latents"] = self.warp_latents * rearrange((~which).to(self.warp_latents.dtype), "b -> b 1 1 1 1")
         if "actions" in names:
             out["actions_given"] = self.actions_given & ~which
             out["actions"] = self.actions * rearrange((~which).to(self.actions.dtype), "b -> b 1 1")

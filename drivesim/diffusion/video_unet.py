@@ -40,6 +40,14 @@ from torch import Tensor, nn
 from drivesim.diffusion.action_embedding import ActionEmbedding
 from drivesim.diffusion.action_forecast import ActionForecast
 from drivesim.diffusion.context import ContextEncoder, ContextSite, context_condition
+from drivesim.diffusion.ego_warp import (
+    WORLD_CAMERA_HEIGHT,
+    WORLD_FOV_DEG,
+    WORLD_HOOD,
+    WORLD_HORIZON,
+    GroundCamera,
+    warp_valid,
+)
 from drivesim.diffusion.speed_embedding import SpeedEmbedding
 from drivesim.diffusion.unet import SpatialUNet
 from drivesim.diffusion.video_conditioning import VideoConditioning
@@ -74,6 +82,12 @@ class VideoUNetConfig:
     speed_conditioning: also condition on the per-frame ego speed (`SpeedEmbedding` in the
         temporal layers and two speed planes in the action forecast); part of the "actions"
         condition; needs use_actions.
+    ego_warp: also read `VideoConditioning.warp_latents` (the last context frame moved forward by
+        the distance the ego speed covers, `drivesim.diffusion.ego_warp`), as a third masked context
+        through its own encoder; needs use_context and use_actions. The caller (trainer, engine)
+        computes the warp with the folder's autoencoder, from the settings below. warp_interval:
+        seconds between the window's frames (the trainer sets it from the data: frame_stride / fps);
+        warp_horizon, warp_fov_deg, warp_camera_height, warp_hood: the camera (`GroundCamera`).
     spatial_actions: also add each frame's action embedding (zero-initialised projection) to
         theta's time+label embedding, so the spatial blocks see the actions; needs use_actions.
     freeze_image: theta frozen (True, the paper) or trained end to end (False, ablation).
@@ -103,6 +117,12 @@ class VideoUNetConfig:
     forecast_levels: int = 2
     spatial_actions: bool = False
     speed_conditioning: bool = False
+    ego_warp: bool = False
+    warp_interval: float = 0.0
+    warp_horizon: float = WORLD_HORIZON
+    warp_fov_deg: float = WORLD_FOV_DEG
+    warp_camera_height: float = WORLD_CAMERA_HEIGHT
+    warp_hood: float = WORLD_HOOD
     freeze_image: bool = True
     zero_init: bool = True
     zero_init_actions: bool = False
@@ -137,6 +157,12 @@ class VideoUNetConfig:
             raise ValueError("VideoUNetConfig.spatial_actions needs use_actions=True")
         if self.speed_conditioning and not self.use_actions:
             raise ValueError("VideoUNetConfig.speed_conditioning needs use_actions=True")
+        if self.ego_warp:
+            if not (self.use_context and self.use_actions):
+                raise ValueError("VideoUNetConfig.ego_warp needs use_context=True and use_actions=True")
+            if self.warp_interval < 0.0:
+                raise ValueError(f"VideoUNetConfig.warp_interval={self.warp_interval} must be >= 0 seconds")
+            self.camera()  # raises on a bad camera
         if self.forecast_channels < 1 or self.forecast_levels < 0:
             raise ValueError(
                 f"VideoUNetConfig.forecast_channels={self.forecast_channels} must be >= 1 and "
@@ -144,6 +170,14 @@ class VideoUNetConfig:
             )
         if self.attention_head_dim < 1:
             raise ValueError(f"VideoUNetConfig.attention_head_dim={self.attention_head_dim} must be >= 1")
+
+    @property
+    def uses_speed(self) -> bool:
+        """Whether the model reads `VideoConditioning.ego_speed` (speed embedding or ego warp)."""
+        return self.speed_conditioning or self.ego_warp
+
+    def camera(self) -> GroundCamera:
+        return GroundCamera(self.warp_horizon, self.warp_fov_deg, self.warp_camera_height, self.warp_hood)
 
     @classmethod
     def tiny(cls, **overrides: object) -> VideoUNetConfig:
@@ -217,6 +251,16 @@ class VideoUNet(nn.Module):
             self.forecast_encoder = ContextEncoder(
                 latent_channels, context_sites, cfg.context_hidden_channels, zero_init=cfg.zero_init
             )
+        self.warp_encoder: ContextEncoder | None = None
+        if cfg.ego_warp:
+            if not cfg.warp_interval > 0.0:
+                raise ValueError(
+                    f"VideoUNetConfig.warp_interval={cfg.warp_interval}: ego_warp needs the seconds between the "
+                    "window's frames (> 0; training sets it to frame_stride / fps of the data)"
+                )
+            self.warp_encoder = ContextEncoder(
+                latent_channels, context_sites, cfg.context_hidden_channels, zero_init=cfg.zero_init
+            )
         self.action_embedding = (
             ActionEmbedding(emb_dim, cfg.action_frequencies, zero_init=cfg.zero_init_actions)
             if cfg.use_actions
@@ -279,6 +323,8 @@ class VideoUNet(nn.Module):
                 raise ValueError("context_noise_level is non-zero but this VideoUNet has context_noise=False")
             if self.action_embedding is None and bool(cond.actions_given.any()):
                 raise ValueError("actions are given but this VideoUNet has use_actions=False; pass actions=None")
+            if self.warp_encoder is None and bool(cond.warp_latents.any()):
+                raise ValueError("warp_latents are given but this VideoUNet has ego_warp=False; leave them zero")
             if self.frame_rate_embedding is None and bool((cond.frame_rate != -1).any()):
                 raise ValueError(
                     "frame_rate is set but this VideoUNet has num_frame_rates=0; pass frame_rate=None"
@@ -341,6 +387,11 @@ class VideoUNet(nn.Module):
                 c_f = context_condition(forecast.detach(), valid)  # (v ∘ z^, v): b t (c+1) h w
                 extra_context = self.forecast_encoder(rearrange(c_f, "b t c h w -> (b t) c h w"))
                 context = [a + f for a, f in zip(context, extra_context)]
+            if self.warp_encoder is not None:
+                valid = warp_valid(cond.context_mask, cond.actions_given)  # b t
+                c_w = context_condition(cond.warp_latents.to(z.dtype), valid.float())  # (v ∘ warp(z_L), v)
+                warp_context = self.warp_encoder(rearrange(c_w, "b t c h w -> (b t) c h w"))
+                context = [a + f for a, f in zip(context, warp_context)]
 
         def hook(block_index: int, h: Tensor, emb: Tensor, num_frames: int) -> Tensor:
             j = self._site_of_block.get(block_index)

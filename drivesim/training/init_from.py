@@ -19,7 +19,8 @@ from drivesim.model_folder import load_stage
 
 # may be missing from an init_from stage (each starts with a zero output projection)
 NEW_MODULES = (
-    "action_forecast.", "forecast_encoder.", "spatial_action.", "speed_embedding.", "noise_level_embedding."
+    "action_forecast.", "forecast_encoder.", "spatial_action.", "speed_embedding.", "noise_level_embedding.",
+    "warp_encoder.",
 )
 
 

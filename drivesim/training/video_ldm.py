@@ -46,13 +46,16 @@ from einops import rearrange
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from drivesim.autoencoder.frame_codec import FrameCodec
 from drivesim.autoencoder.latent_cache import (
     LatentWindowConfig,
     LatentWindowDataset,
     collate_latent_windows,
 )
+from drivesim.autoencoder.loading import TEMPORAL_DECODER_STAGE, load_autoencoder, load_temporal_decoder
 from drivesim.diffusion.action_forecast import forecast_error
 from drivesim.diffusion.context import noise_context, prediction_mask, sample_num_context
+from drivesim.diffusion.ego_warp import warp_context_latents
 from drivesim.diffusion.latent_idm import LatentInverseDynamics, context_pairs, pair_loss, real_pairs
 from drivesim.diffusion.parameterization import DiffusionLoss, diffusion_loss
 from drivesim.diffusion.schedule import NoiseSchedule
@@ -81,6 +84,9 @@ from drivesim.training.own_context import own_context
 from drivesim.training.run_state import RunCheckpointer
 from drivesim.training.video_config import VideoLDMTrainConfig, VideoTrainCommon
 
+# warp(clean latents (b, t, c, h, w), mask (b, t), ego speed (b, t), actions_given (b,)) -> warp latents
+WarpFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+
 
 @dataclass(frozen=True)
 class VideoLoss:
@@ -105,11 +111,13 @@ def masked_loss(
     forecaster: VideoUNet | None = None,
     idm: nn.Module | None = None,
     consistency_weight: float = 0.0,
+    warp: WarpFn | None = None,
 ) -> VideoLoss:
     """The masked denoising loss of Eq. (3) for one batch and its context mask (b, t), plus
     the action forecast's MSE when `forecaster` (the unwrapped VideoUNet) has one, plus, with
     a latent inverse-dynamics model `idm`, its fit on real pairs and (weight > 0) the
-    action-consistency loss of the model's clean estimates and forecasts."""
+    action-consistency loss of the model's clean estimates and forecasts. `warp(z, mask, speed,
+    actions_given)` gives the ego-motion warp of the clean latents for a model with `ego_warp`."""
     b, t = batch.z.shape[:2]
     device = batch.z.device
     context = batch.z
@@ -128,7 +136,10 @@ def masked_loss(
         actions_given=batch.has_actions & cfg.video.use_actions,
         ego_speed=batch.ego_speed,
         frame_rate=batch.frame_rate,
+        warp_latents=torch.zeros_like(batch.z),
     )
+    if warp is not None:  # from the clean latents; nulling the actions below zeroes it again
+        cond = dataclasses.replace(cond, warp_latents=warp(batch.z, mask, batch.ego_speed, cond.actions_given))
     u = torch.rand((4, b), generator=generator, device=generator.device).to(device)
     cond = cond.null_where(["actions"], u[0] < cfg.action_drop)
     cond = cond.null_where(["time_of_day"], u[1] < cfg.label_drop)
@@ -182,6 +193,7 @@ def run_video_training(
     stage_extra: dict[str, Any] | None = None,
     export_stage: str | None = None,
     refine: Callable[[ClipBatch, Tensor, VideoUNet, ImageLDM, torch.Generator], ClipBatch] | None = None,
+    warp: WarpFn | None = None,
 ) -> VideoTrainResult:
     """The training loop shared by the video stages; `make_batch(info, step, generator)` returns
     this rank's (ClipBatch, context mask (b, t)). `init_from` reads `cfg.init_stage` (default `stage`); the
@@ -245,7 +257,7 @@ def run_video_training(
         weight = cfg.action_consistency_weight if step >= cfg.action_consistency_start else 0.0
         with autocast(info.device, cfg.precision):
             parts = masked_loss(
-                ddp_model, batch, mask, image.schedule, image.target, generator, cfg, model, ddp_idm, weight
+                ddp_model, batch, mask, image.schedule, image.target, generator, cfg, model, ddp_idm, weight, warp
             )
         loss = parts.loss
         for optimizer in optimizers.values():
@@ -328,6 +340,43 @@ def window_dataset(
     )
 
 
+def with_warp_interval(cfg: VideoLDMTrainConfig, rates: set[float]) -> VideoLDMTrainConfig:
+    """cfg with `video.warp_interval` = frame_stride / fps of the data (one frame rate in the cache);
+    a different non-zero interval already in the config is an error."""
+    if len(rates) != 1:
+        raise ValueError(f"video.ego_warp needs clips of one frame rate; latent cache {cfg.latent_cache} has {rates}")
+    interval = cfg.frame_stride / rates.pop()
+    if cfg.video.warp_interval and abs(cfg.video.warp_interval - interval) > 1e-6:
+        raise ValueError(
+            f"video.warp_interval={cfg.video.warp_interval} s, but frame_stride={cfg.frame_stride} in this cache "
+            f"is {interval:.6f} s; leave video.warp_interval at 0 to take it from the data"
+        )
+    return dataclasses.replace(cfg, video=dataclasses.replace(cfg.video, warp_interval=interval))
+
+
+def frame_warp(cfg: VideoLDMTrainConfig, latent_scale: float) -> WarpFn:
+    """The ego-motion warp with model_dir's encoder and temporal decoder (the image decoder if it has
+    none), which must be the autoencoder the latent cache was made with (same latent scale)."""
+    folder = Path(cfg.model_dir)
+    ae = load_autoencoder(folder)
+    if abs(float(ae.latent_scale) - latent_scale) > 1e-4 * max(1.0, latent_scale):
+        raise ValueError(
+            f"video.ego_warp: model_dir {folder} has latent scale {float(ae.latent_scale):.5f} but latent cache "
+            f"{cfg.latent_cache} {latent_scale:.5f}; the warp decodes and encodes with model_dir's autoencoder"
+        )
+    td = load_temporal_decoder(folder) if (folder / f"{TEMPORAL_DECODER_STAGE}.safetensors").is_file() else None
+    codec = FrameCodec(ae, td)
+    interval, camera = cfg.video.warp_interval, cfg.video.camera()
+
+    def warp(z: Tensor, mask: Tensor, speed: Tensor, actions_given: Tensor) -> Tensor:
+        for net in (ae, td):
+            if net is not None:
+                net.to(z.device)  # the batch's device (a no-op after the first step)
+        return warp_context_latents(z, mask, speed, actions_given, interval, camera, codec)
+
+    return warp
+
+
 def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = None) -> VideoTrainResult:
     """Train (or resume) the prediction model and export its EMA as stage `cfg.export_stage`
     (default "video_ldm").
@@ -337,6 +386,15 @@ def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = N
     lead = 1 if cfg.own_context > 0 else 0  # own-rollout context: a lead frame to predict the context from
     dataset = window_dataset(cfg, cfg.frame_stride, lead=lead)
     print(f"video_ldm: {len(dataset)} training windows of {cfg.num_frames} frames at stride {cfg.frame_stride}")
+    warp = None
+    if cfg.video.ego_warp:
+        if cfg.own_context > 0:
+            raise ValueError(
+                "video.ego_warp with own_context > 0 is not supported: own-rollout context is sampled without "
+                "the warp; set own_context=0"
+            )
+        cfg = with_warp_interval(cfg, {float(r.fps) for r in dataset.clips})
+        warp = frame_warp(cfg, dataset.latent_scale)
 
     def make_batch(info: DistInfo, step: int, generator: torch.Generator) -> tuple[ClipBatch, Tensor]:
         indices = shard_batch_indices(len(dataset), cfg.batch_size, step, info, cfg.seed)
@@ -355,5 +413,5 @@ def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = N
     extra = {"context_probs": list(cfg.context_probs), "own_context": cfg.own_context}
     return run_video_training(
         cfg, VIDEO_LDM_STAGE, window, make_batch, after_step, stage_extra=extra, export_stage=cfg.export_stage,
-        refine=refine if cfg.own_context > 0 else None,
+        refine=refine if cfg.own_context > 0 else None, warp=warp,
     )

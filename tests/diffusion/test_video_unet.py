@@ -307,3 +307,35 @@ def test_compiles_whole_and_gives_the_eager_output():
         torch._dynamo.reset()
     assert breaks == {} and graphs == 1
     torch.testing.assert_close(compiled, model(z, tau, cond), rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_ego_warp_starts_as_the_loaded_model_and_then_reads_the_warp_where_it_holds():
+    """init_from a stage without the warp: the zero projections keep the loaded model; trained,
+    the warp latents change the output, but not where the context or the actions are null."""
+    plain = _video(action_forecast=True)
+    warped = VideoUNet(_image_unet(), VideoUNetConfig.tiny(action_forecast=True, ego_warp=True, warp_interval=0.1))
+    missing = warped.eval().load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("warp_encoder.") for k in missing)
+    z, tau, cond = _inputs()
+    g = torch.Generator().manual_seed(5)
+    valid = rearrange(torch.tensor([[0.0, 1, 1, 1], [0.0, 0, 1, 1]]), "b t -> b t 1 1 1")
+    one = dataclasses.replace(cond, warp_latents=torch.randn(B, T, C, H, W, generator=g) * valid)
+    other = dataclasses.replace(cond, warp_latents=torch.randn(B, T, C, H, W, generator=g) * valid)
+    torch.testing.assert_close(warped(z, tau, one), plain(z, tau, cond))  # cond: no warp latents
+    for name, p in warped.named_parameters():
+        if name.startswith("warp_encoder."):
+            torch.nn.init.normal_(p, std=0.1)
+    assert not torch.allclose(warped(z, tau, one), warped(z, tau, other), atol=1e-5)
+    for names in (["actions"], ["context"]):
+        a, b = one.nulled(names), other.nulled(names)
+        assert not a.warp_latents.any()  # the warp needs both the context and the actions
+        torch.testing.assert_close(warped(z, tau, a), warped(z, tau, b))
+    with pytest.raises(ValueError, match="warp_latents are given but this VideoUNet has ego_warp=False"):
+        plain(z, tau, one)
+    with pytest.raises(ValueError, match="ego_warp needs use_context=True and use_actions=True"):
+        VideoUNetConfig(ego_warp=True, use_actions=False)
+    with pytest.raises(ValueError, match="warp_interval=0.0: ego_warp needs the seconds"):
+        VideoUNet(_image_unet(), VideoUNetConfig.tiny(ego_warp=True))
+    with pytest.raises(ValueError, match="warp_latents has shape"):
+        dataclasses.replace(cond, warp_latents=torch.zeros(B, T + 1, C, H, W))

@@ -9,7 +9,9 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
+from drivesim.autoencoder.config import AutoencoderConfig
 from drivesim.autoencoder.latent_cache import CACHE_FORMAT, CACHE_VERSION, collate_latent_windows
+from drivesim.autoencoder.model import Autoencoder
 from drivesim.cli.main import compose, to_dataclass
 from drivesim.diffusion.latent_idm import LatentInverseDynamics
 from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
@@ -23,7 +25,7 @@ from drivesim.training.checkpoint import save_stage
 from drivesim.training.clip_batch import clip_batch
 from drivesim.training.init_from import init_from_stage
 from drivesim.training.video_config import VideoLDMTrainConfig
-from drivesim.training.video_ldm import masked_loss, train, window_dataset
+from drivesim.training.video_ldm import masked_loss, train, window_dataset, with_warp_interval
 
 C, H, W = 4, 8, 16
 UNET = dataclasses.replace(UNetConfig.tiny(), zero_init=False)
@@ -289,6 +291,32 @@ def test_speed_conditioning_trains_from_a_plain_model_and_reads_the_window_speed
     fast_batch = dataclasses.replace(batch, ego_speed=batch.ego_speed + 20.0)
     fast = masked_loss(loaded, fast_batch, mask, NoiseSchedule(), "v", torch.Generator().manual_seed(0), cfg).loss
     assert float(slow.detach()) != float(fast.detach())  # the loss sees the window's speeds
+
+
+def test_ego_warp_trains_from_a_plain_model_with_the_interval_from_the_data(workspace):
+    plain = _prepare(workspace, _cfg(workspace, "plain", max_steps=1))
+    train(plain)
+    ae_cfg = AutoencoderConfig(base_channels=16, decoder_res_blocks=1)  # f = 4: 8 x 16 latents, 32 x 64 frames
+    video = VideoUNetConfig.tiny(ego_warp=True)
+    cfg = _prepare(workspace, _cfg(workspace, "warp", max_steps=3, video=video, init_from=plain.model_dir))
+    with pytest.raises(ValueError, match="own_context > 0 is not supported"):
+        train(dataclasses.replace(cfg, own_context=0.5))
+    with pytest.raises(FileNotFoundError, match="stage 'autoencoder' needs"):
+        train(cfg)  # the warp decodes and encodes with model_dir's autoencoder
+    torch.manual_seed(0)
+    save_stage(Path(cfg.model_dir), "autoencoder", Autoencoder(ae_cfg), ae_cfg, extra={"latent_scale": 2.0})
+    with pytest.raises(ValueError, match="latent scale 2.00000 but latent cache"):
+        train(cfg)
+    save_stage(Path(cfg.model_dir), "autoencoder", Autoencoder(ae_cfg), ae_cfg, extra={"latent_scale": 1.0})
+    train(cfg)
+    loaded = load_video_ldm(Path(cfg.model_dir)).model
+    assert loaded.config.ego_warp and loaded.config.warp_interval == pytest.approx(2 / 30.0)  # frame_stride / fps
+    assert float(loaded.warp_encoder.out[0].weight.abs().max()) > 0  # zero at init_from, trained on the warp
+    with pytest.raises(ValueError, match="video.warp_interval=0.5 s, but frame_stride=2"):
+        with_warp_interval(dataclasses.replace(cfg, video=VideoUNetConfig.tiny(ego_warp=True, warp_interval=0.5)),
+                           {30.0})
+    with pytest.raises(ValueError, match="clips of one frame rate"):
+        with_warp_interval(cfg, {30.0, 10.0})
 
 
 def test_masked_loss_adds_the_weighted_forecast_error(workspace):
