@@ -23,6 +23,7 @@ reported and rewarded is the simulator's, integrated from the commanded accel, u
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
@@ -30,7 +31,9 @@ import torch
 from einops import rearrange, repeat
 from torch import Tensor
 
+from drivesim.autoencoder.frame_codec import FrameCodec
 from drivesim.diffusion.conditioning import Conditioning
+from drivesim.diffusion.ego_warp import warp_context_latents
 from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.compiled import compile_networks
 from drivesim.rollout.compute_dtype import DTYPES, resolve_dtype
@@ -68,6 +71,13 @@ class LearnedEngine:
         ae = world.autoencoder
         self.latent_shape = (ae.cfg.latent_channels, *self._latent_hw())
         self.keyframe_stride = int(self.video.window.frame_stride)
+        vcfg = self.video.model.config
+        if vcfg.ego_warp and abs(vcfg.warp_interval * world.fps - self.keyframe_stride) > 1e-3:
+            raise ValueError(
+                f"prediction stage {config.prediction!r} warps by ego motion over {vcfg.warp_interval} s per keyframe, "
+                f"but its keyframes are {self.keyframe_stride} frames apart at {world.fps} fps; retrain it or fix "
+                "video.warp_interval in its config"
+            )
         if config.fill not in FILLS:
             raise ValueError(f"fill={config.fill!r}; allowed: {list(FILLS)}")
         if not config.interpolate:
@@ -84,6 +94,7 @@ class LearnedEngine:
         scale = world.upsampler.scale if config.upsample else 1
         self.frame_size = (int(h) * scale, int(w) * scale)
         self.decode_context = 2 if world.temporal_decoder is not None else 0
+        self.frame_codec = FrameCodec(world.autoencoder, world.temporal_decoder)  # for the ego-motion warp
         self.compiled = compile_networks(
             self.video.model, world.interpolation.model if world.interpolation and config.fill == "model" else None,
             world.temporal_decoder,
@@ -195,10 +206,21 @@ class LearnedEngine:
         if actions is not None:
             past = repeat(actions, "b k -> b s k", s=s) if context_actions is None else context_actions.to(actions)
             acts = torch.cat([past, repeat(actions, "b k -> b t k", t=t - s)], dim=1)  # b t 2
-        speeds = None  # integrated only for a model that reads them
-        if actions is not None and context_speed is not None and video.model.config.speed_conditioning:
+        vcfg = video.model.config
+        warp_start = self.config.warp_start
+        speeds = None  # integrated only for a model or a sampler that reads them
+        if actions is not None and context_speed is not None and (vcfg.uses_speed or warp_start):
             speeds = window_speeds(context_speed, actions, t - s, self.keyframe_stride, self.world.fps)  # b t
+        warp = None  # the last keyframe moved forward by the ego speed (drivesim.diffusion.ego_warp)
+        if speeds is not None and (vcfg.ego_warp or warp_start):
+            interval = self.keyframe_stride / self.world.fps
+            warp = warp_context_latents(
+                clip.float(), mask, speeds.to(self.device), torch.ones(b, dtype=torch.bool, device=self.device),
+                interval, vcfg.camera(), self.frame_codec,
+            )  # b t c h w
         cfg = self._sampling(self.config.keyframe_steps)
+        if warp_start and warp is not None:  # SDEdit: start from the warp noised to the warp_start-th time
+            cfg = dataclasses.replace(cfg, skip=warp_start)
         sample = sample_clip(
             self._video_model(video.model),
             video.schedule,
@@ -212,6 +234,8 @@ class LearnedEngine:
             x_T=rollout_noise(gens, (t, *self.latent_shape)).to(self.device),
             context_noise=rollout_noise(gens, (t, *self.latent_shape)) if cfg.context_noise_level else None,
             ego_speed=speeds,
+            warp_latents=warp if vcfg.ego_warp else None,
+            init=warp if cfg.skip else None,
         )
         return sample.latents[:, s]
 

@@ -39,6 +39,7 @@ class EngineConfig:
     sample_layout: bool = True  # first frames composed without boxes: on a layout from the model's layout prior
     action_guidance: float = 1.0
     context_noise: float = -1.0  # context-noise level told to the model; -1: the model's trained default
+    warp_start: int = 0  # keyframe DDIM steps replaced by the ego-motion warp of the last keyframe (SDEdit); 0: off
     interpolate: bool = True  # False: one output frame per step (the keyframe itself)
     fill: str = "model"  # frames between keyframes: "model" (interpolation model) | "blend" (keyframe_fill.FILLS)
     fill_keys: int = 3  # keyframes the interpolation model sees a step: 3 (both context + the new, as trained) | 2
@@ -60,6 +61,9 @@ class EngineConfig:
             raise ValueError(f"context_interval={list(self.context_interval)}; allowed: [lo, hi] with "
                              "0 <= lo < hi <= 1 (fractions of the diffusion times where context guidance acts)")
         self.context_interval = interval
+        if not 0 <= self.warp_start < self.keyframe_steps:
+            raise ValueError(f"warp_start={self.warp_start}; allowed 0 (off) .. keyframe_steps - 1 = "
+                             f"{self.keyframe_steps - 1} (keyframe DDIM steps the ego-motion warp replaces)")
         if self.decode_frames < 0:
             raise ValueError(f"decode_frames={self.decode_frames}; allowed: 0 (one call) or a positive frame count")
 

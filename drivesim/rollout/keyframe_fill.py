@@ -87,7 +87,7 @@ def fill_keyframes(
     frames = keys
     uses_actions = interp.model.action_embedding is not None  # the default interpolates without them
     speeds = None  # per frame at the current level's output rate, for a speed-conditioned model
-    if uses_actions and actions is not None and key_speeds is not None and interp.model.config.speed_conditioning:
+    if uses_actions and actions is not None and key_speeds is not None and interp.model.config.uses_speed:
         speeds = key_speeds.float().to(device)  # b k
     for level, (_, flag) in enumerate(level_plan(interp, keyframe_stride)[:levels], start=1):
         n_out = FACTOR * (frames.shape[1] - 1) + 1

@@ -43,6 +43,7 @@ class RandomModelSpec:
     upsampler: bool = False
     layout_prior: bool = True
     speed_conditioning: bool = False  # the prediction model is told the ego speed
+    ego_warp: bool = False  # the prediction model reads the ego-motion warp of its last context frame
     interpolation_speed: bool = False  # the interpolation model too (needs interpolation_actions)
     extra_predictions: tuple[int, ...] = ()  # keyframe strides of further prediction stages "video_ldm_stride<N>"
     seed: int = 0
@@ -75,7 +76,8 @@ def build_random_model(folder: Path, spec: RandomModelSpec | None = None) -> Pat
     base = {"unet": asdict(unet_cfg), "schedule": asdict(ScheduleConfig()), "target": "v"}
     image = SpatialUNet(unet_cfg)
     save_stage(folder, "image_ldm", image, base)
-    video_cfg = _video(spec.size, zero_init=False, speed_conditioning=spec.speed_conditioning)
+    video_cfg = _video(spec.size, zero_init=False, speed_conditioning=spec.speed_conditioning,
+                       ego_warp=spec.ego_warp, warp_interval=spec.keyframe_stride / 30.0 if spec.ego_warp else 0.0)
     window = {"num_frames": 8, "frame_stride": spec.keyframe_stride, "keyframe_spacing": 0}
     save_stage(
         folder,

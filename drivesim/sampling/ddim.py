@@ -68,6 +68,16 @@ def _noise(
     return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
 
 
+def start_latents(guess: Tensor, noise: Tensor, schedule: NoiseSchedule, steps: int, skip: int,
+                  spacing: str = "linspace") -> Tensor:
+    """alpha_tau guess + sigma_tau noise at tau = ddim_timesteps(...)[skip]: where `ddim_sample(...,
+    skip=skip)` starts from a guess of the clean latents (SDEdit)."""
+    if not 0 <= skip < steps:
+        raise ValueError(f"skip={skip} is not allowed; expected 0..steps-1={steps - 1}")
+    alpha, sigma = _scales(schedule, int(ddim_timesteps(schedule.num_steps, steps, spacing)[skip]))
+    return alpha * guess + sigma * noise
+
+
 @torch.no_grad()
 def ddim_sample(
     denoiser: Denoiser,
@@ -82,18 +92,25 @@ def ddim_sample(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     spacing: str = "linspace",
+    skip: int = 0,
 ) -> Tensor:
     """Sample a batch of shape `shape` (b, ...) with DDIM at the `spacing` of `ddim_timesteps`.
 
     x_T: starting noise; by default N(0, I) from `generator`. Its device/dtype win over
     `device`/`dtype`, which otherwise default to the generator's device and float32.
+    skip: leave out the first `skip` of the `steps` times; x_T is then the latent at the time
+    `ddim_timesteps(...)[skip]` (SDEdit: a guess noised to that level; `start_latents`).
     Returns the clean estimate x0 after the last step, shape `shape`.
     """
     target = check_target(target)
     if eta < 0:
         raise ValueError(f"eta={eta} must be >= 0")
     shape = tuple(int(s) for s in shape)
-    taus = ddim_timesteps(schedule.num_steps, steps, spacing).tolist()
+    if not 0 <= skip < steps:
+        raise ValueError(f"skip={skip} is not allowed; expected 0..steps-1={steps - 1}")
+    taus = ddim_timesteps(schedule.num_steps, steps, spacing).tolist()[skip:]
+    if skip and x_T is None:
+        raise ValueError("skip > 0 needs x_T: the latent at the first time kept (start_latents)")
     if x_T is None:
         dev = torch.device(device) if device is not None else generator.device
         z = _noise(shape, generator, dev, dtype)

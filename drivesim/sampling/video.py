@@ -37,7 +37,7 @@ from drivesim.diffusion.context import check_mask, keyframe_mask, noise_context
 from drivesim.diffusion.parameterization import Target, check_target, output_from_x0
 from drivesim.diffusion.schedule import NoiseSchedule, broadcast_to_sample
 from drivesim.diffusion.video_conditioning import VideoConditioning
-from drivesim.sampling.ddim import check_spacing, ddim_sample
+from drivesim.sampling.ddim import check_spacing, ddim_sample, start_latents
 from drivesim.sampling.guidance import classifier_free_guidance, fraction_interval, interval_times
 
 VideoModel = Callable[[Tensor, Tensor, VideoConditioning], Tensor]
@@ -89,9 +89,12 @@ class VideoSamplingConfig:
     guidance: VideoGuidance = field(default_factory=VideoGuidance)
     context_noise_level: int = 0
     spacing: str = "linspace"
+    skip: int = 0  # leading DDIM steps left out: sampling starts from `sample_clip(init=...)` noised (SDEdit)
 
     def __post_init__(self) -> None:
         check_spacing(self.spacing)
+        if not 0 <= self.skip < self.steps:
+            raise ValueError(f"VideoSamplingConfig.skip={self.skip} must be in 0..steps-1={self.steps - 1}")
         if self.steps < 1:
             raise ValueError(f"VideoSamplingConfig.steps={self.steps} must be >= 1")
         if self.eta < 0:
@@ -145,6 +148,8 @@ def sample_clip(
     x_T: Tensor | None = None,
     context_noise: Tensor | None = None,
     ego_speed: Tensor | None = None,
+    warp_latents: Tensor | None = None,
+    init: Tensor | None = None,
 ) -> VideoSample:
     """Sample b clips of t frames given the frames marked in `context_mask`.
 
@@ -157,6 +162,10 @@ def sample_clip(
     context_noise: (b, t, c, h, w) the eps of context-noise augmentation; default from `generator`.
     ego_speed: (b, t) ego speed (m/s) of each frame, read by a speed-conditioned model with the
         actions (`drivesim.rollout.ego_speed` integrates it from the accel); None = zeros.
+    warp_latents: (b, t, c, h, w) the ego-motion warp of the last given frame, read by a model with
+        `ego_warp` (`drivesim.diffusion.ego_warp.warp_context_latents`); None = zeros (no warp).
+    init: (b, t, c, h, w) a guess of the clean frames, needed when `config.skip` > 0: sampling then
+        starts from it noised with x_T to the skip-th DDIM time (`ddim.start_latents`).
     (Passing x_T and context_noise lets a batch of independent rollouts each use its own
     generator; with eta = 0 nothing else is drawn.)
     """
@@ -171,7 +180,7 @@ def sample_clip(
     known = context_z * rearrange(mask, "b t -> b t 1 1 1")  # b t c h w, zero where not given
     given = known
     noise_level = None
-    for name, value in (("x_T", x_T), ("context_noise", context_noise)):
+    for name, value in (("x_T", x_T), ("context_noise", context_noise), ("init", init)):
         if value is not None and tuple(value.shape) != (b, t, c, h, w):
             raise ValueError(f"{name} has shape {tuple(value.shape)}; expected {(b, t, c, h, w)}")
     if cfg.context_noise_level > 0:
@@ -193,6 +202,7 @@ def sample_clip(
         frame_rate=frame_rate,
         device=device,
         ego_speed=ego_speed,
+        warp_latents=warp_latents,
     )
     scales = cfg.guidance.scales()
     if not bool(mask.any()):
@@ -202,6 +212,13 @@ def sample_clip(
     intervals = cfg.guidance.intervals(scales, schedule.num_steps)
     guided = classifier_free_guidance(model, cond, scales, mode="sequential", batched=True, intervals=intervals)
     denoiser = keep_known_frames(guided, known, mask, schedule, target)
+    if cfg.skip:
+        if init is None:
+            raise ValueError(f"VideoSamplingConfig.skip={cfg.skip} needs init, a guess of the clean frames")
+        if x_T is None:
+            x_T = torch.randn((b, t, c, h, w), generator=generator, device=generator.device).to(device)
+        x_T = start_latents(init.to(device=device, dtype=context_z.dtype), x_T.to(device=device, dtype=context_z.dtype),
+                            schedule, cfg.steps, cfg.skip, cfg.spacing)
     x0 = ddim_sample(
         denoiser,
         (b, t, c, h, w),
@@ -215,6 +232,7 @@ def sample_clip(
         device=device,
         dtype=context_z.dtype,
         spacing=cfg.spacing,
+        skip=cfg.skip,
     )
     m = rearrange(mask.to(torch.bool), "b t -> b t 1 1 1")
     return VideoSample(latents=torch.where(m, context_z, x0), known=mask)

@@ -5,6 +5,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import yaml
 from gymnasium.utils.env_checker import check_env
 
 from drivesim.env.drive_env import DriveWorldEnv
@@ -331,6 +332,47 @@ def test_a_speed_conditioned_model_follows_the_state_speed_and_a_plain_one_ignor
         fast = s.with_(context_speed=s.context_speed + 20.0)
         a, b = eng.step(s, act).keyframes, eng.step(fast, act).keyframes
         assert (not torch.allclose(a, b)) == differs
+
+
+def test_an_ego_warp_model_is_given_the_warp_of_the_state_speed(tmp_path, monkeypatch):
+    from drivesim.rollout import engine as engine_module
+    from drivesim.rollout.random_model import RandomModelSpec
+
+    folder = build_random_model(tmp_path / "m", RandomModelSpec(ego_warp=True))
+    eng = load(folder).engine(EngineConfig(**FAST))
+    seen = []
+    real = engine_module.warp_context_latents
+
+    def spy(latents, mask, speed, *args):
+        seen.append(speed.clone())
+        return real(latents, mask, speed, *args)
+
+    monkeypatch.setattr(engine_module, "warp_context_latents", spy)
+    act = np.array([[0.2, 0.5]], np.float32)
+    s = eng.start([SceneRequest(0, 1, seed=2, speed=5.0)]).state
+    fast = s.with_(context_speed=s.context_speed + 20.0)
+    a, b = eng.step(s, act).keyframes, eng.step(fast, act).keyframes
+    assert not torch.allclose(a, b)  # the warp moves the last keyframe further at the higher speed
+    assert len(seen) == 2 and float(seen[1][0, -1]) > float(seen[0][0, -1]) + 15.0
+    cfg = yaml.safe_load((folder / "config.yaml").read_text())
+    cfg["video_ldm"]["config"]["video"]["warp_interval"] = 0.5
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ValueError, match="warps by ego motion over 0.5 s per keyframe"):
+        load(folder).engine(EngineConfig(**FAST))
+
+
+def test_warp_start_samples_keyframes_from_the_warped_last_keyframe(model_dir, engine):
+    """warp_start: a model without ego_warp starts its keyframes from the warp of the state's speed, so
+    the speed moves them; without it the speed does not. Out-of-range values are refused."""
+    act = np.array([[0.0, 0.3]], np.float32)
+    started = engine.start([SceneRequest(0, 1, seed=2, speed=5.0)]).state
+    fast = started.with_(context_speed=started.context_speed + 25.0)
+    warped = load(model_dir).engine(EngineConfig(**FAST, warp_start=1))
+    for eng, moves in ((warped, True), (engine, False)):
+        a, b = eng.step(started, act).keyframes, eng.step(fast, act).keyframes
+        assert (not torch.allclose(a, b)) == moves
+    with pytest.raises(ValueError, match="warp_start=2; allowed 0 \\(off\\) .. keyframe_steps - 1 = 1"):
+        EngineConfig(keyframe_steps=2, warp_start=2)
 
 
 def test_bad_spacing_is_refused(model_dir):

@@ -156,3 +156,32 @@ def test_ddim_with_tiny_unet():
         target="v",
     )
     assert out.shape == (2, 4, 8, 16) and bool(torch.isfinite(out).all())
+
+
+def test_skipping_steps_starts_at_the_kept_time_from_the_noised_guess():
+    """skip=k runs only the times after the first k, from start_latents at the k-th time; a denoiser
+    that returns its input's own clean part shows the start was alpha * guess + sigma * noise."""
+    from drivesim.sampling.ddim import start_latents
+
+    schedule = NoiseSchedule()
+    guess = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    seen = []
+
+    def denoiser(z, tau):
+        seen.append(int(tau[0]))
+        return output_from_x0(guess, z, broadcast_to_sample(schedule.alpha(tau), z),
+                              broadcast_to_sample(schedule.sigma(tau), z), "eps")
+
+    taus = ddim_timesteps(schedule.num_steps, 4, "trailing").tolist()
+    start = start_latents(guess, noise, schedule, 4, 2, "trailing")
+    alpha, sigma = schedule.alpha(torch.tensor([taus[2]])), schedule.sigma(torch.tensor([taus[2]]))
+    torch.testing.assert_close(start, alpha.double() * guess + sigma.double() * noise)
+    out = ddim_sample(denoiser, SHAPE, schedule, 4, 0.0, torch.Generator(), x_T=start, dtype=torch.float64,
+                      spacing="trailing", skip=2)
+    assert seen == taus[2:]  # two of four times run
+    torch.testing.assert_close(out, guess)
+    with pytest.raises(ValueError, match="skip > 0 needs x_T"):
+        ddim_sample(denoiser, SHAPE, schedule, 4, 0.0, torch.Generator(), skip=1)
+    with pytest.raises(ValueError, match="skip=4 is not allowed; expected 0..steps-1=3"):
+        ddim_sample(denoiser, SHAPE, schedule, 4, 0.0, torch.Generator(), x_T=start, skip=4)

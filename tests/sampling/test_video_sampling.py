@@ -245,3 +245,23 @@ def test_context_interval_guides_only_the_noisy_steps_and_saves_their_evaluation
 def test_bad_context_interval_names_what_is_allowed(interval):
     with pytest.raises(ValueError, match=r"context_interval=.*0 <= lo < hi <= 1"):
         VideoGuidance(context=1.5, context_interval=interval)
+
+
+@torch.no_grad()
+def test_skipped_steps_start_from_the_guess_and_need_one():
+    """With skip, new frames start from init noised to the kept time: the further the guess, the
+    further the sample; without a guess it is an error."""
+    model = _model()
+    z, mask = _context()
+    cfg = VideoSamplingConfig(steps=4, skip=2, spacing="trailing")
+    noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(3))
+    near = sample_clip(model, SCHEDULE, "eps", z, mask, torch.Generator(), config=cfg, x_T=noise, init=z)
+    far = sample_clip(model, SCHEDULE, "eps", z, mask, torch.Generator(), config=cfg, x_T=noise, init=z + 3.0)
+    assert torch.equal(near.latents[:, :2], z[:, :2])  # context kept
+    gap_near = float((near.latents[:, 2:] - z[:, 2:]).abs().mean())
+    gap_far = float((far.latents[:, 2:] - z[:, 2:]).abs().mean())
+    assert gap_far > gap_near + 0.5
+    with pytest.raises(ValueError, match="skip=2 needs init"):
+        sample_clip(model, SCHEDULE, "eps", z, mask, torch.Generator(), config=cfg)
+    with pytest.raises(ValueError, match="VideoSamplingConfig.skip=4 must be in 0..steps-1=3"):
+        VideoSamplingConfig(steps=4, skip=4)
