@@ -16,7 +16,7 @@ model's stride blended linearly in latent space (a reference: how the probe read
 in-between) and filled in by its interpolation model (told the true actions and, if it reads
 them, the true keyframe speeds), then decoded; drawn in pipeline.png.
 
-  python benchmarks/speed_response.py --model M [--model M2 ...] --threads 2
+  python benchmarks/speed_response.py --model M [--model M2 ...] --threads 2 [--prediction video_ldm_stride4]
 
 With several --model, the models are measured in one run on the same starts and seeds.
 """
@@ -71,7 +71,8 @@ def fit(told: np.ndarray, read: np.ndarray) -> dict:
 
 def measure(model: str, world: WorldModel, args: argparse.Namespace, probes, real) -> dict:
     settings = EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
-                            spacing=args.spacing)  # fmt: skip
+                            spacing=args.spacing, prediction=args.prediction,
+                            warp_start=args.warp_start)  # fmt: skip
     engine = world.engine(settings)
     steps = max(2, round(args.seconds * world.fps / engine.keyframe_stride))
     settle = int(round(args.settle * engine.output_fps))
@@ -91,7 +92,10 @@ def measure(model: str, world: WorldModel, args: argparse.Namespace, probes, rea
     return {
         "model": model,
         "keyframe_stride": engine.keyframe_stride,
-        "speed_conditioning": bool(world.video.model.config.speed_conditioning),
+        "prediction": args.prediction,
+        "warp_start": args.warp_start,
+        "speed_conditioning": bool(engine.video.model.config.speed_conditioning),
+        "ego_warp": bool(engine.video.model.config.ego_warp),
         "per_told_speed": per_speed,
         **fit(np.array(told_all), np.array(read_all)),
         "frames_per_rollout": 1 + steps * engine.frames_per_step,
@@ -101,7 +105,8 @@ def measure(model: str, world: WorldModel, args: argparse.Namespace, probes, rea
 @torch.no_grad()
 def pipeline(world: WorldModel, args: argparse.Namespace, probes, real) -> dict:
     """Read speed (m/s, per clip) of the real clips through the model's stages with their true latents."""
-    engine = world.engine(EngineConfig(interpolation_steps=args.interpolation_steps, spacing=args.spacing))
+    engine = world.engine(EngineConfig(interpolation_steps=args.interpolation_steps, spacing=args.spacing,
+                                       prediction=args.prediction))
     video = uint8_to_video(real.frames)  # b t 3 h w in [-1, 1]
     z = world.autoencoder.encode_video(video)  # b t c h w, scaled
     settle = 0  # true latents: no rollout start to settle from
@@ -177,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keyframe-steps", type=int, default=4)
     parser.add_argument("--interpolation-steps", type=int, default=2)
     parser.add_argument("--spacing", default=EngineConfig.spacing, choices=SPACINGS, help="DDIM times")
+    parser.add_argument("--prediction", default=EngineConfig.prediction,
+                        help="keyframe-prediction stage of each model folder (e.g. video_ldm_stride4)")
+    parser.add_argument("--warp-start", type=int, default=0,
+                        help="keyframe DDIM steps replaced by the ego-motion warp (EngineConfig.warp_start)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/speed_response")

@@ -261,6 +261,8 @@ def main() -> None:
                         help="EngineConfig.compile: torch.compile the per-step networks (minutes of first compile)")
     parser.add_argument("--dtype", default=EngineConfig.dtype, choices=list(DTYPE_CHOICES),
                         help="the engine's compute dtype (EngineConfig.dtype)")
+    parser.add_argument("--warp-start", type=int, default=0,
+                        help="keyframe DDIM steps replaced by the ego-motion warp (EngineConfig.warp_start)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     for fld in dataclasses.fields(Sizes):
@@ -281,7 +283,7 @@ def main() -> None:
     base = EngineConfig(device=args.device, prediction=args.prediction, keyframe_steps=sizes.keyframe_steps,
                         interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, fill=args.fill,
                         fill_keys=args.fill_keys, context_interval=tuple(args.context_interval), dtype=args.dtype,
-                        compile=args.compile,
+                        compile=args.compile, warp_start=args.warp_start,
                         **guidance)
     engine = world.engine(base)
     h, w = engine.frame_size
