@@ -35,6 +35,7 @@ from einops import reduce
 from torch import Tensor
 
 from drivesim.diffusion.conditioning import Conditioning
+from drivesim.diffusion.ego_warp import GroundCamera, warp_forward
 from drivesim.eval.adherence import pearson, recover_speed
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_data import HELDOUT_SEED_BASE
@@ -44,6 +45,7 @@ from drivesim.paths import default_probes_dir
 from drivesim.rollout.ego_speed import DEFAULT_SPEED, MAX_SPEED
 from drivesim.rollout.engine import to_uint8
 from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.keyframe_fill import FILLS
 from drivesim.rollout.world_model import WorldModel, load
 from drivesim.sampling.ddim import SPACINGS
 from drivesim.sampling.video import blend_keyframes
@@ -72,7 +74,7 @@ def fit(told: np.ndarray, read: np.ndarray) -> dict:
 def measure(model: str, world: WorldModel, args: argparse.Namespace, probes, real) -> dict:
     settings = EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
                             spacing=args.spacing, prediction=args.prediction,
-                            warp_start=args.warp_start)  # fmt: skip
+                            warp_start=args.warp_start, fill=args.fill)  # fmt: skip
     engine = world.engine(settings)
     steps = max(2, round(args.seconds * world.fps / engine.keyframe_stride))
     settle = int(round(args.settle * engine.output_fps))
@@ -94,6 +96,7 @@ def measure(model: str, world: WorldModel, args: argparse.Namespace, probes, rea
         "keyframe_stride": engine.keyframe_stride,
         "prediction": args.prediction,
         "warp_start": args.warp_start,
+        "fill": args.fill,
         "speed_conditioning": bool(engine.video.model.config.speed_conditioning),
         "ego_warp": bool(engine.video.model.config.ego_warp),
         "per_told_speed": per_speed,
@@ -129,6 +132,21 @@ def pipeline(world: WorldModel, args: argparse.Namespace, probes, real) -> dict:
             act = reduce(actions[:, stride * (k - 1) + 1 : stride * k + 1], "b t a -> b a", "mean")
             filled.append(engine.fill(keys[:, k - 2 : k + 1], act, cond, gens, key_speeds[:, k - 2 : k + 1]))
         out["interpolated_true_keyframes"] = read(torch.cat(filled, dim=1))
+    return out
+
+
+@torch.no_grad()
+def warped_start(probes, real, fps: float, args: argparse.Namespace) -> dict[str, float]:
+    """Told speed -> mean probe speed of each real start frame warped forward by speed * time, frame by
+    frame over --seconds (`ego_warp.warp_forward`: the road moves, nothing else; no model)."""
+    start = uint8_to_video(real.frames[:, :1])[:, 0]  # b 3 h w
+    n = int(round(args.seconds * fps)) + 1
+    out = {}
+    for v in args.speeds:
+        frames = torch.stack([warp_forward(start, torch.full((len(start),), v * i / fps), GroundCamera())
+                              for i in range(n)], dim=1)  # b n 3 h w
+        speed = recover_speed(probes.clip, frames.clamp(-1.0, 1.0), args.hop, probe_stride(probes, fps))
+        out[f"{v:g}"] = float(speed.mean())
     return out
 
 
@@ -186,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="keyframe-prediction stage of each model folder (e.g. video_ldm_stride4)")
     parser.add_argument("--warp-start", type=int, default=0,
                         help="keyframe DDIM steps replaced by the ego-motion warp (EngineConfig.warp_start)")
+    parser.add_argument("--fill", default=EngineConfig.fill, choices=list(FILLS),
+                        help="frames between keyframes: the interpolation model or blending (EngineConfig.fill)")
+    parser.add_argument("--warp-reference", action="store_true",
+                        help="also read each real start frame warped forward at each told speed (geometry only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/speed_response")
@@ -212,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.pipeline:
         reference["pipeline"] = {m: pipeline(w, args, probes, real) for m, w in worlds.items()}
+    if args.warp_reference:
+        reference["warped_start"] = warped_start(probes, real, first.fps, args)
     results = [measure(m, w, args, probes, real) for m, w in worlds.items()] if args.speeds else []
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,6 @@
 """benchmarks/ego_warp_fit.py on world frames through a stand-in autoencoder (pooling x4)."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +12,7 @@ from safetensors.torch import save_file
 from drivesim.autoencoder.latent_cache import CACHE_FORMAT, CACHE_VERSION, LatentWindowConfig, LatentWindowDataset
 from drivesim.diffusion.ego_warp import GroundCamera
 from drivesim.world.world import World
-
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "ego_warp_fit.py"
-
-
-def _module():
-    sys.path.insert(0, str(_PATH.parent))
-    spec = importlib.util.spec_from_file_location("ego_warp_fit", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmarks import load_benchmark
 
 
 class PoolCodec:
@@ -60,7 +49,7 @@ def _world_cache(root: Path, frames: int = 24) -> Path:
 
 
 def test_the_pixel_warp_at_the_true_speed_beats_copying_and_wrong_speeds(tmp_path):
-    fit = _module().fit
+    fit = load_benchmark("ego_warp_fit").fit
     ds = LatentWindowDataset(_world_cache(tmp_path / "cache"), LatentWindowConfig(num_frames=2, stride=4, split="test"))
     out = fit(ds, [0.0, 1.0, 2.0], max_windows=8, interval=4 / 30, camera=GroundCamera(), codec=PoolCodec())
     entry = out["frame_1"]

@@ -1,21 +1,11 @@
 """benchmarks/image_ldm_arms.py: per-arm summaries and paired per-seed differences of --seeds runs."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "image_ldm_arms.py"
-
-
-def _module():
-    sys.path.insert(0, str(_PATH.parent))
-    spec = importlib.util.spec_from_file_location("image_ldm_arms", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmarks import load_benchmark
 
 
 def _quality(folder: Path, recall: dict[int, float], model: Path | None = None) -> Path:
@@ -31,7 +21,7 @@ def _quality(folder: Path, recall: dict[int, float], model: Path | None = None) 
 
 
 def test_paired_differences_and_training_record(tmp_path):
-    arms = _module()
+    arms = load_benchmark("image_ldm_arms")
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.yaml").write_text(
@@ -52,7 +42,7 @@ def test_paired_differences_and_training_record(tmp_path):
 
 
 def test_bad_arms_are_named(tmp_path, capsys):
-    arms = _module()
+    arms = load_benchmark("image_ldm_arms")
     a = _quality(tmp_path / "a", {2: 0.5})
     with pytest.raises(SystemExit):
         arms.main(["--arm", "noequals"])

@@ -1,24 +1,12 @@
 """benchmarks/keyframe_travel.py: the warp distance fitted between frames reads forward travel."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from drivesim.diffusion.ego_warp import GroundCamera, warp_forward
 from drivesim.world.world import World
-
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "keyframe_travel.py"
-
-
-def _module():
-    sys.path.insert(0, str(_PATH.parent))
-    spec = importlib.util.spec_from_file_location("keyframe_travel", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmarks import load_benchmark
 
 
 def _frame(world: World) -> torch.Tensor:
@@ -27,7 +15,7 @@ def _frame(world: World) -> torch.Tensor:
 
 
 def test_fitted_travel_recovers_a_warp_and_orders_real_world_steps():
-    fitted_travel = _module().fitted_travel
+    fitted_travel = load_benchmark("keyframe_travel").fitted_travel
     cam, grid = GroundCamera(), torch.arange(0.0, 8.01, 0.25)
     world = World()
     world.reset(seed=1, crowdedness="low")
