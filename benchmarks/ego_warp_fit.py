@@ -38,8 +38,14 @@ def ground_rows(height: int, camera: GroundCamera) -> torch.Tensor:
     return (y > camera.horizon * height) & (y < (1.0 - camera.hood) * height)
 
 
-def fit(dataset: LatentWindowDataset, scales: list[float], max_windows: int, interval: float,
-        camera: GroundCamera, codec: FrameCodec) -> dict[str, object]:
+def fit(
+    dataset: LatentWindowDataset,
+    scales: list[float],
+    max_windows: int,
+    interval: float,
+    camera: GroundCamera,
+    codec: FrameCodec,
+) -> dict[str, object]:
     """Per frame offset k, way and scale: mean squared error of the warp of z_0 over scale * D_0k against z_k."""
     indices = torch.linspace(0, len(dataset) - 1, min(max_windows, len(dataset))).round().long().unique()
     t = dataset.config.num_frames
@@ -58,8 +64,10 @@ def fit(dataset: LatentWindowDataset, scales: list[float], max_windows: int, int
         frame = repeat(codec.decode(z[:1]), "1 c h w -> n c h w", n=n)
         for k in range(1, t):
             dist = torch.tensor(scales) * travel[k]  # (scale,)
-            guesses = {"pixels": codec.encode(warp_forward(frame, dist, camera)),
-                       "latents": warp_forward(repeat(z[0], "c h w -> n c h w", n=n), dist, camera)}
+            guesses = {
+                "pixels": codec.encode(warp_forward(frame, dist, camera)),
+                "latents": warp_forward(repeat(z[0], "c h w -> n c h w", n=n), dist, camera),
+            }
             for j, way in enumerate(WAYS):
                 err = (guesses[way] - z[k]) ** 2  # scale c h w
                 sums[k - 1, j, :, 0] += reduce(err, "n c h w -> n", "mean").double()
@@ -68,8 +76,12 @@ def fit(dataset: LatentWindowDataset, scales: list[float], max_windows: int, int
             copy[k - 1, 0] += float(err.mean())
             copy[k - 1, 1] += float(err[:, rows].mean())
     mean, copy = sums / len(indices), copy / len(indices)
-    out: dict[str, object] = {"windows": len(indices), "scales": scales, "interval_s": interval,
-                              "mean_speed_mps": sum(speeds) / len(speeds)}
+    out: dict[str, object] = {
+        "windows": len(indices),
+        "scales": scales,
+        "interval_s": interval,
+        "mean_speed_mps": sum(speeds) / len(speeds),
+    }
     for k in range(1, t):
         entry: dict[str, object] = {"copy": copy[k - 1, 0].item(), "copy_road": copy[k - 1, 1].item()}
         for j, way in enumerate(WAYS):
@@ -109,8 +121,11 @@ def plot(result: dict[str, object], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latents", default="data/world_explore_latents", help="latent cache with ego speeds")
-    parser.add_argument("--model", default="drivesim/assets/default_model",
-                        help="model folder whose autoencoder made the cache (decodes and encodes the warp)")
+    parser.add_argument(
+        "--model",
+        default="drivesim/assets/default_model",
+        help="model folder whose autoencoder made the cache (decodes and encodes the warp)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument("--stride", type=int, default=4, help="source frames between keyframes")
     parser.add_argument("--frames", type=int, default=3, help="keyframes per window (frame 0 + guesses)")
@@ -121,8 +136,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.frames < 2 or args.stride < 1 or args.windows < 1:
         raise SystemExit("--frames must be >= 2, --stride and --windows >= 1")
-    dataset = LatentWindowDataset(args.latents, LatentWindowConfig(num_frames=args.frames, stride=args.stride,
-                                                                   split=args.split))
+    dataset = LatentWindowDataset(
+        args.latents, LatentWindowConfig(num_frames=args.frames, stride=args.stride, split=args.split)
+    )
     rates = {float(r.fps) for r in dataset.clips}
     if len(rates) != 1:
         raise SystemExit(f"{args.latents} holds clips at several frame rates {sorted(rates)}; expected one")
@@ -132,8 +148,10 @@ def main() -> None:
     folder = Path(args.model)
     ae = load_autoencoder(folder)
     if abs(float(ae.latent_scale) - dataset.latent_scale) > 1e-4 * max(1.0, dataset.latent_scale):
-        raise SystemExit(f"{args.latents} was not made with {folder}'s autoencoder (latent scales "
-                         f"{dataset.latent_scale:.5f} vs {float(ae.latent_scale):.5f})")
+        raise SystemExit(
+            f"{args.latents} was not made with {folder}'s autoencoder (latent scales "
+            f"{dataset.latent_scale:.5f} vs {float(ae.latent_scale):.5f})"
+        )
     codec = FrameCodec(ae, load_temporal_decoder(folder))
     result = fit(dataset, sorted(set(args.scales)), args.windows, interval, GroundCamera(), codec)
     out = Path(args.out)

@@ -62,26 +62,51 @@ def real_travel(starts: int, stride: int, steps: int, grid: torch.Tensor, camera
     real = render_real(HELDOUT_SEED_BASE, starts, stride * steps + 1, 64, 128, 30)
     x = uint8_to_video(real.frames)  # b t 3 h w
     keys = x[:, ::stride]
-    fitted = fitted_travel(rearrange(keys[:, :-1], "b k c h w -> (b k) c h w"),
-                           rearrange(keys[:, 1:], "b k c h w -> (b k) c h w"), grid, camera)
+    fitted = fitted_travel(
+        rearrange(keys[:, :-1], "b k c h w -> (b k) c h w"),
+        rearrange(keys[:, 1:], "b k c h w -> (b k) c h w"),
+        grid,
+        camera,
+    )
     true = float(np.mean(real.start_speed)) * stride / 30.0
-    return {"fitted_m": float(fitted.mean()), "true_m": true, "fitted_over_true": float(fitted.mean()) / true,
-            "frames": real.frames}
+    return {
+        "fitted_m": float(fitted.mean()),
+        "true_m": true,
+        "fitted_over_true": float(fitted.mean()) / true,
+        "frames": real.frames,
+    }
 
 
 @torch.no_grad()
-def model_travel(model: str, prediction: str, warp_start: int, speeds: list[float], steps: int, keyframe_steps: int,
-                 start_frames: np.ndarray, grid: torch.Tensor, camera: GroundCamera, seed: int) -> dict:
+def model_travel(
+    model: str,
+    prediction: str,
+    warp_start: int,
+    speeds: list[float],
+    steps: int,
+    keyframe_steps: int,
+    start_frames: np.ndarray,
+    grid: torch.Tensor,
+    camera: GroundCamera,
+    seed: int,
+) -> dict:
     world = load(model)
-    engine = world.engine(EngineConfig(prediction=prediction, keyframe_steps=keyframe_steps, interpolation_steps=2,
-                                       warp_start=warp_start))
+    engine = world.engine(
+        EngineConfig(prediction=prediction, keyframe_steps=keyframe_steps, interpolation_steps=2, warp_start=warp_start)
+    )
     codec = FrameCodec(world.autoencoder, world.temporal_decoder)
     stride = engine.keyframe_stride
-    out: dict[str, object] = {"model": model, "prediction": prediction, "warp_start": warp_start,
-                              "keyframe_stride": stride, "per_told_speed": {}}
+    out: dict[str, object] = {
+        "model": model,
+        "prediction": prediction,
+        "warp_start": warp_start,
+        "keyframe_stride": stride,
+        "per_told_speed": {},
+    }
     for v in speeds:
-        requests = [SceneRequest(0, -1, seed + i, initial_frames=start_frames[i, :1], speed=v)
-                    for i in range(len(start_frames))]
+        requests = [
+            SceneRequest(0, -1, seed + i, initial_frames=start_frames[i, :1], speed=v) for i in range(len(start_frames))
+        ]
         state = engine.start(requests).state
         keys = [state.context[:, -1]]
         act = np.tile(np.array([0.0, command_for(0.0, v, MAX_SPEED)], np.float32), (len(start_frames), 1))
@@ -90,10 +115,17 @@ def model_travel(model: str, prediction: str, warp_start: int, speeds: list[floa
             state = step.state
             keys.append(step.keyframes)
         frames = torch.stack([codec.decode(k.float()) for k in keys], 1)  # b k 3 h w
-        fitted = fitted_travel(rearrange(frames[:, :-1], "b k c h w -> (b k) c h w"),
-                               rearrange(frames[:, 1:], "b k c h w -> (b k) c h w"), grid, camera)
-        out["per_told_speed"][f"{v:g}"] = {"told_m": v * stride / world.fps, "fitted_m": float(fitted.mean()),
-                                           "fitted_std_m": float(fitted.std())}
+        fitted = fitted_travel(
+            rearrange(frames[:, :-1], "b k c h w -> (b k) c h w"),
+            rearrange(frames[:, 1:], "b k c h w -> (b k) c h w"),
+            grid,
+            camera,
+        )
+        out["per_told_speed"][f"{v:g}"] = {
+            "told_m": v * stride / world.fps,
+            "fitted_m": float(fitted.mean()),
+            "fitted_std_m": float(fitted.std()),
+        }
     told = np.array([e["told_m"] for e in out["per_told_speed"].values()])
     fit = np.array([e["fitted_m"] for e in out["per_told_speed"].values()])
     out["slope"] = float(np.polyfit(told, fit, 1)[0]) if len(told) > 1 else None

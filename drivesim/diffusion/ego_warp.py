@@ -82,8 +82,9 @@ def ground_warp_grid(distance: Tensor, height: int, width: int, camera: GroundCa
     dist = rearrange(distance.to(dtype).clamp_min(0.0), "n -> n 1")
     ratio = rearrange(d, "h -> 1 h") / (rearrange(d, "h -> 1 h") + dist)  # (n, h): d / (d + D)
     ratio = torch.where(rearrange(ground, "h -> 1 h"), ratio, torch.ones_like(ratio))
-    y_src = torch.where(rearrange(ground, "h -> 1 h"), horizon + (rearrange(y, "h -> 1 h") - horizon) * ratio,
-                        rearrange(y, "h -> 1 h"))  # (n, h); f h / (d + D) = (y - horizon) d / (d + D)
+    y_src = torch.where(
+        rearrange(ground, "h -> 1 h"), horizon + (rearrange(y, "h -> 1 h") - horizon) * ratio, rearrange(y, "h -> 1 h")
+    )  # (n, h); f h / (d + D) = (y - horizon) d / (d + D)
     x_src = cx + (rearrange(x, "w -> 1 1 w") - cx) * rearrange(ratio, "n h -> n h 1")  # (n, h, w)
     gx = 2.0 * x_src / width - 1.0
     gy = repeat(2.0 * y_src / height - 1.0, "n h -> n h w", w=width)
@@ -137,7 +138,12 @@ def warp_valid(mask: Tensor, actions_given: Tensor) -> Tensor:
 
 @torch.no_grad()
 def warp_context_latents(
-    latents: Tensor, mask: Tensor, speed: Tensor, actions_given: Tensor, interval: float, camera: GroundCamera,
+    latents: Tensor,
+    mask: Tensor,
+    speed: Tensor,
+    actions_given: Tensor,
+    interval: float,
+    camera: GroundCamera,
     codec: FrameCodecLike,
 ) -> Tensor:
     """The last given frame L of each clip moved forward to every frame after it, as latents.

@@ -21,12 +21,16 @@ from drivesim.world.world import World
 def test_the_default_camera_is_the_worlds():
     world, cam = WorldConfig(), GroundCamera()
     assert (cam.horizon, cam.horizontal_fov_deg, cam.camera_height, cam.hood) == (
-        world.horizon, world.horizontal_fov_deg, world.camera_height, world.hood
+        world.horizon,
+        world.horizontal_fov_deg,
+        world.camera_height,
+        world.hood,
     )
 
 
-@pytest.mark.parametrize("field,value", [("horizon", 1.2), ("horizontal_fov_deg", 0.0), ("camera_height", -1.0),
-                                         ("hood", 0.7)])
+@pytest.mark.parametrize(
+    "field,value", [("horizon", 1.2), ("horizontal_fov_deg", 0.0), ("camera_height", -1.0), ("hood", 0.7)]
+)
 def test_a_bad_camera_is_refused_by_name(field, value):
     with pytest.raises(ValueError, match=f"GroundCamera.{field}"):
         GroundCamera(**{field: value})
@@ -81,8 +85,11 @@ def test_travel_is_integrated_from_the_last_given_frame():
     d = travel_from_last(mask, speed, 0.1)
     torch.testing.assert_close(d, torch.tensor([[0.0, 1.5, 4.0], [0.0, 0.0, 2.5], [0.0, 0.0, 0.0]]))
     assert frames_after_last(mask).tolist() == [[False, True, True], [False, False, True], [False] * 3]
-    assert warp_valid(mask, torch.tensor([True, False, True])).tolist() == [[False, True, True], [False] * 3,
-                                                                            [False] * 3]
+    assert warp_valid(mask, torch.tensor([True, False, True])).tolist() == [
+        [False, True, True],
+        [False] * 3,
+        [False] * 3,
+    ]
     with pytest.raises(ValueError, match="expected \\(3, 3\\)"):
         travel_from_last(mask, speed[:, :2], 0.1)
     with pytest.raises(ValueError, match="must be > 0 seconds"):
