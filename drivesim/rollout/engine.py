@@ -193,7 +193,8 @@ class LearnedEngine:
         """Next keyframe: context (b, s, c, h, w) given -> (b, c, h, w). `actions` (b, 2) is held over
         the new frames; `context_actions` (b, s, 2) led to the context keyframes (default: `actions`);
         `context_speed` (b, s) m/s their ego speeds, from which the new frames' speeds are integrated
-        with the held accel (`ego_speed.window_speeds`; read by a speed-conditioned model only)."""
+        with the held accel (`ego_speed.window_speeds`; read by a model with speed conditioning or
+        `ego_warp`, and by `EngineConfig.warp_start`)."""
         video = self.video
         b, s = context.shape[:2]
         # The model predicts windows of the trained length; the first new frame is the next keyframe.
