@@ -76,7 +76,7 @@ def action_gain(
     edges = [steps * k // BANDS for k in range(BANDS + 1)]
     banded = {(k, name): 0.0 for k in range(BANDS) for name in ("true", "null")}
     forecasts = dict.fromkeys((*VARIANTS, "copy_last_context"), 0.0)
-    warps = dict.fromkeys((*VARIANTS, "copy_last_context"), 0.0)
+    warps = dict.fromkeys(("true", "other_window"), 0.0)  # the warp's own error against the frame to predict
     has_forecast = video.model.action_forecast is not None
     idm = load_idm(idm_run, video.model.latent_channels) if idm_run else None
     reads: dict[str, list[torch.Tensor]] = {"truth": [], "real": [], "forecast": []}
@@ -93,10 +93,9 @@ def action_gain(
             )  # another window's actions come with its speeds
             given = torch.full((size,), name != "null")
             warp = torch.zeros_like(b.z)
-            if vcfg.ego_warp:
+            if vcfg.ego_warp and name != "null":  # null: no warp (zeros)
                 warp = warp_context_latents(b.z * m, mask, speed, given, vcfg.warp_interval, vcfg.camera(), codec)
-                err = (warp[:, t - 1] - b.z[:, t - 1]) ** 2 if name != "null" else (b.z[:, t - 2] - b.z[:, t - 1]) ** 2
-                warps[name if name != "null" else "copy_last_context"] += float(err.mean()) * size / n
+                warps[name] += float(((warp[:, t - 1] - b.z[:, t - 1]) ** 2).mean()) * size / n
             cond = VideoConditioning(
                 image=b.image, context_latents=b.z * m, context_mask=mask,
                 context_noise_level=torch.zeros(size, dtype=torch.long), actions=acts,
@@ -136,7 +135,7 @@ def action_gain(
         "gain_vs_other_window": 1.0 - totals["true"] / totals["other_window"],
         "by_tau_band": by_band,
         **({"forecast_mse": forecasts} if has_forecast else {}),
-        **({"warp_mse": {k: v for k, v in warps.items() if k != "null"}} if vcfg.ego_warp else {}),
+        **({"warp_mse": {**warps, "copy_last_context": forecasts["copy_last_context"]}} if vcfg.ego_warp else {}),
         **({"idm_r": idm_r(reads)} if idm is not None else {}),
     }  # fmt: skip
 

@@ -27,15 +27,9 @@ from tqdm import tqdm
 from drivesim.autoencoder.frame_codec import FrameCodec
 from drivesim.autoencoder.latent_cache import LatentWindowConfig, LatentWindowDataset
 from drivesim.autoencoder.loading import load_autoencoder, load_temporal_decoder
-from drivesim.diffusion.ego_warp import GroundCamera, warp_forward
+from drivesim.diffusion.ego_warp import GroundCamera, ground_rows, warp_forward
 
 WAYS = ("pixels", "latents")
-
-
-def ground_rows(height: int, camera: GroundCamera) -> torch.Tensor:
-    """(h,) bool: latent rows whose centre lies between the horizon and the bonnet."""
-    y = torch.arange(height, dtype=torch.float32) + 0.5
-    return (y > camera.horizon * height) & (y < (1.0 - camera.hood) * height)
 
 
 def fit(

@@ -64,6 +64,12 @@ class GroundCamera:
             )
 
 
+def ground_rows(height: int, camera: GroundCamera, device: torch.device | str = "cpu") -> Tensor:
+    """(height,) bool: rows whose centre lies below the horizon and above the bonnet (they see the road)."""
+    y = torch.arange(height, device=device, dtype=torch.float32) + 0.5
+    return (y > camera.horizon * height + 1e-3) & (y < (1.0 - camera.hood) * height)
+
+
 def ground_warp_grid(distance: Tensor, height: int, width: int, camera: GroundCamera) -> Tensor:
     """Sampling grid of the forward-motion warp for an image of height x width.
 
@@ -74,10 +80,10 @@ def ground_warp_grid(distance: Tensor, height: int, width: int, camera: GroundCa
         raise ValueError(f"distance must have shape (n,), got {tuple(distance.shape)}")
     dev, dtype = distance.device, torch.float32
     f = 0.5 * width / math.tan(math.radians(camera.horizontal_fov_deg) / 2.0)  # focal length in pixels
-    horizon, hood_top, cx = camera.horizon * height, (1.0 - camera.hood) * height, 0.5 * width
+    horizon, cx = camera.horizon * height, 0.5 * width
     y = torch.arange(height, device=dev, dtype=dtype) + 0.5  # pixel centres
     x = torch.arange(width, device=dev, dtype=dtype) + 0.5
-    ground = (y > horizon + 1e-3) & (y < hood_top)  # (h,) rows that see the road
+    ground = ground_rows(height, camera, dev)  # (h,) rows that see the road
     d = f * camera.camera_height / (y - horizon).clamp_min(1e-3)  # (h,) road distance of each row
     dist = rearrange(distance.to(dtype).clamp_min(0.0), "n -> n 1")
     ratio = rearrange(d, "h -> 1 h") / (rearrange(d, "h -> 1 h") + dist)  # (n, h): d / (d + D)
