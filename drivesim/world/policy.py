@@ -49,6 +49,17 @@ def _lane_clear(world: World, lane_x: float, back: float, front: float) -> bool:
     return not bool(blocking.any())
 
 
+def tracking_steer(world: World, target_x: float) -> float:
+    """The lane-keeping steer (unclipped) towards lateral position `target_x` (m): the heading tracks
+    a target from the lateral error, the yaw rate tracks the heading, and the road's curvature is fed
+    forward (the world knows it)."""
+    ego = world.ego_car
+    v = max(ego.speed, 3.0)
+    psi_target = float(np.clip(-0.06 * (ego.x - target_x), -0.09, 0.09))
+    yaw_rate = 2.2 * (psi_target - ego.heading)
+    return (yaw_rate / v + world.road_curvature) / ego.steer_curvature_limit()
+
+
 class BehaviourPolicy:
     """`act(world) -> (2,) float32 [steer, accel]` in [-1, 1]; deterministic for a seed.
 
@@ -132,11 +143,7 @@ class BehaviourPolicy:
             self._target_lane = current  # abort the lane change: something is alongside
         target_x = float(lanes[self._target_lane])
 
-        # Lateral: heading tracks a target from the lateral error, curvature feed-forward.
-        v = max(ego.speed, 3.0)
-        psi_target = float(np.clip(-0.06 * (ego.x - target_x), -0.09, 0.09))
-        yaw_rate = 2.2 * (psi_target - ego.heading)
-        steer = (yaw_rate / v + world.road_curvature) / ego.steer_curvature_limit() + self._steer_bias
+        steer = tracking_steer(world, target_x) + self._steer_bias
         if self._swerve:
             steer = self._swerve
         if self._explore is not None:
