@@ -24,6 +24,7 @@ from drivesim.eval.report import plot_frame_grid
 from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.types import SceneRequest
 from drivesim.world import BehaviourPolicy, World, WorldConfig
+from drivesim.world.pattern_driver import PatternDriver
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY, WorldFrame
 
 
@@ -138,10 +139,12 @@ def _label(allowed: tuple[str, ...], value: str | None) -> int:
     return -1 if value is None else allowed.index(value)
 
 
-def heldout_start(i: int, h: int, w: int, fps: int, warmup_s: float) -> tuple[World, WorldFrame, str, str]:
-    """Held-out world episode i warmed up by the behaviour policy for warmup_s seconds: the world,
-    its frame (image and true ego state), time of day and crowdedness."""
-    seed = HELDOUT_SEED_BASE + i
+def heldout_start(
+    i: int, h: int, w: int, fps: int, warmup_s: float, seed_base: int = HELDOUT_SEED_BASE
+) -> tuple[World, WorldFrame, str, str]:
+    """Held-out world episode seed_base + i warmed up by the behaviour policy for warmup_s seconds: the
+    world, its frame (image and true ego state), time of day and crowdedness."""
+    seed = seed_base + i
     tod, crowd = episode_conditions(i)
     world = World(WorldConfig(height=h, width=w, fps=fps))
     frame = world.reset(seed=seed, time_of_day=tod, crowdedness=crowd)
@@ -149,6 +152,33 @@ def heldout_start(i: int, h: int, w: int, fps: int, warmup_s: float) -> tuple[Wo
     for _ in range(int(round(warmup_s * fps))):
         frame = world.step(np.asarray(policy.act(world), np.float32))
     return world, frame, tod, crowd
+
+
+def driven_clips(
+    seed_base: int, count: int, seconds: float, size: tuple[int, int], fps: int, driver_seed: int,
+    warmup_s: float = 2.0,
+) -> RealClips:
+    """World episodes seed_base + i (labels cycling over the 6 pairs), warmed up by the behaviour policy
+    for `warmup_s`, then driven for `seconds` by a `PatternDriver` seeded driver_seed + i (weaving in
+    its lane, random accel holds the world can follow): frame 0 is the start, actions[:, i] the ones
+    the world applied to reach frame i (zeros at 0), speed the true ego speed."""
+    frames, actions, speeds, tods, crowds = [], [], [], [], []
+    for i in range(count):
+        world, frame, tod, crowd = heldout_start(i, size[0], size[1], fps, warmup_s, seed_base)
+        driver = PatternDriver(driver_seed + i)
+        shots, acts, speed = [frame.image], [np.zeros(2, np.float32)], [frame.ego.speed]
+        for _ in range(round(seconds * fps)):
+            frame = world.step(driver.act(world))
+            shots.append(frame.image)
+            acts.append(frame.action)
+            speed.append(frame.ego.speed)
+        frames.append(np.stack(shots))
+        actions.append(np.stack(acts))
+        speeds.append(np.asarray(speed, np.float32))
+        tods.append(tod)
+        crowds.append(crowd)
+    ids = [f"d{seed_base + i}" for i in range(count)]
+    return RealClips(ids, np.stack(frames), np.stack(actions).astype(np.float32), tods, crowds, np.stack(speeds))
 
 
 def rollout(

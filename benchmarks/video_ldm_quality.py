@@ -10,8 +10,12 @@ episodes (sets A: seeds 2_000_000 + i, B: 3_000_000 + i, labels cycling over the
 1. clips: from the first frame of each B clip, with B's labels and B's actions (averaged per keyframe
    interval), the engine (all stages) generates a clip; FVD-/FID-probe against A next to the floor real B
    vs A (same sample counts), label adherence of the whole generated clips (`drivesim.eval.suite`);
-2. actions: commanded steer (sinusoids) / accel (piecewise constant) patterns; the clip probe recovers
-   them from the generated video; Pearson r per dim (target >= 0.8) next to the probe on real A;
+2. actions: the world (seeds 3_000_000 + i, 2 s of behaviour policy) is driven by a `PatternDriver`
+   (weaving in its lane, random accel holds kept within 10-34 m/s: commands the world can follow) and
+   the engine, from the same start frame, labels and speed, is told the world's applied actions per
+   keyframe step; the clip probe recovers them from the generated video: Pearson r per dim (target
+   >= 0.8) next to the same probe on the world's own video under those commands (`world`: the ceiling
+   of what the probe can read) and on real A (behaviour-policy actions); `actions_storyboard.png`;
    `steer_storyboard.png`: one real context (column 0), "steer left" vs "steer right", and their
    mean absolute difference over the generated frames (`left_right_divergence`, 0-255);
 3. long rollout: `--minutes` of keyframes (interpolation with --long-interpolate) from one real frame
@@ -33,7 +37,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import shutil
 import sys
 import tempfile
@@ -73,6 +76,7 @@ from _interp_eval import InterpLevel, evaluate_interpolation, interpolation_leve
 from _long_rollout import measure_long  # noqa: E402
 from _video_eval import (  # noqa: E402
     RealClips,
+    driven_clips,
     generate,
     held_actions,
     interval_means,
@@ -84,8 +88,7 @@ from _video_eval import (  # noqa: E402
 )
 
 ACTION_TARGET = 0.8
-PATTERN_STEP_S = 16 / 30  # the action patterns' time unit (one keyframe step of the first default model)
-ACCEL_HOLD_S = 1.6
+DRIVER_SEED_BASE = 7_000_000  # PatternDriver seeds of the action rollouts (+ 1000 x --seed + i)
 
 
 @dataclass
@@ -132,8 +135,9 @@ class ClipQuality:
 
 @dataclass(frozen=True)
 class ActionQuality:
-    generated: ActionAdherence
-    real_probe: ActionAdherence | None  # the clip probe on real A with its true actions
+    generated: ActionAdherence  # the clip probe on the generated video against the commands it was told
+    world: ActionAdherence  # the same probe on the world's own video under the same driver: the ceiling
+    real_probe: ActionAdherence | None  # the clip probe on real A with its true (behaviour-policy) actions
     target_pearson: float
     passes: bool
     num_rollouts: int
@@ -185,19 +189,6 @@ def control_steps(seconds: float, engine: LearnedEngine) -> int:
     return max(2, round(seconds * engine.world.fps / engine.keyframe_stride))
 
 
-def action_patterns(n: int, steps: int, seed: int, step_seconds: float = PATTERN_STEP_S) -> np.ndarray:
-    """(n, steps, 2) per keyframe step of `step_seconds`: steer 0.8 sin(2 pi s / P + phi) with P ~ U(6, 14)
-    x 16/30 s (3.2-7.5 s); accel held 1.6 s, U(-0.8, 0.8). Same draws and, in seconds, the same
-    patterns at every keyframe stride."""
-    rng = np.random.default_rng(seed)
-    seconds = np.arange(steps) * step_seconds
-    period, phase = rng.uniform(6, 14, (n, 1)) * PATTERN_STEP_S, rng.uniform(0, 2 * np.pi, (n, 1))
-    steer = 0.8 * np.sin(2 * np.pi * seconds / period + phase)
-    hold = max(1, round(ACCEL_HOLD_S / step_seconds))  # steps per held accel value
-    accel = np.repeat(rng.uniform(-0.8, 0.8, (n, math.ceil(steps / hold))), hold, axis=1)[:, :steps]
-    return np.stack([steer, accel], axis=-1).astype(np.float32)
-
-
 def clip_adherence(probes: Probes, frames: np.ndarray, actions: np.ndarray, fps: float, hop: int) -> ActionAdherence:
     stride = probe_stride(probes, fps)
     recovered = recover_actions(probes.clip, uint8_to_video(frames), hop, stride)
@@ -207,13 +198,14 @@ def clip_adherence(probes: Probes, frames: np.ndarray, actions: np.ndarray, fps:
 def measure_actions(
     engine: LearnedEngine, probes: Probes, a: RealClips, b: RealClips, z: Sizes, seed: int, out: Path
 ) -> ActionQuality:
-    starts = b.take([i % len(b.ids) for i in range(z.action_rollouts)])
-    starts = replace(starts, ids=[f"{s}_{i}" for i, s in enumerate(starts.ids)])
-    steps = control_steps(z.action_seconds, engine)
-    commanded = action_patterns(z.action_rollouts, steps, seed, engine.keyframe_stride / engine.world.fps)
-    frames = generate(engine, starts, commanded, seed, z.batch, "actions")
+    stride, fps, steps = engine.keyframe_stride, int(round(engine.world.fps)), control_steps(z.action_seconds, engine)
+    driven = driven_clips(REFERENCE_SEED_BASE, z.action_rollouts, steps * stride / fps, engine.frame_size, fps,
+                          DRIVER_SEED_BASE + 1000 * seed)  # fmt: skip
+    commanded = interval_means(driven.actions, 0, stride, steps)  # (n, steps, 2): what the world applied
+    frames = generate(engine, driven, commanded, seed, z.batch, "actions")
     held = held_actions(commanded, commanded[:, 0], engine.frames_per_step)
     gen = clip_adherence(probes, frames, held, engine.output_fps, z.clip_hop)
+    world = clip_adherence(probes, driven.frames, driven.actions, fps, z.clip_hop)
     real = clip_adherence(probes, a.frames, a.actions, engine.world.fps, z.clip_hop) if np.any(a.actions) else None
     one = b.take([0])
     rows = {}
@@ -221,9 +213,11 @@ def measure_actions(
         acts = np.tile(np.array([steer, 0.0], np.float32), (1, steps, 1))
         rows[name] = np.concatenate([one.frames[:, 0], generate(engine, one, acts, seed, 1, name)[0]])
     storyboard(rows, out / "steer_storyboard.png", columns=8)
+    storyboard({"world (driven)": driven.frames[0], "generated": frames[0]}, out / "actions_storyboard.png", columns=8)
     left, right = (r[1:].astype(np.float64) for r in rows.values())  # generated frames only
     ok = all(p is not None and p >= ACTION_TARGET for p in (gen.steer.pearson, gen.accel.pearson))
-    return ActionQuality(gen, real, ACTION_TARGET, ok, z.action_rollouts, steps, float(np.abs(left - right).mean()))
+    return ActionQuality(gen, world, real, ACTION_TARGET, ok, z.action_rollouts, steps,
+                         float(np.abs(left - right).mean()))  # fmt: skip
 
 
 def measure_interpolation(world: WorldModel, real: RealClips, z: Sizes, seed: int) -> list[InterpLevel]:
