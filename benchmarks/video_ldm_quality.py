@@ -191,7 +191,7 @@ def control_steps(seconds: float, engine: LearnedEngine) -> int:
 
 def clip_adherence(probes: Probes, frames: np.ndarray, actions: np.ndarray, fps: float, hop: int) -> ActionAdherence:
     stride = probe_stride(probes, fps)
-    recovered = recover_actions(probes.clip, uint8_to_video(frames), hop, stride)
+    recovered = recover_actions(probes.action_reader, uint8_to_video(frames), hop, stride)
     return action_adherence(window_action_targets(actions, probes.clip.config.num_frames, stride, hop), recovered)
 
 

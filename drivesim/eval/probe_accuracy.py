@@ -109,8 +109,10 @@ def probe_accuracy(
         for lo in range(0, len(starts), batch_size):
             chunk = starts[lo : lo + batch_size]
             clips = np.stack([episodes.frames[ep, s : s + span : cfg.frame_stride] for s in chunk])
-            out = probes.clip(uint8_to_video(clips).to(device))
-            preds.append(out.actions.cpu().numpy())
+            video = uint8_to_video(clips).to(device)
+            out = probes.clip(video)
+            reader = out if probes.action is None else probes.action(video)  # actions: the action probe's
+            preds.append(reader.actions.cpu().numpy())
             speeds.append(out.speed.cpu().numpy())
             targets += [episodes.actions[ep, s + 1 : s + span].mean(0) for s in chunk]
             speed_true += [episodes.speed[ep, s : s + span].mean() for s in chunk]

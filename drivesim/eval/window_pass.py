@@ -139,6 +139,9 @@ class WindowRunner:
             outs = [probes.clip(windows[i : i + o.batch_size].to(device)) for i in range(0, len(windows), o.batch_size)]
             acc.clip_feats.append(torch.cat([x.features for x in outs]).double().cpu().numpy())
             if clip.actions is not None:
+                if probes.action is not None:  # actions are read by the action probe where there is one
+                    outs = [probes.action(windows[i : i + o.batch_size].to(device))
+                            for i in range(0, len(windows), o.batch_size)]  # fmt: skip
                 acc.recovered.append(torch.cat([x.actions for x in outs]).double().cpu().numpy())
                 acc.commanded.append(
                     window_action_targets(clip.actions[None, lo:ext_hi], cfg.num_frames, stride, o.clip_hop, hi - lo)
