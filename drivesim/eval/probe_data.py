@@ -17,11 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from drivesim.world.pattern_driver import PatternDriverConfig
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 
 TRAIN_SEED_BASE = 1_000_000
 HELDOUT_SEED_BASE = 2_000_000
 REFERENCE_SEED_BASE = 3_000_000
+# pattern-driven probe episodes: holds of varied length and strength, the speed kept where the behaviour
+# policy drives (its cruise targets are 17-34 m/s; it stops braking below 8)
+PATTERN_DATA_DRIVER = PatternDriverConfig(accel_max=1.0, hold_s=(0.6, 2.4), speed_band=(8.0, 36.0))
 CONDITIONS: tuple[tuple[str, str], ...] = tuple((t, c) for t in TIME_OF_DAY for c in CROWDEDNESS)
 
 
@@ -34,12 +38,18 @@ class EpisodeConfig:
     warmup_frames: int = 30  # frames driven (not kept) after reset so traffic settles
     action_noise: float = 0.15  # std of the OU noise added to the policy's actions
     noise_timescale_s: float = 0.6  # correlation time of that noise
+    # fraction of episodes driven after the warm-up by a PatternDriver (weaving in its lane, accel held
+    # at random values for 0.6-2.4 s): accel that the speed and the scene do not explain, so the clip
+    # probe has to read it from the motion (the behaviour policy's accel mostly follows its speed error)
+    pattern_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.num_frames < 2:
             raise ValueError(f"num_frames={self.num_frames} must be >= 2")
         if self.warmup_frames < 0:
             raise ValueError(f"warmup_frames={self.warmup_frames} must be >= 0")
+        if not 0.0 <= self.pattern_fraction <= 1.0:
+            raise ValueError(f"pattern_fraction={self.pattern_fraction} must be in [0, 1]")
         if self.action_noise < 0 or self.noise_timescale_s <= 0:
             raise ValueError(
                 f"action_noise={self.action_noise} must be >= 0 and noise_timescale_s={self.noise_timescale_s} > 0"
@@ -89,16 +99,23 @@ def episode_conditions(index: int) -> tuple[str, str]:
 def render_episode(config: EpisodeConfig, seed: int, time_of_day: str, crowdedness: str) -> Episode:
     """One rollout: reset, warm up, then keep `num_frames` frames with their ground truth."""
     from drivesim.world import BehaviourPolicy, World, WorldConfig
+    from drivesim.world.pattern_driver import PatternDriver
 
     world = World(WorldConfig(height=config.height, width=config.width, fps=config.fps))
     frame = world.reset(seed=seed, time_of_day=time_of_day, crowdedness=crowdedness)
     policy = BehaviourPolicy(seed=seed)
     rng = np.random.default_rng(seed)
+    # its own stream, so pattern_fraction 0 renders exactly the episodes rendered before it existed
+    driver = None
+    if config.pattern_fraction and np.random.default_rng([seed, 1]).random() < config.pattern_fraction:
+        driver = PatternDriver(seed, PATTERN_DATA_DRIVER)
     decay = float(np.exp(-1.0 / (config.noise_timescale_s * config.fps)))
     noise = np.zeros(2, np.float64)
     frames, actions, speed, boxes = [], [], [], []
     for i in range(config.warmup_frames + config.num_frames):
-        if i > 0:
+        if i > 0 and driver is not None and i > config.warmup_frames:
+            frame = world.step(driver.act(world))
+        elif i > 0:
             noise = decay * noise + np.sqrt(1 - decay**2) * config.action_noise * rng.standard_normal(2)
             action = np.clip(np.asarray(policy.act(world), np.float64) + noise, -1.0, 1.0).astype(np.float32)
             frame = world.step(action)

@@ -38,7 +38,7 @@ from drivesim.eval.probe_data import (
     Episodes,
     render_episodes,
 )
-from drivesim.eval.probe_io import FRAME_STAGE, Probes, load_frame_probe, save_probes
+from drivesim.eval.probe_io import FRAME_STAGE, Probes, load_frame_probe, load_probes, save_probes
 from drivesim.eval.report import write_json
 from drivesim.model_folder import load_stage
 from drivesim.training.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed, unwrap, wrap_ddp
@@ -46,6 +46,7 @@ from drivesim.training.logging import LossLog
 from drivesim.training.run_state import RunCheckpointer
 
 LOGGED_PARTS = ("frame_loss", "clip_loss", "frame_det", "frame_crowd", "clip_steer", "clip_accel", "clip_speed")
+CLIP_ROLES = ("clip", "action")
 PLOT_EVERY = 1000  # steps between loss plots (and at the end)
 
 
@@ -69,6 +70,13 @@ class ProbeTrainConfig:
     # a probes folder whose frame probe is kept as it is (not trained; `frame` is then ignored), so
     # the clip probe can be retrained without moving any frame-probe metric; None trains both
     frame_from: str | None = None
+    # a probes folder whose clip probe starts this one (fine-tuning, e.g. on pattern-driven episodes:
+    # `episode.pattern_fraction`); None starts from random weights
+    clip_from: str | None = None
+    # "clip": the trained clip probe is the folder's clip probe; "action": it is saved as the folder's
+    # action probe (stage action_probe, which action adherence reads with), and clip_from's clip probe
+    # is kept as the clip probe, so FVD-probe features, labels and speed do not move
+    clip_role: str = "clip"
     log_every: int = 25
     checkpoint_every: int = 250
     device: str = "cpu"
@@ -85,6 +93,10 @@ class ProbeTrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.clip_role not in CLIP_ROLES:
+            raise ValueError(f"clip_role={self.clip_role!r} is not one of {CLIP_ROLES}")
+        if self.clip_role == "action" and self.clip_from is None:
+            raise ValueError("clip_role='action' fine-tunes a clip probe: set clip_from to a probes folder")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr} must be > 0")
         if abs(self.clip.fps - self.episode.fps) > 1e-6:
@@ -292,7 +304,16 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
     torch.manual_seed(cfg.seed)
     train_frame = cfg.frame_from is None
     frame = (FrameProbe(cfg.frame) if train_frame else load_frame_probe(cfg.frame_from)).to(device)
-    clip = ClipProbe(cfg.clip).to(device)
+    clip = ClipProbe(cfg.clip)
+    if cfg.clip_from is not None:
+        start_clip = load_probes(cfg.clip_from).clip
+        if start_clip.config != cfg.clip:
+            raise ValueError(
+                f"clip_from={cfg.clip_from!r} holds a clip probe with config {start_clip.config}, not the configured "
+                f"clip {cfg.clip}; set clip.* to match it (e.g. clip.num_frames) to fine-tune it"
+            )
+        clip.load_state_dict(start_clip.state_dict())
+    clip = clip.to(device)
     frame_net = wrap_ddp(frame, info) if train_frame else frame  # gradients averaged over ranks
     clip_net = wrap_ddp(clip, info)
     opt_frame = torch.optim.AdamW(frame.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -360,7 +381,10 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
 
     frame.eval()
     clip.eval()
-    probes = Probes(frame=frame, clip=clip)
+    if cfg.clip_role == "action":
+        probes = Probes(frame=frame, clip=load_probes(cfg.clip_from).clip.to(device), action=clip)
+    else:
+        probes = Probes(frame=frame, clip=clip)
     total_cpu = cpu_seconds()
     if not info.is_main:
         cleanup(info)
@@ -380,6 +404,11 @@ def train(cfg: ProbeTrainConfig) -> ProbeTrainResult:
         kept = load_stage(Path(cfg.frame_from), FRAME_STAGE).extra
         frame_extra = {k: v for k, v in kept.items() if k != "bundled_from"} | {"kept_from": str(cfg.frame_from)}
         extra["frame_from"] = str(cfg.frame_from)
+    if cfg.clip_from is not None:
+        extra["clip_from"] = str(cfg.clip_from)
+        extra["clip_role"] = cfg.clip_role
+    if cfg.episode.pattern_fraction:
+        extra["pattern_fraction"] = cfg.episode.pattern_fraction
     save_probes(out_dir, probes, extra=extra, frame_extra=frame_extra)
     write_json(run_dir / "probe_accuracy.json", {"accuracy": accuracy, "cpu_seconds": total_cpu, "out": str(out_dir)})
     print(f"probes saved to {out_dir}; held-out accuracy: {vars(accuracy)}; cpu {total_cpu / 60:.1f} min")

@@ -91,6 +91,63 @@ def test_frame_from_keeps_that_frame_probe_and_trains_only_the_clip_probe(tmp_pa
     assert "clip_loss" in logged and "frame_loss" not in logged
 
 
+def test_clip_from_starts_the_clip_probe_from_those_weights(tmp_path):
+    source_dir = tmp_path / "source" / "model"
+    source = load_probes(train(_config(tmp_path, "source")).out)
+    cfg = _config(tmp_path, "tuned")
+    cfg.clip_from, cfg.frame_from, cfg.steps, cfg.lr = str(source_dir), str(source_dir), 1, 1e-9
+    cfg.episode = EpisodeConfig(height=32, width=64, num_frames=12, warmup_frames=4, pattern_fraction=1.0)
+    tuned = load_probes(train(cfg).out)
+    tuned_params = dict(tuned.clip.named_parameters())
+    for name, a in source.clip.named_parameters():  # one step at lr 1e-9: the source's weights (not batch-norm stats)
+        assert torch.allclose(a.float(), tuned_params[name].float(), atol=1e-5), name
+    extra = load_stage(tmp_path / "tuned" / "model", "clip_probe").extra
+    assert extra["clip_from"] == str(source_dir) and extra["pattern_fraction"] == 1.0
+    bad = _config(tmp_path, "bad")
+    bad.clip_from = str(source_dir)
+    bad.clip = ClipProbeConfig(
+        height=32, width=64, num_frames=6, frame_stride=2, widths=[8, 8, 8, 16], temporal_width=8
+    )
+    with pytest.raises(ValueError, match="clip_from"):
+        train(bad)
+
+
+def test_action_role_keeps_the_clip_probe_and_adds_the_tuned_one_as_the_action_probe(tmp_path):
+    source_dir = tmp_path / "source" / "model"
+    source = load_probes(train(_config(tmp_path, "source")).out)
+    assert source.action is None and source.action_reader is source.clip
+    cfg = _config(tmp_path, "action")
+    cfg.clip_from, cfg.frame_from, cfg.clip_role = str(source_dir), str(source_dir), "action"
+    out = load_probes(train(cfg).out)
+    assert out.action is not None and out.action_reader is out.action
+    for a, b in zip(source.clip.state_dict().values(), out.clip.state_dict().values()):
+        assert torch.equal(a, b)  # the clip probe (FVD-probe features) is the source's
+    assert any(
+        not torch.equal(a, b) for a, b in zip(source.clip.state_dict().values(), out.action.state_dict().values())
+    )
+    assert load_stage(tmp_path / "action" / "model", "action_probe").extra["clip_role"] == "action"
+    with pytest.raises(ValueError, match="clip_from"):
+        ProbeTrainConfig(clip_role="action")
+    with pytest.raises(ValueError, match="clip_role"):
+        ProbeTrainConfig(clip_role="speed")
+
+
+def test_pattern_fraction_drives_episodes_with_held_accel_and_zero_changes_nothing():
+    base = EpisodeConfig(height=32, width=64, num_frames=40, warmup_frames=4)
+    plain = render_episodes(base, TRAIN_SEED_BASE, 3)
+    again = render_episodes(EpisodeConfig(height=32, width=64, num_frames=40, warmup_frames=4, pattern_fraction=0.0),
+                            TRAIN_SEED_BASE, 3)  # fmt: skip
+    assert np.array_equal(plain.frames, again.frames) and np.array_equal(plain.actions, again.actions)
+    driven = render_episodes(
+        EpisodeConfig(height=32, width=64, num_frames=40, warmup_frames=4, pattern_fraction=1.0), TRAIN_SEED_BASE, 3
+    )
+    accel = driven.actions[:, 1:, 1]  # after the first kept frame the driver acts
+    assert all(len(np.unique(a)) <= 3 for a in accel)  # held values (holds of 0.6 s or more in 1.3 s)
+    assert not np.array_equal(driven.actions, plain.actions)
+    with pytest.raises(ValueError, match="pattern_fraction"):
+        EpisodeConfig(pattern_fraction=1.5)
+
+
 def test_pair_targets_average_to_the_window_targets():
     rng = np.random.default_rng(0)
     stride, frames = 3, 4
