@@ -8,7 +8,9 @@ Renders `--episodes` procedural-world episodes from the held-out seeds HELDOUT_S
 crowdedness) pairs, and prints JSON: time-of-day / crowdedness accuracy per frame and per 1 s
 clip, vehicle-count MAE, detector recall / precision / mean IoU at IoU 0.5 on vehicles taller
 than 8 px, and the clip probe's R² / Pearson r for steer, accel (window means) and speed,
-together with the issue's targets and whether each is met. Writes <out>/probe_accuracy.json.
+together with the issue's targets and whether each is met (steer / accel from the action probe where
+the folder has one). `--pattern-fraction 1` drives every episode, after its warm-up, by a PatternDriver
+(random accel holds the speed does not explain). Writes <out>/probe_accuracy.json.
 """
 
 from __future__ import annotations
@@ -44,12 +46,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=240, help="frames kept per episode")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument("--out", default="outputs/probe_accuracy")
+    parser.add_argument("--pattern-fraction", type=float, default=0.0,
+                        help="fraction of episodes driven by a PatternDriver after the warm-up (EpisodeConfig)")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     probes = load_probes(args.probes)
     episode = EpisodeConfig(
-        height=64, width=128, fps=int(round(probes.clip.config.fps)), num_frames=args.frames, warmup_frames=30
+        height=64, width=128, fps=int(round(probes.clip.config.fps)), num_frames=args.frames, warmup_frames=30,
+        pattern_fraction=args.pattern_fraction,
     )
     start = time.perf_counter()
     episodes = render_episodes(episode, HELDOUT_SEED_BASE, args.episodes, desc="held-out episodes")
