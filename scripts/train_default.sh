@@ -4,7 +4,8 @@
 # continues where it stopped; finished stages return at once. Experiments: conf/experiment/default/.
 #   bash scripts/train_default.sh            # from the repository root, after `make setup`
 # Outputs: data/world(_explore), data/world(_explore)_latents, runs/default/<stage>/ (checkpoints, losses.png),
-# runs/models/default (every stage), runs/models/probes, and the bundle in OUT (below).
+# runs/models/default (every stage), runs/models/probes, runs/models/action_probe, and the bundles in OUT and
+# PROBES_OUT (below).
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 PROCS=${PROCS:-2}                      # processes for the data-parallel stages (CPU: one per core)
@@ -29,5 +30,7 @@ ds train stage=interpolation experiment=default/interpolation
 ds train stage=upsampler experiment=default/upsampler
 ds train stage=upsampler_temporal experiment=default/upsampler_temporal
 ds train stage=probes experiment=default/probes frame_from=null steps=5000  # both probes from scratch
+ds train stage=probes experiment=default/action_probe frame_from=runs/models/probes clip_from=runs/models/probes
 ds bundle src=runs/models/default out="$OUT"
 ds bundle src=runs/models/probes out="$PROBES_OUT"
+ds bundle src=runs/models/action_probe out="$PROBES_OUT" "stages=[action_probe]"

@@ -59,8 +59,12 @@ def test_default_recipe_covers_every_stage_and_data_step():
     for stage in STAGES:
         assert f"stage={stage} experiment=default/{stage}" in script
         assert (conf_dir() / "experiment" / "default" / f"{stage}.yaml").is_file()
-    for extra in ("stage=reward experiment=default/pose_heads", "stage=video_ldm experiment=default/video_ldm_stride4"):
-        assert extra in script  # the bundle's "pose" and "video_ldm_stride4" stages
+    for extra in (
+        "stage=reward experiment=default/pose_heads",
+        "stage=video_ldm experiment=default/video_ldm_stride4",
+        "stage=probes experiment=default/action_probe",
+    ):
+        assert extra in script  # the bundle's "pose" and "video_ldm_stride4" stages, the probes' "action_probe"
     assert compose("data_synth", ["experiment=default/data"]).num_clips == 300
     assert compose("data_latents", ["experiment=default/latents"]).out == "data/world_latents"
 
@@ -78,6 +82,14 @@ def test_unknown_key_and_bad_type_are_named():
         compose("train/reward", ["warp=1"])
     with pytest.raises(UsageError, match="max_steps"):
         to_dataclass(compose("train/reward", ["max_steps=lots"]), RewardTrainConfig)
+
+
+def test_action_probe_experiment_validates():
+    from drivesim.training.probes import ProbeTrainConfig
+
+    cfg = to_dataclass(compose("train/probes", ["experiment=default/action_probe"]), ProbeTrainConfig)
+    assert cfg.clip_role == "action" and cfg.clip_from == "drivesim/assets/probes"
+    assert cfg.episode.pattern_fraction == 0.5 and cfg.clip.num_frames == 16
 
 
 def test_action_forecast_experiment_validates():
