@@ -3,7 +3,7 @@ rollouts, per-window probe features of long streams, the interpolation compariso
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,31 +154,53 @@ def heldout_start(
     return world, frame, tod, crowd
 
 
-def driven_clips(
-    seed_base: int, count: int, seconds: float, size: tuple[int, int], fps: int, driver_seed: int,
+def world_clips(
+    seed_base: int,
+    count: int,
+    seconds: float,
+    size: tuple[int, int],
+    fps: int,
+    actor: Callable[[int], Callable[[World, int], np.ndarray]],
     warmup_s: float = 2.0,
-) -> RealClips:
+) -> tuple[RealClips, float]:
     """World episodes seed_base + i (labels cycling over the 6 pairs), warmed up by the behaviour policy
-    for `warmup_s`, then driven for `seconds` by a `PatternDriver` seeded driver_seed + i (weaving in
-    its lane, random accel holds the world can follow): frame 0 is the start, actions[:, i] the ones
-    the world applied to reach frame i (zeros at 0), speed the true ego speed."""
-    frames, actions, speeds, tods, crowds = [], [], [], [], []
+    for `warmup_s`, then driven for `seconds` by actor(i)(world, k) -> action of step k: frame 0 is the
+    start, actions[:, i] the ones the world applied to reach frame i (zeros at 0), speed the true ego
+    speed; and the fraction of the driven frames that were off the road."""
+    frames, actions, speeds, tods, crowds, off = [], [], [], [], [], []
     for i in range(count):
         world, frame, tod, crowd = heldout_start(i, size[0], size[1], fps, warmup_s, seed_base)
-        driver = PatternDriver(driver_seed + i)
+        act = actor(i)
         shots, acts, speed = [frame.image], [np.zeros(2, np.float32)], [frame.ego.speed]
-        for _ in range(round(seconds * fps)):
-            frame = world.step(driver.act(world))
+        for k in range(round(seconds * fps)):
+            frame = world.step(act(world, k))
             shots.append(frame.image)
             acts.append(frame.action)
             speed.append(frame.ego.speed)
+            off.append(frame.events.off_road)
         frames.append(np.stack(shots))
         actions.append(np.stack(acts))
         speeds.append(np.asarray(speed, np.float32))
         tods.append(tod)
         crowds.append(crowd)
     ids = [f"d{seed_base + i}" for i in range(count)]
-    return RealClips(ids, np.stack(frames), np.stack(actions).astype(np.float32), tods, crowds, np.stack(speeds))
+    clips = RealClips(ids, np.stack(frames), np.stack(actions).astype(np.float32), tods, crowds, np.stack(speeds))
+    return clips, float(np.mean(off)) if off else 0.0
+
+
+def pattern_actor(seed: int) -> Callable[[World, int], np.ndarray]:
+    """A fresh `PatternDriver` (weaving in its lane, random accel holds the world can follow) as an actor."""
+    driver = PatternDriver(seed)
+    return lambda world, _k: driver.act(world)
+
+
+def driven_clips(
+    seed_base: int, count: int, seconds: float, size: tuple[int, int], fps: int, driver_seed: int,
+    warmup_s: float = 2.0,
+) -> RealClips:
+    """`world_clips` driven by PatternDrivers seeded driver_seed + i."""
+    actor = lambda i: pattern_actor(driver_seed + i)  # noqa: E731
+    return world_clips(seed_base, count, seconds, size, fps, actor, warmup_s)[0]
 
 
 def rollout(

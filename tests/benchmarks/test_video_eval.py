@@ -22,3 +22,15 @@ def test_driven_clips_record_what_the_world_applied_and_are_reproducible():
     assert np.array_equal(clips.frames, again.frames) and np.array_equal(clips.actions, again.actions)
     other = video_eval.driven_clips(3_000_000, 2, 1.0, (32, 64), 30, driver_seed=6, warmup_s=0.5)
     assert not np.array_equal(clips.actions, other.actions)
+
+
+def test_open_loop_patterns_leave_the_road_where_the_pattern_driver_does_not():
+    load_benchmark("_video_eval")
+    instrument = load_benchmark("action_instrument")
+    rng = np.random.default_rng(0)
+    open_loop = instrument.world_clips(
+        3_000_000, 3, 4.0, (32, 64), 30, lambda i: instrument.open_loop_actor(rng, 4.0, 30)
+    )
+    driven = instrument.world_clips(3_000_000, 3, 4.0, (32, 64), 30, lambda i: instrument.pattern_actor(7_000_000 + i))
+    assert open_loop[1] > 0.2 and driven[1] == 0.0  # fraction of frames off the road
+    assert np.abs(open_loop[0].actions[:, 1:, 0]).max() > 0.7  # the open-loop steer is held strong
