@@ -51,7 +51,9 @@ from drivesim.eval.adherence import (
     ActionAdherence,
     ConditionAdherence,
     action_adherence,
+    pearson,
     recover_actions,
+    recover_speed,
     window_action_targets,
 )
 from drivesim.eval.checks import uint8_to_video
@@ -145,6 +147,11 @@ class ActionQuality:
     # mean |left - right| (0-255) over the storyboard's generated frames: the same context under
     # "steer left" vs "steer right" (the world itself: ~32 after 16 frames, README)
     left_right_divergence: float
+    # Pearson r of the clip probe's speed reading against the commanded accel, window by window, on the
+    # generated video and on the world's: a model that renders the accel as a speed level instead of a
+    # change of speed scores high here and ~0 on accel
+    speed_vs_accel_generated: float | None
+    speed_vs_accel_world: float | None
 
 
 def to_set(real: RealClips, frames: np.ndarray, actions: np.ndarray, fps: float, source: str) -> VideoSet:
@@ -195,6 +202,12 @@ def clip_adherence(probes: Probes, frames: np.ndarray, actions: np.ndarray, fps:
     return action_adherence(window_action_targets(actions, probes.clip.config.num_frames, stride, hop), recovered)
 
 
+def speed_vs_accel(probes: Probes, frames: np.ndarray, actions: np.ndarray, fps: float, hop: int) -> float | None:
+    stride = probe_stride(probes, fps)
+    speed = recover_speed(probes.clip, uint8_to_video(frames), hop, stride)
+    return pearson(speed, window_action_targets(actions, probes.clip.config.num_frames, stride, hop)[:, 1])
+
+
 def measure_actions(
     engine: LearnedEngine, probes: Probes, a: RealClips, b: RealClips, z: Sizes, seed: int, out: Path
 ) -> ActionQuality:
@@ -217,7 +230,9 @@ def measure_actions(
     left, right = (r[1:].astype(np.float64) for r in rows.values())  # generated frames only
     ok = all(p is not None and p >= ACTION_TARGET for p in (gen.steer.pearson, gen.accel.pearson))
     return ActionQuality(gen, world, real, ACTION_TARGET, ok, z.action_rollouts, steps,
-                         float(np.abs(left - right).mean()))  # fmt: skip
+                         float(np.abs(left - right).mean()),
+                         speed_vs_accel(probes, frames, held, engine.output_fps, z.clip_hop),
+                         speed_vs_accel(probes, driven.frames, driven.actions, fps, z.clip_hop))  # fmt: skip
 
 
 def measure_interpolation(world: WorldModel, real: RealClips, z: Sizes, seed: int) -> list[InterpLevel]:
