@@ -199,8 +199,7 @@ def driven_clips(
     warmup_s: float = 2.0,
 ) -> RealClips:
     """`world_clips` driven by PatternDrivers seeded driver_seed + i."""
-    actor = lambda i: pattern_actor(driver_seed + i)  # noqa: E731
-    return world_clips(seed_base, count, seconds, size, fps, actor, warmup_s)[0]
+    return world_clips(seed_base, count, seconds, size, fps, lambda i: pattern_actor(driver_seed + i), warmup_s)[0]
 
 
 def rollout(

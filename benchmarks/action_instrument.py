@@ -68,11 +68,12 @@ def main() -> None:
     cfg = next(iter(probes.values())).clip.config
     size, fps = (cfg.height, cfg.width), int(round(cfg.fps))
     rng = np.random.default_rng(args.seed)
-    open_loop = lambda i: open_loop_actor(rng, args.seconds, fps)  # noqa: E731
-    driven = lambda i: pattern_actor(DRIVER_SEED_BASE + 1000 * args.seed + i)  # noqa: E731
+    actors = {
+        "open_loop": lambda i: open_loop_actor(rng, args.seconds, fps),
+        "pattern_driver": lambda i: pattern_actor(DRIVER_SEED_BASE + 1000 * args.seed + i),
+    }
     sets = {
-        "open_loop": world_clips(REFERENCE_SEED_BASE, args.starts, args.seconds, size, fps, open_loop),
-        "pattern_driver": world_clips(REFERENCE_SEED_BASE, args.starts, args.seconds, size, fps, driven),
+        name: world_clips(REFERENCE_SEED_BASE, args.starts, args.seconds, size, fps, a) for name, a in actors.items()
     }
     result: dict = {"starts": args.starts, "seconds": args.seconds, "hop": args.hop, "commands": {}}
     for name, (clips, off) in sets.items():

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from drivesim.world.pattern_driver import PatternDriverConfig
+from drivesim.world.pattern_driver import PatternDriver, PatternDriverConfig
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
 
 TRAIN_SEED_BASE = 1_000_000
@@ -99,7 +99,6 @@ def episode_conditions(index: int) -> tuple[str, str]:
 def render_episode(config: EpisodeConfig, seed: int, time_of_day: str, crowdedness: str) -> Episode:
     """One rollout: reset, warm up, then keep `num_frames` frames with their ground truth."""
     from drivesim.world import BehaviourPolicy, World, WorldConfig
-    from drivesim.world.pattern_driver import PatternDriver
 
     world = World(WorldConfig(height=config.height, width=config.width, fps=config.fps))
     frame = world.reset(seed=seed, time_of_day=time_of_day, crowdedness=crowdedness)
@@ -113,7 +112,7 @@ def render_episode(config: EpisodeConfig, seed: int, time_of_day: str, crowdedne
     noise = np.zeros(2, np.float64)
     frames, actions, speed, boxes = [], [], [], []
     for i in range(config.warmup_frames + config.num_frames):
-        if i > 0 and driver is not None and i > config.warmup_frames:
+        if driver is not None and i > config.warmup_frames:
             frame = world.step(driver.act(world))
         elif i > 0:
             noise = decay * noise + np.sqrt(1 - decay**2) * config.action_noise * rng.standard_normal(2)
