@@ -70,11 +70,14 @@ def ground_rows(height: int, camera: GroundCamera, device: torch.device | str = 
     return (y > camera.horizon * height + 1e-3) & (y < (1.0 - camera.hood) * height)
 
 
-def ground_warp_grid(distance: Tensor, height: int, width: int, camera: GroundCamera) -> Tensor:
-    """Sampling grid of the forward-motion warp for an image of height x width.
+def ground_warp(distance: Tensor, height: int, width: int, camera: GroundCamera) -> tuple[Tensor, Tensor]:
+    """Sampling grid of the ego-motion warp for an image of height x width, forwards or backwards.
 
-    distance (n,) metres travelled forward (>= 0) -> (n, height, width, 2) normalised (x, y)
-    source positions for `F.grid_sample(..., align_corners=False)`.
+    distance (n,) metres travelled forward (negative: backward) -> grid (n, height, width, 2) of
+    normalised (x, y) source positions for `F.grid_sample(..., align_corners=False)`, and valid
+    (n, height) bool: rows whose source lies in the image where the warp is right (sky, bonnet, and
+    road rows whose source is road; travelling backward, the nearest road rows come from under the
+    bonnet, which the image does not show).
     """
     if distance.ndim != 1:
         raise ValueError(f"distance must have shape (n,), got {tuple(distance.shape)}")
@@ -83,27 +86,39 @@ def ground_warp_grid(distance: Tensor, height: int, width: int, camera: GroundCa
     horizon, cx = camera.horizon * height, 0.5 * width
     y = torch.arange(height, device=dev, dtype=dtype) + 0.5  # pixel centres
     x = torch.arange(width, device=dev, dtype=dtype) + 0.5
-    ground = ground_rows(height, camera, dev)  # (h,) rows that see the road
-    d = f * camera.camera_height / (y - horizon).clamp_min(1e-3)  # (h,) road distance of each row
-    dist = rearrange(distance.to(dtype).clamp_min(0.0), "n -> n 1")
-    ratio = rearrange(d, "h -> 1 h") / (rearrange(d, "h -> 1 h") + dist)  # (n, h): d / (d + D)
-    ratio = torch.where(rearrange(ground, "h -> 1 h"), ratio, torch.ones_like(ratio))
-    y_src = torch.where(
-        rearrange(ground, "h -> 1 h"), horizon + (rearrange(y, "h -> 1 h") - horizon) * ratio, rearrange(y, "h -> 1 h")
-    )  # (n, h); f h / (d + D) = (y - horizon) d / (d + D)
+    ground = rearrange(ground_rows(height, camera, dev), "h -> 1 h")  # rows that see the road
+    d = rearrange(f * camera.camera_height / (y - horizon).clamp_min(1e-3), "h -> 1 h")  # road distance of each row
+    dist = rearrange(distance.to(dtype), "n -> n 1")
+    ahead = d + dist  # (n, h): where the ground now at d was, seen from the source frame
+    ratio = torch.where(ground & (ahead > 1e-3), d / ahead.clamp_min(1e-3), torch.ones_like(ahead))  # d / (d + D)
+    y_src = torch.where(ground, horizon + (rearrange(y, "h -> 1 h") - horizon) * ratio, rearrange(y, "h -> 1 h"))
+    valid = ~ground | ((ahead > 1e-3) & (y_src < (1.0 - camera.hood) * height))  # (n, h)
     x_src = cx + (rearrange(x, "w -> 1 1 w") - cx) * rearrange(ratio, "n h -> n h 1")  # (n, h, w)
     gx = 2.0 * x_src / width - 1.0
     gy = repeat(2.0 * y_src / height - 1.0, "n h -> n h w", w=width)
-    return torch.stack([gx, gy], dim=-1)  # (n, h, w, 2)
+    return torch.stack([gx, gy], dim=-1), valid  # (n, h, w, 2), (n, h)
+
+
+def ground_warp_grid(distance: Tensor, height: int, width: int, camera: GroundCamera) -> Tensor:
+    """Sampling grid of the forward-motion warp (`ground_warp`; distance (n,) metres, negative values
+    count as 0) -> (n, height, width, 2)."""
+    return ground_warp(distance.clamp_min(0.0), height, width, camera)[0]
 
 
 def warp_forward(images: Tensor, distance: Tensor, camera: GroundCamera) -> Tensor:
     """images (n, c, h, w) as seen after travelling distance (n,) metres forward: (n, c, h, w)."""
+    return warp_travel(images, distance.clamp_min(0.0), camera)[0]
+
+
+def warp_travel(images: Tensor, distance: Tensor, camera: GroundCamera) -> tuple[Tensor, Tensor]:
+    """images (n, c, h, w) as seen after travelling distance (n,) metres (negative: backward) ->
+    (n, c, h, w) and the rows where that is right, valid (n, 1, h, 1) float (`ground_warp`)."""
     n, _, h, w = images.shape
     if distance.shape != (n,):
         raise ValueError(f"distance has shape {tuple(distance.shape)}; expected ({n},), one per image")
-    grid = ground_warp_grid(distance, h, w, camera).to(images.dtype)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    grid, valid = ground_warp(distance, h, w, camera)
+    moved = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    return moved, rearrange(valid, "n h -> n 1 h 1").to(images.dtype)
 
 
 def frames_after_last(mask: Tensor) -> Tensor:

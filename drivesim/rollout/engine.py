@@ -45,6 +45,7 @@ from drivesim.rollout.keyframe_fill import FILLS, blend_keyframes, blend_levels,
 from drivesim.rollout.reward_reading import RewardReader
 from drivesim.rollout.rewards import RewardConfig
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
+from drivesim.rollout.warp_fill import warp_fill
 from drivesim.rollout.world_model import WorldModel
 from drivesim.sampling.ddim import check_spacing, ddim_sample
 from drivesim.sampling.guidance import classifier_free_guidance
@@ -82,7 +83,7 @@ class LearnedEngine:
             raise ValueError(f"fill={config.fill!r}; allowed: {list(FILLS)}")
         if not config.interpolate:
             self.levels = 0
-        elif config.fill == "blend":
+        elif config.fill != "model":  # blend, warp: no interpolation model
             self.levels = blend_levels(self.keyframe_stride)
         else:
             self.levels = interpolation_levels(world.interpolation, self.keyframe_stride)
@@ -247,11 +248,18 @@ class LearnedEngine:
     ) -> Tensor:
         """keys (b, k, c, h, w) -> the (b, 4^levels, c, h, w) frames after keys[:, -2] up to and including
         keys[:, -1] (`keyframe_fill.fill_keyframes`; actions (b, 2), key_speeds (b, k) m/s or None), or
-        with `fill="blend"` the keyframes' linear blend. Rollouts are filled in groups of at most
+        with `fill="blend"` the keyframes' linear blend, with `fill="warp"` the keyframes moved by the ego
+        speed and blended (`warp_fill.warp_fill`; key_speeds needed). Rollouts are filled in groups of at most
         `fill_rollouts` (docs/results.md, *Batched envs*); each draws from its own generator, so grouping does
         not change a rollout's frames."""
         if self.config.fill == "blend":
             return blend_keyframes(keys, self.frames_per_step)
+        if self.config.fill == "warp":
+            if key_speeds is None:
+                raise ValueError('fill="warp" needs the keyframes\' ego speeds (key_speeds)')
+            interval = self.keyframe_stride / self.world.fps / self.frames_per_step  # s between output frames
+            camera = self.video.model.config.camera()
+            return warp_fill(keys, key_speeds, self.frames_per_step, interval, self.frame_codec, camera)
         interp = self.world.interpolation
         model = self._video_model(interp.model)
         sampling = VideoSamplingConfig(steps=self.config.interpolation_steps, spacing=self.config.spacing)

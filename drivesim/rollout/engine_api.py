@@ -41,7 +41,7 @@ class EngineConfig:
     context_noise: float = -1.0  # context-noise level told to the model; -1: the model's trained default
     warp_start: int = 0  # keyframe DDIM steps replaced by the ego-motion warp of the last keyframe (SDEdit); 0: off
     interpolate: bool = True  # False: one output frame per step (the keyframe itself)
-    fill: str = "model"  # frames between keyframes: "model" (interpolation model) | "blend" (keyframe_fill.FILLS)
+    fill: str = "model"  # frames between keyframes: "model" (interpolation model) | "blend" | "warp" (FILLS)
     fill_keys: int = 3  # keyframes the interpolation model sees a step: 3 (both context + the new, as trained) | 2
     fill_rollouts: int = 8  # most rollouts per interpolation call (rollouts split into groups; 0 = one call)
     decode_frames: int = 18  # most latent frames per temporal-decoder call (rollouts split into groups; 0 = one call)

@@ -26,8 +26,9 @@ from drivesim.sampling.video import VideoSamplingConfig, interpolate
 FACTOR = 4  # new frames per keyframe interval and level: 3 in between + the next keyframe
 # How the engine fills the interval between two keyframes: "model" samples the interpolation model,
 # "blend" blends the two keyframe latents linearly (no sampling; at 4 -> 1 source frame apart it
-# beats the model in PSNR, docs/results.md: Fill by blending).
-FILLS: tuple[str, ...] = ("model", "blend")
+# beats the model in PSNR, docs/results.md: Fill by blending), "warp" blends the two keyframes moved
+# along the road by the ego speed (drivesim.rollout.warp_fill; no sampling).
+FILLS: tuple[str, ...] = ("model", "blend", "warp")
 
 
 def interpolation_levels(interp: VideoLDM | None, keyframe_stride: int) -> int:

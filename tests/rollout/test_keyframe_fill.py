@@ -71,14 +71,15 @@ def test_blending_walks_linearly_from_the_previous_keyframe_to_the_new_one():
 
 
 @pytest.mark.parametrize("stride", [4, 16])
-def test_an_engine_that_blends_gives_as_many_frames_without_the_interpolation_model(tmp_path, stride):
+@pytest.mark.parametrize("fill", ["blend", "warp"])
+def test_an_engine_that_blends_or_warps_gives_as_many_frames_without_the_interpolation_model(tmp_path, stride, fill):
     folder = build_random_model(tmp_path / "m", RandomModelSpec(keyframe_stride=stride))
     fast = dict(keyframe_steps=1, first_frame_steps=1, interpolation_steps=1)
     model_fill = load(folder).engine(EngineConfig(**fast))
-    blend = load(folder).engine(EngineConfig(**fast, fill="blend"))
-    assert blend.frames_per_step == model_fill.frames_per_step == stride
-    state = blend.start([SceneRequest(0, 1, seed=0)]).state
-    out = blend.step(state, np.zeros((1, 2), np.float32))
+    other = load(folder).engine(EngineConfig(**fast, fill=fill))
+    assert other.frames_per_step == model_fill.frames_per_step == stride
+    state = other.start([SceneRequest(0, 1, seed=0, speed=20.0)]).state
+    out = other.step(state, np.zeros((1, 2), np.float32))
     assert out.frames.shape[1] == stride
-    with pytest.raises(ValueError, match=r"fill='cubic'; allowed: \['model', 'blend'\]"):
+    with pytest.raises(ValueError, match=r"fill='cubic'; allowed: \['model', 'blend', 'warp'\]"):
         load(folder).engine(EngineConfig(**fast, fill="cubic"))
