@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from einops import rearrange, repeat
+from einops import rearrange
 
 from drivesim.autoencoder.frame_codec import FrameCodec
-from drivesim.diffusion.ego_warp import GroundCamera, warp_forward
+from drivesim.diffusion.ego_warp import GroundCamera, fit_travel
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_data import HELDOUT_SEED_BASE
 from drivesim.rollout.ego_speed import MAX_SPEED
@@ -40,34 +40,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _video_eval import render_real  # noqa: E402
 
 
-def road_rows(height: int, camera: GroundCamera) -> slice:
-    """Rows between just below the horizon and the bonnet (the warp's ground rows, 2 rows of margin)."""
-    return slice(int(camera.horizon * height) + 2, int((1.0 - camera.hood) * height))
-
-
-@torch.no_grad()
-def fitted_travel(before: torch.Tensor, after: torch.Tensor, grid: torch.Tensor, camera: GroundCamera) -> np.ndarray:
-    """(n,) metres: per pair of frames (n, 3, h, w), the grid distance whose warp of `before` is closest
-    to `after` on the road rows (mean squared error)."""
-    rows = road_rows(before.shape[-2], camera)
-    out = []
-    for a, b in zip(before, after):
-        candidates = warp_forward(repeat(a, "c h w -> g c h w", g=len(grid)), grid, camera)  # g c h w
-        err = ((candidates - b) ** 2)[:, :, rows].mean(dim=(1, 2, 3))
-        out.append(float(grid[int(err.argmin())]))
-    return np.array(out)
-
-
 def real_travel(starts: int, stride: int, steps: int, grid: torch.Tensor, camera: GroundCamera) -> dict:
     real = render_real(HELDOUT_SEED_BASE, starts, stride * steps + 1, 64, 128, 30)
     x = uint8_to_video(real.frames)  # b t 3 h w
     keys = x[:, ::stride]
-    fitted = fitted_travel(
+    fitted = fit_travel(
         rearrange(keys[:, :-1], "b k c h w -> (b k) c h w"),
         rearrange(keys[:, 1:], "b k c h w -> (b k) c h w"),
         grid,
         camera,
-    )
+    ).numpy()
     true = float(np.mean(real.start_speed)) * stride / 30.0
     return {
         "fitted_m": float(fitted.mean()),
@@ -115,12 +97,12 @@ def model_travel(
             state = step.state
             keys.append(step.keyframes)
         frames = torch.stack([codec.decode(k.float()) for k in keys], 1)  # b k 3 h w
-        fitted = fitted_travel(
+        fitted = fit_travel(
             rearrange(frames[:, :-1], "b k c h w -> (b k) c h w"),
             rearrange(frames[:, 1:], "b k c h w -> (b k) c h w"),
             grid,
             camera,
-        )
+        ).numpy()
         out["per_told_speed"][f"{v:g}"] = {
             "told_m": v * stride / world.fps,
             "fitted_m": float(fitted.mean()),

@@ -44,6 +44,7 @@ from drivesim.rollout.imagine import imagine_futures
 from drivesim.rollout.keyframe_fill import FILLS, blend_keyframes, blend_levels, fill_keyframes, interpolation_levels
 from drivesim.rollout.reward_reading import RewardReader
 from drivesim.rollout.rewards import RewardConfig
+from drivesim.rollout.travel_anchor import anchor_travel, told_travel
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
 from drivesim.rollout.warp_fill import warp_fill
 from drivesim.rollout.world_model import WorldModel
@@ -195,7 +196,7 @@ class LearnedEngine:
         the new frames; `context_actions` (b, s, 2) led to the context keyframes (default: `actions`);
         `context_speed` (b, s) m/s their ego speeds, from which the new frames' speeds are integrated
         with the held accel (`ego_speed.window_speeds`; read by a model with speed conditioning or
-        `ego_warp`, and by `EngineConfig.warp_start`)."""
+        `ego_warp`, and by `EngineConfig.warp_start` and `anchor_travel`)."""
         video = self.video
         b, s = context.shape[:2]
         # The model predicts windows of the trained length; the first new frame is the next keyframe.
@@ -209,9 +210,9 @@ class LearnedEngine:
             past = repeat(actions, "b k -> b s k", s=s) if context_actions is None else context_actions.to(actions)
             acts = torch.cat([past, repeat(actions, "b k -> b t k", t=t - s)], dim=1)  # b t 2
         vcfg = video.model.config
-        warp_start = self.config.warp_start
+        warp_start, anchor = self.config.warp_start, self.config.anchor_travel
         speeds = None  # integrated only for a model or a sampler that reads them
-        if actions is not None and context_speed is not None and (vcfg.uses_speed or warp_start):
+        if actions is not None and context_speed is not None and (vcfg.uses_speed or warp_start or anchor):
             speeds = window_speeds(context_speed, actions, t - s, self.keyframe_stride, self.world.fps)  # b t
         warp = None  # the last keyframe moved forward by the ego speed (drivesim.diffusion.ego_warp)
         if speeds is not None and (vcfg.ego_warp or warp_start):
@@ -239,6 +240,9 @@ class LearnedEngine:
             warp_latents=warp if vcfg.ego_warp else None,
             init=warp if cfg.skip else None,
         )
+        if anchor and speeds is not None:  # the road where the speed puts it (drivesim.rollout.travel_anchor)
+            told = told_travel(speeds[:, s - 1 : s + 1], self.keyframe_stride, self.world.fps)
+            return anchor_travel(context[:, -1], sample.latents[:, s], told, self.frame_codec, vcfg.camera())[0]
         return sample.latents[:, s]
 
     @torch.no_grad()
