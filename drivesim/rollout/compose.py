@@ -31,6 +31,7 @@ from drivesim.data.show import draw_boxes as draw_frame_boxes
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.image_model import ImageGuidance, ImageLDM
 from drivesim.diffusion.layout_prior import LayoutPrior, load_layout_prior
+from drivesim.rollout.types import SceneRequest
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY, VEHICLE_CLASSES
 
 BoxEntry = Sequence[Any] | Mapping[str, Any]
@@ -342,3 +343,17 @@ def compose_scene(
     if draw_boxes and layout is not None:
         frame = overlay_boxes(frame, layout)
     return frame
+
+
+def request_layouts(
+    requests: Sequence[SceneRequest], prior: LayoutPrior | None, gens: list[torch.Generator]
+) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+    """Boxes (n, 4) and classes (n,) per request: the request's own boxes, else (for a composed first
+    frame, when a layout prior is given) a layout drawn from the prior for the request's labels with
+    its generator, else None (boxes unknown)."""
+    boxes: list[np.ndarray | None] = [r.boxes for r in requests]
+    classes: list[np.ndarray | None] = [None] * len(requests)
+    for i, r in enumerate(requests):
+        if prior is not None and r.boxes is None and r.initial_frames is None:
+            boxes[i], classes[i] = prior.sample(r.time_of_day, r.crowdedness, gens[i])
+    return boxes, classes

@@ -36,6 +36,7 @@ from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.ego_warp import warp_context_latents
 from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.compiled import compile_networks
+from drivesim.rollout.compose import request_layouts
 from drivesim.rollout.compute_dtype import DTYPES, resolve_dtype
 from drivesim.rollout.ego_speed import DEFAULT_SPEED, window_speeds
 from drivesim.rollout.engine_api import EngineConfig
@@ -136,20 +137,6 @@ class LearnedEngine:
             classes if classes is not None else [None] * len(boxes),
             device=self.device,
         )
-
-    def _layouts(
-        self, requests: list[SceneRequest], gens: list[torch.Generator]
-    ) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
-        """Boxes (n, 4) and classes (n,) per request: the request's own boxes, else (for a composed
-        first frame, with `sample_layout` on and a layout prior in the model) a layout drawn from the
-        prior for the request's labels with its generator, else None (boxes unknown)."""
-        prior = self.world.layout_prior if self.config.sample_layout else None
-        boxes: list[np.ndarray | None] = [r.boxes for r in requests]
-        classes: list[np.ndarray | None] = [None] * len(requests)
-        for i, r in enumerate(requests):
-            if prior is not None and r.boxes is None and r.initial_frames is None:
-                boxes[i], classes[i] = prior.sample(r.time_of_day, r.crowdedness, gens[i])
-        return boxes, classes
 
     # -- stages -------------------------------------------------------------------------
     @torch.no_grad()
@@ -312,7 +299,7 @@ class LearnedEngine:
         gens = [torch.Generator().manual_seed(r.seed) for r in requests]
         tod = torch.tensor([r.time_of_day for r in requests])
         crowd = torch.tensor([r.crowdedness for r in requests])
-        boxes, classes = self._layouts(requests, gens)
+        boxes, classes = request_layouts(requests, self.world.layout_prior if self.config.sample_layout else None, gens)
         cond = self._conditioning(tod, crowd, boxes, classes)
         layouts = tuple(
             None if b is None or r.initial_frames is not None else (b, np.zeros(len(b), np.int64) if c is None else c)

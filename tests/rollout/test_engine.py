@@ -10,6 +10,7 @@ from gymnasium.utils.env_checker import check_env
 
 from drivesim.env.drive_env import DriveWorldEnv
 from drivesim.env.vector_env import DriveWorldVectorEnv
+from drivesim.rollout.compose import request_layouts
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import build_random_model
 from drivesim.rollout.types import SceneRequest
@@ -271,7 +272,7 @@ def test_the_sampled_layout_follows_the_request_labels(model_dir):
     eng = load(model_dir).engine(EngineConfig(**FAST, sample_layout=True))
     gens = [torch.Generator().manual_seed(s) for s in range(3)]
     requests = [SceneRequest(0, c, seed=c) for c in range(3)]
-    boxes, classes = eng._layouts(requests, gens)
+    boxes, classes = request_layouts(requests, eng.world.layout_prior, gens)
     assert [len(b) for b in boxes] == [1, 3, 5]  # random_layout_prior: 2c + 1 boxes at crowdedness c
     assert all(len(c) == len(b) for b, c in zip(boxes, classes))
 
@@ -286,7 +287,7 @@ def test_start_reports_the_layout_each_first_frame_was_composed_on(model_dir):
         SceneRequest(0, 1, seed=6, initial_frames=video),
     ]
     out = eng.start(requests)
-    sampled, _ = eng._layouts(requests[:1], [torch.Generator().manual_seed(4)])
+    sampled, _ = request_layouts(requests[:1], eng.world.layout_prior, [torch.Generator().manual_seed(4)])
     assert len(out.layouts) == 3
     np.testing.assert_array_equal(out.layouts[0][0], sampled[0])  # the prior's draw, with its generator
     assert len(out.layouts[0][0]) == 5 == len(out.layouts[0][1])  # random_layout_prior: 2c + 1 boxes
