@@ -10,11 +10,13 @@ driven by `PatternDriver`s seeded 7_000_000 + 1000 seed + i) and reads the actio
 - `blended_true_keyframes`: the true keyframes at the prediction stage's stride, the frames
   between them the keyframe latents blended linearly (`fill="blend"`), decoded;
 - `interpolated_true_keyframes`: the same keyframes filled by the interpolation model as the
-  engine fills (told each interval's mean action and the true keyframe speeds), decoded.
+  engine fills (told each interval's mean action and the true keyframe speeds), decoded;
+- `warped_true_keyframes`: the same keyframes filled by the ego-motion warp (`fill="warp"`,
+  `drivesim.rollout.warp_fill`, told the true keyframe speeds), decoded.
 All rows cover the same frames (from the first keyframe after the start), so their windows pair up.
 A stage that keeps the accel leaves r near the world's; the first row that drops it is where the
 generated video loses it. Prints JSON (Pearson r, MAE, R^2 of steer and accel per row, and the
-probe's mean speed per row against the true one).
+probe's mean speed per row against the true one) and draws action_pipeline.png.
 
     python benchmarks/action_pipeline.py --model drivesim/assets/default_model --prediction video_ldm_stride4 \
         --clips 8 --threads 2
@@ -28,6 +30,7 @@ import json
 import sys
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import torch
 from einops import reduce
@@ -46,6 +49,9 @@ from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.world_model import load
 from drivesim.sampling.ddim import SPACINGS
 from drivesim.sampling.video import blend_keyframes
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -95,6 +101,26 @@ def read_row(probes, frames: np.ndarray, actions: np.ndarray, hop: int) -> dict:
     return to_plain(action_adherence(targets, recovered)) | {"read_speed_mean": float(np.mean(speed))}
 
 
+def plot(result: dict, path: Path) -> Path:
+    """Bars of steer / accel r per row (the world's first), beside the target."""
+    rows = result["rows"]
+    names = list(rows)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for k, (field, colour) in enumerate((("steer", "tab:blue"), ("accel", "tab:orange"))):
+        values = [rows[n][field]["pearson"] or 0.0 for n in names]
+        ax.bar(x + (k - 0.5) * 0.38, values, 0.38, label=field, color=colour)
+    ax.axhline(0.8, color="grey", ls="--", lw=1, label="target 0.8")
+    ax.set_xticks(x, [n.replace("_", "\n") for n in names], fontsize=8)
+    ax.set_ylabel("Pearson r, action probe")
+    ax.set_title(f"{result['prediction']}: keyframes {result['keyframe_stride']} frames apart, {result['clips']} clips")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder (drivesim.load)")
@@ -141,6 +167,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "action_pipeline.json").write_text(json.dumps(to_plain(result), indent=2))
+    plot(result, out / "action_pipeline.png")
     print(json.dumps(to_plain(result), indent=2))
 
 
