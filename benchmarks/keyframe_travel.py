@@ -5,7 +5,8 @@ forward travel is read as the distance D whose ego-motion warp (`drivesim.diffus
 frame k best matches frame k + 1 on the rows that see the road (grid search, `--grid` metres).
 Real held-out world keyframes at the same stride give the reading's own calibration (fitted vs true
 travel: other cars, steering and the bonnet make the fit read low). For each model and each
-`--warp-start` (EngineConfig.warp_start: keyframes sampled from the warp of the last one, SDEdit),
+`--warp-start` (EngineConfig.warp_start: keyframes sampled from the warp of the last one, SDEdit;
+`--anchor-travel`: each new keyframe moved to the told travel, EngineConfig.anchor_travel),
 rollouts from `--starts` real frames hold each told speed (`--speeds`, steer 0, the accel that
 cancels drag) for `--steps` keyframes. A model whose keyframes follow the told speed has fitted
 travel rising with it. The clip probe's reading of the same rollouts (`speed_response.py`) is a
@@ -53,6 +54,7 @@ def real_travel(starts: int, stride: int, steps: int, grid: torch.Tensor, camera
     true = float(np.mean(real.start_speed)) * stride / 30.0
     return {
         "fitted_m": float(fitted.mean()),
+        "fitted_std_m": float(fitted.std()),
         "true_m": true,
         "fitted_over_true": float(fitted.mean()) / true,
         "frames": real.frames,
@@ -71,10 +73,12 @@ def model_travel(
     grid: torch.Tensor,
     camera: GroundCamera,
     seed: int,
+    anchor: bool = False,
 ) -> dict:
     world = load(model)
     engine = world.engine(
-        EngineConfig(prediction=prediction, keyframe_steps=keyframe_steps, interpolation_steps=2, warp_start=warp_start)
+        EngineConfig(prediction=prediction, keyframe_steps=keyframe_steps, interpolation_steps=2, warp_start=warp_start,
+                     anchor_travel=anchor)
     )
     codec = FrameCodec(world.autoencoder, world.temporal_decoder)
     stride = engine.keyframe_stride
@@ -82,6 +86,7 @@ def model_travel(
         "model": model,
         "prediction": prediction,
         "warp_start": warp_start,
+        "anchor_travel": anchor,
         "keyframe_stride": stride,
         "per_told_speed": {},
     }
@@ -124,7 +129,8 @@ def plot(results: list[dict], real: dict, path: Path) -> None:
     for r in results:
         told = [e["told_m"] for e in r["per_told_speed"].values()]
         fit = [e["fitted_m"] for e in r["per_told_speed"].values()]
-        ax.plot(told, fit, marker="o", label=f"{Path(r['model']).name}, warp_start {r['warp_start']}")
+        ax.plot(told, fit, marker="o", label=f"{Path(r['model']).name}, warp_start {r['warp_start']}"
+                + (", anchored" if r.get("anchor_travel") else ""))
     hi = max(e["told_m"] for r in results for e in r["per_told_speed"].values())
     ax.plot([0, hi], [0, hi * real["fitted_over_true"]], "k--", lw=0.8, label="real keyframes' fitted / true")
     ax.set_xlabel("told travel per keyframe (m)")
@@ -140,6 +146,7 @@ def main() -> None:
     parser.add_argument("--model", action="append", required=True, help="model folder (repeatable)")
     parser.add_argument("--prediction", default="video_ldm_stride4", help="keyframe-prediction stage")
     parser.add_argument("--warp-start", type=int, nargs="+", default=[0])
+    parser.add_argument("--anchor-travel", action="store_true", help="EngineConfig.anchor_travel on")
     parser.add_argument("--speeds", type=float, nargs="+", default=[8.0, 32.0])
     parser.add_argument("--starts", type=int, default=4)
     parser.add_argument("--steps", type=int, default=8, help="keyframes per rollout")
@@ -159,7 +166,8 @@ def main() -> None:
     stride = load(args.model[0]).prediction(args.prediction).window.frame_stride
     real = real_travel(args.starts, int(stride), args.steps, grid, camera)
     results = [model_travel(m, args.prediction, w, args.speeds, args.steps, args.keyframe_steps, real["frames"], grid,
-                            camera, args.seed) for m in args.model for w in args.warp_start]  # fmt: skip
+                            camera, args.seed, args.anchor_travel)
+               for m in args.model for w in args.warp_start]  # fmt: skip
     real.pop("frames")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
