@@ -58,6 +58,7 @@ from drivesim.eval.probe_io import Probes, load_probes
 from drivesim.eval.report import write_json
 from drivesim.paths import default_probes_dir
 from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.keyframe_fill import FILLS
 from drivesim.rollout.lane_keeper import HEADING_FROM, LaneKeeper, LaneKeeperConfig
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import WorldModel, load
@@ -162,7 +163,7 @@ def run_model(
                                        interpolation_steps=args.interpolation_steps, spacing=args.spacing,
                                        context_guidance=args.context_guidance, context_noise=args.context_noise,
                                        context_interval=tuple(args.context_interval), dtype=args.dtype,
-                                       compile=args.compile))  # fmt: skip
+                                       compile=args.compile, fill=args.fill))  # fmt: skip
     if not engine.reader.reads_pose:
         raise SystemExit(f"{world.path}: no pose heads (give --pose-from)")
     step_s = engine.keyframe_stride / world.fps
@@ -312,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--road-half", type=float, default=1.5, help="lane widths from the centre to the edge")
     parser.add_argument("--board-every", type=float, default=5.0)
     add_engine_args(parser)
+    parser.add_argument("--fill", default="model", choices=list(FILLS), help="frames between keyframes (EngineConfig)")
     parser.add_argument("--compile", action="store_true",
                         help="EngineConfig.compile: torch.compile the per-step networks (minutes at the first steps)")
     parser.add_argument("--composed", action="store_true",
