@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from drivesim.diffusion.ego_warp import (
     GroundCamera,
+    fit_travel,
     frames_after_last,
     ground_warp_grid,
     travel_from_last,
@@ -126,3 +127,29 @@ def test_context_latents_are_warped_in_pixels_only_where_context_and_actions_are
     expect = F.avg_pool2d(warp_forward(F.interpolate(z[1:2, 1], scale_factor=4), torch.tensor([2.0]), cam), 4)[0]
     torch.testing.assert_close(out[1, 2], expect)  # clip 1 warps its last given frame, 1
     assert not out[0, 0].any() and not out[1, :2].any() and not out[2].any()  # context frames, no actions
+
+
+def _frame(world: World) -> torch.Tensor:
+    image = world.render(64, 128, draw_vehicles=False).image
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def test_fitted_travel_recovers_a_warp_and_orders_real_world_steps():
+    cam, grid = GroundCamera(), torch.arange(0.0, 8.01, 0.25)
+    world = World()
+    world.reset(seed=1, crowdedness="low")
+    for _ in range(10):
+        world.step(np.array([0.0, 0.0], np.float32))
+    first = _frame(world)
+    moved = warp_forward(first[None].expand(2, -1, -1, -1), torch.tensor([1.5, 4.0]), cam)
+    fitted = fit_travel(first[None].expand(2, -1, -1, -1), moved, grid, cam)
+    torch.testing.assert_close(fitted, torch.tensor([1.5, 4.0]))
+    frames = [first]
+    for _ in range(8):
+        world.step(np.array([0.0, 0.0], np.float32))
+        frames.append(_frame(world))
+    short = fit_travel(torch.stack(frames[0:8:2]), torch.stack(frames[2:9:2]), grid, cam)  # 2 world steps
+    long = fit_travel(torch.stack(frames[0:1]), torch.stack(frames[8:9]), grid, cam)  # 8 world steps
+    assert 0.0 < float(short.mean()) < float(long.mean())
+    with pytest.raises(ValueError, match="must both be \\(n, c, h, w\\)"):
+        fit_travel(moved, moved[:1], grid, cam)
