@@ -40,7 +40,9 @@ class EngineConfig:
     action_guidance: float = 1.0
     context_noise: float = -1.0  # context-noise level told to the model; -1: the model's trained default
     warp_start: int = 0  # keyframe DDIM steps replaced by the ego-motion warp of the last keyframe (SDEdit); 0: off
-    anchor_travel: bool = False  # move each new keyframe along the road to where the ego speed puts it (travel_anchor)
+    # move each new keyframe along the road to where the ego speed puts it (rollout.travel_anchor); measured, it
+    # does not help the accel: the fitted travel it corrects is too noisy (docs/results.md, session 30)
+    anchor_travel: bool = False
     interpolate: bool = True  # False: one output frame per step (the keyframe itself)
     fill: str = "model"  # frames between keyframes: "model" (interpolation model) | "blend" | "warp" (FILLS)
     fill_keys: int = 3  # keyframes the interpolation model sees a step: 3 (both context + the new, as trained) | 2
