@@ -131,11 +131,12 @@ def fit_travel(before: Tensor, after: Tensor, grid: Tensor, camera: GroundCamera
         raise ValueError(f"before {tuple(before.shape)} and after {tuple(after.shape)} must both be (n, c, h, w)")
     n, g, h = before.shape[0], grid.numel(), before.shape[-2]
     rows = slice(int(camera.horizon * h) + 2, int((1.0 - camera.hood) * h))
-    dist = repeat(grid.to(before.device, torch.float32), "g -> (n g)", n=n)
+    grid = grid.to(before.device, torch.float32)
+    dist = repeat(grid, "g -> (n g)", n=n)
     candidates = warp_forward(repeat(before, "n c h w -> (n g) c h w", g=g), dist, camera)
     err = (rearrange(candidates, "(n g) c h w -> n g c h w", n=n) - after[:, None]) ** 2
     best = reduce(err[:, :, :, rows], "n g c h w -> n g", "mean").argmin(dim=1)  # (n,)
-    return grid.to(before.device, torch.float32)[best]
+    return grid[best]
 
 
 def frames_after_last(mask: Tensor) -> Tensor:

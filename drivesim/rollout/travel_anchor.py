@@ -19,10 +19,10 @@ Shapes: keyframe latents (b, c, h, w) scaled, distances (b,) metres.
 from __future__ import annotations
 
 import torch
-from einops import rearrange
 from torch import Tensor
 
 from drivesim.diffusion.ego_warp import FrameCodecLike, GroundCamera, fit_travel, warp_travel
+from drivesim.rollout.warp_fill import travel_between
 
 # Candidate distances (m) a keyframe may have moved: 0 to 6 m (45 m/s over 4 source frames at 30 fps).
 TRAVEL_GRID = torch.arange(0.0, 6.0 + 1e-6, 0.2)
@@ -52,5 +52,4 @@ def told_travel(key_speeds: Tensor, stride: int, fps: float) -> Tensor:
     apart at `fps` (trapezoid)."""
     if key_speeds.ndim != 2 or key_speeds.shape[1] < 2:
         raise ValueError(f"key_speeds must have shape (b, k >= 2), got {tuple(key_speeds.shape)}")
-    pair = rearrange(key_speeds[:, -2:].float(), "b k -> k b")
-    return 0.5 * (pair[0] + pair[1]) * stride / fps
+    return travel_between(key_speeds[:, -2:], 1, stride / fps)[:, 1]

@@ -23,6 +23,7 @@ from einops import rearrange, repeat
 from torch import Tensor
 
 from drivesim.diffusion.ego_warp import FrameCodecLike, GroundCamera, warp_travel
+from drivesim.rollout.ego_speed import between_keyframes
 
 
 def travel_between(key_speeds: Tensor, num_frames: int, interval: float) -> Tensor:
@@ -32,9 +33,7 @@ def travel_between(key_speeds: Tensor, num_frames: int, interval: float) -> Tens
         raise ValueError(f"key_speeds must have shape (b, 2) [A, B] in m/s, got {tuple(key_speeds.shape)}")
     if num_frames < 1 or not interval > 0.0:
         raise ValueError(f"num_frames={num_frames} must be >= 1 and interval={interval} > 0 seconds")
-    v = key_speeds.float()
-    w = torch.linspace(0.0, 1.0, num_frames + 1, device=v.device)  # (m + 1,)
-    speed = v[:, :1] * (1.0 - w) + v[:, 1:] * w  # b (m + 1)
+    speed = between_keyframes(key_speeds, num_frames)  # b (m + 1)
     step = 0.5 * (speed[:, 1:] + speed[:, :-1]) * interval  # b m
     return torch.cat([torch.zeros_like(speed[:, :1]), torch.cumsum(step, dim=1)], dim=1)
 
@@ -46,7 +45,7 @@ def warp_between(first: Tensor, last: Tensor, travel: Tensor, camera: GroundCame
     (travel (b, m + 1) metres from first, as `travel_between`)."""
     b, m = first.shape[0], travel.shape[1] - 1
     if m < 2:
-        return first[:, None, :, :, :][:, :0]
+        return first.new_zeros((b, 0, *first.shape[1:]))
     j = torch.arange(1, m, device=first.device)
     ahead = rearrange(travel[:, 1:m], "b j -> (b j)")
     behind = rearrange(travel[:, 1:m] - travel[:, m:], "b j -> (b j)")  # <= 0
