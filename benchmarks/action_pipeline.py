@@ -12,7 +12,12 @@ driven by `PatternDriver`s seeded 7_000_000 + 1000 seed + i) and reads the actio
 - `interpolated_true_keyframes`: the same keyframes filled by the interpolation model as the
   engine fills (told each interval's mean action and the true keyframe speeds), decoded;
 - `warped_true_keyframes`: the same keyframes filled by the ego-motion warp (`fill="warp"`,
-  `drivesim.rollout.warp_fill`, told the true keyframe speeds), decoded.
+  `drivesim.rollout.warp_fill`, told the true keyframe speeds), decoded;
+- with `--predict`, keyframes 2, 3, ... drawn by the prediction stage (told the true actions and keyframe
+  speeds, `--keyframe-steps`, `--context-guidance`, `--warp-start` as the engine's), filled by the warp:
+  `predicted_keyframes_warped` from the true keyframes before each (one step from the truth: the
+  stage's own error), `rolled_out_keyframes_warped` from its own (from the two true first keyframes on:
+  a rollout, with the error carried as context).
 All rows cover the same frames (from the first keyframe after the start), so their windows pair up.
 A stage that keeps the accel leaves r near the world's; the first row that drops it is where the
 generated video loses it. Prints JSON (Pearson r, MAE, R^2 of steer and accel per row, and the
@@ -61,9 +66,10 @@ DRIVER_SEED_BASE = 7_000_000  # as video_ldm_quality.py's action rollouts
 
 
 @torch.no_grad()
-def stage_latents(engine, world, clips: RealClips, seed: int) -> dict[str, Tensor]:
+def stage_latents(engine, world, clips: RealClips, seed: int, predictor=None) -> dict[str, Tensor]:
     """Latents (b, n, c, h, w) of each stage row for the frames stride .. n-1 of the clips (n = the
-    largest 1 + multiple of the keyframe stride within the clip), and the true latents of all frames."""
+    largest 1 + multiple of the keyframe stride within the clip), and the true latents of all frames;
+    with a `predictor` engine also the rows of keyframes it draws."""
     video = uint8_to_video(clips.frames)  # b t 3 h w in [-1, 1]
     z = torch.cat([world.autoencoder.encode_video(video[i : i + 1]) for i in range(len(video))])  # b t c h w
     stride = engine.keyframe_stride
@@ -80,14 +86,43 @@ def stage_latents(engine, world, clips: RealClips, seed: int) -> dict[str, Tenso
         act = reduce(actions[:, stride * (k - 1) + 1 : stride * k + 1], "b t a -> b a", "mean")
         filled.append(engine.fill(keys[:, k - 2 : k + 1], act, cond, gens, key_speeds[:, k - 2 : k + 1]))
     rows["interpolated_true_keyframes"] = torch.cat(filled, dim=1)
-    warp = dataclasses.replace(engine.config, fill="warp")
-    warper = world.engine(warp)
-    warped = [keys[:, 1:2]] + [
+    warper = world.engine(dataclasses.replace(engine.config, fill="warp"))
+    rows["warped_true_keyframes"] = warp_filled(warper, keys, cond, gens, key_speeds)
+    if predictor is not None:
+        # actions (b, k, 2): the mean action over the interval that led to each keyframe (the first: the second's)
+        held = torch.stack([reduce(actions[:, stride * (k - 1) + 1 : stride * k + 1], "b t a -> b a", "mean")
+                            for k in range(1, keys.shape[1])], dim=1)  # fmt: skip
+        held = torch.cat([held[:, :1], held], dim=1)  # b k 2
+        for name, own in (("predicted_keyframes_warped", False), ("rolled_out_keyframes_warped", True)):
+            drawn = predicted_keyframes(predictor, keys, held, key_speeds, cond, seed, own)
+            rows[name] = warp_filled(warper, drawn, cond, gens, key_speeds)
+    return rows
+
+
+def warp_filled(warper, keys: Tensor, cond: Conditioning, gens, key_speeds: Tensor) -> Tensor:
+    """Keyframes (b, k, c, h, w) -> keyframe 1 and every warp-filled interval after it (b, stride (k - 2) + 1, ...)."""
+    filled = [keys[:, 1:2]] + [
         warper.fill(keys[:, k - 2 : k + 1], None, cond, gens, key_speeds[:, k - 2 : k + 1])
         for k in tqdm(range(2, keys.shape[1]), desc="warp", leave=False)
     ]
-    rows["warped_true_keyframes"] = torch.cat(warped, dim=1)
-    return rows
+    return torch.cat(filled, dim=1)
+
+
+def predicted_keyframes(
+    predictor, keys: Tensor, held: Tensor, key_speeds: Tensor, cond: Conditioning, seed: int, own: bool
+) -> Tensor:
+    """Keyframes (b, k, c, h, w): the two true first ones, then each drawn by `predictor.predict` from the two
+    before it, the true ones (`own` False) or the drawn ones (`own` True), told the true interval actions `held`
+    (b, k, 2) and keyframe speeds (b, k)."""
+    b = keys.shape[0]
+    gens = [torch.Generator().manual_seed(seed + i) for i in range(b)]
+    shown = [keys[:, 0], keys[:, 1]]
+    for k in tqdm(range(2, keys.shape[1]), desc="predict (own)" if own else "predict", leave=False):
+        context = torch.stack(shown[k - 2 : k], dim=1) if own else keys[:, k - 2 : k]  # b 2 c h w
+        new = predictor.predict(context, held[:, k], cond, gens, context_actions=held[:, k - 2 : k],
+                                context_speed=key_speeds[:, k - 2 : k])  # fmt: skip
+        shown.append(new.to(keys.dtype))
+    return torch.stack(shown, dim=1)
 
 
 def read_row(probes, frames: np.ndarray, actions: np.ndarray, hop: int) -> dict:
@@ -130,6 +165,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.4)
     parser.add_argument("--interpolation-steps", type=int, default=2)
     parser.add_argument("--spacing", choices=SPACINGS, default="trailing")
+    parser.add_argument("--predict", action="store_true",
+                        help="add the rows of keyframes drawn by the prediction stage (one step / rolled out)")
+    parser.add_argument("--keyframe-steps", type=int, default=10, help="keyframe DDIM steps (with --predict)")
+    parser.add_argument("--context-guidance", type=float, default=EngineConfig.context_guidance,
+                        help="s of context guidance (with --predict; 1 = off)")
+    parser.add_argument("--warp-start", type=int, default=0, help="EngineConfig.warp_start (with --predict)")
     parser.add_argument("--hop", type=int, default=4, help="source frames between probe windows")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
@@ -146,7 +187,13 @@ def main() -> None:
     fps = int(round(world.fps))
     clips = driven_clips(REFERENCE_SEED_BASE, args.clips, args.seconds, engine.frame_size, fps,
                          DRIVER_SEED_BASE + 1000 * args.seed)  # fmt: skip
-    rows = stage_latents(engine, world, clips, args.seed)
+    predictor = None
+    if args.predict:
+        predictor = world.engine(dataclasses.replace(
+            engine.config, keyframe_steps=args.keyframe_steps, context_guidance=args.context_guidance,
+            warp_start=args.warp_start,
+        ))  # fmt: skip
+    rows = stage_latents(engine, world, clips, args.seed, predictor)
     stride, n = engine.keyframe_stride, rows["all"].shape[1]
     frames = {
         "world": clips.frames[:, stride:n],
@@ -154,13 +201,16 @@ def main() -> None:
         "blended_true_keyframes": to_uint8(engine.decode(rows["all"][:, :0], rows["blended_true_keyframes"])),
         **{
             name: to_uint8(engine.decode(rows["all"][:, :0], rows[name]))
-            for name in ("interpolated_true_keyframes", "warped_true_keyframes")
+            for name in rows
+            if name not in ("all", "blended_true_keyframes")
         },
     }
     actions = clips.actions[:, stride:n]
     result = {
         "model": args.model, "prediction": args.prediction, "keyframe_stride": stride, "clips": args.clips,
         "frames": n - stride, "interpolation_steps": args.interpolation_steps, "spacing": args.spacing,
+        "predict": {"keyframe_steps": args.keyframe_steps, "context_guidance": args.context_guidance,
+                    "warp_start": args.warp_start} if args.predict else None,
         "true_speed_mean": float(np.mean(clips.speed[:, stride:n])),
         "rows": {name: read_row(probes, f, actions, args.hop) for name, f in frames.items()},
     }  # fmt: skip

@@ -1,0 +1,39 @@
+"""benchmarks/action_pipeline.py: keyframes drawn one step from the truth vs rolled out from their own."""
+
+import torch
+
+from tests.benchmarks import load_benchmark
+
+
+class StepPredictor:
+    """Stands in for an engine: the next keyframe is the last context keyframe + 1; records what it was told."""
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def predict(self, context, actions, cond, gens, context_actions=None, context_speed=None):
+        self.calls.append((context.clone(), actions.clone(), context_actions.clone(), context_speed.clone()))
+        return context[:, -1] + 1.0
+
+
+def test_one_step_keyframes_start_from_the_truth_and_rolled_out_ones_from_their_own():
+    drawn_keyframes = load_benchmark("action_pipeline").predicted_keyframes
+    keys = torch.zeros(2, 5, 4, 2, 3)  # b k c h w
+    keys[:, 1] = 10.0
+    held = torch.arange(2 * 5 * 2, dtype=torch.float32).reshape(2, 5, 2)
+    speeds = torch.arange(10, dtype=torch.float32).reshape(2, 5)
+
+    one_step = StepPredictor()
+    drawn = drawn_keyframes(one_step, keys, held, speeds, None, 0, own=False)
+    assert drawn.shape == keys.shape
+    assert torch.equal(drawn[:, :2], keys[:, :2])
+    assert drawn[:, 2].eq(11.0).all() and drawn[:, 3].eq(1.0).all() and drawn[:, 4].eq(1.0).all()
+
+    rolled = StepPredictor()
+    drawn = drawn_keyframes(rolled, keys, held, speeds, None, 0, own=True)
+    assert [float(drawn[0, k, 0, 0, 0]) for k in range(5)] == [0.0, 10.0, 11.0, 12.0, 13.0]
+    # keyframe k is told the action that leads to it, its context the actions and speeds of keyframes k-2, k-1
+    context, actions, context_actions, context_speed = rolled.calls[1]  # keyframe 3
+    assert torch.equal(actions, held[:, 3]) and torch.equal(context_actions, held[:, 1:3])
+    assert torch.equal(context_speed, speeds[:, 1:3])
+    assert torch.equal(context[:, 1], drawn[:, 2])
