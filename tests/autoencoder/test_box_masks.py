@@ -16,7 +16,8 @@ from drivesim.data.annotations import ClipAnnotations, ClipBoxes
 from drivesim.data.dataset import ClipLabels, write_clip
 from drivesim.data.manifest import MANIFEST_NAME, write_manifest
 from drivesim.model_folder import save_stage
-from drivesim.training.temporal_decoder import TemporalDecoderTrainConfig, TemporalDecoderTrainer, sample_clips
+from drivesim.training.temporal_decoder import TemporalDecoderTrainConfig, TemporalDecoderTrainer
+from drivesim.training.temporal_decoder_data import sample_clips
 
 TINY_AE = AutoencoderConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, decoder_res_blocks=1)
 TINY_D = DiscriminatorConfig(base_channels=4, num_layers=2)

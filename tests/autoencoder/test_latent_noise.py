@@ -7,7 +7,8 @@ from drivesim.autoencoder.config import AutoencoderConfig, TemporalDecoderConfig
 from drivesim.autoencoder.discriminator import DiscriminatorConfig
 from drivesim.autoencoder.latent_noise import LatentNoiseConfig, frame_noise, perturb_latents
 from drivesim.autoencoder.model import Autoencoder
-from drivesim.training.temporal_decoder import TemporalDecoderTrainConfig, TemporalDecoderTrainer, encode_clips
+from drivesim.training.temporal_decoder import TemporalDecoderTrainConfig, TemporalDecoderTrainer
+from drivesim.training.temporal_decoder_data import encode_clips
 
 
 def _z(b: int = 4, t: int = 6) -> torch.Tensor:

@@ -16,12 +16,9 @@ from drivesim.data.dataset import ClipLabels, write_clip
 from drivesim.data.manifest import MANIFEST_NAME, write_manifest
 from drivesim.training.autoencoder import AutoencoderTrainConfig
 from drivesim.training.autoencoder import train as train_autoencoder
-from drivesim.training.temporal_decoder import (
-    TemporalDecoderTrainConfig,
-    TemporalDecoderTrainer,
-    encode_clips,
-)
+from drivesim.training.temporal_decoder import TemporalDecoderTrainConfig, TemporalDecoderTrainer
 from drivesim.training.temporal_decoder import train as train_temporal
+from drivesim.training.temporal_decoder_data import encode_clips
 
 TINY_AE = AutoencoderConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, decoder_res_blocks=1)
 TINY_D = DiscriminatorConfig(base_channels=4, num_layers=2)
