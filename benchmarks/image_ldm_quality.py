@@ -33,12 +33,10 @@ import dataclasses
 import json
 import os
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -46,7 +44,6 @@ from tqdm import tqdm
 from drivesim.autoencoder.loading import load_temporal_decoder
 from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.eval.adherence import condition_adherence, predict_conditions
-from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.features import frame_features
 from drivesim.eval.frame_probe import FrameProbe
 from drivesim.eval.frechet import frechet_from_features
@@ -55,129 +52,24 @@ from drivesim.paths import default_probes_dir
 from drivesim.rollout.compose import (
     BoxLayout,
     ComposeModels,
-    decode_latents,
-    generate_frames,
-    generate_latents,
     load_compose_models,
-    make_conditioning,
-    overlay_boxes,
-    sample_layout,
 )
-from drivesim.world import CROWDEDNESS, TIME_OF_DAY, BehaviourPolicy, World, WorldConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _box_scores import BoxScores, box_scores  # noqa: E402
+from _image_samples import Timed, box_samples, label_samples, redecode, sample_grid, write_png  # noqa: E402
+from _real_frames import (  # noqa: E402
+    REAL_SEED_A,
+    REAL_SEED_B,
+    RealFrames,
+    as_video,
+    reconstruct,
+    render_real_frames,
+)
 from _seed_summary import plot_seeds, seed_summary  # noqa: E402
 
-REAL_SEED_A = 3_000_000
-REAL_SEED_B = 4_000_000
 TARGETS = {"time_of_day_accuracy": 0.98, "crowdedness_accuracy": 0.85, "box_recall": 0.6}  # issue targets
-LABEL_PAIRS: tuple[tuple[str, str], ...] = tuple((t, c) for t in TIME_OF_DAY for c in CROWDEDNESS)
-
-
-@dataclass(frozen=True)
-class RealFrames:
-    """n held-out world frames: frames (n, H, W, 3) uint8 and per frame its layout and labels."""
-
-    frames: np.ndarray
-    layouts: list[BoxLayout]
-    time_of_day: list[str]
-    crowdedness: list[str]
-
-
-def render_real_frames(seed_base: int, episodes: int, per_episode: int, height: int, width: int) -> RealFrames:
-    """Episode i: seed seed_base + i, labels LABEL_PAIRS[i % 6]; after 30 warm-up steps one frame
-    every 20 steps while the behaviour policy drives."""
-    world = World(WorldConfig(height=height, width=width, fps=30))
-    frames, layouts, tods, crowds = [], [], [], []
-    for i in tqdm(range(episodes), desc=f"world {seed_base}", leave=False):
-        tod, crowd = LABEL_PAIRS[i % len(LABEL_PAIRS)]
-        frame = world.reset(seed=seed_base + i, time_of_day=tod, crowdedness=crowd)
-        policy = BehaviourPolicy(seed=seed_base + i)
-        for k in range(30 + 20 * per_episode):
-            frame = world.step(policy.act(world))
-            if k >= 30 and (k - 30) % 20 == 19:
-                xyxy = np.clip(frame.boxes.normalized, 0.0, 1.0).reshape(-1, 4)
-                keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-                frames.append(frame.image)
-                layouts.append(BoxLayout(xyxy[keep].astype(np.float32), frame.boxes.classes[keep].astype(np.int64)))
-                tods.append(tod)
-                crowds.append(crowd)
-    return RealFrames(np.stack(frames), layouts, tods, crowds)
-
-
-def largest(layout: BoxLayout, k: int) -> BoxLayout:
-    """The k largest boxes (what the model was trained with when a frame has more)."""
-    area = (layout.xyxy[:, 2] - layout.xyxy[:, 0]) * (layout.xyxy[:, 3] - layout.xyxy[:, 1])
-    keep = np.sort(np.argsort(-area, kind="stable")[:k])
-    return BoxLayout(layout.xyxy[keep], layout.classes[keep])
-
-
-def as_video(frames: np.ndarray) -> torch.Tensor:
-    """(n, H, W, 3) uint8 -> (n, 1, 3, H, W) float in [-1, 1]."""
-    return uint8_to_video(frames[:, None])
-
-
-@torch.no_grad()
-def reconstruct(models: ComposeModels, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Autoencoder round trip (posterior mean) of uint8 frames, decoded like generated frames are
-    (`decode_latents`: the temporal decoder when the model folder has one)."""
-    ae = models.autoencoder
-    out = []
-    for i in range(0, len(frames), batch_size):
-        x = as_video(frames[i : i + batch_size])[:, 0]  # (b, 3, H, W)
-        z = ae.encode(x).mode() * models.ldm.latent.scale  # (b, C, h, w) scaled like the LDM's latents
-        out.append(decode_latents(models, z))
-    return np.concatenate(out)
-
-
-@dataclass(frozen=True)
-class Timed:
-    frames: np.ndarray
-    latents: torch.Tensor  # (n, C, h, w) scaled, what the frames were decoded from
-    seconds: float
-    cpu_seconds: float
-
-
-def timed_generate(models: ComposeModels, cond, steps: int, guidance: ImageGuidance, seed: int) -> Timed:
-    wall, cpu = time.perf_counter(), time.process_time()
-    latents = generate_latents(models, cond, steps, guidance, torch.Generator().manual_seed(seed), batch_size=48)
-    frames = decode_latents(models, latents)
-    return Timed(frames, latents, time.perf_counter() - wall, time.process_time() - cpu)
-
-
-def redecode(models: ComposeModels, timed: Timed) -> Timed:
-    """The same latents through `models`' decoder (the timing stays the sampling run's)."""
-    return dataclasses.replace(timed, frames=decode_latents(models, timed.latents))
-
-
-def prior_layouts(
-    models: ComposeModels, tods: list[str], crowds: list[str], seed: int, layout_prior: bool
-) -> list[BoxLayout | None]:
-    """Per label pair a layout drawn from the layout prior (seeded by seed + 7), or all None (boxes unknown)."""
-    if not layout_prior:
-        return [None] * len(tods)
-    gen = torch.Generator().manual_seed(seed + 7)
-    return [sample_layout(models, t, c, gen) for t, c in zip(tods, crowds)]
-
-
-def label_samples(
-    models: ComposeModels, per_pair: int, steps: int, guidance: ImageGuidance, seed: int, layout_prior: bool = False
-):
-    """per_pair samples of every (time_of_day, crowdedness) pair: boxes unknown, or (layout_prior)
-    a layout drawn for the labels from the model's layout prior (the labels still requested)."""
-    tods = [t for t, _ in LABEL_PAIRS for _ in range(per_pair)]
-    crowds = [c for _, c in LABEL_PAIRS for _ in range(per_pair)]
-    cond = make_conditioning(prior_layouts(models, tods, crowds, seed, layout_prior), tods, crowds)
-    return timed_generate(models, cond, steps, guidance, seed), tods, crowds
-
-
-def box_samples(models: ComposeModels, real: RealFrames, steps: int, guidance: ImageGuidance, seed: int):
-    """One sample per real frame, with its layout (largest max_boxes boxes) and labels requested."""
-    layouts = [largest(lay, models.ldm.max_boxes) for lay in real.layouts]
-    cond = make_conditioning(layouts, real.time_of_day, real.crowdedness)
-    return timed_generate(models, cond, steps, guidance, seed), layouts
 
 
 @dataclass(frozen=True)
@@ -366,41 +258,6 @@ def load_decoders(models: ComposeModels, folders: list[str]) -> dict[str, Compos
             raise ValueError(f"--decoders {folder}: its temporal decoder is for another autoencoder than the model's")
         out[Path(folder).name] = dataclasses.replace(models, temporal_decoder=td)
     return out
-
-
-def sample_grid(
-    models: ComposeModels,
-    box_real: RealFrames,
-    steps: int,
-    guidance: ImageGuidance,
-    seed: int,
-    layout_prior: bool = False,
-) -> np.ndarray:
-    """Rows: day/night x low/high (4 seeds each, labels only, or on layouts from the layout prior);
-    then 3 layouts: real frame with its boxes, and 3 samples with the requested boxes drawn.
-    Upscaled x2 for viewing."""
-    combos = [(t, c) for t in TIME_OF_DAY for c in ("low", "high")]
-    tods = [t for t, _ in combos for _ in range(4)]
-    crowds = [c for _, c in combos for _ in range(4)]
-    layouts = prior_layouts(models, tods, crowds, seed, layout_prior)
-    labels = generate_frames(models, make_conditioning(layouts, tods, crowds), steps, guidance,
-                             torch.Generator().manual_seed(seed))
-    rows = [np.concatenate(list(labels[4 * r : 4 * r + 4]), axis=1) for r in range(4)]
-    counts = np.array([len(lay) for lay in box_real.layouts])
-    picks = [int(np.argmin(np.abs(counts - k))) for k in (1, 3, 6)]
-    for p in picks:
-        layout = largest(box_real.layouts[p], models.ldm.max_boxes)
-        cond = make_conditioning([layout] * 3, [box_real.time_of_day[p]] * 3, [box_real.crowdedness[p]] * 3)
-        samples = generate_frames(models, cond, steps, guidance, torch.Generator().manual_seed(seed + p))
-        tiles = [overlay_boxes(box_real.frames[p], layout)] + [overlay_boxes(s, layout) for s in samples]
-        rows.append(np.concatenate(tiles, axis=1))
-    grid = np.concatenate(rows, axis=0)
-    return cv2.resize(grid, (grid.shape[1] * 2, grid.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
 
 
 def decoder_report(s: Setup, decoders: dict[str, ComposeModels], results: dict[int, PointResult]) -> dict:
