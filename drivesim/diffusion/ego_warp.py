@@ -176,6 +176,16 @@ def warp_valid(mask: Tensor, actions_given: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def check_warp_interval(config, stage: str, stride: int, fps: float) -> None:
+    """Refuse a prediction stage (its `VideoUNetConfig`) that warps by ego motion over another interval than
+    the `stride` source frames at `fps` its keyframes lie apart."""
+    if config.ego_warp and abs(config.warp_interval * fps - stride) > 1e-3:
+        raise ValueError(
+            f"prediction stage {stage!r} warps by ego motion over {config.warp_interval} s per keyframe, but its "
+            f"keyframes are {stride} frames apart at {fps} fps; retrain it or fix video.warp_interval in its config"
+        )
+
+
 def warp_context_latents(
     latents: Tensor,
     mask: Tensor,

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from drivesim.autoencoder.frame_codec import FrameCodec
 from drivesim.diffusion.conditioning import Conditioning
-from drivesim.diffusion.ego_warp import warp_context_latents
+from drivesim.diffusion.ego_warp import check_warp_interval, warp_context_latents
 from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.compiled import compile_networks
 from drivesim.rollout.compose import request_layouts
@@ -74,13 +74,7 @@ class LearnedEngine:
         ae = world.autoencoder
         self.latent_shape = (ae.cfg.latent_channels, *self._latent_hw())
         self.keyframe_stride = int(self.video.window.frame_stride)
-        vcfg = self.video.model.config
-        if vcfg.ego_warp and abs(vcfg.warp_interval * world.fps - self.keyframe_stride) > 1e-3:
-            raise ValueError(
-                f"prediction stage {config.prediction!r} warps by ego motion over {vcfg.warp_interval} s per keyframe, "
-                f"but its keyframes are {self.keyframe_stride} frames apart at {world.fps} fps; retrain it or fix "
-                "video.warp_interval in its config"
-            )
+        check_warp_interval(self.video.model.config, config.prediction, self.keyframe_stride, world.fps)
         if config.fill not in FILLS:
             raise ValueError(f"fill={config.fill!r}; allowed: {list(FILLS)}")
         if not config.interpolate:
@@ -229,7 +223,9 @@ class LearnedEngine:
         )
         if anchor and speeds is not None:  # the road where the speed puts it (drivesim.rollout.travel_anchor)
             told = told_travel(speeds[:, s - 1 : s + 1], self.keyframe_stride, self.world.fps)
-            return anchor_travel(context[:, -1], sample.latents[:, s], told, self.frame_codec, vcfg.camera())[0]
+            reader = self.world.odometry if self.world.odometry_stride == self.keyframe_stride else None  # learned
+            return anchor_travel(context[:, -1], sample.latents[:, s], told, self.frame_codec, vcfg.camera(),
+                                 reader=reader)[0]  # fmt: skip
         return sample.latents[:, s]
 
     @torch.no_grad()

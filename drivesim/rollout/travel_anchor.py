@@ -6,8 +6,9 @@ prediction model so far draws about the same forward motion per keyframe whateve
 told (docs/results.md, *Ego speed*, *Ego-motion warp*), and the accel is a change of that motion.
 The engine knows how far the car went between the last keyframe A and the new one B (the
 integrated ego speed, `drivesim.rollout.ego_speed`). Here B is decoded, the distance it actually
-moved from A is fitted (`ego_warp.fit_travel`: the forward warp of A that best matches B on the
-road rows), and B is warped by the difference (`ego_warp.warp_travel`, forwards or backwards; rows
+moved from A is read (by the model folder's learned `odometry.TravelReader` when it has one, else
+fitted by `ego_warp.fit_travel`: the forward warp of A that best matches B on the road rows), and
+B is warped by the difference (`ego_warp.warp_travel`, forwards or backwards; rows
 a backward warp cannot show keep B) and encoded again. The model still draws everything else
 (steering, other cars, new scenery); only the road's position along the direction of travel is set
 by the speed. Each keyframe is warped once by a small correction, from the model's own new frame,
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor
 
 from drivesim.diffusion.ego_warp import FrameCodecLike, GroundCamera, fit_travel, warp_travel
+from drivesim.rollout.odometry import TravelReader
 from drivesim.rollout.warp_fill import travel_between
 
 # Candidate distances (m) a keyframe may have moved: 0 to 6 m (45 m/s over 4 source frames at 30 fps).
@@ -30,10 +32,17 @@ TRAVEL_GRID = torch.arange(0.0, 6.0 + 1e-6, 0.2)
 
 @torch.no_grad()
 def anchor_travel(
-    last: Tensor, new: Tensor, told: Tensor, codec: FrameCodecLike, camera: GroundCamera, grid: Tensor = TRAVEL_GRID
+    last: Tensor,
+    new: Tensor,
+    told: Tensor,
+    codec: FrameCodecLike,
+    camera: GroundCamera,
+    grid: Tensor = TRAVEL_GRID,
+    reader: TravelReader | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The new keyframes (b, c, h, w) moved so that they lie `told` (b,) metres ahead of the last ones
-    (b, c, h, w) along the road -> (anchored latents (b, c, h, w), the travel fitted before (b,) m)."""
+    (b, c, h, w) along the road -> (anchored latents (b, c, h, w), the travel measured before (b,) m: read by
+    `reader`, or fitted over `grid` without one)."""
     if last.shape != new.shape or last.ndim != 4:
         raise ValueError(f"last {tuple(last.shape)} and new {tuple(new.shape)} keyframes must both be (b, c, h, w)")
     if told.shape != (new.shape[0],):
@@ -41,7 +50,7 @@ def anchor_travel(
     b = new.shape[0]
     pair = codec.decode(torch.cat([last, new])).float()  # (2b) 3 H W
     before, after = pair[:b], pair[b:]
-    fitted = fit_travel(before, after, grid, camera)  # (b,)
+    fitted = fit_travel(before, after, grid, camera) if reader is None else reader(before, after)  # (b,)
     moved, ok = warp_travel(after, told.to(after.device, torch.float32) - fitted, camera)
     moved = ok * moved + (1.0 - ok) * after  # rows a backward warp cannot show keep the model's frame
     return codec.encode(moved).to(new.dtype), fitted

@@ -5,11 +5,13 @@ used here are autoencoder, temporal_decoder (optional: the image decoder is used
 otherwise), image_ldm (first frames), video_ldm (keyframe prediction), interpolation
 (optional), upsampler / upsampler_temporal (optional), reward (optional: without it
 rewards and events are not predicted), pose (optional: heads that read the ego's lateral offset
-and heading, beside the reward heads) and layout_prior (optional: first frames composed from
-labels alone then get no sampled layout). Further keyframe-prediction models may sit beside
-video_ldm as stages named `video_ldm_<name>` (the bundle's `video_ldm_stride4`: keyframes 4 source
-frames apart, which follows the steering); `WorldModel.prediction(stage)` loads one on first use
-and `EngineConfig.prediction` picks it. Loading reads YAML and safetensors only.
+and heading, beside the reward heads), layout_prior (optional: first frames composed from
+labels alone then get no sampled layout) and odometry (optional: a learned reader of the travel
+between two frames, which `EngineConfig.anchor_travel` then uses instead of the fitted warp).
+Further keyframe-prediction models may sit beside video_ldm as stages named `video_ldm_<name>`
+(the bundle's `video_ldm_stride4`: keyframes 4 source frames apart, which follows the steering);
+`WorldModel.prediction(stage)` loads one on first use and `EngineConfig.prediction` picks it.
+Loading reads YAML and safetensors only.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from drivesim.diffusion.video_loading import (
 )
 from drivesim.model_folder import config_from_dict, read_folder_config, stage_state
 from drivesim.paths import default_model_dir
+from drivesim.rollout.odometry import TravelReader, load_travel_reader
 from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
 
 
@@ -58,6 +61,8 @@ class WorldModel:
     pose: RewardModel | None = None  # heads with `pose` (stage "pose"); read for the pose only
     pose_stride: int = 4  # source frames between the two latents the pose heads read
     predictions: dict[str, VideoLDM] = field(default_factory=dict)  # further prediction stages, once loaded
+    odometry: TravelReader | None = None  # stage "odometry": travel between frames (rollout/odometry.py)
+    odometry_stride: int = 4  # source frames between the two frames it reads
 
     def engine(self, config: Any = None) -> Any:
         from drivesim.rollout.engine import LearnedEngine
@@ -99,7 +104,8 @@ class WorldModel:
 
     def modules(self) -> list[torch.nn.Module]:
         mods = [self.autoencoder, self.image_ldm.unet, self.video.model]
-        mods += [m for m in (self.temporal_decoder, self.reward, self.pose, self.upsampler) if m is not None]
+        optional = (self.temporal_decoder, self.reward, self.pose, self.upsampler, self.odometry)
+        mods += [m for m in optional if m is not None]
         if self.interpolation is not None:
             mods.append(self.interpolation.model)
         return mods + [v.model for v in self.predictions.values()]
@@ -132,6 +138,7 @@ def load(path: str | Path | None = None) -> WorldModel:
         upsampler = load_upsampler(folder)
     video = load_video_ldm(folder)
     fps = float(config["video_ldm"].get("extra", {}).get("fps", 30.0))
+    odometry = load_travel_reader(folder)
     return WorldModel(
         path=folder,
         autoencoder=load_autoencoder(folder),
@@ -147,6 +154,8 @@ def load(path: str | Path | None = None) -> WorldModel:
         layout_prior=load_layout_prior(folder),
         pose=pose,
         pose_stride=pose_stride,
+        odometry=None if odometry is None else odometry[0],
+        odometry_stride=4 if odometry is None else odometry[1],
     )
 
 

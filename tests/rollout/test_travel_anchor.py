@@ -69,3 +69,28 @@ def test_an_anchoring_engine_moves_keyframes_with_the_state_speed(tmp_path):
     for eng, moves in ((anchoring, True), (plain, False)):
         a, b = eng.step(started, act).keyframes, eng.step(fast_state, act).keyframes
         assert (not torch.allclose(a, b)) == moves
+
+
+class FixedReader:
+    """A travel reader that reads the same distance for every pair."""
+
+    def __init__(self, metres: float) -> None:
+        self.metres = metres
+
+    def __call__(self, before, after):
+        return torch.full((before.shape[0],), self.metres)
+
+
+def test_a_reader_replaces_the_fit_as_the_measured_travel():
+    cam = GroundCamera()
+    a = _world_frame(1)
+    new = warp_forward(a, torch.tensor([1.0]), cam)
+    anchored, read = anchor_travel(a, new, torch.tensor([3.0]), Identity(), cam, reader=FixedReader(3.0))
+    assert float(read[0]) == 3.0  # what the reader read, not the fit's 1 m
+    torch.testing.assert_close(anchored, new)  # it reads the told travel already: nothing moves
+    moved, _ = anchor_travel(a, new, torch.tensor([3.0]), Identity(), cam, reader=FixedReader(1.0))
+    rows = ground_rows(64, cam).nonzero().flatten()
+    target = warp_forward(a, torch.tensor([3.0]), cam)
+    far = rows[: len(rows) // 2]
+    before, after = F.mse_loss(new[:, :, far], target[:, :, far]), F.mse_loss(moved[:, :, far], target[:, :, far])
+    assert float(after) < 0.5 * float(before)  # read 1 m, told 3: moved 2 m on
