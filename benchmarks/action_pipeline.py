@@ -81,18 +81,17 @@ def stage_latents(engine, world, clips: RealClips, seed: int, predictor=None) ->
     gens = [torch.Generator().manual_seed(seed + i) for i in range(b)]
     key_speeds = torch.from_numpy(clips.speed[:, :n:stride].astype(np.float32))  # b k
     actions = torch.from_numpy(clips.actions[:, :n])  # b n 2; actions[:, i] led to frame i
+    # held (b, k, 2): the mean action over the interval that led to each keyframe (the first: the second's)
+    held = torch.stack([reduce(actions[:, stride * (k - 1) + 1 : stride * k + 1], "b t a -> b a", "mean")
+                        for k in range(1, keys.shape[1])], dim=1)  # fmt: skip
+    held = torch.cat([held[:, :1], held], dim=1)  # b k 2
     filled = [keys[:, 1:2]]  # keyframe 1, then each interval up to the next keyframe
     for k in tqdm(range(2, keys.shape[1]), desc="fill", leave=False):
-        act = reduce(actions[:, stride * (k - 1) + 1 : stride * k + 1], "b t a -> b a", "mean")
-        filled.append(engine.fill(keys[:, k - 2 : k + 1], act, cond, gens, key_speeds[:, k - 2 : k + 1]))
+        filled.append(engine.fill(keys[:, k - 2 : k + 1], held[:, k], cond, gens, key_speeds[:, k - 2 : k + 1]))
     rows["interpolated_true_keyframes"] = torch.cat(filled, dim=1)
     warper = world.engine(dataclasses.replace(engine.config, fill="warp"))
     rows["warped_true_keyframes"] = warp_filled(warper, keys, cond, gens, key_speeds)
     if predictor is not None:
-        # actions (b, k, 2): the mean action over the interval that led to each keyframe (the first: the second's)
-        held = torch.stack([reduce(actions[:, stride * (k - 1) + 1 : stride * k + 1], "b t a -> b a", "mean")
-                            for k in range(1, keys.shape[1])], dim=1)  # fmt: skip
-        held = torch.cat([held[:, :1], held], dim=1)  # b k 2
         for name, own in (("predicted_keyframes_warped", False), ("rolled_out_keyframes_warped", True)):
             drawn = predicted_keyframes(predictor, keys, held, key_speeds, cond, seed, own)
             rows[name] = warp_filled(warper, drawn, cond, gens, key_speeds)

@@ -49,9 +49,9 @@ TRAIN_SEED_BASE = 600_000  # world starts for training pairs (the data's own see
 DRIVER_SEED_BASE = 7_500_000
 
 
-def pairs(frames: np.ndarray, speed: np.ndarray, stride: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Clips (n, t, h, w, 3) uint8 and speeds (n, t) -> index pairs (p, 2) of (clip, frame) starts and the
-    true travel (p,) m from frame i to i + stride (trapezoid of the per-frame ego speed)."""
+def pairs(speed: np.ndarray, stride: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Clips' per-frame ego speeds (n, t) m/s -> index pairs (p, 2) of (clip, frame) starts and the true
+    travel (p,) m from frame i to i + stride (trapezoid of the per-frame ego speed)."""
     n, t = speed.shape
     step = (speed[:, :-1] + speed[:, 1:]) / (2.0 * fps)  # n (t - 1): metres between neighbouring frames
     cum = np.concatenate([np.zeros((n, 1)), np.cumsum(step, axis=1)], axis=1)  # n t
@@ -99,7 +99,6 @@ def train_reader(sets, stride: int, steps: int, batch_size: int, lr: float, seed
     return reader.eval()
 
 
-@torch.no_grad()
 def score(read: np.ndarray, true: np.ndarray) -> dict:
     err = read - true
     slope = float(np.polyfit(true, read, 1)[0])
@@ -167,8 +166,8 @@ def main() -> None:
     size = engine.frame_size
     train = driven_clips(TRAIN_SEED_BASE, args.clips, args.seconds, size, fps, DRIVER_SEED_BASE)
     val = driven_clips(REFERENCE_SEED_BASE, args.val_clips, args.seconds, size, fps, DRIVER_SEED_BASE + 100_000)
-    train_idx, train_travel = pairs(train.frames, train.speed, args.stride, fps)
-    val_idx, val_travel = pairs(val.frames, val.speed, args.stride, fps)
+    train_idx, train_travel = pairs(train.speed, args.stride, fps)
+    val_idx, val_travel = pairs(val.speed, args.stride, fps)
     train_dec, val_dec = decoded(world, engine, train.frames), decoded(world, engine, val.frames)
     sets = [(train.frames, train_idx, train_travel), (train_dec, train_idx, train_travel)]
     t1 = time.time()

@@ -39,6 +39,8 @@ class TravelReaderConfig:
         down = 2 ** (len(self.channels) - 1)
         if self.height % down or self.width % down:
             raise ValueError(f"TravelReaderConfig: {self.height}x{self.width} frames must divide by {down}")
+        if any(c % 8 for c in self.channels):
+            raise ValueError(f"TravelReaderConfig.channels={self.channels}: each must be a multiple of 8 (GroupNorm)")
         if self.std <= 0:
             raise ValueError(f"TravelReaderConfig.std={self.std} must be > 0")
 
