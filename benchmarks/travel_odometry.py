@@ -47,6 +47,7 @@ from _video_eval import driven_clips  # noqa: E402
 
 TRAIN_SEED_BASE = 600_000  # world starts for training pairs (the data's own seeds are < 1_000_000)
 DRIVER_SEED_BASE = 7_500_000
+PROFILE_CHANNELS = (16, 16, 8)  # the profile head's feature stack (full resolution)
 
 
 def pairs(speed: np.ndarray, stride: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -75,11 +76,18 @@ def batch(frames: np.ndarray, idx: np.ndarray, stride: int) -> tuple[torch.Tenso
     return before, after
 
 
-def train_reader(sets, stride: int, steps: int, batch_size: int, lr: float, seed: int) -> TravelReader:
+def reader_config(head: str, travel: np.ndarray) -> TravelReaderConfig:
+    """The reader of `head` ("dense" | "profile", `TravelReaderConfig.head`) on the training travel's (p,) scale."""
+    scale = {"mean": float(travel.mean()), "std": float(travel.std())}
+    if head == "profile":
+        return TravelReaderConfig(head="profile", channels=PROFILE_CHANNELS, max_travel=8.0, travel_step=0.2, **scale)
+    return TravelReaderConfig(**scale)
+
+
+def train_reader(sets, stride: int, steps: int, batch_size: int, lr: float, seed: int, head: str) -> TravelReader:
     """sets: [(frames (n, t, h, w, 3), idx (p, 2), travel (p,))] drawn from alike, one batch a step."""
     torch.manual_seed(seed)
-    travel = np.concatenate([s[2] for s in sets])
-    reader = TravelReader(TravelReaderConfig(mean=float(travel.mean()), std=float(travel.std())))
+    reader = TravelReader(reader_config(head, np.concatenate([s[2] for s in sets])))
     opt = torch.optim.AdamW(reader.parameters(), lr=lr, weight_decay=1e-4)
     rng = np.random.default_rng(seed)
     bar = tqdm(range(steps), desc="train reader")
@@ -135,6 +143,30 @@ def plot(rows: dict, true: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
+def clip_data(world, engine, args, cache: Path | None) -> dict[str, np.ndarray]:
+    """Training and held-out clips (frames, frames through the autoencoder, per-frame ego speeds), read
+    from `cache` when it holds the same settings, else made (and written there atomically)."""
+    key = {"model": str(Path(args.model).resolve()), "clips": args.clips, "val_clips": args.val_clips,
+           "seconds": args.seconds}  # fmt: skip
+    if cache is not None and cache.is_file():
+        with np.load(cache) as data:
+            stored = json.loads(str(data["settings"]))
+            if stored != key:
+                raise SystemExit(f"--cache {cache} holds clips of {stored}, not {key}; give another file")
+            return {name: data[name] for name in data.files if name != "settings"}
+    fps, size = int(round(world.fps)), engine.frame_size
+    train = driven_clips(TRAIN_SEED_BASE, args.clips, args.seconds, size, fps, DRIVER_SEED_BASE)
+    val = driven_clips(REFERENCE_SEED_BASE, args.val_clips, args.seconds, size, fps, DRIVER_SEED_BASE + 100_000)
+    data = {"train": train.frames, "train_dec": decoded(world, engine, train.frames), "train_speed": train.speed,
+            "val": val.frames, "val_dec": decoded(world, engine, val.frames), "val_speed": val.speed}  # fmt: skip
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        part = cache.with_name(cache.name + ".part.npz")
+        np.savez(part, settings=json.dumps(key), **data)
+        part.replace(cache)
+    return data
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder (its autoencoder and temporal decoder)")
@@ -146,7 +178,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=48)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--head", choices=("dense", "profile"), default="profile",
+                        help="the reader's head (TravelReaderConfig.head)")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--cache", default=None, metavar="FILE.npz",
+                        help="keep the generated clips here (~10 MB a clip) and reuse them on the next run")
     parser.add_argument("--out", default="benchmarks/results/travel_odometry")
     parser.add_argument(
         "--export",
@@ -163,20 +199,18 @@ def main() -> None:
     world = load(args.model)
     engine = world.engine(EngineConfig())
     fps = int(round(world.fps))
-    size = engine.frame_size
-    train = driven_clips(TRAIN_SEED_BASE, args.clips, args.seconds, size, fps, DRIVER_SEED_BASE)
-    val = driven_clips(REFERENCE_SEED_BASE, args.val_clips, args.seconds, size, fps, DRIVER_SEED_BASE + 100_000)
-    train_idx, train_travel = pairs(train.speed, args.stride, fps)
-    val_idx, val_travel = pairs(val.speed, args.stride, fps)
-    train_dec, val_dec = decoded(world, engine, train.frames), decoded(world, engine, val.frames)
-    sets = [(train.frames, train_idx, train_travel), (train_dec, train_idx, train_travel)]
+    data = clip_data(world, engine, args, Path(args.cache) if args.cache else None)
+    train_idx, train_travel = pairs(data["train_speed"], args.stride, fps)
+    val_idx, val_travel = pairs(data["val_speed"], args.stride, fps)
+    val_frames, val_dec = data["val"], data["val_dec"]
+    sets = [(data["train"], train_idx, train_travel), (data["train_dec"], train_idx, train_travel)]
     t1 = time.time()
-    reader = train_reader(sets, args.stride, args.steps, args.batch_size, args.lr, args.seed)
+    reader = train_reader(sets, args.stride, args.steps, args.batch_size, args.lr, args.seed, args.head)
     t2 = time.time()
     reads = {
-        "fit, rendered": read_all(None, val.frames, val_idx, args.stride),
+        "fit, rendered": read_all(None, val_frames, val_idx, args.stride),
         "fit, decoded": read_all(None, val_dec, val_idx, args.stride),
-        "reader, rendered": read_all(reader, val.frames, val_idx, args.stride),
+        "reader, rendered": read_all(reader, val_frames, val_idx, args.stride),
         "reader, decoded": read_all(reader, val_dec, val_idx, args.stride),
     }
     out = Path(args.out)
