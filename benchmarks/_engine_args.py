@@ -13,6 +13,7 @@ import argparse
 from drivesim.registration import engine_defaults, learned_env_ids
 from drivesim.rollout.compute_dtype import DTYPE_CHOICES
 from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.keyframe_fill import FILLS
 from drivesim.sampling.ddim import SPACINGS
 
 LEARNED_ENVS = learned_env_ids()
@@ -25,7 +26,8 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
         "prediction": EngineConfig.prediction, "keyframe_steps": keyframe_steps,
         "interpolation_steps": interpolation_steps, "spacing": EngineConfig.spacing,
         "context_guidance": EngineConfig.context_guidance, "context_interval": list(EngineConfig.context_interval),
-        "context_noise": EngineConfig.context_noise, "dtype": EngineConfig.dtype,
+        "context_noise": EngineConfig.context_noise, "dtype": EngineConfig.dtype, "fill": EngineConfig.fill,
+        "anchor_travel": EngineConfig.anchor_travel,
     })  # fmt: skip
     parser.add_argument("--env", default=None, choices=LEARNED_ENVS,
                         help="engine settings from this env id's YAML (the flags below override them)")
@@ -42,6 +44,10 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
                         help="context-noise level told a model trained with it (-1: its trained default)")
     parser.add_argument("--dtype", default=None, choices=list(DTYPE_CHOICES),
                         help=f"the engine's compute dtype (EngineConfig.dtype; default {EngineConfig.dtype})")
+    parser.add_argument("--fill", default=None, choices=list(FILLS),
+                        help=f"frames between keyframes (EngineConfig.fill; default {EngineConfig.fill})")
+    parser.add_argument("--anchor-travel", action="store_const", const=True, default=None,
+                        help="new keyframes moved to where the ego speed puts them (EngineConfig.anchor_travel)")
 
 
 def engine_settings(args: argparse.Namespace) -> dict:
@@ -60,3 +66,9 @@ def resolve_engine_args(args: argparse.Namespace) -> dict:
     for key, value in settings.items():
         setattr(args, key, value)
     return settings
+
+
+def engine_config(args: argparse.Namespace, **more) -> EngineConfig:
+    """The EngineConfig of the resolved settings (`resolve_engine_args` first) and the script's own `more`."""
+    settings = {k: getattr(args, k) for k in args._engine_defaults}
+    return EngineConfig(**{**settings, "context_interval": tuple(settings["context_interval"])}, **more)

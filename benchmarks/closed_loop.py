@@ -50,15 +50,13 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
-from _engine_args import add_engine_args, resolve_engine_args
+from _engine_args import add_engine_args, engine_config, resolve_engine_args
 from tqdm import tqdm
 
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_io import Probes, load_probes
 from drivesim.eval.report import write_json
 from drivesim.paths import default_probes_dir
-from drivesim.rollout.engine_api import EngineConfig
-from drivesim.rollout.keyframe_fill import FILLS
 from drivesim.rollout.lane_keeper import HEADING_FROM, LaneKeeper, LaneKeeperConfig
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import WorldModel, load
@@ -159,11 +157,7 @@ def run_model(
     """b rollouts of the model from the start frames, closed loop ("keeper") or straight, and the
     control step (s); with `sinks` (one WindowStream per start) every output frame also goes to the
     start's sink."""
-    engine = world.engine(EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
-                                       interpolation_steps=args.interpolation_steps, spacing=args.spacing,
-                                       context_guidance=args.context_guidance, context_noise=args.context_noise,
-                                       context_interval=tuple(args.context_interval), dtype=args.dtype,
-                                       compile=args.compile, fill=args.fill))  # fmt: skip
+    engine = world.engine(engine_config(args, compile=args.compile))
     if not engine.reader.reads_pose:
         raise SystemExit(f"{world.path}: no pose heads (give --pose-from)")
     step_s = engine.keyframe_stride / world.fps
@@ -313,7 +307,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--road-half", type=float, default=1.5, help="lane widths from the centre to the edge")
     parser.add_argument("--board-every", type=float, default=5.0)
     add_engine_args(parser)
-    parser.add_argument("--fill", default="model", choices=list(FILLS), help="frames between keyframes (EngineConfig)")
     parser.add_argument("--compile", action="store_true",
                         help="EngineConfig.compile: torch.compile the per-step networks (minutes at the first steps)")
     parser.add_argument("--composed", action="store_true",

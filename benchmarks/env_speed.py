@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _engine_args import add_engine_args, resolve_engine_args
+from _engine_args import add_engine_args, engine_config, resolve_engine_args
 
 from drivesim.rollout.engine_api import EngineConfig
-from drivesim.rollout.keyframe_fill import FILLS
 from drivesim.rollout.random_model import RandomModelSpec, build_random_model
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import load
@@ -84,7 +83,6 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (as default_model_speed.py)")
     add_engine_args(p, keyframe_steps=10, interpolation_steps=8)
     p.add_argument("--prediction-window", type=int, default=0, help="0 = the trained window")
-    p.add_argument("--fill", default="model", choices=list(FILLS), help="frames between keyframes (EngineConfig.fill)")
     p.add_argument("--fill-keys", type=int, default=EngineConfig.fill_keys, help="keyframes the interpolation sees")
     p.add_argument("--fill-rollouts", type=int, default=EngineConfig.fill_rollouts,
                    help="most rollouts per interpolation call (0 = all in one call)")
@@ -99,13 +97,8 @@ def main() -> None:
     torch.set_num_threads(torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.model or build_random_model(Path(tmp), RandomModelSpec(size="default", height=64, width=128))
-        cfg = EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
-                           interpolation_steps=args.interpolation_steps, dtype=args.dtype,
-                           prediction_window=args.prediction_window, fill=args.fill,
-                           context_guidance=args.context_guidance, decode_frames=args.decode_frames,
-                           fill_keys=args.fill_keys, fill_rollouts=args.fill_rollouts,
-                           context_interval=tuple(args.context_interval), spacing=args.spacing,
-                           context_noise=args.context_noise, compile=args.compile)
+        cfg = engine_config(args, prediction_window=args.prediction_window, decode_frames=args.decode_frames,
+                            fill_keys=args.fill_keys, fill_rollouts=args.fill_rollouts, compile=args.compile)
         engine = load(folder).engine(cfg)
         results = {
             "model": "random-init default size" if args.model is None else str(args.model),

@@ -33,14 +33,13 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
-from _engine_args import add_engine_args, resolve_engine_args
+from _engine_args import add_engine_args, engine_config, resolve_engine_args
 from einops import rearrange
 
 from drivesim.eval.adherence import pearson
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.report import write_json
 from drivesim.rollout.ego_speed import MAX_SPEED
-from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.world_model import WorldModel, load
 from drivesim.world.ego import command_for
 
@@ -100,10 +99,7 @@ def fit(true: np.ndarray, read: np.ndarray) -> dict:
 
 
 def measure(name: str, world: WorldModel, args: argparse.Namespace, truth: dict, heads: WorldModel) -> dict:
-    engine = world.engine(EngineConfig(prediction=args.prediction, keyframe_steps=args.keyframe_steps,
-                                       interpolation_steps=args.interpolation_steps, spacing=args.spacing,
-                                       context_guidance=args.context_guidance, context_noise=args.context_noise,
-                                       context_interval=tuple(args.context_interval), dtype=args.dtype))  # fmt: skip
+    engine = world.engine(engine_config(args))
     if engine.output_fps != world.fps:
         raise SystemExit(f"{name}: {engine.output_fps:g} output frames/s, not the source rate {world.fps:g}")
     steps = int(round(args.seconds * world.fps / engine.keyframe_stride))

@@ -1,0 +1,32 @@
+"""benchmarks/_engine_args.py: flags over the env's YAML over the script's defaults, into one EngineConfig."""
+
+import argparse
+
+from tests.benchmarks import load_benchmark
+
+
+def parse(*argv: str) -> tuple[argparse.Namespace, object]:
+    module = load_benchmark("_engine_args")
+    parser = argparse.ArgumentParser()
+    module.add_engine_args(parser, keyframe_steps=4)
+    args = parser.parse_args(list(argv))
+    module.resolve_engine_args(args)
+    return args, module
+
+
+def test_the_steer_envs_fill_and_guidance_reach_the_engine_config():
+    args, module = parse("--env", "drivesim/DriveWorldSteer-v0")
+    config = module.engine_config(args, decode_frames=6)
+    assert (config.fill, config.context_guidance, config.keyframe_steps) == ("warp", 1.0, 2)
+    assert config.anchor_travel is False and config.decode_frames == 6
+
+
+def test_flags_override_the_env_and_the_defaults_apply_without_one():
+    args, module = parse("--env", "drivesim/DriveWorldSteer-v0", "--fill", "model", "--anchor-travel")
+    config = module.engine_config(args)
+    assert (config.fill, config.anchor_travel, config.keyframe_steps) == ("model", True, 2)
+    args, module = parse()
+    config = module.engine_config(args)
+    assert (config.fill, config.anchor_travel, config.keyframe_steps) == ("model", False, 4)
+    assert config.context_guidance == 1.5
+    assert config.context_interval == (0.0, 1.0)
