@@ -3,7 +3,8 @@
 Travel anchoring (`EngineConfig.anchor_travel`, docs/results.md *Where the accel is lost*) moves each new
 keyframe by the told travel minus the travel it measured, and failed because the measurement
 (`ego_warp.fit_travel`, the forward warp that best matches) is noisy: 2.64 +- 0.99 m on real keyframes
-for a true 3.14 m. This trains a small convolutional reader (`drivesim.rollout.odometry.TravelReader`)
+for a true 3.14 m. This trains a small reader (`drivesim.rollout.odometry.TravelReader`; `--head profile`,
+the default: learned features matched along the ground geometry; `--head dense`: session 31's regression)
 on pairs of world frames `--stride` source frames apart (PatternDriver-driven training-side seeds
 600_000 + i, so the speed varies; half the pairs through the model's autoencoder and temporal decoder,
 as generated frames are decoded), with the true travel (trapezoid of the ego speed) as the target, and
@@ -13,6 +14,8 @@ JSON, a scatter plot, and the reader (stage "odometry": odometry.safetensors + c
 `--export FOLDER` also writes it into a model folder (`EngineConfig.anchor_travel` then reads with it).
 
     python benchmarks/travel_odometry.py --model drivesim/assets/default_model --threads 2 [--export runs/models/M]
+        [--cache data/travel_odometry_clips.npz]    # ~1 GB of clips kept for the next run (16 min to make)
+    session 31's dense reader: --head dense --clips 48 --steps 2000 --lr 1e-3
 """
 
 from __future__ import annotations
@@ -170,13 +173,13 @@ def clip_data(world, engine, args, cache: Path | None) -> dict[str, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder (its autoencoder and temporal decoder)")
-    parser.add_argument("--clips", type=int, default=48, help="training clips")
+    parser.add_argument("--clips", type=int, default=96, help="training clips")
     parser.add_argument("--val-clips", type=int, default=8, help="held-out clips")
     parser.add_argument("--seconds", type=float, default=6.4)
     parser.add_argument("--stride", type=int, default=4, help="source frames between the two frames of a pair")
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=48)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--head", choices=("dense", "profile"), default="profile",
                         help="the reader's head (TravelReaderConfig.head)")
