@@ -27,7 +27,7 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
         "interpolation_steps": interpolation_steps, "spacing": EngineConfig.spacing,
         "context_guidance": EngineConfig.context_guidance, "context_interval": list(EngineConfig.context_interval),
         "context_noise": EngineConfig.context_noise, "dtype": EngineConfig.dtype, "fill": EngineConfig.fill,
-        "anchor_travel": EngineConfig.anchor_travel,
+        "anchor_travel": EngineConfig.anchor_travel, "anchor_gain": EngineConfig.anchor_gain,
     })  # fmt: skip
     parser.add_argument("--env", default=None, choices=LEARNED_ENVS,
                         help="engine settings from this env id's YAML (the flags below override them)")
@@ -48,6 +48,8 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
                         help=f"frames between keyframes (EngineConfig.fill; default {EngineConfig.fill})")
     parser.add_argument("--anchor-travel", action="store_const", const=True, default=None,
                         help="new keyframes moved to where the ego speed puts them (EngineConfig.anchor_travel)")
+    parser.add_argument("--anchor-gain", type=float, default=None,
+                        help=f"fraction of the travel error anchoring corrects (default {EngineConfig.anchor_gain})")
 
 
 def engine_settings(args: argparse.Namespace) -> dict:

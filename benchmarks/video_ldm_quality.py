@@ -274,6 +274,8 @@ def main() -> None:
                         help="keyframe DDIM steps replaced by the ego-motion warp (EngineConfig.warp_start)")
     parser.add_argument("--anchor-travel", action="store_true",
                         help="new keyframes moved to where the ego speed puts them (EngineConfig.anchor_travel)")
+    parser.add_argument("--anchor-gain", type=float, default=EngineConfig.anchor_gain,
+                        help="fraction of the travel error anchoring corrects (EngineConfig.anchor_gain)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     for fld in dataclasses.fields(Sizes):
@@ -295,6 +297,7 @@ def main() -> None:
                         interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, fill=args.fill,
                         fill_keys=args.fill_keys, context_interval=tuple(args.context_interval), dtype=args.dtype,
                         compile=args.compile, warp_start=args.warp_start, anchor_travel=args.anchor_travel,
+                        anchor_gain=args.anchor_gain,
                         **guidance)
     engine = world.engine(base)
     h, w = engine.frame_size

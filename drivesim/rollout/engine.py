@@ -225,7 +225,7 @@ class LearnedEngine:
             told = told_travel(speeds[:, s - 1 : s + 1], self.keyframe_stride, self.world.fps)
             reader = self.world.odometry if self.world.odometry_stride == self.keyframe_stride else None  # learned
             return anchor_travel(context[:, -1], sample.latents[:, s], told, self.frame_codec, vcfg.camera(),
-                                 reader=reader)[0]  # fmt: skip
+                                 reader=reader, gain=self.config.anchor_gain)[0]  # fmt: skip
         return sample.latents[:, s]
 
     @torch.no_grad()

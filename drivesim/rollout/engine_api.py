@@ -43,6 +43,7 @@ class EngineConfig:
     # move each new keyframe along the road to where the ego speed puts it (rollout.travel_anchor); measured, it
     # does not help the accel: the fitted travel it corrects is too noisy (docs/results.md, session 30)
     anchor_travel: bool = False
+    anchor_gain: float = 1.0  # the fraction of (told - read) travel anchoring moves a keyframe by (docs/results.md)
     interpolate: bool = True  # False: one output frame per step (the keyframe itself)
     fill: str = "model"  # frames between keyframes: "model" (interpolation model) | "blend" | "warp" (FILLS)
     fill_keys: int = 3  # keyframes the interpolation model sees a step: 3 (both context + the new, as trained) | 2
@@ -67,6 +68,9 @@ class EngineConfig:
         if not 0 <= self.warp_start < self.keyframe_steps:
             raise ValueError(f"warp_start={self.warp_start}; allowed 0 (off) .. keyframe_steps - 1 = "
                              f"{self.keyframe_steps - 1} (keyframe DDIM steps the ego-motion warp replaces)")
+        if not 0.0 < self.anchor_gain <= 1.0:
+            raise ValueError(f"anchor_gain={self.anchor_gain}; allowed (0, 1]: the fraction of the travel error "
+                             "anchoring corrects")
         if self.decode_frames < 0:
             raise ValueError(f"decode_frames={self.decode_frames}; allowed: 0 (one call) or a positive frame count")
 

@@ -39,10 +39,12 @@ def anchor_travel(
     camera: GroundCamera,
     grid: Tensor = TRAVEL_GRID,
     reader: TravelReader | None = None,
+    gain: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
     """The new keyframes (b, c, h, w) moved so that they lie `told` (b,) metres ahead of the last ones
     (b, c, h, w) along the road -> (anchored latents (b, c, h, w), the travel measured before (b,) m: read by
-    `reader`, or fitted over `grid` without one)."""
+    `reader`, or fitted over `grid` without one). `gain` < 1 moves them only that fraction of the way: the
+    reading's error enters each keyframe scaled by it, and the model's own motion fills the rest."""
     if last.shape != new.shape or last.ndim != 4:
         raise ValueError(f"last {tuple(last.shape)} and new {tuple(new.shape)} keyframes must both be (b, c, h, w)")
     if told.shape != (new.shape[0],):
@@ -51,7 +53,7 @@ def anchor_travel(
     pair = codec.decode(torch.cat([last, new])).float()  # (2b) 3 H W
     before, after = pair[:b], pair[b:]
     fitted = fit_travel(before, after, grid, camera) if reader is None else reader(before, after)  # (b,)
-    moved, ok = warp_travel(after, told.to(after.device, torch.float32) - fitted, camera)
+    moved, ok = warp_travel(after, gain * (told.to(after.device, torch.float32) - fitted), camera)
     moved = ok * moved + (1.0 - ok) * after  # rows a backward warp cannot show keep the model's frame
     return codec.encode(moved).to(new.dtype), fitted
 

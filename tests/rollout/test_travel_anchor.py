@@ -94,3 +94,18 @@ def test_a_reader_replaces_the_fit_as_the_measured_travel():
     far = rows[: len(rows) // 2]
     before, after = F.mse_loss(new[:, :, far], target[:, :, far]), F.mse_loss(moved[:, :, far], target[:, :, far])
     assert float(after) < 0.5 * float(before)  # read 1 m, told 3: moved 2 m on
+
+
+def test_a_gain_moves_the_keyframe_that_fraction_of_the_way():
+    cam = GroundCamera()
+    a = _world_frame(2)
+    new = warp_forward(a, torch.tensor([1.0]), cam)
+    told = torch.tensor([3.0])
+    half, read = anchor_travel(a, new, told, Identity(), cam, reader=FixedReader(1.0), gain=0.5)
+    # a half gain with a reading of 1 m moves as far as the full gain with a reading of 2 m: 1 m forward
+    full, _ = anchor_travel(a, new, told, Identity(), cam, reader=FixedReader(2.0))
+    torch.testing.assert_close(half, full)
+    assert float(read[0]) == 1.0
+    assert not torch.allclose(half, anchor_travel(a, new, told, Identity(), cam, reader=FixedReader(1.0))[0])
+    with pytest.raises(ValueError, match=r"anchor_gain=0.0; allowed \(0, 1\]"):
+        EngineConfig(anchor_gain=0.0)
