@@ -18,6 +18,12 @@ driven by `PatternDriver`s seeded 7_000_000 + 1000 seed + i) and reads the actio
   `predicted_keyframes_warped` from the true keyframes before each (one step from the truth: the
   stage's own error), `rolled_out_keyframes_warped` from its own (from the two true first keyframes on:
   a rollout, with the error carried as context).
+- with `--travel-noise S ...`, `warped_true_keyframes_noise_S`: the true keyframes, each moved along the
+  road by an error of spread S metres, then filled by the warp: what a rollout anchored by a travel reader
+  of error spread S (`EngineConfig.anchor_travel`) would keep if the model's keyframes were otherwise
+  right. Anchoring places each keyframe the reader's error e_k off its told travel, so the errors add up
+  along the rollout; here keyframe k is moved by p_k = LEAK p_(k-1) + e_k (e_k ~ N(0, S^2), LEAK 0.9: a
+  random walk pulled back slowly, so the warp stays within a metre or so of the true frame).
 All rows cover the same frames (from the first keyframe after the start), so their windows pair up.
 A stage that keeps the accel leaves r near the world's; the first row that drops it is where the
 generated video loses it. Prints JSON (Pearson r, MAE, R^2 of steer and accel per row, and the
@@ -38,11 +44,12 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
-from einops import reduce
+from einops import rearrange, reduce
 from torch import Tensor
 from tqdm import tqdm
 
 from drivesim.diffusion.conditioning import Conditioning
+from drivesim.diffusion.ego_warp import GroundCamera, warp_travel
 from drivesim.eval.adherence import action_adherence, recover_actions, recover_speed, window_action_targets
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_data import REFERENCE_SEED_BASE
@@ -63,13 +70,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _video_eval import RealClips, driven_clips  # noqa: E402
 
 DRIVER_SEED_BASE = 7_000_000  # as video_ldm_quality.py's action rollouts
+LEAK = 0.9  # --travel-noise: how much of the last keyframe's position error the next one keeps
+
+
+def jittered_keyframes(codec, keys: Tensor, spread: float, seed: int, camera: GroundCamera) -> Tensor:
+    """Keyframe latents (b, k, c, h, w), each from the third on moved along the road by p_k = LEAK p_(k-1) + e_k
+    metres, e_k ~ N(0, spread^2) (the first two are the context every row starts from): (b, k, c, h, w)."""
+    b, k = keys.shape[:2]
+    e = torch.randn((b, k), generator=torch.Generator().manual_seed(seed)) * spread
+    e[:, :2] = 0.0
+    p = torch.zeros_like(e)
+    for i in range(2, k):
+        p[:, i] = LEAK * p[:, i - 1] + e[:, i]
+    frames = codec.decode(rearrange(keys, "b k c h w -> (b k) c h w")).float()
+    moved, ok = warp_travel(frames, rearrange(p, "b k -> (b k)"), camera)
+    moved = ok * moved + (1.0 - ok) * frames  # rows a backward warp cannot show keep the true frame, as anchoring
+    return rearrange(codec.encode(moved).to(keys.dtype), "(b k) c h w -> b k c h w", b=b)
 
 
 @torch.no_grad()
-def stage_latents(engine, world, clips: RealClips, seed: int, predictor=None) -> dict[str, Tensor]:
+def stage_latents(
+    engine, world, clips: RealClips, seed: int, predictor=None, noise: tuple[float, ...] = ()
+) -> dict[str, Tensor]:
     """Latents (b, n, c, h, w) of each stage row for the frames stride .. n-1 of the clips (n = the
     largest 1 + multiple of the keyframe stride within the clip), and the true latents of all frames;
-    with a `predictor` engine also the rows of keyframes it draws."""
+    with a `predictor` engine also the rows of keyframes it draws; a row per travel-error spread in `noise`."""
     video = uint8_to_video(clips.frames)  # b t 3 h w in [-1, 1]
     z = torch.cat([world.autoencoder.encode_video(video[i : i + 1]) for i in range(len(video))])  # b t c h w
     stride = engine.keyframe_stride
@@ -91,6 +116,9 @@ def stage_latents(engine, world, clips: RealClips, seed: int, predictor=None) ->
     rows["interpolated_true_keyframes"] = torch.cat(filled, dim=1)
     warper = world.engine(dataclasses.replace(engine.config, fill="warp"))
     rows["warped_true_keyframes"] = warp_filled(warper, keys, cond, gens, key_speeds)
+    for spread in noise:
+        jittered = jittered_keyframes(engine.frame_codec, keys, spread, seed, GroundCamera())
+        rows[f"warped_true_keyframes_noise_{spread:g}"] = warp_filled(warper, jittered, cond, gens, key_speeds)
     if predictor is not None:
         for name, own in (("predicted_keyframes_warped", False), ("rolled_out_keyframes_warped", True)):
             drawn = predicted_keyframes(predictor, keys, held, key_speeds, cond, seed, own)
@@ -170,6 +198,8 @@ def main() -> None:
     parser.add_argument("--context-guidance", type=float, default=EngineConfig.context_guidance,
                         help="s of context guidance (with --predict; 1 = off)")
     parser.add_argument("--warp-start", type=int, default=0, help="EngineConfig.warp_start (with --predict)")
+    parser.add_argument("--travel-noise", type=float, nargs="*", default=[], metavar="S",
+                        help="rows of true keyframes moved along the road by errors of spread S metres")
     parser.add_argument("--hop", type=int, default=4, help="source frames between probe windows")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
@@ -177,6 +207,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.clips < 1 or args.seconds <= 0:
         parser.error(f"--clips {args.clips} must be >= 1 and --seconds {args.seconds} > 0")
+    if any(s <= 0 for s in args.travel_noise):
+        parser.error(f"--travel-noise {args.travel_noise}: each spread must be > 0 metres")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     probes = load_probes(args.probes)
@@ -192,7 +224,7 @@ def main() -> None:
             engine.config, keyframe_steps=args.keyframe_steps, context_guidance=args.context_guidance,
             warp_start=args.warp_start,
         ))  # fmt: skip
-    rows = stage_latents(engine, world, clips, args.seed, predictor)
+    rows = stage_latents(engine, world, clips, args.seed, predictor, tuple(args.travel_noise))
     stride, n = engine.keyframe_stride, rows["all"].shape[1]
     frames = {
         "world": clips.frames[:, stride:n],
@@ -210,6 +242,7 @@ def main() -> None:
         "frames": n - stride, "interpolation_steps": args.interpolation_steps, "spacing": args.spacing,
         "predict": {"keyframe_steps": args.keyframe_steps, "context_guidance": args.context_guidance,
                     "warp_start": args.warp_start} if args.predict else None,
+        "travel_noise": {"spreads_m": args.travel_noise, "leak": LEAK},
         "true_speed_mean": float(np.mean(clips.speed[:, stride:n])),
         "rows": {name: read_row(probes, f, actions, args.hop) for name, f in frames.items()},
     }  # fmt: skip

@@ -37,3 +37,32 @@ def test_one_step_keyframes_start_from_the_truth_and_rolled_out_ones_from_their_
     assert torch.equal(actions, held[:, 3]) and torch.equal(context_actions, held[:, 1:3])
     assert torch.equal(context_speed, speeds[:, 1:3])
     assert torch.equal(context[:, 1], drawn[:, 2])
+
+
+class PixelCodec:
+    """Latents are the frames themselves."""
+
+    def decode(self, z):
+        return z
+
+    def encode(self, x):
+        return x
+
+
+def test_jittered_keyframes_keep_the_context_and_move_the_rest_along_the_road():
+    from drivesim.diffusion.ego_warp import GroundCamera, warp_travel
+
+    bench = load_benchmark("action_pipeline")
+    torch.manual_seed(0)
+    small = torch.rand(2, 4, 3, 8, 16) * 2 - 1
+    keys = torch.nn.functional.interpolate(small.flatten(0, 1), size=(32, 64), mode="bilinear").unflatten(0, (2, 4))
+    out = bench.jittered_keyframes(PixelCodec(), keys, 0.5, seed=3, camera=GroundCamera())
+    assert out.shape == keys.shape
+    torch.testing.assert_close(out[:, :2], keys[:, :2])  # the context keyframes are not moved
+    assert (out[:, 2:] - keys[:, 2:]).abs().amax() > 0.05  # the others are
+    # keyframe 2 moved by e_2 exactly as warp_travel moves it (rows it cannot show keep the frame)
+    e = torch.randn((2, 4), generator=torch.Generator().manual_seed(3)) * 0.5
+    moved, ok = warp_travel(keys[:, 2], e[:, 2], GroundCamera())
+    torch.testing.assert_close(out[:, 2], ok * moved + (1 - ok) * keys[:, 2])
+    again = bench.jittered_keyframes(PixelCodec(), keys, 0.5, seed=3, camera=GroundCamera())
+    torch.testing.assert_close(again, out)  # the same seed draws the same errors
