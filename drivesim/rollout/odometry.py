@@ -3,8 +3,8 @@
 Beyond the paper, for the simulator (issue 6: the accel must show as a change of forward motion).
 `ego_warp.fit_travel` measures the travel between two keyframes by the forward warp that matches
 best; on world keyframes 4 source frames apart it is as noisy as the motion it should correct
-(docs/results.md, *Where the accel is lost*). This reader is a small CNN over the two frames and their
-difference, trained on world pairs with the true travel (`benchmarks/travel_odometry.py`). Two heads:
+(docs/results.md, *Where the accel is lost*). This reader is a small network over the two frames, trained
+on world pairs with the true travel (`benchmarks/travel_odometry.py`). Two heads:
 
 - "dense": convolutions over [A, B, B - A] and a dense layer over the whole feature map (rows matter: a
   metre of travel moves the road near the bonnet more pixels than near the horizon). It learns the
@@ -120,9 +120,9 @@ class TravelReader(nn.Module):
         w = prefix.shape[-1] - 1
         flat = rearrange(prefix, "n c h v -> n c (h v)")
         at = []
-        for u in (self.source_span[..., 1:], self.source_span[..., :-1]):  # g H k: band ends, band starts
+        for u in (self.source_span[..., 1:], self.source_span[..., :-1]):  # g r k: band ends, band starts
             col = u.floor().long().clamp(0, w - 1)
-            idx = rearrange(rows, "g h -> g h 1") * (w + 1) + col  # g H k
+            idx = rearrange(rows, "g r -> g r 1") * (w + 1) + col  # g r k
             s0, s1 = flat[:, :, idx], flat[:, :, idx + 1]
             at.append(s0 + (s1 - s0) * (u - col))
         length = (self.source_span[..., 1:] - self.source_span[..., :-1]).clamp_min(1e-3)
