@@ -50,7 +50,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from drivesim.diffusion.conditioning import Conditioning
-from drivesim.diffusion.ego_warp import GroundCamera, warp_travel
+from drivesim.diffusion.ego_warp import GroundCamera
 from drivesim.eval.adherence import action_adherence, recover_actions, recover_speed, window_action_targets
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_data import REFERENCE_SEED_BASE
@@ -59,6 +59,7 @@ from drivesim.eval.report import to_plain
 from drivesim.paths import default_probes_dir
 from drivesim.rollout.engine import to_uint8
 from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.travel_anchor import move_along_road
 from drivesim.rollout.world_model import load
 from drivesim.sampling.ddim import SPACINGS
 from drivesim.sampling.video import blend_keyframes
@@ -84,8 +85,7 @@ def jittered_keyframes(codec, keys: Tensor, spread: float, seed: int, camera: Gr
     for i in range(2, k):
         p[:, i] = LEAK * p[:, i - 1] + e[:, i]
     frames = codec.decode(rearrange(keys, "b k c h w -> (b k) c h w")).float()
-    moved, ok = warp_travel(frames, rearrange(p, "b k -> (b k)"), camera)
-    moved = ok * moved + (1.0 - ok) * frames  # rows a backward warp cannot show keep the true frame, as anchoring
+    moved = move_along_road(frames, rearrange(p, "b k -> (b k)"), camera)
     return rearrange(codec.encode(moved).to(keys.dtype), "(b k) c h w -> b k c h w", b=b)
 
 

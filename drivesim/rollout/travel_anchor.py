@@ -53,9 +53,15 @@ def anchor_travel(
     pair = codec.decode(torch.cat([last, new])).float()  # (2b) 3 H W
     before, after = pair[:b], pair[b:]
     fitted = fit_travel(before, after, grid, camera) if reader is None else reader(before, after)  # (b,)
-    moved, ok = warp_travel(after, gain * (told.to(after.device, torch.float32) - fitted), camera)
-    moved = ok * moved + (1.0 - ok) * after  # rows a backward warp cannot show keep the model's frame
+    moved = move_along_road(after, gain * (told.to(after.device, torch.float32) - fitted), camera)
     return codec.encode(moved).to(new.dtype), fitted
+
+
+def move_along_road(frames: Tensor, distance: Tensor, camera: GroundCamera) -> Tensor:
+    """frames (n, 3, H, W) moved `distance` (n,) metres along the road (negative: back), as anchoring moves a
+    keyframe; the rows a backward warp cannot show (the road under the bonnet) keep the frame's own."""
+    moved, ok = warp_travel(frames, distance, camera)
+    return ok * moved + (1.0 - ok) * frames
 
 
 def told_travel(key_speeds: Tensor, stride: int, fps: float) -> Tensor:
