@@ -26,7 +26,8 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
         "prediction": EngineConfig.prediction, "keyframe_steps": keyframe_steps,
         "interpolation_steps": interpolation_steps, "spacing": EngineConfig.spacing,
         "context_guidance": EngineConfig.context_guidance, "context_interval": list(EngineConfig.context_interval),
-        "context_noise": EngineConfig.context_noise, "dtype": EngineConfig.dtype, "fill": EngineConfig.fill,
+        "context_noise": EngineConfig.context_noise, "context_keys": EngineConfig.context_keys,
+        "dtype": EngineConfig.dtype, "fill": EngineConfig.fill,
         "anchor_travel": EngineConfig.anchor_travel, "anchor_gain": EngineConfig.anchor_gain,
     })  # fmt: skip
     parser.add_argument("--env", default=None, choices=LEARNED_ENVS,
@@ -42,6 +43,8 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
                         help="fractions of the diffusion times where context guidance acts")
     parser.add_argument("--context-noise", type=float, default=None,
                         help="context-noise level told a model trained with it (-1: its trained default)")
+    parser.add_argument("--context-keys", type=int, default=None, choices=(1, 2),
+                        help=f"past keyframes the prediction stage is given (default {EngineConfig.context_keys})")
     parser.add_argument("--dtype", default=None, choices=list(DTYPE_CHOICES),
                         help=f"the engine's compute dtype (EngineConfig.dtype; default {EngineConfig.dtype})")
     parser.add_argument("--fill", default=None, choices=list(FILLS),

@@ -276,6 +276,8 @@ def main() -> None:
                         help="new keyframes moved to where the ego speed puts them (EngineConfig.anchor_travel)")
     parser.add_argument("--anchor-gain", type=float, default=EngineConfig.anchor_gain,
                         help="fraction of the travel error anchoring corrects (EngineConfig.anchor_gain)")
+    parser.add_argument("--context-keys", type=int, default=EngineConfig.context_keys, choices=(1, 2),
+                        help="past keyframes the prediction stage is given (EngineConfig.context_keys)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     for fld in dataclasses.fields(Sizes):
@@ -297,7 +299,7 @@ def main() -> None:
                         interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, fill=args.fill,
                         fill_keys=args.fill_keys, context_interval=tuple(args.context_interval), dtype=args.dtype,
                         compile=args.compile, warp_start=args.warp_start, anchor_travel=args.anchor_travel,
-                        anchor_gain=args.anchor_gain,
+                        anchor_gain=args.anchor_gain, context_keys=args.context_keys,
                         **guidance)
     engine = world.engine(base)
     h, w = engine.frame_size

@@ -39,6 +39,9 @@ class EngineConfig:
     sample_layout: bool = True  # first frames composed without boxes: on a layout from the model's layout prior
     action_guidance: float = 1.0
     context_noise: float = -1.0  # context-noise level told to the model; -1: the model's trained default
+    # keyframes of the rollout the prediction stage is given as context: 2 (as the state keeps) or 1 (the last
+    # only: the motion then comes from the actions, speed and ego warp, not from two drawn keyframes' difference)
+    context_keys: int = 2
     warp_start: int = 0  # keyframe DDIM steps replaced by the ego-motion warp of the last keyframe (SDEdit); 0: off
     # move each new keyframe along the road to where the ego speed puts it (rollout.travel_anchor); measured, it
     # does not help the accel: the fitted travel it corrects is too noisy (docs/results.md, session 30)
@@ -68,6 +71,9 @@ class EngineConfig:
         if not 0 <= self.warp_start < self.keyframe_steps:
             raise ValueError(f"warp_start={self.warp_start}; allowed 0 (off) .. keyframe_steps - 1 = "
                              f"{self.keyframe_steps - 1} (keyframe DDIM steps the ego-motion warp replaces)")
+        if self.context_keys not in (1, 2):
+            raise ValueError(f"context_keys={self.context_keys}; allowed: 1 or 2 (past keyframes the prediction "
+                             "stage is given)")
         if not 0.0 < self.anchor_gain <= 1.0:
             raise ValueError(f"anchor_gain={self.anchor_gain}; allowed (0, 1]: the fraction of the travel error "
                              "anchoring corrects")

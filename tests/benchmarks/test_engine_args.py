@@ -30,3 +30,15 @@ def test_flags_override_the_env_and_the_defaults_apply_without_one():
     assert (config.fill, config.anchor_travel, config.keyframe_steps) == ("model", False, 4)
     assert config.context_guidance == 1.5
     assert config.context_interval == (0.0, 1.0)
+
+
+def test_context_keys_reaches_the_engine_config_and_bad_values_are_refused(capsys):
+    import pytest
+
+    args, module = parse("--env", "drivesim/DriveWorldSteer-v0", "--context-keys", "1")
+    assert module.engine_config(args).context_keys == 1
+    args, module = parse()
+    assert module.engine_config(args).context_keys == 2
+    with pytest.raises(SystemExit):
+        parse("--context-keys", "3")
+    assert "--context-keys: invalid choice: 3" in capsys.readouterr().err

@@ -501,3 +501,19 @@ def test_context_interval_reaches_the_prediction_sampler(model_dir):
     assert eng.step(out.state, np.zeros((1, 2), np.float32)).frames.shape[0] == 1
     with pytest.raises(ValueError, match=r"context_interval=\[0.7, 0.2\]; allowed"):
         EngineConfig(context_interval=(0.7, 0.2))
+
+
+def test_context_keys_one_gives_the_prediction_stage_only_the_last_keyframe(model_dir, engine):
+    """context_keys=1: the keyframe drawn does not depend on the older context keyframe (with 2 it does);
+    the state still keeps two keyframes for the fill. Values other than 1 or 2 are refused."""
+    act = np.array([[0.1, 0.2]], np.float32)
+    s = engine.step(engine.start([SceneRequest(0, 1, seed=3)]).state, act).state
+    assert s.context.shape[1] == 2
+    other = s.with_(context=torch.stack([s.context[:, 0] + 1.0, s.context[:, 1]], dim=1))
+    last_only = load(model_dir).engine(EngineConfig(**FAST, context_keys=1))
+    for eng, depends in ((last_only, False), (engine, True)):
+        a, b = eng.step(s, act), eng.step(other, act)
+        assert (not torch.allclose(a.keyframes, b.keyframes)) == depends
+        assert a.state.context.shape[1] == 2
+    with pytest.raises(ValueError, match="context_keys=3; allowed: 1 or 2"):
+        EngineConfig(context_keys=3)
