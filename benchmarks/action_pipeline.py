@@ -26,6 +26,9 @@ driven by `PatternDriver`s seeded 7_000_000 + 1000 seed + i) and reads the actio
   right. Anchoring places each keyframe the reader's error e_k off its told travel, so the errors add up
   along the rollout; here keyframe k is moved by p_k = LEAK p_(k-1) + e_k (e_k ~ N(0, S^2), LEAK 0.9: a
   random walk pulled back slowly, so the warp stays within a metre or so of the true frame).
+- with `--travel-reader DIR` (a folder with an `odometry` stage, `benchmarks/travel_odometry.py --export`), each
+  row's travel from every keyframe on, read against the true travel (`drivesim.eval.travel_reading`): how far
+  the drawn keyframes move, and whether that follows the speed inside each clip (`within_clip_pearson`).
 All rows cover the same frames (from the first keyframe after the start), so their windows pair up.
 A stage that keeps the accel leaves r near the world's; the first row that drops it is where the
 generated video loses it. Prints JSON (Pearson r, MAE, R^2 of steer and accel per row, and the
@@ -57,9 +60,11 @@ from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_data import REFERENCE_SEED_BASE
 from drivesim.eval.probe_io import load_probes
 from drivesim.eval.report import to_plain
+from drivesim.eval.travel_reading import read_travel, travel_pairs, travel_score
 from drivesim.paths import default_probes_dir
 from drivesim.rollout.engine import to_uint8
 from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.odometry import ODOMETRY_STAGE, load_travel_reader
 from drivesim.rollout.travel_anchor import move_along_road
 from drivesim.rollout.world_model import load
 from drivesim.sampling.ddim import SPACINGS
@@ -165,12 +170,24 @@ def read_row(probes, frames: np.ndarray, actions: np.ndarray, hop: int) -> dict:
     return to_plain(action_adherence(targets, recovered)) | {"read_speed_mean": float(np.mean(speed))}
 
 
+def read_travel_rows(reader: tuple, frames: dict[str, np.ndarray], speed: np.ndarray, stride: int, fps: float) -> dict:
+    """Each row's travel read by `reader` (TravelReader, pair frames) from every keyframe (row frames 0, stride,
+    ...) to the frame `pair frames` later, against the true travel of speed (b, t): `travel_score` per row, with
+    the within-clip r (does the keyframes' motion follow the changes of speed the accel makes)."""
+    net, apart = reader
+    idx, true = travel_pairs(speed, apart, fps, every=stride)
+    return {"rows": {name: travel_score(read_travel(net, f, idx, apart), true, idx[:, 0])
+                     for name, f in frames.items()}}  # fmt: skip
+
+
 def plot(result: dict, path: Path) -> Path:
     """Bars of steer / accel r per row (the world's first), beside the target."""
     rows = result["rows"]
     names = list(rows)
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    travel = (result.get("travel") or {}).get("rows")
+    fig, axes = plt.subplots(2 if travel else 1, 1, figsize=(8, 6.5 if travel else 3.5), squeeze=False)
+    ax = axes[0, 0]
     for k, (field, colour) in enumerate((("steer", "tab:blue"), ("accel", "tab:orange"))):
         values = [rows[n][field]["pearson"] or 0.0 for n in names]
         ax.bar(x + (k - 0.5) * 0.38, values, 0.38, label=field, color=colour)
@@ -179,6 +196,15 @@ def plot(result: dict, path: Path) -> Path:
     ax.set_ylabel("Pearson r, action probe")
     ax.set_title(f"{result['prediction']}: keyframes {result['keyframe_stride']} frames apart, {result['clips']} clips")
     ax.legend(fontsize=8)
+    if travel:  # how far each row's keyframes move, and whether they follow the speed inside a clip
+        ax = axes[1, 0]
+        for k, (field, colour) in enumerate((("pearson", "tab:green"), ("within_clip_pearson", "tab:red"))):
+            ax.bar(x + (k - 0.5) * 0.38, [travel[n][field] or 0.0 for n in names], 0.38, label=f"travel {field}",
+                   color=colour)  # fmt: skip
+        ax.set_xticks(x, [f"{n.replace('_', chr(10))}\n{travel[n]['read_mean_m']:.2f} m" for n in names], fontsize=7)
+        ax.set_ylabel("r, read vs true travel")
+        ax.set_title(f"travel per keyframe (true mean {travel[names[0]]['true_mean_m']:.2f} m)", fontsize=9)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -208,6 +234,8 @@ def main() -> None:
                         help="EngineConfig.anchor_travel (with --predict): drawn keyframes moved to the told travel")
     parser.add_argument("--travel-noise", type=float, nargs="*", default=[], metavar="S",
                         help="rows of true keyframes moved along the road by errors of spread S metres")
+    parser.add_argument("--travel-reader", default=None, metavar="DIR",
+                        help="model folder whose odometry stage reads each row's travel from every keyframe on")
     parser.add_argument("--hop", type=int, default=4, help="source frames between probe windows")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
@@ -217,6 +245,12 @@ def main() -> None:
         parser.error(f"--clips {args.clips} must be >= 1 and --seconds {args.seconds} > 0")
     if any(s <= 0 for s in args.travel_noise):
         parser.error(f"--travel-noise {args.travel_noise}: each spread must be > 0 metres")
+    reader = None
+    if args.travel_reader is not None:
+        reader = load_travel_reader(args.travel_reader)
+        if reader is None:
+            parser.error(f"--travel-reader {args.travel_reader}: no {ODOMETRY_STAGE} stage there "
+                         "(benchmarks/travel_odometry.py --export writes one)")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     probes = load_probes(args.probes)
@@ -256,6 +290,10 @@ def main() -> None:
         "true_speed_mean": float(np.mean(clips.speed[:, stride:n])),
         "rows": {name: read_row(probes, f, actions, args.hop) for name, f in frames.items()},
     }  # fmt: skip
+    if reader is not None:
+        true_speed = clips.speed[:, stride:n]
+        result["travel"] = {"reader": args.travel_reader, "pair_frames": reader[1],
+                            **read_travel_rows(reader, frames, true_speed, stride, world.fps)}  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "action_pipeline.json").write_text(json.dumps(to_plain(result), indent=2))

@@ -31,14 +31,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from drivesim.diffusion.ego_warp import GroundCamera, fit_travel
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_data import REFERENCE_SEED_BASE
+from drivesim.eval.travel_reading import frame_pairs, read_travel, travel_pairs, travel_score
 from drivesim.model_folder import save_stage
 from drivesim.rollout.engine import to_uint8
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.odometry import ODOMETRY_STAGE, TravelReader, TravelReaderConfig
-from drivesim.rollout.travel_anchor import TRAVEL_GRID
 from drivesim.rollout.world_model import load
 
 matplotlib.use("Agg")
@@ -53,16 +52,6 @@ DRIVER_SEED_BASE = 7_500_000
 PROFILE_CHANNELS = (16, 16, 8)  # the profile head's feature stack (full resolution)
 
 
-def pairs(speed: np.ndarray, stride: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Clips' per-frame ego speeds (n, t) m/s -> index pairs (p, 2) of (clip, frame) starts and the true
-    travel (p,) m from frame i to i + stride (trapezoid of the per-frame ego speed)."""
-    n, t = speed.shape
-    step = (speed[:, :-1] + speed[:, 1:]) / (2.0 * fps)  # n (t - 1): metres between neighbouring frames
-    cum = np.concatenate([np.zeros((n, 1)), np.cumsum(step, axis=1)], axis=1)  # n t
-    idx = np.array([(c, i) for c in range(n) for i in range(t - stride)])
-    return idx, (cum[idx[:, 0], idx[:, 1] + stride] - cum[idx[:, 0], idx[:, 1]]).astype(np.float32)
-
-
 def decoded(world, engine, frames: np.ndarray) -> np.ndarray:
     """Clips (n, t, h, w, 3) uint8 through the autoencoder and the temporal decoder, as the engine decodes."""
     out = []
@@ -70,13 +59,6 @@ def decoded(world, engine, frames: np.ndarray) -> np.ndarray:
         z = world.autoencoder.encode_video(uint8_to_video(clip[None]))  # 1 t c h w
         out.append(to_uint8(engine.decode(z[:, :0], z))[0])
     return np.stack(out)
-
-
-def batch(frames: np.ndarray, idx: np.ndarray, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(p, 3, h, w) pairs of frames before / after in [-1, 1]."""
-    before = uint8_to_video(frames[idx[:, 0], idx[:, 1]][:, None])[:, 0]
-    after = uint8_to_video(frames[idx[:, 0], idx[:, 1] + stride][:, None])[:, 0]
-    return before, after
 
 
 def reader_config(head: str, travel: np.ndarray) -> TravelReaderConfig:
@@ -97,7 +79,7 @@ def train_reader(sets, stride: int, steps: int, batch_size: int, lr: float, seed
     for step in bar:
         frames, idx, target = sets[step % len(sets)]
         pick = rng.integers(0, len(idx), batch_size)
-        before, after = batch(frames, idx[pick], stride)
+        before, after = frame_pairs(frames, idx[pick], stride)
         if rng.random() < 0.5:  # a mirrored road moves the same distance
             before, after = before.flip(-1), after.flip(-1)
         for group in opt.param_groups:
@@ -110,34 +92,13 @@ def train_reader(sets, stride: int, steps: int, batch_size: int, lr: float, seed
     return reader.eval()
 
 
-def score(read: np.ndarray, true: np.ndarray) -> dict:
-    err = read - true
-    slope = float(np.polyfit(true, read, 1)[0])
-    r2 = 1.0 - float(np.mean(err**2) / np.var(true))
-    return {"mae_m": float(np.abs(err).mean()), "bias_m": float(err.mean()), "error_std_m": float(err.std()),
-            "r2": r2, "slope": slope, "pearson": float(np.corrcoef(read, true)[0, 1]), "pairs": len(true)}  # fmt: skip
-
-
-@torch.no_grad()
-def read_all(reader: TravelReader | None, frames: np.ndarray, idx: np.ndarray, stride: int) -> np.ndarray:
-    """(p,) metres read by `reader` (None: `fit_travel`) for every pair."""
-    out = []
-    for i in range(0, len(idx), 256):
-        before, after = batch(frames, idx[i : i + 256], stride)
-        if reader is None:
-            out.append(fit_travel(before, after, TRAVEL_GRID, GroundCamera()))
-        else:
-            out.append(reader(before, after))
-    return torch.cat(out).numpy()
-
-
 def plot(rows: dict, true: np.ndarray, path: Path) -> None:
     fig, axes = plt.subplots(1, len(rows), figsize=(4 * len(rows), 3.6), sharex=True, sharey=True)
     for ax, (name, read) in zip(np.atleast_1d(axes), rows.items()):
         ax.scatter(true, read, s=3, alpha=0.4)
         lo, hi = float(true.min()), float(true.max())
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-        s = score(read, true)
+        s = travel_score(read, true)
         ax.set_title(f"{name}\nMAE {s['mae_m']:.2f} m, slope {s['slope']:.2f}", fontsize=9)
         ax.set_xlabel("true travel (m)")
     np.atleast_1d(axes)[0].set_ylabel("read travel (m)")
@@ -203,18 +164,18 @@ def main() -> None:
     engine = world.engine(EngineConfig())
     fps = int(round(world.fps))
     data = clip_data(world, engine, args, Path(args.cache) if args.cache else None)
-    train_idx, train_travel = pairs(data["train_speed"], args.stride, fps)
-    val_idx, val_travel = pairs(data["val_speed"], args.stride, fps)
+    train_idx, train_travel = travel_pairs(data["train_speed"], args.stride, fps)
+    val_idx, val_travel = travel_pairs(data["val_speed"], args.stride, fps)
     val_frames, val_dec = data["val"], data["val_dec"]
     sets = [(data["train"], train_idx, train_travel), (data["train_dec"], train_idx, train_travel)]
     t1 = time.time()
     reader = train_reader(sets, args.stride, args.steps, args.batch_size, args.lr, args.seed, args.head)
     t2 = time.time()
     reads = {
-        "fit, rendered": read_all(None, val_frames, val_idx, args.stride),
-        "fit, decoded": read_all(None, val_dec, val_idx, args.stride),
-        "reader, rendered": read_all(reader, val_frames, val_idx, args.stride),
-        "reader, decoded": read_all(reader, val_dec, val_idx, args.stride),
+        "fit, rendered": read_travel(None, val_frames, val_idx, args.stride),
+        "fit, decoded": read_travel(None, val_dec, val_idx, args.stride),
+        "reader, rendered": read_travel(reader, val_frames, val_idx, args.stride),
+        "reader, decoded": read_travel(reader, val_dec, val_idx, args.stride),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -223,7 +184,7 @@ def main() -> None:
         "true_travel_m": {"mean": float(val_travel.mean()), "std": float(val_travel.std())},
         "reader_config": reader.config.__dict__, "parameters": sum(p.numel() for p in reader.parameters()),
         "seconds": {"data": t1 - t0, "train": t2 - t1},
-        "rows": {name: score(read, val_travel) for name, read in reads.items()},
+        "rows": {name: travel_score(read, val_travel) for name, read in reads.items()},
     }  # fmt: skip
     (out / "travel_odometry.json").write_text(json.dumps(result, indent=2))
     extra = {"stride": args.stride, "fps": fps, "val": result["rows"]["reader, decoded"]}

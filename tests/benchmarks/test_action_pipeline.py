@@ -66,3 +66,22 @@ def test_jittered_keyframes_keep_the_context_and_move_the_rest_along_the_road():
     torch.testing.assert_close(out[:, 2], ok * moved + (1 - ok) * keys[:, 2])
     again = bench.jittered_keyframes(PixelCodec(), keys, 0.5, seed=3, camera=GroundCamera())
     torch.testing.assert_close(again, out)  # the same seed draws the same errors
+
+
+def test_travel_rows_read_pairs_from_every_keyframe_against_the_true_travel():
+    import numpy as np
+
+    bench = load_benchmark("action_pipeline")
+    frames = np.zeros((2, 13, 4, 8, 3), np.uint8)
+    frames[:] = (np.arange(13) * 10).astype(np.uint8)[None, :, None, None, None]  # brightness = 10 x frame index
+    seen = []
+
+    def reader(before, after):  # reads the frames apart from the brightness step, records the pair count
+        seen.append(len(before))
+        return ((after - before) * 127.5 / 10.0).mean(dim=(1, 2, 3))
+
+    speed = np.full((2, 13), 15.0, np.float32)  # 15 m/s at 30 fps: 2 m per 4 frames
+    rows = bench.read_travel_rows((reader, 4), {"row": frames}, speed, 4, 30.0)["rows"]
+    assert seen == [6]  # starts 0, 4, 8 of each clip
+    assert rows["row"]["read_mean_m"] == 4.0 and rows["row"]["true_mean_m"] == 2.0
+    assert rows["row"]["bias_m"] == 2.0 and rows["row"]["pairs"] == 6
