@@ -14,9 +14,8 @@ driven by `PatternDriver`s seeded 7_000_000 + 1000 seed + i) and reads the actio
 - `warped_true_keyframes`: the same keyframes filled by the ego-motion warp (`fill="warp"`,
   `drivesim.rollout.warp_fill`, told the true keyframe speeds), decoded;
 - with `--predict`, keyframes 2, 3, ... drawn by the prediction stage (told the true actions and keyframe
-  speeds, `--keyframe-steps`, `--context-guidance`, `--warp-start`, `--anchor-travel`, `--context-keys`,
-  `--context-noise` as the engine's),
-  filled by the warp:
+  speeds, `--keyframe-steps`, `--context-guidance`, `--action-guidance`, `--warp-start`, `--anchor-travel`,
+  `--context-keys`, `--context-noise` as the engine's), filled by the warp:
   `predicted_keyframes_warped` from the true keyframes before each (one step from the truth: the
   stage's own error), `rolled_out_keyframes_warped` from its own (from the two true first keyframes on:
   a rollout, with the error carried as context).
@@ -225,6 +224,8 @@ def main() -> None:
     parser.add_argument("--keyframe-steps", type=int, default=10, help="keyframe DDIM steps (with --predict)")
     parser.add_argument("--context-guidance", type=float, default=EngineConfig.context_guidance,
                         help="s of context guidance (with --predict; 1 = off)")
+    parser.add_argument("--action-guidance", type=float, default=EngineConfig.action_guidance,
+                        help="s of action guidance (with --predict; 1 = off; scales a video.ego_warp model's warp too)")
     parser.add_argument("--warp-start", type=int, default=0, help="EngineConfig.warp_start (with --predict)")
     parser.add_argument("--context-keys", type=int, default=EngineConfig.context_keys, choices=(1, 2),
                         help="EngineConfig.context_keys (with --predict): past keyframes the stage is given")
@@ -264,7 +265,8 @@ def main() -> None:
     if args.predict:
         predictor = world.engine(dataclasses.replace(
             engine.config, keyframe_steps=args.keyframe_steps, context_guidance=args.context_guidance,
-            warp_start=args.warp_start, anchor_travel=args.anchor_travel, context_keys=args.context_keys,
+            action_guidance=args.action_guidance, warp_start=args.warp_start, anchor_travel=args.anchor_travel,
+            context_keys=args.context_keys,
             context_noise=args.context_noise,
         ))  # fmt: skip
     rows = stage_latents(engine, world, clips, args.seed, predictor, tuple(args.travel_noise))
@@ -284,6 +286,7 @@ def main() -> None:
         "model": args.model, "prediction": args.prediction, "keyframe_stride": stride, "clips": args.clips,
         "frames": n - stride, "interpolation_steps": args.interpolation_steps, "spacing": args.spacing,
         "predict": {"keyframe_steps": args.keyframe_steps, "context_guidance": args.context_guidance,
+                    "action_guidance": args.action_guidance,
                     "warp_start": args.warp_start, "anchor_travel": args.anchor_travel,
                     "context_keys": args.context_keys, "context_noise": args.context_noise} if args.predict else None,
         "travel_noise": {"spreads_m": args.travel_noise, "leak": LEAK},
