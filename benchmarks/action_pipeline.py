@@ -54,7 +54,13 @@ from tqdm import tqdm
 
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.ego_warp import GroundCamera
-from drivesim.eval.adherence import action_adherence, recover_actions, recover_speed, window_action_targets
+from drivesim.eval.adherence import (
+    action_adherence,
+    clip_bootstrap_pearson,
+    recover_actions,
+    recover_speed,
+    window_action_targets,
+)
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_data import REFERENCE_SEED_BASE
 from drivesim.eval.probe_io import load_probes
@@ -159,14 +165,18 @@ def predicted_keyframes(
 
 
 def read_row(probes, frames: np.ndarray, actions: np.ndarray, hop: int) -> dict:
-    """Action adherence and mean read speed of frames (b, t, h, w, 3) against actions (b, t, 2)."""
+    """Action adherence and mean read speed of frames (b, t, h, w, 3) against actions (b, t, 2), with the 90%
+    interval of each r over resampled clips (`clip_bootstrap_pearson`)."""
     video = uint8_to_video(frames)
     reader = probes.action if probes.action is not None else probes.clip
     c = reader.config
     recovered = recover_actions(reader, video, hop, c.frame_stride)
     targets = window_action_targets(actions, c.num_frames, c.frame_stride, hop)
     speed = recover_speed(probes.clip, video, hop, probes.clip.config.frame_stride)
-    return to_plain(action_adherence(targets, recovered)) | {"read_speed_mean": float(np.mean(speed))}
+    steer, accel = clip_bootstrap_pearson(targets, recovered, len(frames))  # 90% over resampled clips
+    return to_plain(action_adherence(targets, recovered)) | {
+        "read_speed_mean": float(np.mean(speed)), "steer_pearson_90": steer, "accel_pearson_90": accel,
+    }  # fmt: skip
 
 
 def read_travel_rows(reader: tuple, frames: dict[str, np.ndarray], speed: np.ndarray, stride: int, fps: float) -> dict:

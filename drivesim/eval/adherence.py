@@ -247,6 +247,35 @@ def r_squared(target: np.ndarray, predicted: np.ndarray) -> float | None:
     return 1.0 - float(((target - predicted) ** 2).sum()) / var
 
 
+def clip_bootstrap_pearson(
+    commanded: np.ndarray, recovered: np.ndarray, num_clips: int, draws: int = 1000, seed: int = 0, level: float = 0.9
+) -> list[tuple[float, float] | None]:
+    """Per action channel, the central `level` interval of Pearson r over `draws` resamplings of whole clips
+    (with replacement): commanded / recovered (num_clips * w, 2), w windows per clip in clip order (as
+    `window_action_targets` and `recover_actions` give them). Windows of one clip overlap and share its
+    commands, so clips, not windows, are the independent samples; None where r is undefined."""
+    commanded, recovered = np.asarray(commanded, np.float64), np.asarray(recovered, np.float64)
+    if commanded.shape != recovered.shape or commanded.ndim != 2 or num_clips < 1 or len(commanded) % num_clips:
+        raise ValueError(f"commanded {commanded.shape} / recovered {recovered.shape} must be the same "
+                         f"(num_clips * w, k) with num_clips={num_clips} >= 1 dividing the rows")  # fmt: skip
+    if not 0.0 < level < 1.0 or draws < 1:
+        raise ValueError(f"level={level} must be in (0, 1) and draws={draws} >= 1")
+    c = rearrange(commanded, "(b w) k -> b w k", b=num_clips)
+    r = rearrange(recovered, "(b w) k -> b w k", b=num_clips)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, num_clips, (draws, num_clips))
+    out: list[tuple[float, float] | None] = []
+    for k in range(commanded.shape[1]):
+        values = [pearson(c[p, :, k].ravel(), r[p, :, k].ravel()) for p in picks]
+        values = np.array([v for v in values if v is not None])
+        if len(values) == 0:
+            out.append(None)
+            continue
+        lo, hi = np.quantile(values, [(1.0 - level) / 2, (1.0 + level) / 2])
+        out.append((float(lo), float(hi)))
+    return out
+
+
 def action_adherence(commanded: np.ndarray, recovered: np.ndarray) -> ActionAdherence:
     """Agreement per action channel between (n, 2) commanded and (n, 2) recovered actions."""
     commanded, recovered = np.asarray(commanded, np.float64), np.asarray(recovered, np.float64)

@@ -108,3 +108,22 @@ def test_recover_speed_one_per_window_and_matches_the_probe(tiny_probes, clips):
     with torch.no_grad():
         first = tiny_probes.clip.eval()(video[:1, :4]).speed
     assert speed[0] == pytest.approx(float(first[0]), rel=1e-5)
+
+
+def test_clip_bootstrap_interval_holds_the_r_and_widens_with_fewer_agreeing_clips():
+    import numpy as np
+    import pytest
+
+    from drivesim.eval.adherence import clip_bootstrap_pearson, pearson
+
+    rng = np.random.default_rng(0)
+    commanded = rng.normal(size=(8 * 10, 2))
+    follows = commanded + rng.normal(0, 0.3, commanded.shape)
+    (steer_lo, steer_hi), _ = clip_bootstrap_pearson(commanded, follows, 8, draws=300)
+    assert steer_lo <= pearson(commanded[:, 0], follows[:, 0]) <= steer_hi and steer_lo > 0.8
+    mixed = follows.copy()
+    mixed[40:] = rng.normal(size=(40, 2))  # half the clips read nothing
+    (lo, hi), _ = clip_bootstrap_pearson(commanded, mixed, 8, draws=300)
+    assert hi - lo > 2 * (steer_hi - steer_lo) and lo < 0.6
+    with pytest.raises(ValueError, match="num_clips=3 >= 1 dividing the rows"):
+        clip_bootstrap_pearson(commanded, follows, 3)
