@@ -25,6 +25,8 @@ driven by `PatternDriver`s seeded 7_000_000 + 1000 seed + i) and reads the actio
   right. Anchoring places each keyframe the reader's error e_k off its told travel, so the errors add up
   along the rollout; here keyframe k is moved by p_k = LEAK p_(k-1) + e_k (e_k ~ N(0, S^2), LEAK 0.9: a
   random walk pulled back slowly, so the warp stays within a metre or so of the true frame).
+- with `--blur SIGMA ...`, `decoded_blur_SIGMA`: the decoded world frames blurred (a Gaussian of SIGMA pixels):
+  how much of a row's readings sharpness alone moves (each row also reports its `sharpness`).
 - with `--travel-reader DIR` (a folder with an `odometry` stage, `benchmarks/travel_odometry.py --export`), each
   row's travel from every keyframe on, read against the true travel (`drivesim.eval.travel_reading`): how far
   the drawn keyframes move, and whether that follows the speed inside each clip (`within_clip_pearson`).
@@ -62,6 +64,7 @@ from drivesim.eval.adherence import (
     window_action_targets,
 )
 from drivesim.eval.checks import uint8_to_video
+from drivesim.eval.degrade import gaussian_blur
 from drivesim.eval.probe_data import REFERENCE_SEED_BASE
 from drivesim.eval.probe_io import load_probes
 from drivesim.eval.report import to_plain
@@ -176,7 +179,15 @@ def read_row(probes, frames: np.ndarray, actions: np.ndarray, hop: int) -> dict:
     steer, accel = clip_bootstrap_pearson(targets, recovered, len(frames))  # 90% over resampled clips
     return to_plain(action_adherence(targets, recovered)) | {
         "read_speed_mean": float(np.mean(speed)), "steer_pearson_90": steer, "accel_pearson_90": accel,
+        "sharpness": sharpness(frames),
     }  # fmt: skip
+
+
+def sharpness(frames: np.ndarray) -> float:
+    """Mean absolute difference of neighbouring pixels (grey, 0..1, across and down) of frames (b, t, h, w, 3):
+    a blurrier video reads lower."""
+    grey = reduce(frames.astype(np.float32) / 255.0, "b t h w c -> b t h w", "mean")
+    return float((np.abs(np.diff(grey, axis=-1)).mean() + np.abs(np.diff(grey, axis=-2)).mean()) / 2.0)
 
 
 def read_travel_rows(reader: tuple, frames: dict[str, np.ndarray], speed: np.ndarray, stride: int, fps: float) -> dict:
@@ -245,6 +256,8 @@ def main() -> None:
                         help="EngineConfig.anchor_travel (with --predict): drawn keyframes moved to the told travel")
     parser.add_argument("--travel-noise", type=float, nargs="*", default=[], metavar="S",
                         help="rows of true keyframes moved along the road by errors of spread S metres")
+    parser.add_argument("--blur", type=float, nargs="*", default=[], metavar="SIGMA",
+                        help="rows of the world's decoded frames blurred by a Gaussian of SIGMA pixels")
     parser.add_argument("--travel-reader", default=None, metavar="DIR",
                         help="model folder whose odometry stage reads each row's travel from every keyframe on")
     parser.add_argument("--hop", type=int, default=4, help="source frames between probe windows")
@@ -254,6 +267,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.clips < 1 or args.seconds <= 0:
         parser.error(f"--clips {args.clips} must be >= 1 and --seconds {args.seconds} > 0")
+    if any(s <= 0 for s in args.blur):
+        parser.error(f"--blur {args.blur}: each sigma must be > 0 pixels")
     if any(s <= 0 for s in args.travel_noise):
         parser.error(f"--travel-noise {args.travel_noise}: each spread must be > 0 metres")
     reader = None
@@ -291,6 +306,9 @@ def main() -> None:
             if name not in ("all", "blended_true_keyframes")
         },
     }
+    for sigma in args.blur:  # the world's decoded frames blurred: what sharpness alone does to the readings
+        video = gaussian_blur(uint8_to_video(frames["decoded"]), sigma)
+        frames[f"decoded_blur_{sigma:g}"] = to_uint8(video)
     actions = clips.actions[:, stride:n]
     result = {
         "model": args.model, "prediction": args.prediction, "keyframe_stride": stride, "clips": args.clips,
@@ -299,7 +317,7 @@ def main() -> None:
                     "action_guidance": args.action_guidance,
                     "warp_start": args.warp_start, "anchor_travel": args.anchor_travel,
                     "context_keys": args.context_keys, "context_noise": args.context_noise} if args.predict else None,
-        "travel_noise": {"spreads_m": args.travel_noise, "leak": LEAK},
+        "travel_noise": {"spreads_m": args.travel_noise, "leak": LEAK}, "blur_sigmas_px": args.blur,
         "true_speed_mean": float(np.mean(clips.speed[:, stride:n])),
         "rows": {name: read_row(probes, f, actions, args.hop) for name, f in frames.items()},
     }  # fmt: skip

@@ -85,3 +85,17 @@ def test_travel_rows_read_pairs_from_every_keyframe_against_the_true_travel():
     assert seen == [6]  # starts 0, 4, 8 of each clip
     assert rows["row"]["read_mean_m"] == 4.0 and rows["row"]["true_mean_m"] == 2.0
     assert rows["row"]["bias_m"] == 2.0 and rows["row"]["pairs"] == 6
+
+
+def test_sharpness_reads_a_blurred_video_lower():
+    import numpy as np
+
+    from drivesim.eval.checks import uint8_to_video
+    from drivesim.eval.degrade import gaussian_blur
+    from drivesim.rollout.engine import to_uint8
+
+    bench = load_benchmark("action_pipeline")
+    frames = np.random.default_rng(0).integers(0, 256, (1, 2, 16, 32, 3), dtype=np.uint8)
+    blurred = to_uint8(gaussian_blur(uint8_to_video(frames), 1.0))
+    assert bench.sharpness(blurred) < 0.5 * bench.sharpness(frames)
+    assert bench.sharpness(np.full_like(frames, 90)) == 0.0
