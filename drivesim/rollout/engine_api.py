@@ -43,8 +43,9 @@ class EngineConfig:
     # only: the motion then comes from the actions, speed and ego warp, not from two drawn keyframes' difference)
     context_keys: int = 2
     warp_start: int = 0  # keyframe DDIM steps replaced by the ego-motion warp of the last keyframe (SDEdit); 0: off
-    # move each new keyframe along the road to where the ego speed puts it (rollout.travel_anchor); measured, it
-    # does not help the accel: the fitted travel it corrects is too noisy (docs/results.md, session 30)
+    # move each new keyframe along the road to where the ego speed puts it (rollout.travel_anchor), reading the
+    # travel with the folder's odometry stage if it has one, else the fitted warp; measured, opt-in, not shipped:
+    # no accel gain at the steer env's setting (docs/results.md, sessions 30-32)
     anchor_travel: bool = False
     anchor_gain: float = 1.0  # the fraction of (told - read) travel anchoring moves a keyframe by (docs/results.md)
     interpolate: bool = True  # False: one output frame per step (the keyframe itself)
