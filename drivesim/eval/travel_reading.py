@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from drivesim.diffusion.ego_warp import GroundCamera, fit_travel
+from drivesim.eval.adherence import pearson
 from drivesim.eval.checks import uint8_to_video
 from drivesim.rollout.odometry import TravelReader
 from drivesim.rollout.travel_anchor import TRAVEL_GRID
@@ -47,12 +48,6 @@ def read_travel(reader: TravelReader | None, frames: np.ndarray, idx: np.ndarray
     return torch.cat(out).float().numpy()
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
-    if len(a) < 2 or a.std() == 0 or b.std() == 0:
-        return None
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def travel_score(read: np.ndarray, true: np.ndarray, clip: np.ndarray | None = None) -> dict:
     """Read against true travel (p,): MAE, bias, error spread, R^2, slope and Pearson r; with `clip` (p,) the
     clip of each pair also `within_clip_pearson`, r of both after taking out each clip's mean (does the read
@@ -64,12 +59,12 @@ def travel_score(read: np.ndarray, true: np.ndarray, clip: np.ndarray | None = N
         "mae_m": float(np.abs(err).mean()), "bias_m": float(err.mean()), "error_std_m": float(err.std()),
         "r2": 1.0 - float(np.mean(err**2) / max(float(np.var(true)), 1e-12)),
         "slope": float(np.polyfit(true, read, 1)[0]) if true.std() > 0 else None,
-        "pearson": _pearson(read, true), "read_mean_m": float(read.mean()), "true_mean_m": float(true.mean()),
+        "pearson": pearson(read, true), "read_mean_m": float(read.mean()), "true_mean_m": float(true.mean()),
         "pairs": len(true),
     }  # fmt: skip
     if clip is not None:
         centred = [(read[clip == c] - read[clip == c].mean(), true[clip == c] - true[clip == c].mean())
                    for c in np.unique(clip)]  # fmt: skip
-        out["within_clip_pearson"] = _pearson(np.concatenate([r for r, _ in centred]),
+        out["within_clip_pearson"] = pearson(np.concatenate([r for r, _ in centred]),
                                               np.concatenate([t for _, t in centred]))  # fmt: skip
     return out
