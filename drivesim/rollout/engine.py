@@ -180,12 +180,10 @@ class LearnedEngine:
         `ego_warp`, and by `EngineConfig.warp_start` and `anchor_travel`). Only the last
         `EngineConfig.context_keys` of the s context keyframes are given to the model."""
         video = self.video
-        keep = min(self.config.context_keys, context.shape[1])
-        context = context[:, context.shape[1] - keep :]  # b s c h w, s <= context_keys
-        if context_actions is not None:
-            context_actions = context_actions[:, context_actions.shape[1] - keep :]
-        if context_speed is not None:
-            context_speed = context_speed[:, context_speed.shape[1] - keep :]
+        keep = min(self.config.context_keys, context.shape[1])  # the newest `keep` of context (b, s, ...) and its
+        context, context_actions, context_speed = (  # actions (b, s, 2) and speeds (b, s)
+            None if x is None else x[:, x.shape[1] - keep :] for x in (context, context_actions, context_speed)
+        )
         b, s = context.shape[:2]
         # The model predicts windows of the trained length; the first new frame is the next keyframe.
         t = max(s + 1, self.config.prediction_window or int(video.window.num_frames))
