@@ -27,6 +27,10 @@ driven by `PatternDriver`s seeded 7_000_000 + 1000 seed + i) and reads the actio
   random walk pulled back slowly, so the warp stays within a metre or so of the true frame).
 - with `--blur SIGMA ...`, `decoded_blur_SIGMA`: the decoded world frames blurred (a Gaussian of SIGMA pixels):
   how much of a row's readings sharpness alone moves (each row also reports its `sharpness`).
+- with `--swap-ground` (and `--predict`), for each drawn row R: `R_true_ground`, R's frames with the rows that see
+  the road (`ego_warp.ground_rows`: below the horizon, above the bonnet) taken from `decoded`, and
+  `decoded_R_ground`, the converse: is what a row loses in the road rows or in the rest (sky, backdrop tops, the
+  parts of cars and scenery above the horizon)?
 - with `--travel-reader DIR` (a folder with an `odometry` stage, `benchmarks/travel_odometry.py --export`), each
   row's travel from every keyframe on, read against the true travel (`drivesim.eval.travel_reading`): how far
   the drawn keyframes move, and whether that follows the speed inside each clip (`within_clip_pearson`).
@@ -55,7 +59,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from drivesim.diffusion.conditioning import Conditioning
-from drivesim.diffusion.ego_warp import GroundCamera
+from drivesim.diffusion.ego_warp import GroundCamera, ground_rows
 from drivesim.eval.adherence import (
     action_adherence,
     clip_bootstrap_pearson,
@@ -167,6 +171,16 @@ def predicted_keyframes(
     return torch.stack(shown, dim=1)
 
 
+def swap_ground(base: np.ndarray, donor: np.ndarray, camera: GroundCamera) -> np.ndarray:
+    """Frames (b, t, h, w, 3) of `base` with the rows that see the road (`ground_rows`) taken from `donor`."""
+    if base.shape != donor.shape:
+        raise ValueError(f"swap_ground: base {base.shape} and donor {donor.shape} must have the same shape")
+    rows = ground_rows(base.shape[2], camera).numpy()  # h
+    out = base.copy()
+    out[:, :, rows] = donor[:, :, rows]
+    return out
+
+
 def read_row(probes, frames: np.ndarray, actions: np.ndarray, hop: int) -> dict:
     """Action adherence and mean read speed of frames (b, t, h, w, 3) against actions (b, t, 2), with the 90%
     interval of each r over resampled clips (`clip_bootstrap_pearson`)."""
@@ -258,6 +272,8 @@ def main() -> None:
                         help="rows of true keyframes moved along the road by errors of spread S metres")
     parser.add_argument("--blur", type=float, nargs="*", default=[], metavar="SIGMA",
                         help="rows of the world's decoded frames blurred by a Gaussian of SIGMA pixels")
+    parser.add_argument("--swap-ground", action="store_true",
+                        help="(with --predict) rows of drawn frames with the decoded road rows, and the converse")
     parser.add_argument("--travel-reader", default=None, metavar="DIR",
                         help="model folder whose odometry stage reads each row's travel from every keyframe on")
     parser.add_argument("--hop", type=int, default=4, help="source frames between probe windows")
@@ -269,6 +285,8 @@ def main() -> None:
         parser.error(f"--clips {args.clips} must be >= 1 and --seconds {args.seconds} > 0")
     if any(s <= 0 for s in args.blur):
         parser.error(f"--blur {args.blur}: each sigma must be > 0 pixels")
+    if args.swap_ground and not args.predict:
+        parser.error("--swap-ground needs --predict (it swaps the road rows of the drawn rows)")
     if any(s <= 0 for s in args.travel_noise):
         parser.error(f"--travel-noise {args.travel_noise}: each spread must be > 0 metres")
     reader = None
@@ -309,6 +327,10 @@ def main() -> None:
     for sigma in args.blur:  # the world's decoded frames blurred: what sharpness alone does to the readings
         video = gaussian_blur(uint8_to_video(frames["decoded"]), sigma)
         frames[f"decoded_blur_{sigma:g}"] = to_uint8(video)
+    if args.swap_ground:  # where a drawn row loses the accel: in the road rows or in the rest of the frame
+        for name in ("predicted_keyframes_warped", "rolled_out_keyframes_warped"):
+            frames[f"{name}_true_ground"] = swap_ground(frames[name], frames["decoded"], GroundCamera())
+            frames[f"decoded_{name}_ground"] = swap_ground(frames["decoded"], frames[name], GroundCamera())
     actions = clips.actions[:, stride:n]
     result = {
         "model": args.model, "prediction": args.prediction, "keyframe_stride": stride, "clips": args.clips,
@@ -318,6 +340,7 @@ def main() -> None:
                     "warp_start": args.warp_start, "anchor_travel": args.anchor_travel,
                     "context_keys": args.context_keys, "context_noise": args.context_noise} if args.predict else None,
         "travel_noise": {"spreads_m": args.travel_noise, "leak": LEAK}, "blur_sigmas_px": args.blur,
+        "swap_ground": args.swap_ground,
         "true_speed_mean": float(np.mean(clips.speed[:, stride:n])),
         "rows": {name: read_row(probes, f, actions, args.hop) for name, f in frames.items()},
     }  # fmt: skip

@@ -99,3 +99,22 @@ def test_sharpness_reads_a_blurred_video_lower():
     blurred = to_uint8(gaussian_blur(uint8_to_video(frames), 1.0))
     assert bench.sharpness(blurred) < 0.5 * bench.sharpness(frames)
     assert bench.sharpness(np.full_like(frames, 90)) == 0.0
+
+
+def test_swap_ground_takes_only_the_road_rows_from_the_donor():
+    import numpy as np
+    import pytest
+
+    from drivesim.diffusion.ego_warp import GroundCamera, ground_rows
+
+    bench = load_benchmark("action_pipeline")
+    base = np.zeros((2, 3, 64, 128, 3), dtype=np.uint8)
+    donor = np.full_like(base, 200)
+    camera = GroundCamera()
+    out = bench.swap_ground(base, donor, camera)
+    road = ground_rows(64, camera).numpy()
+    assert 0 < road.sum() < 64  # the sky above and the bonnet below stay the base's
+    assert (out[:, :, road] == 200).all() and (out[:, :, ~road] == 0).all()
+    assert (base == 0).all()  # the base is not written to
+    with pytest.raises(ValueError, match="same shape"):
+        bench.swap_ground(base, donor[:, :2], camera)
