@@ -33,7 +33,7 @@ from torch import Tensor
 
 from drivesim.autoencoder.frame_codec import FrameCodec
 from drivesim.diffusion.conditioning import Conditioning
-from drivesim.diffusion.ego_warp import check_warp_interval, warp_context_latents
+from drivesim.diffusion.ego_warp import check_warp_interval
 from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.compiled import compile_networks
 from drivesim.rollout.compose import request_layouts
@@ -43,6 +43,7 @@ from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.generators import generators, rollout_noise
 from drivesim.rollout.imagine import imagine_futures
 from drivesim.rollout.keyframe_fill import FILLS, blend_keyframes, blend_levels, fill_keyframes, interpolation_levels
+from drivesim.rollout.prediction_window import WindowSpec, prediction_window
 from drivesim.rollout.reward_reading import RewardReader
 from drivesim.rollout.rewards import RewardConfig
 from drivesim.rollout.travel_anchor import anchor_travel, told_travel
@@ -184,29 +185,15 @@ class LearnedEngine:
         context, context_actions, context_speed = (  # actions (b, s, 2) and speeds (b, s)
             None if x is None else x[:, x.shape[1] - keep :] for x in (context, context_actions, context_speed)
         )
-        b, s = context.shape[:2]
-        # The model predicts windows of the trained length; the first new frame is the next keyframe.
-        t = max(s + 1, self.config.prediction_window or int(video.window.num_frames))
-        clip = torch.cat([context, torch.zeros_like(context[:, :1]).expand(-1, t - s, -1, -1, -1)], dim=1)
-        # clip: b t c h w
-        mask = torch.zeros(b, t, device=self.device)
-        mask[:, :s] = 1.0
-        acts = None
-        if actions is not None:
-            past = repeat(actions, "b k -> b s k", s=s) if context_actions is None else context_actions.to(actions)
-            acts = torch.cat([past, repeat(actions, "b k -> b t k", t=t - s)], dim=1)  # b t 2
         vcfg = video.model.config
         warp_start, anchor = self.config.warp_start, self.config.anchor_travel
-        speeds = None  # integrated only for a model or a sampler that reads them
-        if actions is not None and context_speed is not None and (vcfg.uses_speed or warp_start or anchor):
-            speeds = window_speeds(context_speed, actions, t - s, self.keyframe_stride, self.world.fps)  # b t
-        warp = None  # the last keyframe moved forward by the ego speed (drivesim.diffusion.ego_warp)
-        if speeds is not None and (vcfg.ego_warp or warp_start):
-            interval = self.keyframe_stride / self.world.fps
-            warp = warp_context_latents(
-                clip.float(), mask, speeds.to(self.device), torch.ones(b, dtype=torch.bool, device=self.device),
-                interval, vcfg.camera(), self.frame_codec,
-            )  # b t c h w
+        # The model predicts windows of the trained length; the first new frame is the next keyframe.
+        spec = WindowSpec(self.config.prediction_window or int(video.window.num_frames), self.keyframe_stride,
+                          self.world.fps, needs_speed=vcfg.uses_speed or bool(warp_start) or anchor,
+                          needs_warp=vcfg.ego_warp or bool(warp_start))  # fmt: skip
+        window = prediction_window(context, actions, context_actions, context_speed, spec, vcfg.camera(),
+                                   self.frame_codec)  # fmt: skip
+        s, t, speeds, warp = context.shape[1], window.clip.shape[1], window.speeds, window.warp
         cfg = self._sampling(self.config.keyframe_steps)
         if warp_start and warp is not None:  # SDEdit: start from the warp noised to the warp_start-th time
             cfg = dataclasses.replace(cfg, skip=warp_start)
@@ -214,10 +201,10 @@ class LearnedEngine:
             self._video_model(video.model),
             video.schedule,
             video.target,
-            clip,
-            mask,
+            window.clip,
+            window.mask,
             gens[0],
-            actions=acts,
+            actions=window.actions,
             image_cond=cond,
             config=cfg,
             x_T=rollout_noise(gens, (t, *self.latent_shape)).to(self.device),

@@ -336,19 +336,19 @@ def test_a_speed_conditioned_model_follows_the_state_speed_and_a_plain_one_ignor
 
 
 def test_an_ego_warp_model_is_given_the_warp_of_the_state_speed(tmp_path, monkeypatch):
-    from drivesim.rollout import engine as engine_module
+    from drivesim.rollout import prediction_window as window_module
     from drivesim.rollout.random_model import RandomModelSpec
 
     folder = build_random_model(tmp_path / "m", RandomModelSpec(ego_warp=True))
     eng = load(folder).engine(EngineConfig(**FAST))
     seen = []
-    real = engine_module.warp_context_latents
+    real = window_module.warp_context_latents
 
     def spy(latents, mask, speed, *args):
         seen.append(speed.clone())
         return real(latents, mask, speed, *args)
 
-    monkeypatch.setattr(engine_module, "warp_context_latents", spy)
+    monkeypatch.setattr(window_module, "warp_context_latents", spy)
     act = np.array([[0.2, 0.5]], np.float32)
     s = eng.start([SceneRequest(0, 1, seed=2, speed=5.0)]).state
     fast = s.with_(context_speed=s.context_speed + 20.0)
