@@ -15,7 +15,7 @@ driven by `PatternDriver`s seeded 7_000_000 + 1000 seed + i) and reads the actio
   `drivesim.rollout.warp_fill`, told the true keyframe speeds), decoded;
 - with `--predict`, keyframes 2, 3, ... drawn by the prediction stage (told the true actions and keyframe
   speeds, `--keyframe-steps`, `--context-guidance`, `--action-guidance`, `--warp-start`, `--anchor-travel`,
-  `--context-keys`, `--context-noise` as the engine's), filled by the warp:
+  `--context-keys`, `--context-noise`, `--road-from-warp` as the engine's), filled by the warp:
   `predicted_keyframes_warped` from the true keyframes before each (one step from the truth: the
   stage's own error), `rolled_out_keyframes_warped` from its own (from the two true first keyframes on:
   a rollout, with the error carried as context).
@@ -268,6 +268,8 @@ def main() -> None:
                         help="EngineConfig.context_noise (with --predict; -1: the model's trained default)")
     parser.add_argument("--anchor-travel", action="store_true",
                         help="EngineConfig.anchor_travel (with --predict): drawn keyframes moved to the told travel")
+    parser.add_argument("--road-from-warp", type=float, default=EngineConfig.road_from_warp,
+                        help="EngineConfig.road_from_warp (with --predict): the warp's weight in drawn road rows")
     parser.add_argument("--travel-noise", type=float, nargs="*", default=[], metavar="S",
                         help="rows of true keyframes moved along the road by errors of spread S metres")
     parser.add_argument("--blur", type=float, nargs="*", default=[], metavar="SIGMA",
@@ -309,8 +311,7 @@ def main() -> None:
         predictor = world.engine(dataclasses.replace(
             engine.config, keyframe_steps=args.keyframe_steps, context_guidance=args.context_guidance,
             action_guidance=args.action_guidance, warp_start=args.warp_start, anchor_travel=args.anchor_travel,
-            context_keys=args.context_keys,
-            context_noise=args.context_noise,
+            context_keys=args.context_keys, context_noise=args.context_noise, road_from_warp=args.road_from_warp,
         ))  # fmt: skip
     rows = stage_latents(engine, world, clips, args.seed, predictor, tuple(args.travel_noise))
     stride, n = engine.keyframe_stride, rows["all"].shape[1]
@@ -338,7 +339,8 @@ def main() -> None:
         "predict": {"keyframe_steps": args.keyframe_steps, "context_guidance": args.context_guidance,
                     "action_guidance": args.action_guidance,
                     "warp_start": args.warp_start, "anchor_travel": args.anchor_travel,
-                    "context_keys": args.context_keys, "context_noise": args.context_noise} if args.predict else None,
+                    "context_keys": args.context_keys, "context_noise": args.context_noise,
+                    "road_from_warp": args.road_from_warp} if args.predict else None,
         "travel_noise": {"spreads_m": args.travel_noise, "leak": LEAK}, "blur_sigmas_px": args.blur,
         "swap_ground": args.swap_ground,
         "true_speed_mean": float(np.mean(clips.speed[:, stride:n])),

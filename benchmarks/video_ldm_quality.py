@@ -278,6 +278,8 @@ def main() -> None:
                         help="fraction of the travel error anchoring corrects (EngineConfig.anchor_gain)")
     parser.add_argument("--context-keys", type=int, default=EngineConfig.context_keys, choices=(1, 2),
                         help="past keyframes the prediction stage is given (EngineConfig.context_keys)")
+    parser.add_argument("--road-from-warp", type=float, default=EngineConfig.road_from_warp,
+                        help="the ego warp's weight in the road rows of new keyframes (EngineConfig.road_from_warp)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     for fld in dataclasses.fields(Sizes):
@@ -300,6 +302,7 @@ def main() -> None:
                         fill_keys=args.fill_keys, context_interval=tuple(args.context_interval), dtype=args.dtype,
                         compile=args.compile, warp_start=args.warp_start, anchor_travel=args.anchor_travel,
                         anchor_gain=args.anchor_gain, context_keys=args.context_keys,
+                        road_from_warp=args.road_from_warp,
                         **guidance)
     engine = world.engine(base)
     h, w = engine.frame_size

@@ -43,7 +43,7 @@ from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.generators import generators, rollout_noise
 from drivesim.rollout.imagine import imagine_futures
 from drivesim.rollout.keyframe_fill import FILLS, blend_keyframes, blend_levels, fill_keyframes, interpolation_levels
-from drivesim.rollout.prediction_window import WindowSpec, prediction_window
+from drivesim.rollout.prediction_window import WindowSpec, prediction_window, road_from_warp
 from drivesim.rollout.reward_reading import RewardReader
 from drivesim.rollout.rewards import RewardConfig
 from drivesim.rollout.travel_anchor import anchor_travel, told_travel
@@ -186,11 +186,11 @@ class LearnedEngine:
             None if x is None else x[:, x.shape[1] - keep :] for x in (context, context_actions, context_speed)
         )
         vcfg = video.model.config
-        warp_start, anchor = self.config.warp_start, self.config.anchor_travel
+        warp_start, anchor, road = self.config.warp_start, self.config.anchor_travel, self.config.road_from_warp
         # The model predicts windows of the trained length; the first new frame is the next keyframe.
         spec = WindowSpec(self.config.prediction_window or int(video.window.num_frames), self.keyframe_stride,
-                          self.world.fps, needs_speed=vcfg.uses_speed or bool(warp_start) or anchor,
-                          needs_warp=vcfg.ego_warp or bool(warp_start))  # fmt: skip
+                          self.world.fps, needs_speed=vcfg.uses_speed or bool(warp_start) or anchor or road > 0,
+                          needs_warp=vcfg.ego_warp or bool(warp_start) or road > 0)  # fmt: skip
         window = prediction_window(context, actions, context_actions, context_speed, spec, vcfg.camera(),
                                    self.frame_codec)  # fmt: skip
         s, t, speeds, warp = context.shape[1], window.clip.shape[1], window.speeds, window.warp
@@ -213,12 +213,15 @@ class LearnedEngine:
             warp_latents=warp if vcfg.ego_warp else None,
             init=warp if cfg.skip else None,
         )
+        new = sample.latents[:, s]  # b c h w
+        if road > 0 and warp is not None:  # the road rows moved by the told travel (EngineConfig.road_from_warp)
+            new = road_from_warp(new, warp[:, s].to(new), road, vcfg.camera())
         if anchor and speeds is not None:  # the road where the speed puts it (drivesim.rollout.travel_anchor)
             told = told_travel(speeds[:, s - 1 : s + 1], self.keyframe_stride, self.world.fps)
             reader = self.world.odometry if self.world.odometry_stride == self.keyframe_stride else None  # learned
-            return anchor_travel(context[:, -1], sample.latents[:, s], told, self.frame_codec, vcfg.camera(),
+            return anchor_travel(context[:, -1], new, told, self.frame_codec, vcfg.camera(),
                                  reader=reader, gain=self.config.anchor_gain)[0]  # fmt: skip
-        return sample.latents[:, s]
+        return new
 
     @torch.no_grad()
     def fill(

@@ -48,6 +48,11 @@ class EngineConfig:
     # no accel gain at the steer env's setting (docs/results.md, sessions 30-32)
     anchor_travel: bool = False
     anchor_gain: float = 1.0  # the fraction of (told - read) travel anchoring moves a keyframe by (docs/results.md)
+    # weight of the ego-motion warp of the last keyframe in the road rows of each new keyframe (latents; the rows
+    # below the horizon and above the bonnet, `ego_warp.ground_rows`): 1 = the road wholly moved by the told travel,
+    # 0 = off (the model's). Opt-in, measured (docs/results.md, session 34): the action probe reads the accel from
+    # the road rows only, and the drawn keyframes' road does not follow the speed
+    road_from_warp: float = 0.0
     interpolate: bool = True  # False: one output frame per step (the keyframe itself)
     fill: str = "model"  # frames between keyframes: "model" (interpolation model) | "blend" | "warp" (FILLS)
     fill_keys: int = 3  # keyframes the interpolation model sees a step: 3 (both context + the new, as trained) | 2
@@ -75,6 +80,9 @@ class EngineConfig:
         if self.context_keys not in (1, 2):
             raise ValueError(f"context_keys={self.context_keys}; allowed: 1 or 2 (past keyframes the prediction "
                              "stage is given)")
+        if not 0.0 <= self.road_from_warp <= 1.0:
+            raise ValueError(f"road_from_warp={self.road_from_warp}; allowed [0, 1]: the warp's weight in the road "
+                             "rows of a new keyframe (0 = off)")
         if not 0.0 < self.anchor_gain <= 1.0:
             raise ValueError(f"anchor_gain={self.anchor_gain}; allowed (0, 1]: the fraction of the travel error "
                              "anchoring corrects")

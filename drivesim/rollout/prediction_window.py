@@ -5,7 +5,8 @@ One control step gives the prediction model a window of its trained length t: th
 is told the action that led to it (the context keyframes theirs, the new frames the held action) and,
 where the model or the sampler reads them, the ego speeds (the context keyframes', then integrated from
 the held accel, `drivesim.rollout.ego_speed.window_speeds`) and the last context keyframe moved forward
-by that speed (`drivesim.diffusion.ego_warp.warp_context_latents`).
+by that speed (`drivesim.diffusion.ego_warp.warp_context_latents`). `road_from_warp` puts that warp into the
+road rows of the drawn keyframe (`EngineConfig.road_from_warp`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from einops import repeat
+from einops import rearrange, repeat
 from torch import Tensor
 
-from drivesim.diffusion.ego_warp import FrameCodecLike, GroundCamera, warp_context_latents
+from drivesim.diffusion.ego_warp import FrameCodecLike, GroundCamera, ground_rows, warp_context_latents
 from drivesim.rollout.ego_speed import window_speeds
 
 
@@ -83,3 +84,14 @@ def prediction_window(
         warp = warp_context_latents(clip.float(), mask, speeds.to(context.device), given, spec.stride / spec.fps,
                                     camera, codec)  # fmt: skip
     return PredictionWindow(clip, mask, acts, speeds, warp)
+
+
+def road_from_warp(drawn: Tensor, warp: Tensor, weight: float, camera: GroundCamera) -> Tensor:
+    """Keyframe latents drawn (b, c, h, w) with the rows that see the road (`ground_rows` of the latent height)
+    blended towards the warp of the last keyframe (b, c, h, w): weight 1 takes the warp's road, 0 the drawn one."""
+    if drawn.shape != warp.shape:
+        raise ValueError(f"road_from_warp: drawn {tuple(drawn.shape)} and warp {tuple(warp.shape)} must match")
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"road_from_warp: weight {weight} must be in [0, 1]")
+    rows = rearrange(ground_rows(drawn.shape[-2], camera, drawn.device), "h -> 1 1 h 1").to(drawn.dtype)
+    return drawn + weight * rows * (warp - drawn)

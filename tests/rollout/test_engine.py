@@ -362,6 +362,33 @@ def test_an_ego_warp_model_is_given_the_warp_of_the_state_speed(tmp_path, monkey
         load(folder).engine(EngineConfig(**FAST))
 
 
+def test_road_from_warp_puts_the_warped_last_keyframe_into_the_new_keyframes_road_rows(model_dir, monkeypatch):
+    """road_from_warp 1: the new keyframe's road rows are the warp of the last keyframe by the told speed (so the
+    speed moves them), its other rows the drawn ones; out-of-range weights are refused."""
+    from drivesim.diffusion.ego_warp import ground_rows
+    from drivesim.rollout import prediction_window as window_module
+
+    warps = []
+    real = window_module.warp_context_latents
+
+    def spy(*args):
+        warps.append(real(*args))
+        return warps[-1]
+
+    monkeypatch.setattr(window_module, "warp_context_latents", spy)
+    act = np.array([[0.0, 0.3]], np.float32)
+    drawn, pasted = (load(model_dir).engine(EngineConfig(**FAST, road_from_warp=w)) for w in (0.0, 1.0))
+    state = drawn.start([SceneRequest(0, 1, seed=2, speed=8.0)]).state
+    a, b = drawn.step(state, act).keyframes, pasted.step(state, act).keyframes  # b c h w
+    assert len(warps) == 1  # only the pasting engine warps (the random model has no ego_warp)
+    road = ground_rows(a.shape[-2], pasted.video.model.config.camera())
+    s = state.context.shape[1]
+    torch.testing.assert_close(b[:, :, road], warps[0][:, s][:, :, road].to(b))
+    torch.testing.assert_close(b[:, :, ~road], a[:, :, ~road])  # same noise: the rest is the drawn keyframe
+    with pytest.raises(ValueError, match=r"road_from_warp=1.5; allowed \[0, 1\]"):
+        EngineConfig(road_from_warp=1.5)
+
+
 def test_warp_start_samples_keyframes_from_the_warped_last_keyframe(model_dir, engine):
     """warp_start: a model without ego_warp starts its keyframes from the warp of the state's speed, so
     the speed moves them; without it the speed does not. Out-of-range values are refused."""

@@ -54,3 +54,19 @@ def test_a_bad_spec_is_refused():
         WindowSpec(1, 4, 10.0, needs_speed=False, needs_warp=False)
     with pytest.raises(ValueError, match="fps > 0"):
         WindowSpec(5, 4, 0.0, needs_speed=False, needs_warp=False)
+
+
+def test_road_from_warp_blends_only_the_road_rows_towards_the_warp():
+    from drivesim.diffusion.ego_warp import ground_rows
+    from drivesim.rollout.prediction_window import road_from_warp
+
+    drawn, warp = torch.zeros(2, 4, 16, 32), torch.ones(2, 4, 16, 32)
+    road = ground_rows(16, GroundCamera())
+    assert 0 < int(road.sum()) < 16
+    full, half, off = (road_from_warp(drawn, warp, w, GroundCamera()) for w in (1.0, 0.5, 0.0))
+    assert (full[:, :, road] == 1).all() and (full[:, :, ~road] == 0).all()  # sky and bonnet stay the drawn ones
+    assert (half[:, :, road] == 0.5).all() and torch.equal(off, drawn)
+    with pytest.raises(ValueError, match="must match"):
+        road_from_warp(drawn, warp[:, :2], 1.0, GroundCamera())
+    with pytest.raises(ValueError, match="weight 1.5 must be in \\[0, 1\\]"):
+        road_from_warp(drawn, warp, 1.5, GroundCamera())
