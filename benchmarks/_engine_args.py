@@ -29,6 +29,7 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
         "context_noise": EngineConfig.context_noise, "context_keys": EngineConfig.context_keys,
         "dtype": EngineConfig.dtype, "fill": EngineConfig.fill,
         "anchor_travel": EngineConfig.anchor_travel, "anchor_gain": EngineConfig.anchor_gain,
+        "road_from_warp": EngineConfig.road_from_warp,
     })  # fmt: skip
     parser.add_argument("--env", default=None, choices=LEARNED_ENVS,
                         help="engine settings from this env id's YAML (the flags below override them)")
@@ -53,6 +54,9 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
                         help="new keyframes moved to where the ego speed puts them (EngineConfig.anchor_travel)")
     parser.add_argument("--anchor-gain", type=float, default=None,
                         help=f"fraction of the travel error anchoring corrects (default {EngineConfig.anchor_gain})")
+    parser.add_argument("--road-from-warp", type=float, default=None,
+                        help="the ego warp's weight in the road rows of new keyframes (EngineConfig.road_from_warp; "
+                        f"default {EngineConfig.road_from_warp})")
 
 
 def engine_settings(args: argparse.Namespace) -> dict:

@@ -42,3 +42,15 @@ def test_context_keys_reaches_the_engine_config_and_bad_values_are_refused(capsy
     with pytest.raises(SystemExit):
         parse("--context-keys", "3")
     assert "--context-keys: invalid choice: 3" in capsys.readouterr().err
+
+
+def test_road_from_warp_reaches_the_engine_config_and_an_out_of_range_weight_is_refused():
+    import pytest
+
+    args, module = parse("--env", "drivesim/DriveWorldSteer-v0", "--road-from-warp", "0.5")
+    assert module.engine_config(args).road_from_warp == 0.5
+    args, module = parse("--env", "drivesim/DriveWorldSteer-v0")
+    assert module.engine_config(args).road_from_warp == 0.0
+    args, module = parse("--road-from-warp", "2")
+    with pytest.raises(ValueError, match="road_from_warp=2.0; allowed"):
+        module.engine_config(args)
