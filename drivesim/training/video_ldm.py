@@ -5,9 +5,9 @@ frozen and only the temporal layers phi and what feeds them (context encoder, ac
 noise-level and frame-rate embeddings, blenders) train, with the image model's schedule
 and target (paper Eq. (2)). Prediction model (Eq. (3)): per clip S ~ p_S context frames
 (`context_probs`), c_S = (m_S ∘ z, m_S); the loss covers the frames to predict (and the
-given ones too with `loss_on_context`). Conditions are dropped independently for
-classifier-free guidance: actions (`action_drop`), each label (`label_drop`), boxes
-(`box_drop`); S = 0 is the unconditional model of context guidance.
+given ones too with `loss_on_context`; the rows that see the road weigh `road_weight`).
+Conditions are dropped independently for classifier-free guidance: actions (`action_drop`),
+each label (`label_drop`), boxes (`box_drop`); S = 0 is the unconditional model of context guidance.
 
 Action forecast (`video.action_forecast`): the forecaster trains on its own MSE against the
 true latents (weight `forecast_weight`), added to the denoising loss. `init_from` starts a
@@ -53,6 +53,7 @@ from drivesim.autoencoder.latent_cache import (
 )
 from drivesim.diffusion.action_forecast import forecast_error
 from drivesim.diffusion.context import noise_context, prediction_mask, sample_num_context
+from drivesim.diffusion.ego_warp import ground_rows
 from drivesim.diffusion.latent_idm import LatentInverseDynamics, context_pairs, pair_loss, real_pairs
 from drivesim.diffusion.parameterization import DiffusionLoss, diffusion_loss
 from drivesim.diffusion.schedule import NoiseSchedule
@@ -141,6 +142,9 @@ def masked_loss(
     cond = cond.null_where(["crowdedness"], u[2] < cfg.label_drop)
     cond = cond.null_where(["boxes"], u[3] < cfg.box_drop)
     weight = torch.ones_like(m) if cfg.loss_on_context else 1.0 - m  # b t 1 1 1
+    if cfg.road_weight > 1.0:  # the road rows weigh more (VideoTrainCommon.road_weight)
+        rows = ground_rows(batch.z.shape[-2], cfg.video.camera(), device).to(weight)  # h
+        weight = weight * rearrange(1.0 + (cfg.road_weight - 1.0) * rows, "h -> 1 1 1 h 1")  # b t 1 h 1
     diffusion = diffusion_loss(model, batch.z, cond, schedule, generator, target=target, weight=weight)
     loss, error, forecast = diffusion.loss, None, None
     if forecaster is not None and forecaster.action_forecast is not None:

@@ -392,3 +392,30 @@ def test_consistency_on_forecast_switch_scores_the_forecast_too(workspace):
         for cfg in (both, only_x0)
     ]
     assert float(scores[0]) > float(scores[1]) > 0
+
+
+def test_road_weight_weighs_the_road_rows_of_the_frames_to_predict(workspace, monkeypatch):
+    from drivesim.diffusion.ego_warp import ground_rows
+    from drivesim.training import video_ldm as video_module
+
+    seen = []
+
+    def spy(model, x0, cond, schedule, generator, target, weight):
+        seen.append(torch.broadcast_to(weight, x0.shape))
+        return video_module.DiffusionLoss(x0.sum() * 0, x0.new_zeros(x0.shape[0]), x0.new_zeros(x0.shape[0]), x0)
+
+    monkeypatch.setattr(video_module, "diffusion_loss", spy)
+    cfg = _cfg(workspace, "road")
+    batch = clip_batch(collate_latent_windows([window_dataset(cfg, cfg.frame_stride)[0]]), use_boxes=True)
+    mask = torch.tensor([[1.0, 0, 0, 0]])
+    for w in (1.0, 3.0):
+        masked_loss(None, batch, mask, NoiseSchedule(), "eps", torch.Generator().manual_seed(0),
+                    dataclasses.replace(cfg, road_weight=w))  # fmt: skip
+    plain, weighted = seen
+    road = ground_rows(H, cfg.video.camera())
+    assert 0 < int(road.sum()) < H
+    assert (plain[:, 0] == 0).all() and (weighted[:, 0] == 0).all()  # the given frame is not in the loss
+    assert (plain[:, 1:] == 1).all()
+    assert (weighted[:, 1:, :, road] == 3).all() and (weighted[:, 1:, :, ~road] == 1).all()
+    with pytest.raises(ValueError, match="road_weight=0.5 must be >= 1"):
+        dataclasses.replace(cfg, road_weight=0.5)
