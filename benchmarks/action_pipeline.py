@@ -37,7 +37,8 @@ driven by `PatternDriver`s seeded 7_000_000 + 1000 seed + i) and reads the actio
 All rows cover the same frames (from the first keyframe after the start), so their windows pair up.
 A stage that keeps the accel leaves r near the world's; the first row that drops it is where the
 generated video loses it. Prints JSON (Pearson r, MAE, R^2 of steer and accel per row, and the
-probe's mean speed per row against the true one) and draws action_pipeline.png.
+probe's mean speed per row against the true one) and draws action_pipeline.png (the r per row) and
+action_pipeline_storyboard.png (the first clip's frames, a row each).
 
     python benchmarks/action_pipeline.py --model drivesim/assets/default_model --prediction video_ldm_stride4 \
         --clips 8 --threads 2
@@ -87,7 +88,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _video_eval import RealClips, driven_clips  # noqa: E402
+from _video_eval import RealClips, driven_clips, storyboard  # noqa: E402
 
 DRIVER_SEED_BASE = 7_000_000  # as video_ldm_quality.py's action rollouts
 LEAK = 0.9  # --travel-noise: how much of the last keyframe's position error the next one keeps
@@ -354,6 +355,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "action_pipeline.json").write_text(json.dumps(to_plain(result), indent=2))
     plot(result, out / "action_pipeline.png")
+    storyboard({name: f[0] for name, f in frames.items()}, out / "action_pipeline_storyboard.png", columns=8)
     print(json.dumps(to_plain(result), indent=2))
 
 
