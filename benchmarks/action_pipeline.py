@@ -184,7 +184,8 @@ def swap_ground(base: np.ndarray, donor: np.ndarray, camera: GroundCamera) -> np
 
 def read_row(probes, frames: np.ndarray, actions: np.ndarray, hop: int) -> dict:
     """Action adherence and mean read speed of frames (b, t, h, w, 3) against actions (b, t, 2), with the 90%
-    interval of each r over resampled clips (`clip_bootstrap_pearson`)."""
+    interval of each r over resampled clips (`clip_bootstrap_pearson`), and the sharpness of the whole frames
+    and of the rows that see the road."""
     video = uint8_to_video(frames)
     reader = probes.action if probes.action is not None else probes.clip
     c = reader.config
@@ -195,13 +196,16 @@ def read_row(probes, frames: np.ndarray, actions: np.ndarray, hop: int) -> dict:
     return to_plain(action_adherence(targets, recovered)) | {
         "read_speed_mean": float(np.mean(speed)), "steer_pearson_90": steer, "accel_pearson_90": accel,
         "sharpness": sharpness(frames),
+        "road_sharpness": sharpness(frames, ground_rows(frames.shape[2], GroundCamera()).numpy()),
     }  # fmt: skip
 
 
-def sharpness(frames: np.ndarray) -> float:
-    """Mean absolute difference of neighbouring pixels (grey, 0..1, across and down) of frames (b, t, h, w, 3):
-    a blurrier video reads lower."""
+def sharpness(frames: np.ndarray, rows: np.ndarray | None = None) -> float:
+    """Mean absolute difference of neighbouring pixels (grey, 0..1, across and down) of frames (b, t, h, w, 3),
+    over the image rows `rows` (h,) bool (default all): a blurrier video reads lower."""
     grey = reduce(frames.astype(np.float32) / 255.0, "b t h w c -> b t h w", "mean")
+    if rows is not None:
+        grey = grey[:, :, rows]
     return float((np.abs(np.diff(grey, axis=-1)).mean() + np.abs(np.diff(grey, axis=-2)).mean()) / 2.0)
 
 

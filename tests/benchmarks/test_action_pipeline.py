@@ -99,6 +99,11 @@ def test_sharpness_reads_a_blurred_video_lower():
     blurred = to_uint8(gaussian_blur(uint8_to_video(frames), 1.0))
     assert bench.sharpness(blurred) < 0.5 * bench.sharpness(frames)
     assert bench.sharpness(np.full_like(frames, 90)) == 0.0
+    rows = np.zeros(16, dtype=bool)
+    rows[8:] = True
+    half = frames.copy()
+    half[:, :, 8:] = 90  # the lower half flat: its rows read 0, the whole frame does not
+    assert bench.sharpness(half, rows) == 0.0 < bench.sharpness(half)
 
 
 def test_swap_ground_takes_only_the_road_rows_from_the_donor():
