@@ -64,6 +64,7 @@ from drivesim.diffusion.ego_warp import GroundCamera, ground_rows
 from drivesim.eval.adherence import (
     action_adherence,
     clip_bootstrap_pearson,
+    pearson,
     recover_actions,
     recover_speed,
     window_action_targets,
@@ -92,6 +93,8 @@ from _video_eval import RealClips, driven_clips, storyboard  # noqa: E402
 
 DRIVER_SEED_BASE = 7_000_000  # as video_ldm_quality.py's action rollouts
 LEAK = 0.9  # --travel-noise: how much of the last keyframe's position error the next one keeps
+ASPHALT_SATURATION = 0.25  # road_share: a pixel of saturation below this is asphalt or a marking, not grass or kerb
+ON_ROAD_SHARE = 0.5  # a probe window is on the road when its mean road share is at least this
 
 
 def jittered_keyframes(codec, keys: Tensor, spread: float, seed: int, camera: GroundCamera) -> Tensor:
@@ -182,6 +185,33 @@ def swap_ground(base: np.ndarray, donor: np.ndarray, camera: GroundCamera) -> np
     return out
 
 
+def road_share(frames: np.ndarray) -> np.ndarray:
+    """Frames (b, t, h, w, 3) uint8 -> (b, t): the share of grey pixels (saturation < ASPHALT_SATURATION: asphalt
+    and its markings) in the patch ahead of the bonnet (the nearer half of the road rows, the middle half of the
+    columns). Near 1 on the road by day and night (0.6-1 on held-out world starts: cars ahead lower it); grass
+    and kerbs read 0: a rollout that has left the road."""
+    h, w = frames.shape[2:4]
+    rows = np.nonzero(ground_rows(h, GroundCamera()).numpy())[0]
+    patch = frames[:, :, rows[len(rows) // 2 :], w // 4 : 3 * w // 4].astype(np.float32)  # b t r c 3
+    top, bottom = patch.max(axis=-1), patch.min(axis=-1)
+    grey = (top - bottom) / np.maximum(top, 1.0) < ASPHALT_SATURATION
+    return reduce(grey.astype(np.float32), "b t r c -> b t", "mean")
+
+
+def on_road_adherence(
+    frames: np.ndarray, targets: np.ndarray, recovered: np.ndarray, span: tuple[int, int, int]
+) -> dict:
+    """Steer / accel r over the probe windows (num_frames, frame_stride, hop = `span`) whose frames (b, t, h, w, 3)
+    are on the road by `road_share`, and the share of windows that are: an open-loop rollout that drifts off the
+    road has no markings left to read motion from."""
+    share = road_share(frames)
+    windows = window_action_targets(np.stack([share, share], axis=-1), *span)[:, 0]  # (b n,) mean share per window
+    keep = windows >= ON_ROAD_SHARE
+    return {"windows_on_road": float(keep.mean()) if len(keep) else None, "road_share_mean": float(share.mean()),
+            **{f"{name}_pearson": pearson(targets[keep, k], recovered[keep, k]) if keep.sum() > 2 else None
+               for k, name in enumerate(("steer", "accel"))}}  # fmt: skip
+
+
 def read_row(probes, frames: np.ndarray, actions: np.ndarray, hop: int) -> dict:
     """Action adherence and mean read speed of frames (b, t, h, w, 3) against actions (b, t, 2), with the 90%
     interval of each r over resampled clips (`clip_bootstrap_pearson`), and the sharpness of the whole frames
@@ -197,6 +227,7 @@ def read_row(probes, frames: np.ndarray, actions: np.ndarray, hop: int) -> dict:
         "read_speed_mean": float(np.mean(speed)), "steer_pearson_90": steer, "accel_pearson_90": accel,
         "sharpness": sharpness(frames),
         "road_sharpness": sharpness(frames, ground_rows(frames.shape[2], GroundCamera()).numpy()),
+        "on_road": on_road_adherence(frames, targets, recovered, (c.num_frames, c.frame_stride, hop)),
     }  # fmt: skip
 
 

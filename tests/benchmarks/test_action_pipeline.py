@@ -123,3 +123,32 @@ def test_swap_ground_takes_only_the_road_rows_from_the_donor():
     assert (base == 0).all()  # the base is not written to
     with pytest.raises(ValueError, match="same shape"):
         bench.swap_ground(base, donor[:, :2], camera)
+
+
+def test_road_share_reads_the_world_on_the_road_and_grass_off_it():
+    import numpy as np
+
+    bench = load_benchmark("action_pipeline")
+    from _video_eval import heldout_start
+
+    frames = np.stack([heldout_start(i, 64, 128, 30, 2.0)[1].image for i in (0, 3)])[:, None]  # a day and a night start
+    assert (bench.road_share(frames) > 0.7).all()
+    grass = np.zeros_like(frames)
+    grass[..., 0], grass[..., 1] = 60, 140
+    assert (bench.road_share(grass) == 0).all()
+
+
+def test_on_road_adherence_scores_only_the_windows_on_the_road():
+    import numpy as np
+
+    bench = load_benchmark("action_pipeline")
+    frames = np.full((2, 20, 64, 128, 3), 100, np.uint8)  # grey: on the road
+    frames[1, :, :, :, 1] = 200  # the second clip green: off it
+    span = (4, 2, 2)  # probe windows of 4 frames 2 apart, every 2 frames: 7 windows per clip
+    rng = np.random.default_rng(0)
+    targets = rng.normal(size=(14, 2))
+    recovered = targets.copy()
+    recovered[7:] = -targets[7:]  # off the road the probe reads the opposite
+    out = bench.on_road_adherence(frames, targets, recovered, span)
+    assert out["windows_on_road"] == 0.5
+    assert abs(out["steer_pearson"] - 1.0) < 1e-9 and abs(out["accel_pearson"] - 1.0) < 1e-9
