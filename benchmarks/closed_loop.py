@@ -24,6 +24,11 @@ offset within 0.3 lane widths of its centre) before the next command, and per 30
 on-road fraction; drawn: closed_loop.png (offset read over time against the target lane) and
 closed_loop_storyboard.png (a frame every `--board-every` s).
 
+With `--accel-holds`, the accel of every source follows random holds (`_accel_holds.AccelHolds`, seeded per
+start) instead of the keeper's speed law, the keeper still steering, and the action probe reads each source's
+frames: steer / accel r against what was commanded, in closed loop, so a rollout is kept on the road where
+an open-loop replay of a world driver's commands drifts off it (docs/results.md, session 34).
+
 With `--fvd`, the drift of a driven rollout: every source's frames are cut into `--window-seconds`
 windows and each window's FVD-/FID-probe (the bundled probes, or `--probes`) is taken against a
 reference pooled from `--reference-starts` other held-out starts driven by the same keeper in the
@@ -67,6 +72,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _accel_holds import ACCEL_SEED_BASE, AccelHolds, Recorder, adherence  # noqa: E402
 from _long_rollout import over_real, setting  # noqa: E402
 from _video_eval import WindowStream, heldout_start, plot_windows, probe_stride, window_frechet  # noqa: E402
 
@@ -115,9 +121,12 @@ def keeper_step(keeper: LaneKeeper, k: int, step_s: float, args: argparse.Namesp
         changes[0] += 1
 
 
-def run_world(starts, heads: WorldModel, args: argparse.Namespace, sinks=None) -> dict[str, np.ndarray]:
+def run_world(
+    starts, heads: WorldModel, args: argparse.Namespace, sinks=None, recorder: Recorder | None = None
+) -> dict[str, np.ndarray]:
     """The procedural world under the keeper on the heads' reading of its frames; with `sinks` (one
-    WindowStream per start) every frame also goes to the start's sink."""
+    WindowStream per start) every frame also goes to the start's sink; with a `recorder` (`--accel-holds`)
+    the accel follows the start's `AccelHolds` and every frame is recorded with its action."""
     pose_heads, stride = heads.pose_heads()
     control, fps = args.world_control, int(heads.fps)
     n_steps = int(round(args.seconds * fps / control))
@@ -125,6 +134,7 @@ def run_world(starts, heads: WorldModel, args: argparse.Namespace, sinks=None) -
     per_start = []
     for i, (world, frame, _, _) in enumerate(starts):
         keeper, changes, one = LaneKeeper(keeper_config(args)), [0], Trace()
+        holds = AccelHolds([ACCEL_SEED_BASE + args.seed + i]) if recorder is not None else None
         sink = None if sinks is None else sinks[i]
         history = [frame.image] * (stride + 1)  # the last stride + 1 frames, newest last
         for k in tqdm(range(n_steps), desc="world", leave=False):
@@ -138,12 +148,16 @@ def run_world(starts, heads: WorldModel, args: argparse.Namespace, sinks=None) -
                 keeper.start(offset)  # targets the nearest lane
             keeper_step(keeper, k, control / fps, args, changes)
             action = keeper.act(offset, heading, speed, control / fps)[0]
+            if holds is not None:
+                action[1] = holds.act(speed, control / fps)[0]
             centre = keeper.lane_centre(keeper.target_lane)
             one.add(offset, p_off, centre, frame.image[None], k % board == 0, [frame.ego.lateral_offset])
             for _ in range(control):
                 frame = world.step(action)
                 if sink is not None:
                     sink.push(frame.image[None])
+                if recorder is not None:
+                    recorder.add(f"world {i}", frame.image[None, None], action[None])
                 history = (history + [frame.image])[-(stride + 1) :]
         arrays = one.arrays()
         arrays["board"] = np.stack(one.board, axis=1)  # 1 n h w 3
@@ -152,11 +166,13 @@ def run_world(starts, heads: WorldModel, args: argparse.Namespace, sinks=None) -
 
 
 def run_model(
-    world: WorldModel, starts, args: argparse.Namespace, mode: str, sinks=None
+    world: WorldModel, starts, args: argparse.Namespace, mode: str, sinks=None, recorder: Recorder | None = None,
+    source: str = "",
 ) -> tuple[dict[str, np.ndarray], float]:
     """b rollouts of the model from the start frames, closed loop ("keeper") or straight, and the
     control step (s); with `sinks` (one WindowStream per start) every output frame also goes to the
-    start's sink."""
+    start's sink; with a `recorder` the accel follows each start's `AccelHolds` and the frames are recorded
+    as `source`."""
     engine = world.engine(engine_config(args, compile=args.compile))
     if not engine.reader.reads_pose:
         raise SystemExit(f"{world.path}: no pose heads (give --pose-from)")
@@ -170,15 +186,20 @@ def run_model(
     ]
     out = engine.start(requests)
     keeper, changes, trace = LaneKeeper(keeper_config(args)), [0], Trace()
+    holds = AccelHolds([ACCEL_SEED_BASE + args.seed + i for i in range(len(starts))]) if recorder else None
     keeper.start(out.pose[:, 0])  # targets the nearest lane
     for k in tqdm(range(n_steps), desc=f"{world.path.name} {mode}", leave=False):
         keeper_step(keeper, k, step_s, args, changes)
         action = keeper.act(out.pose[:, 0], out.pose[:, 1], out.speed, step_s)
         if mode == "straight":
             action[:, 0] = 0.0
+        if holds is not None:
+            action[:, 1] = holds.act(np.asarray(out.speed), step_s)
         trace.add(out.pose[:, 0], out.off_road, keeper.lane_centre(keeper.target_lane), out.frames[:, -1],
                   k % board == 0)
         out = engine.step(out.state, action)
+        if recorder is not None:
+            recorder.add(source, out.frames, action)
         for sink, frames in zip(sinks or [], out.frames):
             sink.push(frames)
     arrays = trace.arrays()
@@ -214,6 +235,20 @@ def summarise(a: dict[str, np.ndarray], step_s: float, args: argparse.Namespace)
         out["true_mean_abs_lane_error_lanes"] = float(np.abs(true - target).mean())
         out["heads_mae_vs_true_lanes"] = float(np.abs(offset - true).mean())
     return out
+
+
+def accel_report(recorder: Recorder, results: dict, args: argparse.Namespace) -> dict:
+    """`--accel-holds`: per source, the action probe's steer / accel adherence over every start's frames."""
+    probes = load_probes(Path(args.probes), "cpu")
+    report = {}
+    for name in results:
+        if name == "world":  # one recording per start: the world steps one start at a time
+            parts = [recorder.arrays(f"world {i}") for i in range(args.starts)]
+            frames, actions = (np.concatenate(x, axis=0) for x in zip(*parts))
+        else:
+            frames, actions = recorder.arrays(name)
+        report[name] = adherence(probes, frames, actions, args.hop)
+    return report
 
 
 def plot(results: dict[str, dict[str, np.ndarray]], steps: dict[str, float], path: Path) -> None:
@@ -317,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-starts", type=int, default=2, help="world starts pooled as --fvd's reference")
     parser.add_argument("--window-seconds", type=float, default=30.0)
     parser.add_argument("--fvd-hop", type=int, default=4, help="frames between clip-probe windows")
+    parser.add_argument("--accel-holds", action="store_true",
+                        help="accel from random holds instead of the keeper's speed law; steer / accel adherence "
+                        "of every source read by the action probe (benchmarks/_accel_holds.py)")
+    parser.add_argument("--hop", type=int, default=4, help="frames between action-probe windows (--accel-holds)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/closed_loop")
@@ -333,8 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     h, w = reference.metadata.get("autoencoder", {}).get("image_size", [64, 128])
     starts = [heldout_start(i, int(h), int(w), int(reference.fps), args.warmup) for i in range(args.starts)]
     drift = Drift(load_probes(Path(args.probes), "cpu"), reference.fps, args) if args.fvd else None
+    recorder = Recorder() if args.accel_holds else None
     with torch.no_grad():
-        results = {"world": run_world(starts, reference, args, drift and drift.sinks("world", args.starts))}
+        results = {"world": run_world(starts, reference, args, drift and drift.sinks("world", args.starts), recorder)}
         steps = {"world": args.world_control / reference.fps}
         for m in args.model:
             world = load(m)
@@ -343,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             for mode in ["keeper"] + (["straight"] if args.straight else []):
                 name = f"{m} ({mode})"
                 sinks = drift and drift.sinks(name, args.starts)
-                results[name], steps[name] = run_model(world, starts, args, mode, sinks)
+                results[name], steps[name] = run_model(world, starts, args, mode, sinks, recorder, name)
         if drift is not None:
             extra = [heldout_start(args.starts + i, int(h), int(w), int(reference.fps), args.warmup)
                      for i in range(args.reference_starts)]  # fmt: skip
@@ -355,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "sources": {name: summarise(a, steps[name], args) for name, a in results.items()},
         "drift": None if drift is None else drift.report(out),
+        "accel_holds": None if recorder is None else accel_report(recorder, results, args),
         "pose_heads": str(reference.path),
         "settings": vars(args),
     }
