@@ -29,7 +29,7 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
         "context_noise": EngineConfig.context_noise, "context_keys": EngineConfig.context_keys,
         "dtype": EngineConfig.dtype, "fill": EngineConfig.fill,
         "anchor_travel": EngineConfig.anchor_travel, "anchor_gain": EngineConfig.anchor_gain,
-        "road_from_warp": EngineConfig.road_from_warp,
+        "road_from_warp": EngineConfig.road_from_warp, "action_guidance": EngineConfig.action_guidance,
     })  # fmt: skip
     parser.add_argument("--env", default=None, choices=LEARNED_ENVS,
                         help="engine settings from this env id's YAML (the flags below override them)")
@@ -40,6 +40,8 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
     parser.add_argument("--spacing", default=None, choices=SPACINGS, help="DDIM times")
     parser.add_argument("--context-guidance", type=float, default=None,
                         help=f"s of context guidance (1 = off; default {EngineConfig.context_guidance})")
+    parser.add_argument("--action-guidance", type=float, default=None,
+                        help=f"s of action guidance (1 = off; default {EngineConfig.action_guidance})")
     parser.add_argument("--context-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                         help="fractions of the diffusion times where context guidance acts")
     parser.add_argument("--context-noise", type=float, default=None,

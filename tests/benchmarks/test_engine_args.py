@@ -54,3 +54,10 @@ def test_road_from_warp_reaches_the_engine_config_and_an_out_of_range_weight_is_
     args, module = parse("--road-from-warp", "2")
     with pytest.raises(ValueError, match="road_from_warp=2.0; allowed"):
         module.engine_config(args)
+
+
+def test_action_guidance_reaches_the_engine_config():
+    args, module = parse("--env", "drivesim/DriveWorldSteer-v0", "--action-guidance", "2")
+    assert module.engine_config(args).action_guidance == 2.0
+    args, module = parse("--env", "drivesim/DriveWorldSteer-v0")
+    assert module.engine_config(args).action_guidance == 1.0  # the env's YAML
