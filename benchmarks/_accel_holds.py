@@ -7,25 +7,18 @@ session 34). Here every source (the world and each model) is steered by the lane
 reading, as `closed_loop.py` does, while the accel follows random holds (`AccelHolds`: uniform in
 ±accel_max, `hold_s` each, turned back towards a speed band, seeded per start, so the world and the models
 get the same holds where their speeds agree). `Recorder` keeps each source's frames and the action that led
-to each, and `adherence` reads them with the action probe: steer / accel r against what was commanded.
+to each, and `accel_report` reads them with the action probe: steer / accel r against what was commanded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from _action_reading import read_actions
 
-from drivesim.eval.adherence import (
-    action_adherence,
-    clip_bootstrap_pearson,
-    recover_actions,
-    recover_speed,
-    window_action_targets,
-)
-from drivesim.eval.checks import uint8_to_video
-from drivesim.eval.probe_io import Probes
-from drivesim.eval.report import to_plain
+from drivesim.eval.probe_io import load_probes
 
 ACCEL_SEED_BASE = 9_000_000  # AccelHolds of start i: seed ACCEL_SEED_BASE + i
 
@@ -82,18 +75,16 @@ class Recorder:
         return np.concatenate(self.frames[source], axis=1), np.concatenate(self.actions[source], axis=1)
 
 
-def adherence(probes: Probes, frames: np.ndarray, actions: np.ndarray, hop: int) -> dict:
-    """Steer / accel r (with 90% intervals over resampled starts), MAE and R^2 of the action probe's reading of
-    frames (b, t, h, w, 3) against the actions (b, t, 2) that led to them, the probe's mean speed, and the std
-    of the commanded accel over windows (a source whose accel barely varies has no r to read)."""
-    video = uint8_to_video(frames)
-    reader = probes.action if probes.action is not None else probes.clip
-    c = reader.config
-    recovered = recover_actions(reader, video, hop, c.frame_stride)
-    targets = window_action_targets(actions, c.num_frames, c.frame_stride, hop)
-    steer, accel = clip_bootstrap_pearson(targets, recovered, len(frames))
-    speed = recover_speed(probes.clip, video, hop, probes.clip.config.frame_stride)
-    return to_plain(action_adherence(targets, recovered)) | {
-        "steer_pearson_90": steer, "accel_pearson_90": accel, "read_speed_mean": float(np.mean(speed)),
-        "commanded_accel_std": float(np.std(targets[:, 1])), "windows": len(targets),
-    }  # fmt: skip
+def accel_report(recorder: Recorder, sources: list[str], starts: int, probes_dir: str, hop: int) -> dict:
+    """Per source, the action probe's steer / accel adherence over every start's frames (`ActionReading.report`);
+    "world" is recorded one start at a time (as "world i"), a model's starts together."""
+    probes = load_probes(Path(probes_dir), "cpu")
+    report = {}
+    for name in sources:
+        if name == "world":
+            parts = [recorder.arrays(f"world {i}") for i in range(starts)]
+            frames, actions = (np.concatenate(x, axis=0) for x in zip(*parts))
+        else:
+            frames, actions = recorder.arrays(name)
+        report[name] = read_actions(probes, frames, actions, hop).report(len(frames))
+    return report

@@ -61,14 +61,7 @@ from tqdm import tqdm
 
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.ego_warp import GroundCamera, ground_rows
-from drivesim.eval.adherence import (
-    action_adherence,
-    clip_bootstrap_pearson,
-    pearson,
-    recover_actions,
-    recover_speed,
-    window_action_targets,
-)
+from drivesim.eval.adherence import pearson, window_action_targets
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.degrade import gaussian_blur
 from drivesim.eval.probe_data import REFERENCE_SEED_BASE
@@ -89,6 +82,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _action_reading import read_actions  # noqa: E402
 from _video_eval import RealClips, driven_clips, storyboard  # noqa: E402
 
 DRIVER_SEED_BASE = 7_000_000  # as video_ldm_quality.py's action rollouts
@@ -214,20 +208,13 @@ def on_road_adherence(
 
 def read_row(probes, frames: np.ndarray, actions: np.ndarray, hop: int) -> dict:
     """Action adherence and mean read speed of frames (b, t, h, w, 3) against actions (b, t, 2), with the 90%
-    interval of each r over resampled clips (`clip_bootstrap_pearson`), and the sharpness of the whole frames
-    and of the rows that see the road."""
-    video = uint8_to_video(frames)
-    reader = probes.action if probes.action is not None else probes.clip
-    c = reader.config
-    recovered = recover_actions(reader, video, hop, c.frame_stride)
-    targets = window_action_targets(actions, c.num_frames, c.frame_stride, hop)
-    speed = recover_speed(probes.clip, video, hop, probes.clip.config.frame_stride)
-    steer, accel = clip_bootstrap_pearson(targets, recovered, len(frames))  # 90% over resampled clips
-    return to_plain(action_adherence(targets, recovered)) | {
-        "read_speed_mean": float(np.mean(speed)), "steer_pearson_90": steer, "accel_pearson_90": accel,
+    interval of each r over resampled clips (`ActionReading.report`), the sharpness of the whole frames and of
+    the rows that see the road, and the r over the windows still on the road."""
+    reading = read_actions(probes, frames, actions, hop)
+    return reading.report(len(frames)) | {
         "sharpness": sharpness(frames),
         "road_sharpness": sharpness(frames, ground_rows(frames.shape[2], GroundCamera()).numpy()),
-        "on_road": on_road_adherence(frames, targets, recovered, (c.num_frames, c.frame_stride, hop)),
+        "on_road": on_road_adherence(frames, reading.targets, reading.recovered, reading.span),
     }  # fmt: skip
 
 

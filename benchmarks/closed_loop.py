@@ -72,7 +72,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _accel_holds import ACCEL_SEED_BASE, AccelHolds, Recorder, adherence  # noqa: E402
+from _accel_holds import ACCEL_SEED_BASE, AccelHolds, Recorder, accel_report  # noqa: E402
 from _long_rollout import over_real, setting  # noqa: E402
 from _video_eval import WindowStream, heldout_start, plot_windows, probe_stride, window_frechet  # noqa: E402
 
@@ -237,20 +237,6 @@ def summarise(a: dict[str, np.ndarray], step_s: float, args: argparse.Namespace)
     return out
 
 
-def accel_report(recorder: Recorder, results: dict, args: argparse.Namespace) -> dict:
-    """`--accel-holds`: per source, the action probe's steer / accel adherence over every start's frames."""
-    probes = load_probes(Path(args.probes), "cpu")
-    report = {}
-    for name in results:
-        if name == "world":  # one recording per start: the world steps one start at a time
-            parts = [recorder.arrays(f"world {i}") for i in range(args.starts)]
-            frames, actions = (np.concatenate(x, axis=0) for x in zip(*parts))
-        else:
-            frames, actions = recorder.arrays(name)
-        report[name] = adherence(probes, frames, actions, args.hop)
-    return report
-
-
 def plot(results: dict[str, dict[str, np.ndarray]], steps: dict[str, float], path: Path) -> None:
     fig, axes = plt.subplots(len(results), 1, figsize=(10, 2.2 * len(results)), sharex=True, squeeze=False)
     for ax, (name, a) in zip(axes[:, 0], results.items()):
@@ -395,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "sources": {name: summarise(a, steps[name], args) for name, a in results.items()},
         "drift": None if drift is None else drift.report(out),
-        "accel_holds": None if recorder is None else accel_report(recorder, results, args),
+        "accel_holds": None if recorder is None else accel_report(recorder, list(results), args.starts,
+                                                                   args.probes, args.hop),
         "pose_heads": str(reference.path),
         "settings": vars(args),
     }
