@@ -30,6 +30,7 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
         "dtype": EngineConfig.dtype, "fill": EngineConfig.fill,
         "anchor_travel": EngineConfig.anchor_travel, "anchor_gain": EngineConfig.anchor_gain,
         "road_from_warp": EngineConfig.road_from_warp, "action_guidance": EngineConfig.action_guidance,
+        "keyframe_eta": EngineConfig.keyframe_eta,
     })  # fmt: skip
     parser.add_argument("--env", default=None, choices=LEARNED_ENVS,
                         help="engine settings from this env id's YAML (the flags below override them)")
@@ -38,6 +39,8 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
     parser.add_argument("--keyframe-steps", type=int, default=None, help=f"default {keyframe_steps}")
     parser.add_argument("--interpolation-steps", type=int, default=None, help=f"default {interpolation_steps}")
     parser.add_argument("--spacing", default=None, choices=SPACINGS, help="DDIM times")
+    parser.add_argument("--keyframe-eta", type=float, default=None,
+                        help=f"eta of the keyframe sampler (0 = DDIM; default {EngineConfig.keyframe_eta})")
     parser.add_argument("--context-guidance", type=float, default=None,
                         help=f"s of context guidance (1 = off; default {EngineConfig.context_guidance})")
     parser.add_argument("--action-guidance", type=float, default=None,

@@ -40,7 +40,7 @@ from drivesim.rollout.compose import request_layouts
 from drivesim.rollout.compute_dtype import DTYPES, resolve_dtype
 from drivesim.rollout.ego_speed import DEFAULT_SPEED, window_speeds
 from drivesim.rollout.engine_api import EngineConfig
-from drivesim.rollout.generators import generators, rollout_noise
+from drivesim.rollout.generators import generators, rollout_noise, step_noise
 from drivesim.rollout.imagine import imagine_futures
 from drivesim.rollout.keyframe_fill import FILLS, blend_keyframes, blend_levels, fill_keyframes, interpolation_levels
 from drivesim.rollout.prediction_window import WindowSpec, prediction_window, road_from_warp
@@ -116,7 +116,8 @@ class LearnedEngine:
         c = self.config
         guidance = VideoGuidance(c.context_guidance, c.action_guidance, context_interval=c.context_interval)
         level = self.video.extra.get("context_noise_level", 0) if c.context_noise < 0 else c.context_noise
-        return VideoSamplingConfig(steps=steps, guidance=guidance, context_noise_level=int(level), spacing=c.spacing)
+        return VideoSamplingConfig(steps=steps, guidance=guidance, context_noise_level=int(level), spacing=c.spacing,
+                                   eta=c.keyframe_eta)
 
     def _conditioning(
         self,
@@ -212,6 +213,8 @@ class LearnedEngine:
             ego_speed=speeds,
             warp_latents=warp if vcfg.ego_warp else None,
             init=warp if cfg.skip else None,
+            eta_noise=step_noise(gens, cfg.steps - cfg.skip - 1, (t, *self.latent_shape)).to(self.device)
+            if cfg.eta else None,
         )
         new = sample.latents[:, s]  # b c h w
         if road > 0 and warp is not None:  # the road rows moved by the told travel (EngineConfig.road_from_warp)

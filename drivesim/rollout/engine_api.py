@@ -27,6 +27,9 @@ class EngineConfig:
     first_frame_steps: int = 20  # DDIM steps of the composed first frame
     interpolation_steps: int = 2  # DDIM steps per interpolation level (8: ~3.5x slower, see README)
     spacing: str = "trailing"  # DDIM times of keyframes and interpolation: "trailing" | "linspace" (sampling.ddim)
+    # eta of the keyframe sampler (sampling.ddim): 0 = deterministic DDIM, 1 = DDPM's ancestral variance; the noise
+    # comes from each rollout's generator, so a seed still gives the same rollout
+    keyframe_eta: float = 0.0
     upsample: bool = False
     upsample_steps: int = 8
     context_guidance: float = 1.5  # s in f' = f(z) + s (f(z; c_S) - f(z))
@@ -86,6 +89,9 @@ class EngineConfig:
         if not 0.0 < self.anchor_gain <= 1.0:
             raise ValueError(f"anchor_gain={self.anchor_gain}; allowed (0, 1]: the fraction of the travel error "
                              "anchoring corrects")
+        if not 0.0 <= self.keyframe_eta <= 1.0:
+            raise ValueError(f"keyframe_eta={self.keyframe_eta}; allowed [0, 1] (0 = deterministic DDIM, 1 = DDPM's "
+                             "ancestral variance)")
         if self.decode_frames < 0:
             raise ValueError(f"decode_frames={self.decode_frames}; allowed: 0 (one call) or a positive frame count")
 

@@ -93,6 +93,7 @@ def ddim_sample(
     dtype: torch.dtype = torch.float32,
     spacing: str = "linspace",
     skip: int = 0,
+    eta_noise: Tensor | None = None,
 ) -> Tensor:
     """Sample a batch of shape `shape` (b, ...) with DDIM at the `spacing` of `ddim_timesteps`.
 
@@ -100,6 +101,8 @@ def ddim_sample(
     `device`/`dtype`, which otherwise default to the generator's device and float32.
     skip: leave out the first `skip` of the `steps` times; x_T is then the latent at the time
     `ddim_timesteps(...)[skip]` (SDEdit: a guess noised to that level; `start_latents`).
+    eta_noise: (steps - skip - 1, *shape) the noise eta > 0 adds after each jump, row i after the i-th;
+        default drawn from `generator` (pass it to draw each batch row from its own generator).
     Returns the clean estimate x0 after the last step, shape `shape`.
     """
     target = check_target(target)
@@ -111,6 +114,8 @@ def ddim_sample(
     taus = ddim_timesteps(schedule.num_steps, steps, spacing).tolist()[skip:]
     if skip and x_T is None:
         raise ValueError("skip > 0 needs x_T: the latent at the first time kept (start_latents)")
+    if eta_noise is not None and tuple(eta_noise.shape) != (len(taus) - 1, *shape):
+        raise ValueError(f"eta_noise has shape {tuple(eta_noise.shape)}; expected {(len(taus) - 1, *shape)}")
     if x_T is None:
         dev = torch.device(device) if device is not None else generator.device
         z = _noise(shape, generator, dev, dtype)
@@ -137,5 +142,6 @@ def ddim_sample(
         s = min(s, sigma_next)
         z = alpha_next * x0 + math.sqrt(sigma_next**2 - s**2) * pred.eps
         if s > 0:
-            z = z + s * _noise(shape, generator, z.device, z.dtype)
+            noise = _noise(shape, generator, z.device, z.dtype) if eta_noise is None else eta_noise[i]
+            z = z + s * noise.to(device=z.device, dtype=z.dtype)
     return x0

@@ -150,6 +150,7 @@ def sample_clip(
     ego_speed: Tensor | None = None,
     warp_latents: Tensor | None = None,
     init: Tensor | None = None,
+    eta_noise: Tensor | None = None,
 ) -> VideoSample:
     """Sample b clips of t frames given the frames marked in `context_mask`.
 
@@ -166,7 +167,9 @@ def sample_clip(
         `ego_warp` (`drivesim.diffusion.ego_warp.warp_context_latents`); None = zeros (no warp).
     init: (b, t, c, h, w) a guess of the clean frames, needed when `config.skip` > 0: sampling then
         starts from it noised with x_T to the skip-th DDIM time (`ddim.start_latents`).
-    (Passing x_T and context_noise lets a batch of independent rollouts each use its own
+    eta_noise: (steps - skip - 1, b, t, c, h, w) the noise of `config.eta` > 0 after each DDIM jump
+        (`ddim.ddim_sample`); default from `generator`.
+    (Passing x_T, context_noise and eta_noise lets a batch of independent rollouts each use its own
     generator; with eta = 0 nothing else is drawn.)
     """
     cfg = config or VideoSamplingConfig()
@@ -233,6 +236,7 @@ def sample_clip(
         dtype=context_z.dtype,
         spacing=cfg.spacing,
         skip=cfg.skip,
+        eta_noise=eta_noise,
     )
     m = rearrange(mask.to(torch.bool), "b t -> b t 1 1 1")
     return VideoSample(latents=torch.where(m, context_z, x0), known=mask)

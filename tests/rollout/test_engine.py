@@ -68,6 +68,23 @@ def test_rollout_is_independent_of_batch_composition(engine):
     np.testing.assert_allclose(sa.frames[0].astype(int), sab.frames[0].astype(int), atol=1)
 
 
+def test_a_stochastic_keyframe_sampler_draws_each_rollouts_noise_from_its_own_generator(model_dir, engine):
+    """keyframe_eta > 0 adds noise after each keyframe DDIM jump: the future changes, the same seed still gives
+    the same one, and a rollout's future does not depend on what else is in the batch."""
+    stochastic = load(model_dir).engine(EngineConfig(**{**FAST, "keyframe_steps": 3}, keyframe_eta=1.0))
+    plain = load(model_dir).engine(EngineConfig(**{**FAST, "keyframe_steps": 3}))
+    a, ab = stochastic.start([SceneRequest(0, 1, seed=5)]), stochastic.start([SceneRequest(0, 1, seed=5),
+                                                                              SceneRequest(1, 2, seed=6)])
+    act = np.array([[0.3, 0.2]], np.float32)
+    sa, sa2 = stochastic.step(a.state, act), stochastic.step(a.state, act)
+    sab = stochastic.step(ab.state, np.concatenate([act, -act]))
+    np.testing.assert_allclose(sa.frames[0].astype(int), sab.frames[0].astype(int), atol=1)
+    assert np.array_equal(sa.frames, sa2.frames)
+    assert np.abs(sa.frames.astype(int) - plain.step(a.state, act).frames.astype(int)).max() > 2
+    with pytest.raises(ValueError, match=r"keyframe_eta=1.5; allowed \[0, 1\]"):
+        EngineConfig(keyframe_eta=1.5)
+
+
 def test_same_seed_same_future_and_actions_matter(engine):
     s = engine.start([SceneRequest(0, 1, seed=9)]).state
     x = engine.step(s, np.array([[0.9, 0.0]], np.float32)).frames

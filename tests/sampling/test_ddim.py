@@ -80,6 +80,19 @@ def test_eta_zero_with_given_noise_ignores_generator_and_eta_uses_it():
     assert not torch.allclose(c, d)
 
 
+def test_given_eta_noise_replaces_the_generators_and_its_shape_is_checked():
+    schedule = NoiseSchedule()
+    x_t = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0))
+    steps = torch.randn((9, *SHAPE), generator=torch.Generator().manual_seed(3))
+    a = ddim_sample(_toy, SHAPE, schedule, 10, 1.0, torch.Generator().manual_seed(1), x_T=x_t, eta_noise=steps)
+    b = ddim_sample(_toy, SHAPE, schedule, 10, 1.0, torch.Generator().manual_seed(2), x_T=x_t, eta_noise=steps)
+    c = ddim_sample(_toy, SHAPE, schedule, 10, 1.0, torch.Generator().manual_seed(2), x_T=x_t, eta_noise=-steps)
+    assert torch.equal(a, b)  # the generator no longer draws
+    assert not torch.allclose(a, c)  # the given noise is what is added
+    with pytest.raises(ValueError, match=r"eta_noise has shape .* expected \(9,"):
+        ddim_sample(_toy, SHAPE, schedule, 10, 1.0, torch.Generator(), x_T=x_t, eta_noise=steps[:8])
+
+
 def test_timesteps():
     t = ddim_timesteps(1000, 50)
     assert t.shape == (50,) and t[0] == 999 and t[-1] == 0
