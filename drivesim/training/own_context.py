@@ -26,6 +26,7 @@ from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.schedule import NoiseSchedule
 from drivesim.sampling.video import VideoGuidance, VideoModel, VideoSamplingConfig, sample_clip
 from drivesim.training.clip_batch import ClipBatch
+from drivesim.training.warp_setup import WarpFn
 
 
 def frames_of(batch: ClipBatch, start: int, stop: int) -> ClipBatch:
@@ -60,18 +61,21 @@ def _select(batch: ClipBatch, clips: slice | Tensor, frames: slice) -> ClipBatch
 def predicted_from_lead(
     model: VideoModel, batch: ClipBatch, schedule: NoiseSchedule, target: str, generator: torch.Generator,
     steps: int,
+    warp: WarpFn | None = None,
 ) -> Tensor:
     """The model's prediction of frames 1..t-1 of `batch` (b, t, c, h, w) from its frame 0 alone:
     (b, t - 1, c, h, w). Labels and actions as the batch has them (actions where `has_actions`),
-    no boxes: what the env gives the prediction model after its first frame."""
+    no boxes: what the env gives the prediction model after its first frame; a `video.ego_warp` model
+    is given the warp of frame 0 by the batch's ego speed, as the env gives it."""
     b, t = batch.z.shape[:2]
     mask = torch.zeros(b, t, device=batch.z.device)
     mask[:, 0] = 1.0
     given = rearrange(batch.has_actions, "b -> b 1 1").to(batch.actions.dtype)
     config = VideoSamplingConfig(steps=steps, guidance=VideoGuidance(), spacing="trailing")
+    warped = None if warp is None else warp(batch.z, mask, batch.ego_speed, batch.has_actions)
     sample = sample_clip(
         model, schedule, target, batch.z, mask, generator, actions=batch.actions * given,
-        image_cond=batch.image.nulled(["boxes"]), config=config, ego_speed=batch.ego_speed,
+        image_cond=batch.image.nulled(["boxes"]), config=config, ego_speed=batch.ego_speed, warp_latents=warped,
     )
     return sample.latents[:, 1:]
 
@@ -85,10 +89,12 @@ def own_context(
     generator: torch.Generator,
     share: float,
     steps: int,
+    warp: WarpFn | None = None,
 ) -> ClipBatch:
     """batch: (b, 1 + t, ...) with a lead frame; mask: (b, t) context mask of the window after it.
     Returns the window (b, t, ...) whose context frames are, for about `share` of the clips (drawn
-    from `generator`), the model's own prediction from the lead frame; the rest stays real."""
+    from `generator`), the model's own prediction from the lead frame (with `warp`: given the ego-motion
+    warp of the lead frame, for a `video.ego_warp` model); the rest stays real."""
     b, t = mask.shape
     if batch.z.shape[:2] != (b, t + 1):
         raise ValueError(f"batch has {tuple(batch.z.shape[:2])} clips x frames; own context needs (b, 1 + t) = "
@@ -99,7 +105,7 @@ def own_context(
         return window
     rows = torch.nonzero(chosen).flatten()
     lead = _select(batch, rows, slice(0, t))  # the chosen clips' lead frame and the window's first t - 1
-    made = predicted_from_lead(model, lead, schedule, target, generator, steps)  # (k, t - 1, c, h, w)
+    made = predicted_from_lead(model, lead, schedule, target, generator, steps, warp)  # (k, t - 1, c, h, w)
     z = window.z.clone()
     use = rearrange(mask[rows, : t - 1].bool(), "k t -> k t 1 1 1")
     z[rows, : t - 1] = torch.where(use, made.to(z.dtype), z[rows, : t - 1])

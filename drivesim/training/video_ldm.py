@@ -350,11 +350,6 @@ def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = N
     print(f"video_ldm: {len(dataset)} training windows of {cfg.num_frames} frames at stride {cfg.frame_stride}")
     warp = None
     if cfg.video.ego_warp:
-        if cfg.own_context > 0:
-            raise ValueError(
-                "video.ego_warp with own_context > 0 is not supported: own-rollout context is sampled without "
-                "the warp; set own_context=0"
-            )
         cfg = with_warp_interval(cfg, {float(r.fps) for r in dataset.clips})
         warp = frame_warp(cfg, dataset.latent_scale)
 
@@ -368,7 +363,8 @@ def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = N
         batch: ClipBatch, mask: Tensor, ema_model: VideoUNet, image: ImageLDM, generator: torch.Generator
     ) -> ClipBatch:
         return own_context(
-            ema_model, batch, mask, image.schedule, image.target, generator, cfg.own_context, cfg.own_context_steps
+            ema_model, batch, mask, image.schedule, image.target, generator, cfg.own_context, cfg.own_context_steps,
+            warp,
         )
 
     window = VideoWindow(num_frames=cfg.num_frames, frame_stride=cfg.frame_stride)

@@ -111,3 +111,23 @@ def test_an_own_context_run_trains_differently_and_resumes_to_the_same_weights(w
     changed = [n for (n, p), q in zip(a.model.state_dict().items(), base.model.state_dict().values())
                if p.is_floating_point() and not torch.allclose(p, q)]
     assert changed, "own-rollout context changed nothing in training"
+
+
+def test_an_ego_warp_model_predicts_its_own_context_from_the_warp_of_the_lead_frame(workspace):
+    """With `warp`, the prediction from the lead frame is given the ego warp of that frame (the mask gives frame 0
+    only), as the env gives an ego_warp model; what the warp returns changes the prediction."""
+    batch, schedule = _lead_batch(workspace), NoiseSchedule(ScheduleConfig())
+    torch.manual_seed(0)
+    model = VideoUNet(SpatialUNet(UNET), VideoUNetConfig.tiny(zero_init=False, ego_warp=True, warp_interval=0.1)).eval()
+    lead, seen = frames_of(batch, 0, 4), []
+
+    def warp(z, mask, speed, given, scale=1.0):
+        seen.append((mask.clone(), speed.clone()))
+        return scale * torch.ones_like(z) * torch.arange(z.shape[1]).view(1, -1, 1, 1, 1)
+
+    a = predicted_from_lead(model, lead, schedule, "eps", torch.Generator().manual_seed(0), 2, warp)
+    b = predicted_from_lead(model, lead, schedule, "eps", torch.Generator().manual_seed(0), 2,
+                            lambda *x: warp(*x, scale=-1.0))
+    c = predicted_from_lead(model, lead, schedule, "eps", torch.Generator().manual_seed(0), 2)
+    assert seen[0][0].tolist() == [[1.0, 0.0, 0.0, 0.0]] * 3 and torch.equal(seen[0][1], lead.ego_speed)
+    assert not torch.allclose(a, b) and not torch.allclose(a, c)

@@ -299,8 +299,6 @@ def test_ego_warp_trains_from_a_plain_model_with_the_interval_from_the_data(work
     ae_cfg = AutoencoderConfig(base_channels=16, decoder_res_blocks=1)  # f = 4: 8 x 16 latents, 32 x 64 frames
     video = VideoUNetConfig.tiny(ego_warp=True)
     cfg = _prepare(workspace, _cfg(workspace, "warp", max_steps=3, video=video, init_from=plain.model_dir))
-    with pytest.raises(ValueError, match="own_context > 0 is not supported"):
-        train(dataclasses.replace(cfg, own_context=0.5))
     with pytest.raises(FileNotFoundError, match="stage 'autoencoder' needs"):
         train(cfg)  # the warp decodes and encodes with model_dir's autoencoder
     torch.manual_seed(0)
@@ -312,6 +310,8 @@ def test_ego_warp_trains_from_a_plain_model_with_the_interval_from_the_data(work
     loaded = load_video_ldm(Path(cfg.model_dir)).model
     assert loaded.config.ego_warp and loaded.config.warp_interval == pytest.approx(2 / 30.0)  # frame_stride / fps
     assert float(loaded.warp_encoder.out[0].weight.abs().max()) > 0  # zero at init_from, trained on the warp
+    own = dataclasses.replace(cfg, own_context=1.0, max_steps=2, run_dir=str(workspace / "runs" / "warp_own"))
+    assert train(own).steps == 2  # own-rollout context with the warp (drivesim.training.own_context)
 
 
 def test_masked_loss_adds_the_weighted_forecast_error(workspace):
