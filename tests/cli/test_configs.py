@@ -183,6 +183,23 @@ def test_stride4_own_context_experiment_differs_from_the_noise_control_only_by_o
     }
 
 
+def test_warp_own_context_experiment_differs_from_the_ego_warp_run_only_by_own_context_and_its_start():
+    """Issue 6, accel: own-rollout context on session 31's ego-warp stage; its control is the same with own_context=0."""
+    from drivesim.training.video_config import VideoLDMTrainConfig
+
+    def load(name: str, extra: list[str]) -> VideoLDMTrainConfig:
+        return to_dataclass(compose("train/video_ldm", [f"experiment=default/{name}", *extra]), VideoLDMTrainConfig)
+
+    own = load("video_ldm_stride4_warp_own", [])
+    warp = load("video_ldm_stride4_warp", ["init_from=runs/models/stride4_warp_long"])
+    assert own.own_context == 0.5 and own.own_context_steps == 2 and own.video.ego_warp and warp.own_context == 0.0
+    assert own.model_dir == "runs/models/warp_own" and own.init_from == "runs/models/stride4_warp_long"
+    fields = ("model_dir", "run_dir", "own_context")
+    assert {k: v for k, v in vars(own).items() if k not in fields} == {
+        k: v for k, v in vars(warp).items() if k not in fields
+    }
+
+
 def test_interpolation_speed_experiment_starts_from_the_bundle_with_actions_and_speed():
     """Issue 6, motion: the bundled interpolation model taught each frame's actions and ego speed."""
     from drivesim.training.interpolation import InterpolationTrainConfig
