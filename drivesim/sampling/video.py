@@ -169,8 +169,7 @@ def sample_clip(
         starts from it noised with x_T to the skip-th DDIM time (`ddim.start_latents`).
     eta_noise: (steps - skip - 1, b, t, c, h, w) the noise of `config.eta` > 0 after each DDIM jump
         (`ddim.ddim_sample`); default from `generator`.
-    (Passing x_T, context_noise and eta_noise lets a batch of independent rollouts each use its own
-    generator; with eta = 0 nothing else is drawn.)
+    (Passing x_T, context_noise and eta_noise lets each of a batch of independent rollouts use its own generator.)
     """
     cfg = config or VideoSamplingConfig()
     target = check_target(target)
