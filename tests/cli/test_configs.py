@@ -184,7 +184,7 @@ def test_stride4_own_context_experiment_differs_from_the_noise_control_only_by_o
 
 
 def test_warp_own_context_experiment_differs_from_the_ego_warp_run_only_by_own_context_and_its_start():
-    """Issue 6, accel: own-rollout context on session 31's ego-warp stage; its control is the same with own_context=0."""
+    """Issue 6, accel: own-rollout context on session 31's ego-warp stage; its control: the same, own_context=0."""
     from drivesim.training.video_config import VideoLDMTrainConfig
 
     def load(name: str, extra: list[str]) -> VideoLDMTrainConfig:
