@@ -198,6 +198,8 @@ class LearnedEngine:
         cfg = self._sampling(self.config.keyframe_steps)
         if warp_start and warp is not None:  # SDEdit: start from the warp noised to the warp_start-th time
             cfg = dataclasses.replace(cfg, skip=warp_start)
+        jumps = cfg.steps - cfg.skip - 1  # DDIM jumps after which a stochastic sampler adds noise
+        eta_noise = step_noise(gens, jumps, (t, *self.latent_shape)).to(self.device) if cfg.eta else None
         sample = sample_clip(
             self._video_model(video.model),
             video.schedule,
@@ -213,8 +215,7 @@ class LearnedEngine:
             ego_speed=speeds,
             warp_latents=warp if vcfg.ego_warp else None,
             init=warp if cfg.skip else None,
-            eta_noise=step_noise(gens, cfg.steps - cfg.skip - 1, (t, *self.latent_shape)).to(self.device)
-            if cfg.eta else None,
+            eta_noise=eta_noise,
         )
         new = sample.latents[:, s]  # b c h w
         if road > 0 and warp is not None:  # the road rows moved by the told travel (EngineConfig.road_from_warp)
