@@ -4,16 +4,8 @@ import pytest
 import torch
 
 from drivesim.rollout.engine_api import EngineConfig
-from drivesim.rollout.random_model import build_random_model
 from drivesim.rollout.world_model import load
-
-FAST = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.set_num_threads(1)
-    return build_random_model(tmp_path_factory.mktemp("model"))
+from tests.rollout.conftest import FAST
 
 
 def test_compile_flag_compiles_the_three_networks_with_static_shapes(model_dir, monkeypatch):

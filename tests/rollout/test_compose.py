@@ -14,6 +14,8 @@ from drivesim.autoencoder.model import Autoencoder
 from drivesim.diffusion.image_model import ImageGuidance, ImageLDM, LatentGeometry
 from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.diffusion.unet import UNetConfig
+from drivesim.env.drive_env import DriveWorldEnv
+from drivesim.env.vector_env import DriveWorldVectorEnv
 from drivesim.rollout.compose import (
     ComposeModels,
     compose_scene,
@@ -25,10 +27,15 @@ from drivesim.rollout.compose import (
     load_compose_models,
     make_conditioning,
     parse_boxes,
+    request_layouts,
     sample_layout,
 )
+from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import random_layout_prior
+from drivesim.rollout.types import SceneRequest
+from drivesim.rollout.world_model import load
 from drivesim.training.checkpoint import save_stage
+from tests.rollout.conftest import FAST
 
 TINY_AE = AutoencoderConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, decoder_res_blocks=1)
 UNET = dataclasses.replace(UNetConfig.tiny(), box_conditioning="both", zero_init=False)
@@ -207,3 +214,59 @@ def test_sample_layout_draws_from_the_prior_for_the_labels(models: ComposeModels
     back = load_box_file(path, 3)
     np.testing.assert_array_equal(back.xyxy, high.xyxy)
     np.testing.assert_array_equal(back.classes, high.classes)
+
+
+def test_sample_layout_composes_unboxed_first_frames_on_a_layout_from_the_prior(model_dir):
+    def engine(**kw):
+        return load(model_dir).engine(EngineConfig(**FAST, **kw))
+
+    plain, prior = engine(sample_layout=False), engine(sample_layout=True)
+    assert prior.world.layout_prior is not None  # the random model folder has one
+    free = [SceneRequest(0, 2, seed=4)]
+    assert not np.array_equal(plain.start(free).frames, prior.start(free).frames)
+    np.testing.assert_array_equal(prior.start(free).frames, prior.start(free).frames)  # seeded
+    boxed = [SceneRequest(0, 2, seed=4, boxes=np.array([[0.2, 0.5, 0.4, 0.8]], np.float32))]
+    np.testing.assert_array_equal(plain.start(boxed).frames, prior.start(boxed).frames)  # given boxes win
+    video = np.full((2, 32, 64, 3), 90, np.uint8)
+    given = [SceneRequest(0, 2, seed=4, initial_frames=video)]
+    np.testing.assert_array_equal(plain.start(given).frames, prior.start(given).frames)  # nothing composed
+
+
+def test_the_sampled_layout_follows_the_request_labels(model_dir):
+    eng = load(model_dir).engine(EngineConfig(**FAST, sample_layout=True))
+    gens = [torch.Generator().manual_seed(s) for s in range(3)]
+    requests = [SceneRequest(0, c, seed=c) for c in range(3)]
+    boxes, classes = request_layouts(requests, eng.world.layout_prior, gens)
+    assert [len(b) for b in boxes] == [1, 3, 5]  # random_layout_prior: 2c + 1 boxes at crowdedness c
+    assert all(len(c) == len(b) for b, c in zip(boxes, classes))
+
+
+def test_start_reports_the_layout_each_first_frame_was_composed_on(model_dir):
+    eng = load(model_dir).engine(EngineConfig(**FAST, sample_layout=True))
+    given = np.array([[0.2, 0.5, 0.4, 0.8]], np.float32)
+    video = np.full((2, 32, 64, 3), 90, np.uint8)
+    requests = [
+        SceneRequest(0, 2, seed=4),
+        SceneRequest(1, 0, seed=5, boxes=given),
+        SceneRequest(0, 1, seed=6, initial_frames=video),
+    ]
+    out = eng.start(requests)
+    sampled, _ = request_layouts(requests[:1], eng.world.layout_prior, [torch.Generator().manual_seed(4)])
+    assert len(out.layouts) == 3
+    np.testing.assert_array_equal(out.layouts[0][0], sampled[0])  # the prior's draw, with its generator
+    assert len(out.layouts[0][0]) == 5 == len(out.layouts[0][1])  # random_layout_prior: 2c + 1 boxes
+    np.testing.assert_array_equal(out.layouts[1][0], given)
+    np.testing.assert_array_equal(out.layouts[1][1], [0])  # requested boxes are cars
+    assert out.layouts[2] is None  # started from user frames: nothing composed
+    assert eng.step(out.state, np.zeros((3, 2), np.float32)).layouts == ()
+    free = load(model_dir).engine(EngineConfig(**FAST, sample_layout=False)).start(requests[:1])
+    assert free.layouts == (None,)  # boxes unknown: the image LDM placed vehicles itself
+
+    env = DriveWorldEnv(engine=eng, horizon_steps=5)
+    _, info = env.reset(seed=0, options={"crowdedness": "high"})
+    assert len(info["layout"]["boxes"]) == 5 and info["layout"]["classes"][0] in ("car", "truck")
+    _, info = env.reset(seed=0, options={"boxes": given.tolist()})
+    assert info["layout"]["classes"] == ["car"]
+    venv = DriveWorldVectorEnv(num_envs=2, engine=eng, horizon_steps=5)
+    _, vinfo = venv.reset(seed=[0, 1], options={"crowdedness": "low"})
+    assert [len(x["boxes"]) for x in vinfo["layout"]] == [1, 1]

@@ -8,11 +8,9 @@ import torch
 from drivesim.rollout import compute_dtype
 from drivesim.rollout.compute_dtype import native_bf16, resolve_dtype
 from drivesim.rollout.engine_api import EngineConfig
-from drivesim.rollout.random_model import build_random_model
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import load
-
-FAST = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2)
+from tests.rollout.conftest import FAST
 
 
 @pytest.mark.parametrize("name", ["float32", "bfloat16"])
@@ -36,12 +34,6 @@ def test_auto_on_a_device_without_bf16_is_float32():
 def test_bad_dtype_names_the_allowed(bad):
     with pytest.raises(ValueError, match="allowed: \\['float32', 'bfloat16', 'auto'\\]"):
         resolve_dtype(bad, torch.device("cpu"))
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.set_num_threads(1)
-    return build_random_model(tmp_path_factory.mktemp("model"))
 
 
 def test_engine_resolves_auto_and_bfloat16_stays_near_float32(model_dir, monkeypatch):

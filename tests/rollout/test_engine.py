@@ -10,24 +10,11 @@ from gymnasium.utils.env_checker import check_env
 
 from drivesim.env.drive_env import DriveWorldEnv
 from drivesim.env.vector_env import DriveWorldVectorEnv
-from drivesim.rollout.compose import request_layouts
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import build_random_model
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import load
-
-FAST = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.set_num_threads(1)
-    return build_random_model(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
-def engine(model_dir):
-    return load(model_dir).engine(EngineConfig(**FAST))
+from tests.rollout.conftest import FAST
 
 
 def test_engine_shapes_and_frames_per_step(engine):
@@ -269,62 +256,6 @@ def test_engine_config_prediction_picks_a_further_prediction_stage_of_the_folder
         world.prediction("interpolation")  # a stage, but not a prediction stage
 
 
-def test_sample_layout_composes_unboxed_first_frames_on_a_layout_from_the_prior(model_dir):
-    def engine(**kw):
-        return load(model_dir).engine(EngineConfig(**FAST, **kw))
-
-    plain, prior = engine(sample_layout=False), engine(sample_layout=True)
-    assert prior.world.layout_prior is not None  # the random model folder has one
-    free = [SceneRequest(0, 2, seed=4)]
-    assert not np.array_equal(plain.start(free).frames, prior.start(free).frames)
-    np.testing.assert_array_equal(prior.start(free).frames, prior.start(free).frames)  # seeded
-    boxed = [SceneRequest(0, 2, seed=4, boxes=np.array([[0.2, 0.5, 0.4, 0.8]], np.float32))]
-    np.testing.assert_array_equal(plain.start(boxed).frames, prior.start(boxed).frames)  # given boxes win
-    video = np.full((2, 32, 64, 3), 90, np.uint8)
-    given = [SceneRequest(0, 2, seed=4, initial_frames=video)]
-    np.testing.assert_array_equal(plain.start(given).frames, prior.start(given).frames)  # nothing composed
-
-
-def test_the_sampled_layout_follows_the_request_labels(model_dir):
-    eng = load(model_dir).engine(EngineConfig(**FAST, sample_layout=True))
-    gens = [torch.Generator().manual_seed(s) for s in range(3)]
-    requests = [SceneRequest(0, c, seed=c) for c in range(3)]
-    boxes, classes = request_layouts(requests, eng.world.layout_prior, gens)
-    assert [len(b) for b in boxes] == [1, 3, 5]  # random_layout_prior: 2c + 1 boxes at crowdedness c
-    assert all(len(c) == len(b) for b, c in zip(boxes, classes))
-
-
-def test_start_reports_the_layout_each_first_frame_was_composed_on(model_dir):
-    eng = load(model_dir).engine(EngineConfig(**FAST, sample_layout=True))
-    given = np.array([[0.2, 0.5, 0.4, 0.8]], np.float32)
-    video = np.full((2, 32, 64, 3), 90, np.uint8)
-    requests = [
-        SceneRequest(0, 2, seed=4),
-        SceneRequest(1, 0, seed=5, boxes=given),
-        SceneRequest(0, 1, seed=6, initial_frames=video),
-    ]
-    out = eng.start(requests)
-    sampled, _ = request_layouts(requests[:1], eng.world.layout_prior, [torch.Generator().manual_seed(4)])
-    assert len(out.layouts) == 3
-    np.testing.assert_array_equal(out.layouts[0][0], sampled[0])  # the prior's draw, with its generator
-    assert len(out.layouts[0][0]) == 5 == len(out.layouts[0][1])  # random_layout_prior: 2c + 1 boxes
-    np.testing.assert_array_equal(out.layouts[1][0], given)
-    np.testing.assert_array_equal(out.layouts[1][1], [0])  # requested boxes are cars
-    assert out.layouts[2] is None  # started from user frames: nothing composed
-    assert eng.step(out.state, np.zeros((3, 2), np.float32)).layouts == ()
-    free = load(model_dir).engine(EngineConfig(**FAST, sample_layout=False)).start(requests[:1])
-    assert free.layouts == (None,)  # boxes unknown: the image LDM placed vehicles itself
-
-    env = DriveWorldEnv(engine=eng, horizon_steps=5)
-    _, info = env.reset(seed=0, options={"crowdedness": "high"})
-    assert len(info["layout"]["boxes"]) == 5 and info["layout"]["classes"][0] in ("car", "truck")
-    _, info = env.reset(seed=0, options={"boxes": given.tolist()})
-    assert info["layout"]["classes"] == ["car"]
-    venv = DriveWorldVectorEnv(num_envs=2, engine=eng, horizon_steps=5)
-    _, vinfo = venv.reset(seed=[0, 1], options={"crowdedness": "low"})
-    assert [len(x["boxes"]) for x in vinfo["layout"]] == [1, 1]
-
-
 def test_the_engine_integrates_the_ego_speed_from_the_commanded_accel(engine):
     from drivesim.rollout.ego_speed import advance_speed
 
@@ -423,116 +354,6 @@ def test_warp_start_samples_keyframes_from_the_warped_last_keyframe(model_dir, e
 def test_bad_spacing_is_refused(model_dir):
     with pytest.raises(ValueError, match="spacing='middle'; allowed"):
         load(model_dir).engine(EngineConfig(spacing="middle"))
-
-
-class _PairRecorder(torch.nn.Module):
-    """Stands in for the reward heads: records the latent pairs it is given."""
-
-    def __init__(self, heads: torch.nn.Module) -> None:
-        super().__init__()
-        self.heads, self.pairs = heads, []
-
-    def forward(self, latents):
-        self.pairs.append(latents.clone())
-        return self.heads(latents)
-
-
-def test_the_reward_heads_read_a_pair_at_their_trained_stride(tmp_path):
-    from drivesim.rollout.random_model import RandomModelSpec
-
-    # keyframes 16 source frames apart, filled x4 twice (one latent per source frame); heads trained at 4
-    folder = build_random_model(
-        tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4))
-    world = load(folder)
-    world.reward = _PairRecorder(world.reward)
-    engine = world.engine(EngineConfig(**FAST))
-    assert engine.frames_per_step == 16 and engine.reader.offset == 4
-    state = engine.start([SceneRequest(0, 1, seed=3)]).state
-    fills = []
-    fill = engine.fill
-    engine.fill = lambda *a, **k: fills.append(fill(*a, **k)) or fills[-1]
-    out = engine.step(state, np.zeros((1, 2), np.float32))
-    pair, fresh = world.reward.pairs[-1], fills[-1]  # fresh: (1, 16, c, h, w), the new keyframe last
-    torch.testing.assert_close(pair[:, 1], out.keyframes)
-    torch.testing.assert_close(pair[:, 0], fresh[:, -5])  # 4 source frames before the new keyframe
-    assert not torch.equal(pair[:, 0], state.context[:, -1])  # not the previous keyframe, 16 frames back
-
-
-def test_without_finer_latents_the_reward_heads_read_the_keyframes_with_a_warning(tmp_path):
-    from drivesim.rollout.random_model import RandomModelSpec
-
-    folder = build_random_model(
-        tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4))
-    with pytest.warns(UserWarning, match="trained on latents 4 source frames apart"):
-        engine = load(folder).engine(EngineConfig(**FAST, interpolate=False))
-    assert engine.reader.offset is None
-    keys = torch.randn(1, 3, 4, 8, 16)
-    torch.testing.assert_close(engine.reader.pair(keys, keys[:, -1:]), keys[:, -2:])
-
-
-def test_the_rewarded_speed_follows_the_commanded_accel_and_the_head_reading_is_kept(model_dir, engine):
-    s = engine.start([SceneRequest(0, 1, seed=4, speed=20.0)] * 2).state
-    out = engine.step(s, np.array([[0.0, 1.0], [0.0, -1.0]], np.float32))
-    np.testing.assert_allclose(out.speed, out.state.context_speed[:, -1].numpy())
-    assert out.speed[0] > 20.0 > out.speed[1]
-    np.testing.assert_allclose(out.speed_read, out.state.speed.numpy())  # the reward head's reading
-    head = load(model_dir).engine(EngineConfig(**FAST, speed_source="head"))
-    h = head.step(head.start([SceneRequest(0, 1, seed=4, speed=20.0)]).state, np.zeros((1, 2), np.float32))
-    np.testing.assert_allclose(h.speed, h.speed_read)
-    with pytest.raises(ValueError, match="speed_source='gps'.*allowed"):
-        load(model_dir).engine(EngineConfig(**FAST, speed_source="gps"))
-
-
-def test_heads_with_pose_put_lateral_offset_and_heading_in_the_env_info(tmp_path):
-    from drivesim.rollout.random_model import RandomModelSpec
-
-    folder = build_random_model(tmp_path / "m", RandomModelSpec(reward_pose=True))
-    env = DriveWorldEnv(engine=load(folder).engine(EngineConfig(**FAST)), horizon_steps=3)
-    _, info = env.reset(seed=0)
-    _, _, _, _, info = env.step(np.zeros(2, np.float32))
-    assert np.isfinite(info["lateral_offset"]) and np.isfinite(info["heading"])
-    plain = DriveWorldEnv(engine=load(build_random_model(tmp_path / "p")).engine(EngineConfig(**FAST)), horizon_steps=3)
-    plain.reset(seed=0)
-    info = plain.step(np.zeros(2, np.float32))[-1]
-    assert "lateral_offset" not in info and "heading" not in info and "speed_read" in info
-
-
-def test_a_pose_stage_gives_the_pose_the_lane_rewards_and_leaves_the_events_to_the_reward_heads(tmp_path):
-    from drivesim.rollout.random_model import RandomModelSpec
-
-    folder = build_random_model(tmp_path / "m", RandomModelSpec(pose_heads=True))
-    world = load(folder)
-    assert world.pose is not None and world.pose.config.pose and not world.reward.config.pose
-    engine = world.engine(EngineConfig(**FAST))
-    state = engine.start([SceneRequest(0, 1, seed=2)]).state
-    out = engine.step(state, np.zeros((1, 2), np.float32))
-    assert out.pose.shape == (1, 2) and np.isfinite(out.pose).all()
-    env = DriveWorldEnv(engine=engine, horizon_steps=3)
-    env.reset(seed=0)
-    info = env.step(np.zeros(2, np.float32))[-1]
-    assert np.isfinite(info["lateral_offset"]) and set(info["rewards"]) >= {"right_lane", "lane_centering"}
-    venv = DriveWorldVectorEnv(num_envs=2, engine=engine, horizon_steps=3)
-    venv.reset(seed=0)
-    vinfo = venv.step(np.zeros((2, 2), np.float32))[-1]
-    assert vinfo["lateral_offset"].shape == (2,) and "lane_centering" in vinfo["rewards"]
-    imagined = engine.imagine(state, np.zeros((2, 2, 2), np.float32), decode=False)
-    assert imagined.pose.shape == (2, 2, 2)
-    plain_engine = load(build_random_model(tmp_path / "p")).engine(EngineConfig(**FAST))
-    plain = DriveWorldVectorEnv(num_envs=2, engine=plain_engine)
-    plain.reset(seed=0)
-    pinfo = plain.step(np.zeros((2, 2), np.float32))[-1]
-    assert "lateral_offset" not in pinfo and set(pinfo["rewards"]) == {"collision", "high_speed", "on_road"}
-
-
-def test_a_pose_stage_that_does_not_read_the_pose_is_refused(tmp_path):
-    from drivesim.model_folder import save_stage
-    from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
-
-    folder = build_random_model(tmp_path / "m")
-    cfg = RewardModelConfig(channels=16)
-    save_stage(folder, "pose", RewardModel(cfg), cfg, extra={"stride": 4})
-    with pytest.raises(ValueError, match="stage 'pose' has pose=false"):
-        load(folder)
 
 
 def test_context_interval_reaches_the_prediction_sampler(model_dir):

@@ -10,8 +10,7 @@ from drivesim.rollout.random_model import RandomModelSpec, build_random_model
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import load
 from drivesim.sampling.video import VideoSamplingConfig
-
-FAST = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2)
+from tests.rollout.conftest import FAST
 
 
 @pytest.fixture(scope="module")
