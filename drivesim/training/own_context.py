@@ -11,7 +11,10 @@ spacing, no guidance, labels and actions but no boxes). Those predicted frames t
 the real ones where the context mask gives frames; the frames to predict stay real. So the model
 learns to continue from one- and two-step-old predictions towards the real future: to pull a
 drifting rollout back to the data instead of carrying its error on (scheduled sampling, as
-DAgger-style training of autoregressive world models does).
+DAgger-style training of autoregressive world models does). With `own_context_chain` = L > 1 the
+batch has L lead frames and the context is the end of the model's own L-call rollout from the first
+(`predicted_chain`), so it carries a longer rollout's accumulated errors (the fading road marks of
+docs/results.md, sessions 33-35), not one step's.
 """
 
 from __future__ import annotations
@@ -70,6 +73,38 @@ def predicted_from_lead(
     b, t = batch.z.shape[:2]
     mask = torch.zeros(b, t, device=batch.z.device)
     mask[:, 0] = 1.0
+    return _sampled(model, batch, mask, schedule, target, generator, steps, warp)[:, 1:]
+
+
+@torch.no_grad()
+def predicted_chain(
+    model: VideoModel, batch: ClipBatch, t: int, schedule: NoiseSchedule, target: str, generator: torch.Generator,
+    steps: int,
+    warp: WarpFn | None = None,
+) -> Tensor:
+    """The model's own rollout of `batch` (b, n, c, h, w) from its frame 0 in windows of t frames, as the
+    env steps: the first call predicts frames 1..t-1 from frame 0 alone (`predicted_from_lead`), each
+    further call frame j from the t - 1 predicted frames before it (mask [1, .., 1, 0]), n - t + 1 calls in
+    all. Returns the last t - 1 frames of the rollout, (b, t - 1, c, h, w): with n = t, the lead prediction."""
+    b, n = batch.z.shape[:2]
+    if not 2 <= t <= n:
+        raise ValueError(f"a chain of windows of {t} frames needs 2 <= t <= the batch's {n} frames")
+    z = batch.z.clone()
+    z[:, 1:t] = predicted_from_lead(model, frames_of(batch, 0, t), schedule, target, generator, steps, warp).to(z.dtype)
+    mask = torch.ones(b, t, device=z.device)
+    mask[:, -1] = 0.0
+    for j in range(t, n):
+        window = dataclasses.replace(frames_of(batch, j - t + 1, j + 1), z=z[:, j - t + 1 : j + 1])
+        z[:, j] = _sampled(model, window, mask, schedule, target, generator, steps, warp)[:, -1].to(z.dtype)
+    return z[:, n - t + 1 :]
+
+
+def _sampled(
+    model: VideoModel, batch: ClipBatch, mask: Tensor, schedule: NoiseSchedule, target: str,
+    generator: torch.Generator, steps: int, warp: WarpFn | None,
+) -> Tensor:
+    """The env's sampler on `batch` (b, t, ...) with context mask (b, t): DDIM `steps`, trailing, no
+    guidance, actions where given, no boxes, the warp of the last given frame: latents (b, t, c, h, w)."""
     given = rearrange(batch.has_actions, "b -> b 1 1").to(batch.actions.dtype)
     config = VideoSamplingConfig(steps=steps, guidance=VideoGuidance(), spacing="trailing")
     warped = None if warp is None else warp(batch.z, mask, batch.ego_speed, batch.has_actions)
@@ -77,7 +112,7 @@ def predicted_from_lead(
         model, schedule, target, batch.z, mask, generator, actions=batch.actions * given,
         image_cond=batch.image.nulled(["boxes"]), config=config, ego_speed=batch.ego_speed, warp_latents=warped,
     )
-    return sample.latents[:, 1:]
+    return sample.latents
 
 
 def own_context(
@@ -90,24 +125,27 @@ def own_context(
     share: float,
     steps: int,
     warp: WarpFn | None = None,
+    chain: int = 1,
 ) -> ClipBatch:
-    """batch: (b, 1 + t, ...) with a lead frame; mask: (b, t) context mask of the window after it.
+    """batch: (b, chain + t, ...) with `chain` lead frames; mask: (b, t) context mask of the window after them.
     Returns the window (b, t, ...) whose context frames are, for about `share` of the clips (drawn
-    from `generator`), the model's own prediction from the lead frame (with `warp`: given the ego-motion
-    warp of the lead frame, for a `video.ego_warp` model); the rest stays real."""
+    from `generator`), the model's own rollout from the first lead frame in `chain` sampling calls
+    (`predicted_chain`; chain 1: the prediction from the lead frame alone; with `warp`: each call given the
+    ego-motion warp of its last given frame, for a `video.ego_warp` model); the rest stays real."""
     b, t = mask.shape
-    if batch.z.shape[:2] != (b, t + 1):
-        raise ValueError(f"batch has {tuple(batch.z.shape[:2])} clips x frames; own context needs (b, 1 + t) = "
-                         f"({b}, {t + 1}): the window and its lead frame")
-    window = frames_of(batch, 1, t + 1)
+    if chain < 1:
+        raise ValueError(f"own context chain={chain} must be >= 1 (sampling calls from the first lead frame)")
+    if batch.z.shape[:2] != (b, t + chain):
+        raise ValueError(f"batch has {tuple(batch.z.shape[:2])} clips x frames; own context needs (b, chain + t) = "
+                         f"({b}, {chain + t}): the window and its {chain} lead frame(s)")
+    window = frames_of(batch, chain, chain + t)
     chosen = torch.rand(b, generator=generator, device=generator.device).to(mask.device) < share  # (b,)
     if share <= 0 or not bool((chosen & mask.bool().any(dim=1)).any()):
         return window
     rows = torch.nonzero(chosen).flatten()
-    lead = _select(batch, rows, slice(0, t))  # the chosen clips' lead frame and the window's first t - 1
-    made = predicted_from_lead(model, lead, schedule, target, generator, steps, warp)  # (k, t - 1, c, h, w)
+    lead = _select(batch, rows, slice(0, chain + t - 1))  # the chosen clips' lead frames and the window's first t - 1
+    made = predicted_chain(model, lead, t, schedule, target, generator, steps, warp)  # (k, t - 1, c, h, w)
     z = window.z.clone()
     use = rearrange(mask[rows, : t - 1].bool(), "k t -> k t 1 1 1")
     z[rows, : t - 1] = torch.where(use, made.to(z.dtype), z[rows, : t - 1])
     return dataclasses.replace(window, z=z)
-

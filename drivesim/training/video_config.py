@@ -93,6 +93,9 @@ class VideoLDMTrainConfig(VideoTrainCommon):
     # EMA model's own prediction (from a lead frame before the window, DDIM own_context_steps, trailing)
     own_context: float = 0.0
     own_context_steps: int = 2
+    # sampling calls in that prediction (1: from the lead frame alone; L: the end of an L-call rollout from
+    # L lead frames before the window, each call as the env steps)
+    own_context_chain: int = 1
     # stage written into model_dir: "video_ldm", or "video_ldm_<name>" for a further prediction model
     # beside it (EngineConfig.prediction picks one); init_from reads the init folder's init_stage (default "video_ldm")
     export_stage: str = "video_ldm"
@@ -118,6 +121,10 @@ class VideoLDMTrainConfig(VideoTrainCommon):
             raise ValueError(f"VideoLDMTrainConfig.own_context={self.own_context} must be in [0, 1] (a share of clips)")
         if self.own_context_steps < 1:
             raise ValueError(f"VideoLDMTrainConfig.own_context_steps={self.own_context_steps} must be >= 1")
+        if self.own_context_chain < 1:
+            raise ValueError(
+                f"VideoLDMTrainConfig.own_context_chain={self.own_context_chain} must be >= 1 (sampling calls)"
+            )
         if self.own_context > 0 and self.loss_on_context:
             raise ValueError(
                 "VideoLDMTrainConfig.own_context > 0 needs loss_on_context=false: the context frames are then the "

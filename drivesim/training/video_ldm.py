@@ -345,7 +345,7 @@ def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = N
 
     `after_step(step)` is called after every completed step (tests use it to interrupt).
     """
-    lead = 1 if cfg.own_context > 0 else 0  # own-rollout context: a lead frame to predict the context from
+    lead = cfg.own_context_chain if cfg.own_context > 0 else 0  # own-rollout context: lead frames to roll out from
     dataset = window_dataset(cfg, cfg.frame_stride, lead=lead)
     print(f"video_ldm: {len(dataset)} training windows of {cfg.num_frames} frames at stride {cfg.frame_stride}")
     warp = None
@@ -364,11 +364,12 @@ def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = N
     ) -> ClipBatch:
         return own_context(
             ema_model, batch, mask, image.schedule, image.target, generator, cfg.own_context, cfg.own_context_steps,
-            warp,
+            warp, cfg.own_context_chain,
         )
 
     window = VideoWindow(num_frames=cfg.num_frames, frame_stride=cfg.frame_stride)
-    extra = {"context_probs": list(cfg.context_probs), "own_context": cfg.own_context}
+    extra = {"context_probs": list(cfg.context_probs), "own_context": cfg.own_context,
+             "own_context_chain": cfg.own_context_chain}
     return run_video_training(
         cfg, VIDEO_LDM_STAGE, window, make_batch, after_step, stage_extra=extra, export_stage=cfg.export_stage,
         refine=refine if cfg.own_context > 0 else None, warp=warp,

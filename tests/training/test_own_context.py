@@ -12,7 +12,7 @@ from drivesim.diffusion.unet import SpatialUNet
 from drivesim.diffusion.video_loading import load_video_ldm
 from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
 from drivesim.training.clip_batch import clip_batch
-from drivesim.training.own_context import frames_of, own_context, predicted_from_lead
+from drivesim.training.own_context import frames_of, own_context, predicted_chain, predicted_from_lead
 from drivesim.training.video_config import VideoLDMTrainConfig
 from drivesim.training.video_ldm import train, window_dataset
 from tests.training.test_video_ldm import UNET, Interrupt, _cfg, _prepare, make_latent_cache
@@ -26,9 +26,9 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _lead_batch(workspace: Path, clips: int = 3):
+def _lead_batch(workspace: Path, clips: int = 3, lead: int = 1):
     cfg = _cfg(workspace, "lead")
-    dataset = window_dataset(cfg, cfg.frame_stride, lead=1)
+    dataset = window_dataset(cfg, cfg.frame_stride, lead=lead)
     return clip_batch(collate_latent_windows([dataset[i] for i in range(clips)]), use_boxes=True)
 
 
@@ -87,6 +87,8 @@ def test_config_checks_the_share_the_steps_and_the_context_loss():
         VideoLDMTrainConfig(own_context=1.5)
     with pytest.raises(ValueError, match="own_context_steps"):
         VideoLDMTrainConfig(own_context_steps=0)
+    with pytest.raises(ValueError, match="own_context_chain=0"):
+        VideoLDMTrainConfig(own_context_chain=0)
     with pytest.raises(ValueError, match="loss_on_context"):
         VideoLDMTrainConfig(own_context=0.5, loss_on_context=True)
 
@@ -131,3 +133,53 @@ def test_an_ego_warp_model_predicts_its_own_context_from_the_warp_of_the_lead_fr
     c = predicted_from_lead(model, lead, schedule, "eps", torch.Generator().manual_seed(0), 2)
     assert seen[0][0].tolist() == [[1.0, 0.0, 0.0, 0.0]] * 3 and torch.equal(seen[0][1], lead.ego_speed)
     assert not torch.allclose(a, b) and not torch.allclose(a, c)
+
+
+def test_a_chain_of_one_call_is_the_prediction_from_the_lead_frame(workspace):
+    batch, model, schedule = _lead_batch(workspace), _model(), NoiseSchedule(ScheduleConfig())
+    lead = frames_of(batch, 0, 4)
+    one = predicted_chain(model, lead, 4, schedule, "eps", torch.Generator().manual_seed(5), steps=2)
+    alone = predicted_from_lead(model, lead, schedule, "eps", torch.Generator().manual_seed(5), 2)
+    torch.testing.assert_close(one, alone)
+    with pytest.raises(ValueError, match="2 <= t"):
+        predicted_chain(model, lead, 5, schedule, "eps", torch.Generator(), steps=2)
+
+
+def test_a_longer_chain_rolls_out_from_frame_0_alone_and_continues_from_its_own_frames(workspace):
+    """Two calls over 5 frames in windows of 4: frames 1-3 from frame 0, then frame 4 from the predicted 1-3.
+    Only frame 0's latents are read (the rest may be anything), and frame 4 is not the one predicted from the
+    real frame 1."""
+    batch, model, schedule = _lead_batch(workspace), _model(), NoiseSchedule(ScheduleConfig())  # 5 frames
+    out = predicted_chain(model, batch, 4, schedule, "eps", torch.Generator().manual_seed(1), steps=2)
+    assert out.shape == (3, 3, *batch.z.shape[2:])
+    first = predicted_from_lead(model, frames_of(batch, 0, 4), schedule, "eps", torch.Generator().manual_seed(1), 2)
+    torch.testing.assert_close(out[:, :2], first[:, 1:])  # frames 2, 3 of the first call
+    z = batch.z.clone()
+    z[:, 1:] = torch.randn_like(z[:, 1:])
+    scrambled = dataclasses.replace(batch, z=z)
+    again = predicted_chain(model, scrambled, 4, schedule, "eps", torch.Generator().manual_seed(1), steps=2)
+    torch.testing.assert_close(again, out)
+    real_context = predicted_chain(model, frames_of(batch, 1, 5), 4, schedule, "eps",
+                                   torch.Generator().manual_seed(1), steps=2)  # frame 4 from real frame 1 only
+    assert not torch.allclose(out[:, -1], real_context[:, -1], atol=1e-3)
+
+
+def test_own_context_with_a_chain_takes_its_lead_frames_and_puts_the_rollouts_end_in_the_context(workspace):
+    batch, model, schedule = _lead_batch(workspace, lead=2), _model(), NoiseSchedule(ScheduleConfig())  # 2 + 4
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]] * 3)
+    out = own_context(model, batch, mask, schedule, "eps", torch.Generator().manual_seed(3), share=1.0, steps=2,
+                      chain=2)
+    real = frames_of(batch, 2, 6)
+    g = torch.Generator().manual_seed(3)
+    torch.rand(3, generator=g)
+    made = predicted_chain(model, frames_of(batch, 0, 5), 4, schedule, "eps", g, steps=2)
+    torch.testing.assert_close(out.z[:, :3], made)
+    assert torch.equal(out.z[:, 3], real.z[:, 3]) and torch.equal(out.actions, real.actions)
+    with pytest.raises(ValueError, match="2 lead frame"):
+        own_context(model, frames_of(batch, 1, 6), mask, schedule, "eps", torch.Generator(), share=1.0, steps=2,
+                    chain=2)
+
+
+def test_a_chained_own_context_run_trains(workspace):
+    cfg = _prepare(workspace, _cfg(workspace, "chain", max_steps=2, own_context=1.0, own_context_chain=2))
+    assert train(cfg).steps == 2
