@@ -16,7 +16,8 @@ from drivesim.eval.temporal import psnr, ssim
 from drivesim.rollout.ego_speed import DEFAULT_SPEED
 from drivesim.rollout.keyframe_fill import level_plan
 from drivesim.rollout.world_model import WorldModel
-from drivesim.sampling.video import VideoSamplingConfig, blend_keyframes, interpolate
+from drivesim.sampling.interpolation import blend_keyframes, interpolate
+from drivesim.sampling.video import VideoSamplingConfig
 
 
 @dataclass(frozen=True)

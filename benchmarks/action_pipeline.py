@@ -75,7 +75,7 @@ from drivesim.rollout.odometry import ODOMETRY_STAGE, load_travel_reader
 from drivesim.rollout.travel_anchor import move_along_road
 from drivesim.rollout.world_model import load
 from drivesim.sampling.ddim import SPACINGS
-from drivesim.sampling.video import blend_keyframes
+from drivesim.sampling.interpolation import blend_keyframes
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

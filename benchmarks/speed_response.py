@@ -48,7 +48,7 @@ from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.keyframe_fill import FILLS
 from drivesim.rollout.world_model import WorldModel, load
 from drivesim.sampling.ddim import SPACINGS
-from drivesim.sampling.video import blend_keyframes
+from drivesim.sampling.interpolation import blend_keyframes
 from drivesim.world.ego import command_for
 
 matplotlib.use("Agg")

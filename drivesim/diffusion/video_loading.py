@@ -45,7 +45,7 @@ class VideoWindow:
 
     @property
     def keys_per_window(self) -> int:
-        """Keyframes in one interpolation window (`drivesim.sampling.video.interpolate`); 0 for prediction."""
+        """Keyframes in one interpolation window (`drivesim.sampling.interpolation.interpolate`); 0 for prediction."""
         if self.keyframe_spacing < 2:
             return 0
         return (self.num_frames - 1) // self.keyframe_spacing + 1

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from drivesim.sampling.video import blend_keyframes
+from drivesim.sampling.interpolation import blend_keyframes
 from drivesim.world.config import WorldConfig
 from drivesim.world.ego import longitudinal_accel
 

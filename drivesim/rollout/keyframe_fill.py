@@ -3,7 +3,7 @@ or, as a faster choice, by blending the two keyframe latents linearly (`blend_ke
 
 Keyframes `keyframe_stride` source frames apart are interpolated x4 per level (the model's
 frame-rate flag says which level), one or two levels down to the model's finest stride. Each
-level samples windows of 3 keyframes (`drivesim.sampling.video.interpolate`) and keeps the
+level samples windows of 3 keyframes (`drivesim.sampling.interpolation.interpolate`) and keeps the
 interval after the second-newest keyframe. An interpolation model that uses actions is told
 the step's action on every frame, and one with speed conditioning also each frame's ego speed,
 linear between the keyframes' speeds (`ego_speed.between_keyframes`).
@@ -21,7 +21,8 @@ from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.video_loading import VideoLDM
 from drivesim.rollout.ego_speed import between_keyframes
 from drivesim.rollout.generators import rollout_noise
-from drivesim.sampling.video import VideoSamplingConfig, interpolate
+from drivesim.sampling.interpolation import interpolate
+from drivesim.sampling.video import VideoSamplingConfig
 
 FACTOR = 4  # new frames per keyframe interval and level: 3 in between + the next keyframe
 # How the engine fills the interval between two keyframes: "model" samples the interpolation model,

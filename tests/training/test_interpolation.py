@@ -16,7 +16,8 @@ from drivesim.diffusion.unet import SpatialUNet, UNetConfig
 from drivesim.diffusion.video_loading import load_video_ldm
 from drivesim.diffusion.video_unet import VideoUNetConfig
 from drivesim.paths import conf_dir
-from drivesim.sampling.video import VideoSamplingConfig, interpolate
+from drivesim.sampling.interpolation import interpolate
+from drivesim.sampling.video import VideoSamplingConfig
 from drivesim.training.checkpoint import save_stage
 from drivesim.training.interpolation import InterpolationTrainConfig, interpolation_mask, train
 
