@@ -37,7 +37,7 @@ def blend_keyframes(keys: Tensor, factor: int) -> Tensor:
     """(b, k, ...) -> (b, factor * (k - 1) + 1, ...): linear blending between neighbouring keys, keys
     kept at 0, factor, 2 factor, ... (the baseline interpolation must beat; also per-frame speeds)."""
     w = torch.arange(factor, dtype=keys.dtype, device=keys.device) / factor
-    w = w.reshape(1, 1, factor, *([1] * (keys.ndim - 2)))
+    w = rearrange(w, "f -> 1 1 f" + " 1" * (keys.ndim - 2))  # (1, 1, factor, 1, ...) against (b, k-1, 1, ...)
     mid = keys[:, :-1, None] * (1 - w) + keys[:, 1:, None] * w  # (b, k-1, factor, ...)
     return torch.cat([rearrange(mid, "b k f ... -> b (k f) ..."), keys[:, -1:]], dim=1)
 
