@@ -6,8 +6,9 @@ import torch
 
 from drivesim.env.drive_env import DriveWorldEnv
 from drivesim.env.vector_env import DriveWorldVectorEnv
+from drivesim.model_folder import save_stage
 from drivesim.rollout.engine_api import EngineConfig
-from drivesim.rollout.random_model import build_random_model
+from drivesim.rollout.random_model import RandomModelSpec, build_random_model
 from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
 from drivesim.rollout.reward_reading import RewardReader
 from drivesim.rollout.types import SceneRequest
@@ -117,8 +118,6 @@ class _PairRecorder(torch.nn.Module):
 
 
 def test_the_reward_heads_read_a_pair_at_their_trained_stride(tmp_path):
-    from drivesim.rollout.random_model import RandomModelSpec
-
     # keyframes 16 source frames apart, filled x4 twice (one latent per source frame); heads trained at 4
     folder = build_random_model(
         tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4))
@@ -138,8 +137,6 @@ def test_the_reward_heads_read_a_pair_at_their_trained_stride(tmp_path):
 
 
 def test_without_finer_latents_the_reward_heads_read_the_keyframes_with_a_warning(tmp_path):
-    from drivesim.rollout.random_model import RandomModelSpec
-
     folder = build_random_model(
         tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4))
     with pytest.warns(UserWarning, match="trained on latents 4 source frames apart"):
@@ -163,8 +160,6 @@ def test_the_rewarded_speed_follows_the_commanded_accel_and_the_head_reading_is_
 
 
 def test_heads_with_pose_put_lateral_offset_and_heading_in_the_env_info(tmp_path):
-    from drivesim.rollout.random_model import RandomModelSpec
-
     folder = build_random_model(tmp_path / "m", RandomModelSpec(reward_pose=True))
     env = DriveWorldEnv(engine=load(folder).engine(EngineConfig(**FAST)), horizon_steps=3)
     _, info = env.reset(seed=0)
@@ -177,8 +172,6 @@ def test_heads_with_pose_put_lateral_offset_and_heading_in_the_env_info(tmp_path
 
 
 def test_a_pose_stage_gives_the_pose_the_lane_rewards_and_leaves_the_events_to_the_reward_heads(tmp_path):
-    from drivesim.rollout.random_model import RandomModelSpec
-
     folder = build_random_model(tmp_path / "m", RandomModelSpec(pose_heads=True))
     world = load(folder)
     assert world.pose is not None and world.pose.config.pose and not world.reward.config.pose
@@ -204,9 +197,6 @@ def test_a_pose_stage_gives_the_pose_the_lane_rewards_and_leaves_the_events_to_t
 
 
 def test_a_pose_stage_that_does_not_read_the_pose_is_refused(tmp_path):
-    from drivesim.model_folder import save_stage
-    from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
-
     folder = build_random_model(tmp_path / "m")
     cfg = RewardModelConfig(channels=16)
     save_stage(folder, "pose", RewardModel(cfg), cfg, extra={"stride": 4})
