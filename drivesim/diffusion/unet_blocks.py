@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from drivesim.nn.attention import CrossAttentionBlock, FeedForwardBlock, SelfAttentionBlock
 from drivesim.nn.embeddings import BoxTokens
+from drivesim.nn.group_norm import ContiguousGroupNorm
 
 
 def zero_(module: nn.Module) -> nn.Module:
@@ -28,7 +29,7 @@ def zero_(module: nn.Module) -> nn.Module:
 def group_norm(channels: int, groups: int) -> nn.GroupNorm:
     if channels % groups:
         raise ValueError(f"GroupNorm: channels={channels} is not divisible by norm_groups={groups}")
-    return nn.GroupNorm(groups, channels, eps=1e-6)
+    return ContiguousGroupNorm(groups, channels, eps=1e-6)  # NCHW inside (drivesim.nn.group_norm)
 
 
 class UNetBlock(nn.Module, abc.ABC):

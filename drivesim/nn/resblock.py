@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from drivesim.nn.group_norm import ContiguousGroupNorm
+
 
 def num_groups_for(channels: int, max_groups: int = 32) -> int:
     """The largest group count <= max_groups that divides `channels`."""
@@ -22,8 +24,9 @@ def num_groups_for(channels: int, max_groups: int = 32) -> int:
 
 
 def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
-    """GroupNorm with affine parameters and eps=1e-6 (normalises each sample on its own)."""
-    return nn.GroupNorm(num_groups_for(channels, max_groups), channels, eps=1e-6, affine=True)
+    """GroupNorm with affine parameters and eps=1e-6 (normalises each sample on its own; NCHW inside,
+    `drivesim.nn.group_norm`)."""
+    return ContiguousGroupNorm(num_groups_for(channels, max_groups), channels, eps=1e-6, affine=True)
 
 
 def zero_module(module: nn.Module) -> nn.Module:
