@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from drivesim.rollout.layout import LAYOUT_CHOICES
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
 
 
@@ -21,6 +22,9 @@ from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOut
 class EngineConfig:
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N"
     dtype: str = "float32"  # "float32" | "bfloat16" (autocast) | "auto": bfloat16 where native (compute_dtype)
+    # the per-step networks' convolution weights: "nchw" | "channels_last" | "auto": channels-last where the
+    # compute dtype is bfloat16 (rollout.layout; converts the loaded world's networks in place)
+    layout: str = "auto"
     prediction: str = "video_ldm"  # the model folder's keyframe-prediction stage (WorldModel.prediction_stages())
     keyframe_steps: int = 4  # DDIM steps per predicted keyframe (default model: 24 frames/s on 2 CPU cores)
     prediction_window: int = 0  # frames per prediction call (context + new); 0 = the length the model trained on
@@ -68,6 +72,8 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.compile, bool):
             raise ValueError(f"compile={self.compile!r}; allowed: true or false")
+        if self.layout not in LAYOUT_CHOICES:
+            raise ValueError(f"layout={self.layout!r}; allowed: {list(LAYOUT_CHOICES)}")
         if self.fill_keys not in (2, 3):
             raise ValueError(f"fill_keys={self.fill_keys}; allowed: 2 or 3 (keyframes the interpolation model sees)")
         if self.fill_rollouts < 0:
