@@ -14,6 +14,7 @@ from drivesim.registration import engine_defaults, learned_env_ids
 from drivesim.rollout.compute_dtype import DTYPE_CHOICES
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.keyframe_fill import FILLS
+from drivesim.rollout.layout import LAYOUT_CHOICES
 from drivesim.sampling.ddim import SPACINGS
 
 LEARNED_ENVS = learned_env_ids()
@@ -27,7 +28,7 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
         "interpolation_steps": interpolation_steps, "spacing": EngineConfig.spacing,
         "context_guidance": EngineConfig.context_guidance, "context_interval": list(EngineConfig.context_interval),
         "context_noise": EngineConfig.context_noise, "context_keys": EngineConfig.context_keys,
-        "dtype": EngineConfig.dtype, "fill": EngineConfig.fill,
+        "dtype": EngineConfig.dtype, "layout": EngineConfig.layout, "fill": EngineConfig.fill,
         "anchor_travel": EngineConfig.anchor_travel, "anchor_gain": EngineConfig.anchor_gain,
         "road_from_warp": EngineConfig.road_from_warp, "action_guidance": EngineConfig.action_guidance,
         "keyframe_eta": EngineConfig.keyframe_eta,
@@ -53,6 +54,8 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
                         help=f"past keyframes the prediction stage is given (default {EngineConfig.context_keys})")
     parser.add_argument("--dtype", default=None, choices=list(DTYPE_CHOICES),
                         help=f"the engine's compute dtype (EngineConfig.dtype; default {EngineConfig.dtype})")
+    parser.add_argument("--layout", default=None, choices=list(LAYOUT_CHOICES),
+                        help=f"the networks' convolution weights (EngineConfig.layout; default {EngineConfig.layout})")
     parser.add_argument("--fill", default=None, choices=list(FILLS),
                         help=f"frames between keyframes (EngineConfig.fill; default {EngineConfig.fill})")
     parser.add_argument("--anchor-travel", action="store_const", const=True, default=None,

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from drivesim.rollout.compute_dtype import DTYPES
 from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.layout import to_channels_last
 from drivesim.rollout.random_model import SIZES, RandomModelSpec, build_random_model
 from drivesim.rollout.types import RolloutState, SceneRequest
 from drivesim.rollout.world_model import load
@@ -109,17 +110,6 @@ def variants(base: EngineConfig, keyframe_steps: int, interpolation_steps: int) 
             Variant("channels_last", base, channels_last=True), Variant("compile", replace(base, compile=True)),
             Variant("bfloat16_compile", replace(base, dtype="bfloat16", compile=True)),
             Variant(f"steps_k{keyframe_steps}_i{interpolation_steps}", fewer)]
-
-
-def to_channels_last(module: torch.nn.Module) -> None:
-    """In place: 4-D parameters/buffers (Conv2d weights) to channels_last, 5-D (Conv3d) to channels_last_3d.
-    (`Module.to(memory_format=channels_last)` refuses 5-D tensors.) Convolutions pick the weight's format, so
-    activations follow through every conv; the engine's inputs themselves stay contiguous."""
-    for tensor in [*module.parameters(), *module.buffers()]:
-        if tensor.ndim == 4:
-            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
-        elif tensor.ndim == 5:
-            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last_3d)
 
 
 def matmul_gflops(dtype: torch.dtype, size: int, repeats: int) -> float:

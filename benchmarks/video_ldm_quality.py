@@ -68,6 +68,7 @@ from drivesim.rollout.compute_dtype import DTYPE_CHOICES
 from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.keyframe_fill import FILLS
+from drivesim.rollout.layout import LAYOUT_CHOICES
 from drivesim.rollout.random_model import RandomModelSpec, build_random_model
 from drivesim.rollout.world_model import WorldModel, load
 from drivesim.sampling.video import VideoSamplingConfig
@@ -270,6 +271,8 @@ def main() -> None:
                         help="EngineConfig.compile: torch.compile the per-step networks (minutes of first compile)")
     parser.add_argument("--dtype", default=EngineConfig.dtype, choices=list(DTYPE_CHOICES),
                         help="the engine's compute dtype (EngineConfig.dtype)")
+    parser.add_argument("--layout", default=EngineConfig.layout, choices=list(LAYOUT_CHOICES),
+                        help="the networks' convolution weights (EngineConfig.layout)")
     parser.add_argument("--warp-start", type=int, default=0,
                         help="keyframe DDIM steps replaced by the ego-motion warp (EngineConfig.warp_start)")
     parser.add_argument("--anchor-travel", action="store_true",
@@ -300,8 +303,8 @@ def main() -> None:
     base = EngineConfig(device=args.device, prediction=args.prediction, keyframe_steps=sizes.keyframe_steps,
                         interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, fill=args.fill,
                         fill_keys=args.fill_keys, context_interval=tuple(args.context_interval), dtype=args.dtype,
-                        compile=args.compile, warp_start=args.warp_start, anchor_travel=args.anchor_travel,
-                        anchor_gain=args.anchor_gain, context_keys=args.context_keys,
+                        layout=args.layout, compile=args.compile, warp_start=args.warp_start,
+                        anchor_travel=args.anchor_travel, anchor_gain=args.anchor_gain, context_keys=args.context_keys,
                         road_from_warp=args.road_from_warp,
                         **guidance)
     engine = world.engine(base)
