@@ -85,6 +85,7 @@ def run_learned_demo(
                 "policy": sc.policy,
                 "engine": asdict(engine.config),
                 "compute_dtype": engine.compute_dtype,  # what dtype "auto" resolved to here
+                "layout": engine.layout,  # and layout "auto"
                 "frames": summary["frames"],
                 "fps": summary["fps"],
                 "seconds_of_video": summary["frames"] / summary["fps"],

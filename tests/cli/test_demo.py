@@ -48,6 +48,7 @@ def test_learned_demo_rolls_out_composed_scenes(tmp_path):
     assert night["frames"] < day["frames"]  # half the demo's seconds
     assert day["engine"]["prediction"] == "video_ldm_stride4" and night["engine"]["prediction"] == "video_ldm"
     assert day["compute_dtype"] in ("float32", "bfloat16")  # "auto" resolved, as it ran
+    assert day["layout"] == ("channels_last" if day["compute_dtype"] == "bfloat16" else "nchw")  # so is layout
     assert day["policy"] == "keeper_lane_change_brake" and day["lateral_offset_range_lanes"] is not None
     assert (out / "storyboard.png").stat().st_size > 500
 
