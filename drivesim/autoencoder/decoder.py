@@ -68,7 +68,7 @@ class Decoder(nn.Module):
         """z: (b, C, h, w) -> image (b, in_channels, h*f, w*f), roughly in [-1, 1]."""
         if z.ndim != 4 or z.shape[1] != self.cfg.latent_channels:
             raise ValueError(f"Decoder input must be (b, {self.cfg.latent_channels}, h, w), got {tuple(z.shape)}")
-        h = self.conv_in(z.contiguous())  # b c_top h w (contiguous: see Encoder.forward)
+        h = self.conv_in(z)  # b c_top h w (any memory format: see Encoder.forward)
         for block in self.mid:
             h = block(h)
         if mixer is not None:

@@ -36,9 +36,9 @@ class Encoder(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.cfg.in_channels:
             raise ValueError(f"Encoder input must be (b, {self.cfg.in_channels}, H, W), got {tuple(x.shape)}")
         self.cfg.latent_size(x.shape[-2], x.shape[-1])
-        # contiguous: channels-last inputs (e.g. a permuted `h w c` frame) would take GroupNorm's
-        # channels-last CPU backward kernel, which crashes on some shapes (torch 2.13).
-        h = self.conv_in(x.contiguous())  # b c0 H W
+        # channels-last inputs (e.g. a permuted `h w c` frame) are fine: every GroupNorm normalises in NCHW
+        # (drivesim.nn.group_norm), away from torch 2.13's crashing channels-last CPU backward kernel
+        h = self.conv_in(x)  # b c0 H W
         for level in self.levels:
             for block in level.blocks:
                 h = block(h)

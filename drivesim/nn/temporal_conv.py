@@ -96,10 +96,8 @@ class TemporalConvBlock(nn.Module):
         h = F.silu(self.norm1(x))  # (b t) c h w, normalised per frame
         h = rearrange(h, "(b t) c h w -> b c t h w", t=num_frames)
         h = conv3d_inference(self.conv1, h)  # b c t h w
-        # contiguous: the permuted view can look channels-last to GroupNorm, whose CPU
-        # channels-last backward kernel crashes on such strides (torch 2.13).
-        h = rearrange(h, "b c t h w -> (b t) c h w").contiguous()
-        h = self.norm2(h)
+        h = rearrange(h, "b c t h w -> (b t) c h w")
+        h = self.norm2(h)  # normalises in NCHW whatever the view's strides (drivesim.nn.group_norm)
         if self.emb_proj is not None:
             if emb is None:
                 raise ValueError("TemporalConvBlock built with emb_channels needs `emb` of shape (b t, e)")
