@@ -43,7 +43,7 @@ from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.generators import generators, rollout_noise, step_noise
 from drivesim.rollout.imagine import imagine_futures
 from drivesim.rollout.keyframe_fill import FILLS, blend_keyframes, blend_levels, fill_keyframes, interpolation_levels
-from drivesim.rollout.layout import resolve_layout, to_channels_last
+from drivesim.rollout.layout import apply_layout
 from drivesim.rollout.prediction_window import WindowSpec, prediction_window, road_from_warp
 from drivesim.rollout.reward_reading import RewardReader
 from drivesim.rollout.rewards import RewardConfig
@@ -96,9 +96,7 @@ class LearnedEngine:
         self.frame_codec = FrameCodec(world.autoencoder, world.temporal_decoder)  # for the ego-motion warp
         nets = (self.video.model, world.interpolation.model if world.interpolation and config.fill == "model" else None,
                 world.temporal_decoder)  # fmt: skip
-        self.layout = resolve_layout(config.layout, self.compute_dtype)  # "nchw" | "channels_last"
-        if self.layout == "channels_last":
-            to_channels_last(*nets)
+        self.layout = apply_layout(config.layout, self.compute_dtype, *nets)  # "nchw" | "channels_last"
         self.compiled = compile_networks(*nets) if config.compile else []
         self.reader = RewardReader(
             world.reward, world.reward_stride, self.keyframe_stride, self.frames_per_step, config.speed_source,

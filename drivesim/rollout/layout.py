@@ -25,6 +25,14 @@ def resolve_layout(name: str, compute_dtype: str) -> str:
     return "channels_last" if compute_dtype == "bfloat16" else "nchw"
 
 
+def apply_layout(name: str, compute_dtype: str, *modules: nn.Module | None) -> str:
+    """Resolve `name` (`resolve_layout`) and, for "channels_last", convert `modules` in place; the layout."""
+    layout = resolve_layout(name, compute_dtype)
+    if layout == "channels_last":
+        to_channels_last(*modules)
+    return layout
+
+
 def to_channels_last(*modules: nn.Module | None) -> None:
     """In place: 4-D parameters and buffers (Conv2d weights) to channels_last, 5-D (Conv3d) to channels_last_3d
     (`Module.to(memory_format=...)` refuses 5-D tensors); None entries are skipped. Inputs stay as given:
