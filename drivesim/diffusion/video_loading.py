@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from drivesim.diffusion.blend_residual import BlendShift
 from drivesim.diffusion.parameterization import Target, check_target
 from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
@@ -103,6 +104,8 @@ def load_video_ldm(folder: Path, stage: str = VIDEO_LDM_STAGE) -> VideoLDM:
             raise ValueError(f"{where}: stage config needs `{key}`; has {sorted(config)}")
     video_cfg = config_from_dict(VideoUNetConfig, config["video"], f"{where} video")
     window = config_from_dict(VideoWindow, config["window"], f"{where} window")
-    model = VideoUNet(SpatialUNet(unet_cfg), video_cfg)
+    schedule = NoiseSchedule(schedule_cfg)
+    shift = BlendShift(schedule, target) if video_cfg.blend_residual else None
+    model = VideoUNet(SpatialUNet(unet_cfg), video_cfg, blend_shift=shift)
     model.load_state_dict(state)
-    return VideoLDM(model.eval(), NoiseSchedule(schedule_cfg), target, window, extra)
+    return VideoLDM(model.eval(), schedule, target, window, extra)

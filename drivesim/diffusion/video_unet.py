@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from drivesim.diffusion.action_embedding import ActionEmbedding
 from drivesim.diffusion.action_forecast import ActionForecast
+from drivesim.diffusion.blend_residual import BlendShift, blend_given_frames
 from drivesim.diffusion.context import ContextEncoder, ContextSite, context_condition
 from drivesim.diffusion.ego_warp import (
     WORLD_CAMERA_HEIGHT,
@@ -89,6 +90,9 @@ class VideoUNetConfig:
         warp_horizon, warp_fov_deg, warp_camera_height, warp_hood: the camera (`GroundCamera`).
     spatial_actions: also add each frame's action embedding (zero-initialised projection) to
         theta's time+label embedding, so the spatial blocks see the actions; needs use_actions.
+    blend_residual: denoise z - mu, mu the linear blend of the given frames (`blend_residual`; the
+        interpolation model's in-between frames as the keyframes' blend plus a learned correction);
+        needs use_context and the image model's schedule and target (`VideoUNet(blend_shift=...)`).
     freeze_image: theta frozen (True, the paper) or trained end to end (False, ablation).
     zero_init: new output projections start at zero (the model starts as the image model);
         False gives random temporal layers (e.g. an untrained test model whose actions matter).
@@ -122,6 +126,7 @@ class VideoUNetConfig:
     warp_fov_deg: float = WORLD_FOV_DEG
     warp_camera_height: float = WORLD_CAMERA_HEIGHT
     warp_hood: float = WORLD_HOOD
+    blend_residual: bool = False
     freeze_image: bool = True
     zero_init: bool = True
     zero_init_actions: bool = False
@@ -162,6 +167,8 @@ class VideoUNetConfig:
             if self.warp_interval < 0.0:
                 raise ValueError(f"VideoUNetConfig.warp_interval={self.warp_interval} must be >= 0 seconds")
             self.camera()  # raises on a bad camera
+        if self.blend_residual and not self.use_context:
+            raise ValueError("VideoUNetConfig.blend_residual needs use_context=True (the blend is of the given frames)")
         if self.forecast_channels < 1 or self.forecast_levels < 0:
             raise ValueError(
                 f"VideoUNetConfig.forecast_channels={self.forecast_channels} must be >= 1 and "
@@ -188,12 +195,23 @@ class VideoUNetConfig:
 
 
 class VideoUNet(nn.Module):
-    """forward(z (b, t, c, h, w), tau (b,), cond: VideoConditioning) -> (b, t, c, h, w)."""
+    """forward(z (b, t, c, h, w), tau (b,), cond: VideoConditioning) -> (b, t, c, h, w).
 
-    def __init__(self, image_unet: SpatialUNet, config: VideoUNetConfig | None = None) -> None:
+    blend_shift: the schedule's input / output shifts, given exactly when `config.blend_residual`.
+    """
+
+    def __init__(
+        self, image_unet: SpatialUNet, config: VideoUNetConfig | None = None, blend_shift: BlendShift | None = None
+    ) -> None:
         super().__init__()
         cfg = config or VideoUNetConfig()
+        if cfg.blend_residual != (blend_shift is not None):
+            raise ValueError(
+                f"VideoUNetConfig.blend_residual={cfg.blend_residual} needs blend_shift "
+                f"{'(the image model schedule and target)' if cfg.blend_residual else 'None'}"
+            )
         self.config = cfg
+        self.blend_shift = blend_shift
         self.image_unet = image_unet
         emb_dim = image_unet.time_embedding.mlp[-1].out_features
         self.emb_dim = emb_dim
@@ -339,6 +357,10 @@ class VideoUNet(nn.Module):
             raise ValueError(f"tau has shape {tuple(tau.shape)}; expected ({b},), one tau per clip")
         cond = cond.to(z.device)
         self._check_cond(z, cond)
+        mu = None
+        if self.blend_shift is not None:  # denoise z - mu (drivesim.diffusion.blend_residual)
+            mu = blend_given_frames(cond.context_latents.to(z.dtype), cond.context_mask)  # b t c h w
+            z = self.blend_shift.shift_input(z, tau, mu)
         frames = rearrange(z, "b t c h w -> (b t) c h w")
         tau_frames = repeat(tau, "b -> (b t)", t=t)  # (b t,)
         image_cond = cond.image if cond.image.batch_size == b * t else cond.image.repeat_frames(t)
@@ -373,4 +395,5 @@ class VideoUNet(nn.Module):
             return self.sites[j](h, num_frames, frame_emb, site_context)
 
         out = self.image_unet(frames, tau_frames, image_cond, temporal=hook, num_frames=t, extra_embedding=spatial)
-        return rearrange(out, "(b t) c h w -> b t c h w", t=t)
+        out = rearrange(out, "(b t) c h w -> b t c h w", t=t)
+        return out if self.blend_shift is None or mu is None else self.blend_shift.shift_output(out, tau, mu)

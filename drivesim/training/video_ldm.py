@@ -52,6 +52,7 @@ from drivesim.autoencoder.latent_cache import (
     collate_latent_windows,
 )
 from drivesim.diffusion.action_forecast import forecast_error
+from drivesim.diffusion.blend_residual import BlendShift
 from drivesim.diffusion.context import noise_context, prediction_mask, sample_num_context
 from drivesim.diffusion.ego_warp import ground_rows
 from drivesim.diffusion.latent_idm import LatentInverseDynamics, context_pairs, pair_loss, real_pairs
@@ -168,10 +169,11 @@ def masked_loss(
 
 def build_video_unet(image: ImageLDM, cfg: VideoTrainCommon) -> VideoUNet:
     """The VideoUNet around the image model, or around a fresh UNet of its shape (from scratch)."""
+    shift = BlendShift(image.schedule, image.target) if cfg.video.blend_residual else None
     if cfg.from_scratch:
         video_cfg = dataclasses.replace(cfg.video, freeze_image=False)
-        return VideoUNet(SpatialUNet(image.unet_config), video_cfg)
-    return VideoUNet(image.unet, dataclasses.replace(cfg.video, freeze_image=True))
+        return VideoUNet(SpatialUNet(image.unet_config), video_cfg, blend_shift=shift)
+    return VideoUNet(image.unet, dataclasses.replace(cfg.video, freeze_image=True), blend_shift=shift)
 
 
 @dataclass(frozen=True)

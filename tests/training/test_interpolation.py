@@ -143,3 +143,15 @@ def test_a_plain_interpolation_model_learns_actions_and_speed_from_where_it_stop
     model = load_video_ldm(tmp_path / "tuned", "interpolation").model
     moved = [model.action_embedding.mlp[-1].weight, model.speed_embedding.mlp[-1].weight]
     assert all(float(w.detach().abs().max()) > 0 for w in moved)  # zero at init_from, trained
+
+
+def test_a_blend_residual_model_trains_saves_and_loads_with_its_shift(tmp_path):
+    video = VideoUNetConfig.tiny(num_frame_rates=2, use_actions=False, blend_residual=True)
+    cfg = _cfg(_workspace(tmp_path), video=video, max_steps=1)
+    train(cfg)
+    loaded = load_video_ldm(Path(cfg.model_dir), "interpolation")
+    assert loaded.model.config.blend_residual and loaded.model.blend_shift is not None
+    keyframes = torch.randn(1, 3, C, H, W)
+    out = interpolate(loaded.model, loaded.schedule, loaded.target, keyframes, torch.Generator().manual_seed(0),
+                      frame_rate=1, keys_per_window=2, config=VideoSamplingConfig(steps=2))  # fmt: skip
+    assert torch.equal(out.latents[:, ::4], keyframes) and bool(torch.isfinite(out.latents).all())
