@@ -215,6 +215,21 @@ def test_interpolation_speed_experiment_starts_from_the_bundle_with_actions_and_
     assert plain == base.video and (speed.num_frames, speed.factor, speed.rate_probs) == (9, 4, [0.5, 0.5])
 
 
+def test_interpolation_residual_experiment_starts_from_the_bundle_on_the_blend_residual():
+    """Issue 6, the fine rate: the bundled interpolation model trained end to end on z - blend."""
+    from drivesim.training.interpolation import InterpolationTrainConfig
+
+    def load(extra: list[str]) -> InterpolationTrainConfig:
+        return to_dataclass(compose("train/interpolation", extra), InterpolationTrainConfig)
+
+    base, resid = load(["experiment=default/interpolation"]), load(["experiment=default/interpolation_residual"])
+    assert resid.video.blend_residual and not base.video.blend_residual and resid.from_scratch
+    assert resid.init_from == "drivesim/assets/default_model" and resid.init_theta
+    assert resid.model_dir not in (base.model_dir, resid.init_from) and resid.run_dir != base.run_dir
+    assert dataclasses.replace(resid.video, blend_residual=False) == base.video
+    assert (resid.rate_probs, resid.latent_cache, resid.max_steps) == ([0.25, 0.75], "data/world_explore_latents", 3000)
+
+
 def test_image_ldm_finetune_experiment_validates():
     """How the shipped image LDM was brought to the current world (docs/results.md)."""
     from drivesim.training.image_ldm import ImageLDMTrainConfig
