@@ -357,10 +357,10 @@ class VideoUNet(nn.Module):
             raise ValueError(f"tau has shape {tuple(tau.shape)}; expected ({b},), one tau per clip")
         cond = cond.to(z.device)
         self._check_cond(z, cond)
-        mu = None
-        if self.blend_shift is not None:  # denoise z - mu (drivesim.diffusion.blend_residual)
+        shift, mu = self.blend_shift, None
+        if shift is not None:  # denoise z - mu (drivesim.diffusion.blend_residual)
             mu = blend_given_frames(cond.context_latents.to(z.dtype), cond.context_mask)  # b t c h w
-            z = self.blend_shift.shift_input(z, tau, mu)
+            z = shift.shift_input(z, tau, mu)
         frames = rearrange(z, "b t c h w -> (b t) c h w")
         tau_frames = repeat(tau, "b -> (b t)", t=t)  # (b t,)
         image_cond = cond.image if cond.image.batch_size == b * t else cond.image.repeat_frames(t)
@@ -396,4 +396,4 @@ class VideoUNet(nn.Module):
 
         out = self.image_unet(frames, tau_frames, image_cond, temporal=hook, num_frames=t, extra_embedding=spatial)
         out = rearrange(out, "(b t) c h w -> b t c h w", t=t)
-        return out if self.blend_shift is None or mu is None else self.blend_shift.shift_output(out, tau, mu)
+        return out if shift is None or mu is None else shift.shift_output(out, tau, mu)
