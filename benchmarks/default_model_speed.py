@@ -22,7 +22,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
-from env_speed import StageTimer  # benchmarks/env_speed.py: wraps the engine's stage methods with timers
+from env_speed import StageHooks, StageTimer  # benchmarks/env_speed.py: wrap the engine's stage methods
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 from tqdm import tqdm
 
@@ -37,7 +37,7 @@ from drivesim.rollout.world_model import load
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-# engine method -> stage name; `upsample` is the identity (0 FLOPs) unless EngineConfig.upsample
+# StageHooks label -> stage name; `upsample` is the identity (0 FLOPs) unless EngineConfig.upsample
 STAGES = {"predict": "keyframes", "fill": "interpolation", "decode": "decode", "upsample": "upsample",
           "rewards": "rewards"}
 
@@ -137,21 +137,18 @@ def count_flops(engine: LearnedEngine) -> dict[str, float]:
     """GFLOP per output frame of one step with one env, per stage (matmul/conv/attention ops only)."""
     state = start_state(engine, 1)
     totals = dict.fromkeys(STAGES.values(), 0.0)
-    for name, stage in STAGES.items():
-        fn = getattr(engine, name)
 
-        def counted(*a, _fn=fn, _stage=stage, **kw):
-            with FlopCounterMode(display=False, custom_mapping=CUSTOM_FLOPS) as mode:
-                out = _fn(*a, **kw)
-            totals[_stage] += mode.get_total_flops()
-            return out
+    def counted(label: str, fn, *a, **kw):
+        with FlopCounterMode(display=False, custom_mapping=CUSTOM_FLOPS) as mode:
+            out = fn(*a, **kw)
+        totals[STAGES[label]] += mode.get_total_flops()
+        return out
 
-        setattr(engine, name, counted)
+    hooks = StageHooks(engine, counted, tuple(STAGES))
     try:
         engine.step(state, np.zeros((1, 2), np.float32))
     finally:
-        for name in STAGES:  # unwrap
-            delattr(engine, name)
+        hooks.unwrap()
     return {k: v / engine.frames_per_step / 1e9 for k, v in totals.items()}
 
 
@@ -171,8 +168,7 @@ def time_steps(engine: LearnedEngine, row: Row) -> None:
             state = engine.step(state, acts).state
             times.append(time.perf_counter() - t0)
     finally:
-        for name in timer.totals:  # unwrap
-            delattr(engine, name)
+        timer.unwrap()
     row.step_s_median, row.step_s_mean = statistics.median(times), statistics.fmean(times)
     row.frames_per_s = engine.frames_per_step * row.num_envs / row.step_s_median
     row.stage_s_per_step = {k: v / row.steps for k, v in timer.totals.items()}

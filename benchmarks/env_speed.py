@@ -28,28 +28,45 @@ from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import load
 
 
-class StageTimer:
-    """Wraps the engine's stage methods (and its reward reader's `read`, as "rewards") and
-    accumulates their wall time; `unwrap` restores them."""
+class StageHooks:
+    """Wraps the engine's per-step stage methods, its own `predict`, `fill`, `decode`, `upsample` and its reward
+    reader's `read` (as "rewards"), each in `hook(label, fn, *args, **kwargs)`, which calls `fn`; `unwrap`
+    restores them. `labels`: which of the stages to wrap."""
 
-    def __init__(self, engine) -> None:
-        self.stages = {"predict": (engine, "predict"), "fill": (engine, "fill"), "decode": (engine, "decode"),
-                       "rewards": (engine.reader, "read")}
-        self.totals = dict.fromkeys(self.stages, 0.0)
+    LABELS = ("predict", "fill", "decode", "upsample", "rewards")
+
+    def __init__(self, engine, hook, labels: tuple[str, ...] = LABELS) -> None:
+        unknown = sorted(set(labels) - set(self.LABELS))
+        if unknown:
+            raise ValueError(f"stage labels {unknown} unknown; allowed: {list(self.LABELS)}")
+        owners = {"rewards": (engine.reader, "read")}
+        self.stages = {label: owners.get(label, (engine, label)) for label in labels}
         for label, (owner, name) in self.stages.items():
             fn = getattr(owner, name)
 
-            def timed(*a, _fn=fn, _label=label, **kw):
-                t0 = time.perf_counter()
-                out = _fn(*a, **kw)
-                self.totals[_label] += time.perf_counter() - t0
-                return out
+            def wrapped(*a, _fn=fn, _label=label, **kw):
+                return hook(_label, _fn, *a, **kw)
 
-            setattr(owner, name, timed)
+            setattr(owner, name, wrapped)
 
     def unwrap(self) -> None:
         for owner, name in self.stages.values():
             delattr(owner, name)
+
+
+class StageTimer(StageHooks):
+    """Accumulates the wall time of the engine's stages (`StageHooks`; all but the upsampler) in `totals`."""
+
+    def __init__(self, engine) -> None:
+        labels = ("predict", "fill", "decode", "rewards")
+        self.totals = dict.fromkeys(labels, 0.0)
+        super().__init__(engine, self._timed, labels)
+
+    def _timed(self, label: str, fn, *a, **kw):
+        t0 = time.perf_counter()
+        out = fn(*a, **kw)
+        self.totals[label] += time.perf_counter() - t0
+        return out
 
 
 def measure(engine, num_envs: int, steps: int, warmup: int = 1) -> dict:
