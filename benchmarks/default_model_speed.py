@@ -109,7 +109,9 @@ def variants(base: EngineConfig, keyframe_steps: int, interpolation_steps: int) 
     return [Variant("default", base), Variant("bfloat16", replace(base, dtype="bfloat16")),
             Variant("channels_last", base, channels_last=True), Variant("compile", replace(base, compile=True)),
             Variant("bfloat16_compile", replace(base, dtype="bfloat16", compile=True)),
-            Variant(f"steps_k{keyframe_steps}_i{interpolation_steps}", fewer)]
+            Variant(f"steps_k{keyframe_steps}_i{interpolation_steps}", fewer),
+            # the learned envs' own setting on a CPU with native bfloat16 (envs/*.yaml: dtype and layout "auto")
+            Variant(f"steps_k{keyframe_steps}_i{interpolation_steps}_bfloat16", replace(fewer, dtype="bfloat16"))]
 
 
 def matmul_gflops(dtype: torch.dtype, size: int, repeats: int) -> float:

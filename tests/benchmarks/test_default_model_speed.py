@@ -51,3 +51,9 @@ def test_stage_hooks_refuse_an_unknown_stage(bench, engine):
         bench.StageHooks(engine, lambda label, fn, *a, **kw: fn(*a, **kw), ("predict", "render"))
     assert_unwrapped(engine)
 
+
+def test_the_envs_own_setting_is_a_variant(bench):
+    chosen = {v.name: v.config for v in bench.variants(EngineConfig(), 4, 2)}
+    env_setting = chosen["steps_k4_i2_bfloat16"]
+    assert (env_setting.keyframe_steps, env_setting.interpolation_steps, env_setting.dtype) == (4, 2, "bfloat16")
+    assert chosen["steps_k4_i2"].dtype == "float32"
