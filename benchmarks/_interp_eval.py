@@ -1,5 +1,6 @@
 """Interpolation quality for the benchmarks: true keyframes of real clips filled level by level
-by a world model's interpolation model, against linear blending (PSNR, SSIM of the in-between frames)."""
+by a world model's interpolation model, against linear blending and against the ego-motion warp of the
+keyframes by the clips' true speeds (PSNR, SSIM of the in-between frames)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from _video_eval import RealClips
+from einops import rearrange
 from tqdm import tqdm
 
+from drivesim.autoencoder.frame_codec import FrameCodec
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.temporal import psnr, ssim
 from drivesim.rollout.ego_speed import DEFAULT_SPEED
 from drivesim.rollout.keyframe_fill import level_plan
+from drivesim.rollout.warp_fill import travel_between, warp_between
 from drivesim.rollout.world_model import WorldModel
 from drivesim.sampling.interpolation import blend_keyframes, interpolate
 from drivesim.sampling.video import VideoSamplingConfig
@@ -28,6 +32,8 @@ class InterpScores:
     latent_lerp: float
     pixel_lerp: float
     reconstruction: float  # decoded true latents: the ceiling of every latent method
+    pixel_warp: float  # the keyframes' pixels moved along the road by the true speeds and blended (`warp_between`)
+    warp_fill: float  # the same re-encoded and decoded: what `EngineConfig.fill="warp"` (the steer env) draws
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class Interpolated:
     """Real clips at the output positions and latents filled between their true keyframes."""
 
     truth: torch.Tensor  # (b, t, c, H, W) in [-1, 1], the real frames at `positions`
+    speeds: torch.Tensor  # (b, t) m/s, the true ego speeds at `positions` (NaN filled with DEFAULT_SPEED)
+    interval: float  # seconds between output frames
     true_latents: torch.Tensor  # (b, t, C, h, w) scaled, encoded from `truth`
     filled: torch.Tensor  # (b, t, C, h, w) scaled: every `factor`-th is a true keyframe, the rest interpolated
     factor: int  # output frames per keyframe interval
@@ -99,7 +107,8 @@ def interpolated_latents(
             actions=None if acts is None else acts[:, ::every],
             ego_speed=None if speeds is None else speeds[:, ::every],
         ).latents  # (b, 4 (k - 1) + 1, C, h', w')
-    return Interpolated(truth, z, frames, factor)
+    true_speeds = torch.from_numpy(np.nan_to_num(real.speed[:, positions], nan=DEFAULT_SPEED)).float()
+    return Interpolated(truth, true_speeds, stride / factor / world.fps, z, frames, factor)
 
 
 @torch.no_grad()
@@ -116,6 +125,12 @@ def _interp_scores(
     truth, z, frames, factor = filled.truth, filled.true_latents, filled.filled, filled.factor
     ae = world.autoencoder
     key_z = z[:, ::factor]
+    warped = warp_keyframes(truth[:, ::factor], filled.speeds[:, ::factor], factor, filled.interval,
+                            world.video.model.config.camera())  # (b, t, 3, H, W); the keyframes themselves kept
+    codec = FrameCodec(ae, world.temporal_decoder)
+    warped_z = rearrange(codec.encode(rearrange(warped, "b t c h w -> (b t) c h w").to(z.device)),
+                         "(b t) c h w -> b t c h w", b=z.shape[0])  # fmt: skip
+    warped_z[:, ::factor] = key_z  # the engine's warp fill keeps the keyframes' own latents
 
     def decode(latents: torch.Tensor) -> torch.Tensor:
         td = world.temporal_decoder
@@ -128,11 +143,25 @@ def _interp_scores(
         "latent_lerp": decode(blend_keyframes(key_z, factor)),
         "pixel_lerp": blend_keyframes(truth[:, ::factor], factor),
         "reconstruction": decode(z),
+        "pixel_warp": warped,
+        "warp_fill": decode(warped_z),
     }
     return {
         metric: {k: fn(v[:, between], truth[:, between]) for k, v in preds.items()}
         for metric, fn in (("psnr", psnr), ("ssim", ssim))
     }
+
+
+@torch.no_grad()
+def warp_keyframes(keys: torch.Tensor, key_speeds: torch.Tensor, factor: int, interval: float, camera) -> torch.Tensor:
+    """keys (b, k, 3, H, W) frames in [-1, 1], key_speeds (b, k) m/s -> (b, factor (k - 1) + 1, 3, H, W): the
+    keyframes with the frames between each pair filled by `warp_fill.warp_between` (interval: seconds between
+    output frames)."""
+    out = [keys[:, :1]]
+    for i in range(keys.shape[1] - 1):
+        travel = travel_between(key_speeds[:, i : i + 2], factor, interval)  # b (factor + 1)
+        out += [warp_between(keys[:, i], keys[:, i + 1], travel, camera), keys[:, i + 1 : i + 2]]
+    return torch.cat(out, dim=1)
 
 
 def evaluate_interpolation(
