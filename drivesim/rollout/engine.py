@@ -34,12 +34,12 @@ from torch import Tensor
 from drivesim.autoencoder.frame_codec import FrameCodec
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.ego_warp import check_warp_interval
-from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.compiled import compile_networks
 from drivesim.rollout.compose import request_layouts
 from drivesim.rollout.compute_dtype import DTYPES, resolve_dtype
 from drivesim.rollout.ego_speed import DEFAULT_SPEED, window_speeds
 from drivesim.rollout.engine_api import EngineConfig
+from drivesim.rollout.first_frames import compose_first_frames
 from drivesim.rollout.generators import generators, rollout_noise, step_noise
 from drivesim.rollout.imagine import imagine_futures
 from drivesim.rollout.keyframe_fill import FILLS, blend_keyframes, blend_levels, fill_keyframes, interpolation_levels
@@ -51,8 +51,7 @@ from drivesim.rollout.travel_anchor import anchor_travel, told_travel
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
 from drivesim.rollout.warp_fill import warp_fill
 from drivesim.rollout.world_model import WorldModel
-from drivesim.sampling.ddim import check_spacing, ddim_sample
-from drivesim.sampling.guidance import classifier_free_guidance
+from drivesim.sampling.ddim import check_spacing
 from drivesim.sampling.upsample import upsample_video
 from drivesim.sampling.video import VideoGuidance, VideoSamplingConfig, sample_clip
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY
@@ -136,28 +135,10 @@ class LearnedEngine:
         )
 
     # -- stages -------------------------------------------------------------------------
-    @torch.no_grad()
     def compose(self, cond: Conditioning, gens: list[torch.Generator]) -> Tensor:
-        """First frames from the image LDM: (b, c, h, w) scaled latents."""
-        ldm = self.world.image_ldm
-        c = self.config
-        guidance = ImageGuidance.from_scales(
-            c.label_guidance, c.box_guidance, c.crowdedness_guidance, c.crowdedness_contrast, c.box_interval
-        )
-        # a condition no request gives costs an evaluation and changes nothing: only active ones
-        scales, contrasts, intervals = guidance.terms(cond, ldm.schedule.num_steps)
-
-        def model(z: Tensor, tau: Tensor, cnd: Conditioning) -> Tensor:
-            with self._autocast():
-                return ldm.unet(z, tau, cnd).float()
-
-        denoiser = classifier_free_guidance(
-            model, cond, scales, mode="sequential", batched=True, contrasts=contrasts, intervals=intervals
-        )
-        x_T = rollout_noise(gens, self.latent_shape).to(self.device)
-        return ddim_sample(
-            denoiser, tuple(x_T.shape), ldm.schedule, c.first_frame_steps, 0.0, gens[0], ldm.target, x_T=x_T
-        )
+        """First frames from the image LDM: (b, c, h, w) scaled latents (`first_frames.compose_first_frames`)."""
+        return compose_first_frames(self.world.image_ldm, self.config, cond, gens, self.latent_shape, self.device,
+                                    self._autocast())  # fmt: skip
 
     def _video_model(self, model: torch.nn.Module):
         def call(z: Tensor, tau: Tensor, cond) -> Tensor:
