@@ -15,7 +15,7 @@ from drivesim.nn.temporal_attention import TemporalAttentionBlock
 from drivesim.nn.temporal_conv import TemporalConvBlock
 
 if TYPE_CHECKING:
-    from drivesim.diffusion.video_unet import VideoUNetConfig
+    from drivesim.diffusion.video_unet_config import VideoUNetConfig
 
 
 class TemporalSite(nn.Module):

@@ -23,7 +23,8 @@ from drivesim.diffusion.blend_residual import BlendShift
 from drivesim.diffusion.parameterization import Target, check_target
 from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
-from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
+from drivesim.diffusion.video_unet import VideoUNet
+from drivesim.diffusion.video_unet_config import VideoUNetConfig
 from drivesim.model_folder import config_from_dict, load_stage
 
 IMAGE_LDM_STAGE = "image_ldm"

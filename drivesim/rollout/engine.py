@@ -34,6 +34,7 @@ from torch import Tensor
 from drivesim.autoencoder.frame_codec import FrameCodec
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.ego_warp import check_warp_interval
+from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.compiled import compile_networks
 from drivesim.rollout.compose import request_layouts
 from drivesim.rollout.compute_dtype import DTYPES, resolve_dtype
@@ -137,8 +138,12 @@ class LearnedEngine:
     # -- stages -------------------------------------------------------------------------
     def compose(self, cond: Conditioning, gens: list[torch.Generator]) -> Tensor:
         """First frames from the image LDM: (b, c, h, w) scaled latents (`first_frames.compose_first_frames`)."""
-        return compose_first_frames(self.world.image_ldm, self.config, cond, gens, self.latent_shape, self.device,
-                                    self._autocast())  # fmt: skip
+        c = self.config
+        guidance = ImageGuidance.from_scales(
+            c.label_guidance, c.box_guidance, c.crowdedness_guidance, c.crowdedness_contrast, c.box_interval
+        )
+        return compose_first_frames(self.world.image_ldm, guidance, c.first_frame_steps, cond, gens, self.latent_shape,
+                                    self.device, self._autocast())  # fmt: skip
 
     def _video_model(self, model: torch.nn.Module):
         def call(z: Tensor, tau: Tensor, cond) -> Tensor:

@@ -14,7 +14,6 @@ from torch import Tensor
 
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.image_model import ImageGuidance, ImageLDM
-from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.generators import rollout_noise
 from drivesim.sampling.ddim import ddim_sample
 from drivesim.sampling.guidance import classifier_free_guidance
@@ -23,19 +22,16 @@ from drivesim.sampling.guidance import classifier_free_guidance
 @torch.no_grad()
 def compose_first_frames(
     ldm: ImageLDM,
-    config: EngineConfig,
+    guidance: ImageGuidance,
+    steps: int,
     cond: Conditioning,
     gens: list[torch.Generator],
     latent_shape: tuple[int, int, int],
     device: torch.device,
     autocast: contextlib.AbstractContextManager | None = None,
 ) -> Tensor:
-    """(b, c, h, w) scaled latents, one per row of `cond` and generator in `gens`; latent_shape (c, h, w);
-    autocast: the context the network runs in (e.g. bfloat16 autocast), None = as it is."""
-    guidance = ImageGuidance.from_scales(
-        config.label_guidance, config.box_guidance, config.crowdedness_guidance, config.crowdedness_contrast,
-        config.box_interval,
-    )
+    """(b, c, h, w) scaled latents, one per row of `cond` and generator in `gens`, in `steps` DDIM steps;
+    latent_shape (c, h, w); autocast: the context the network runs in (e.g. bfloat16 autocast), None = as it is."""
     # a condition no request gives costs an evaluation and changes nothing: only active ones
     scales, contrasts, intervals = guidance.terms(cond, ldm.schedule.num_steps)
 
@@ -48,5 +44,5 @@ def compose_first_frames(
     )
     x_T = rollout_noise(gens, latent_shape).to(device)
     return ddim_sample(
-        denoiser, tuple(x_T.shape), ldm.schedule, config.first_frame_steps, 0.0, gens[0], ldm.target, x_T=x_T
+        denoiser, tuple(x_T.shape), ldm.schedule, steps, 0.0, gens[0], ldm.target, x_T=x_T
     )

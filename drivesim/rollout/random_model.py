@@ -19,7 +19,8 @@ from drivesim.diffusion.layout_prior import LAYOUT_PRIOR_STAGE, LayoutPrior
 from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
 from drivesim.diffusion.upsampler import Upsampler, UpsamplerConfig
-from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
+from drivesim.diffusion.video_unet import VideoUNet
+from drivesim.diffusion.video_unet_config import VideoUNetConfig
 from drivesim.model_folder import save_stage
 from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY

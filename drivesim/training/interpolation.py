@@ -25,7 +25,7 @@ from drivesim.autoencoder.latent_cache import collate_latent_windows
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.context import check_context_probs, keyframe_mask
 from drivesim.diffusion.video_loading import INTERPOLATION_STAGE, VideoWindow
-from drivesim.diffusion.video_unet import VideoUNetConfig
+from drivesim.diffusion.video_unet_config import VideoUNetConfig
 from drivesim.training.clip_batch import ClipBatch, clip_batch
 from drivesim.training.distributed import DistInfo, shard_batch_indices
 from drivesim.training.video_config import VideoTrainCommon

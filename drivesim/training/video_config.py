@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from drivesim.diffusion.context import check_context_probs
-from drivesim.diffusion.video_unet import VideoUNetConfig
+from drivesim.diffusion.video_unet_config import VideoUNetConfig
 
 
 @dataclass
