@@ -143,7 +143,7 @@ class LearnedEngine:
             c.label_guidance, c.box_guidance, c.crowdedness_guidance, c.crowdedness_contrast, c.box_interval
         )
         return compose_first_frames(self.world.image_ldm, guidance, c.first_frame_steps, cond, gens, self.latent_shape,
-                                    self.device, self._autocast())  # fmt: skip
+                                    self.device, self._autocast)  # fmt: skip
 
     def _video_model(self, model: torch.nn.Module):
         def call(z: Tensor, tau: Tensor, cond) -> Tensor:

@@ -8,6 +8,7 @@ box and crowdedness terms, each only where a request gives that condition), each
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -28,21 +29,19 @@ def compose_first_frames(
     gens: list[torch.Generator],
     latent_shape: tuple[int, int, int],
     device: torch.device,
-    autocast: contextlib.AbstractContextManager | None = None,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> Tensor:
     """(b, c, h, w) scaled latents, one per row of `cond` and generator in `gens`, in `steps` DDIM steps;
-    latent_shape (c, h, w); autocast: the context the network runs in (e.g. bfloat16 autocast), None = as it is."""
+    latent_shape (c, h, w); autocast: makes the context each network call runs in (e.g. bfloat16 autocast)."""
     # a condition no request gives costs an evaluation and changes nothing: only active ones
     scales, contrasts, intervals = guidance.terms(cond, ldm.schedule.num_steps)
 
     def model(z: Tensor, tau: Tensor, cnd: Conditioning) -> Tensor:
-        with autocast if autocast is not None else contextlib.nullcontext():
+        with autocast():
             return ldm.unet(z, tau, cnd).float()
 
     denoiser = classifier_free_guidance(
         model, cond, scales, mode="sequential", batched=True, contrasts=contrasts, intervals=intervals
     )
     x_T = rollout_noise(gens, latent_shape).to(device)
-    return ddim_sample(
-        denoiser, tuple(x_T.shape), ldm.schedule, steps, 0.0, gens[0], ldm.target, x_T=x_T
-    )
+    return ddim_sample(denoiser, tuple(x_T.shape), ldm.schedule, steps, 0.0, gens[0], ldm.target, x_T=x_T)

@@ -1,5 +1,7 @@
 """`compose_first_frames`: the image LDM's first keyframes, one per rollout, each from its own generator."""
 
+import contextlib
+
 import torch
 
 from drivesim.diffusion.conditioning import Conditioning
@@ -43,3 +45,16 @@ def test_the_engine_composes_with_its_own_guidance_and_steps(engine):
     assert not torch.allclose(ours, unguided)  # the label guidance scale reaches the sampler
     fewer = compose_first_frames(ldm, _guidance(cfg), 1, cond, gens(), engine.latent_shape, engine.device)
     assert not torch.allclose(ours, fewer)  # and the step count
+
+
+def test_every_network_call_runs_in_a_fresh_context_from_the_factory(engine):
+    made = []
+
+    def factory():
+        made.append(1)
+        return contextlib.nullcontext()
+
+    cfg = engine.config
+    compose_first_frames(engine.world.image_ldm, _guidance(cfg), 2, _cond(["day"], [None]),
+                         [torch.Generator().manual_seed(0)], engine.latent_shape, engine.device, factory)  # fmt: skip
+    assert len(made) == 2  # one batched (guided) call per DDIM step
