@@ -33,7 +33,7 @@ class InterpScores:
     pixel_lerp: float
     reconstruction: float  # decoded true latents: the ceiling of every latent method
     pixel_warp: float  # the keyframes' pixels moved along the road by the true speeds and blended (`warp_between`)
-    warp_fill: float  # the same re-encoded and decoded: what `EngineConfig.fill="warp"` (the steer env) draws
+    warp_fill: float  # `EngineConfig.fill="warp"` (the steer env): decoded keyframe latents warped, encoded, decoded
 
 
 @dataclass(frozen=True)
@@ -125,12 +125,16 @@ def _interp_scores(
     truth, z, frames, factor = filled.truth, filled.true_latents, filled.filled, filled.factor
     ae = world.autoencoder
     key_z = z[:, ::factor]
-    warped = warp_keyframes(truth[:, ::factor], filled.speeds[:, ::factor], factor, filled.interval,
-                            world.video.model.config.camera())  # (b, t, 3, H, W); the keyframes themselves kept
-    codec = FrameCodec(ae, world.temporal_decoder)
-    warped_z = rearrange(codec.encode(rearrange(warped, "b t c h w -> (b t) c h w").to(z.device)),
-                         "(b t) c h w -> b t c h w", b=z.shape[0])  # fmt: skip
-    warped_z[:, ::factor] = key_z  # the engine's warp fill keeps the keyframes' own latents
+    camera, codec, b = world.video.model.config.camera(), FrameCodec(ae, world.temporal_decoder), z.shape[0]
+    key_speeds = filled.speeds[:, ::factor]
+    warped = warp_keyframes(truth[:, ::factor], key_speeds, factor, filled.interval, camera)  # b t 3 H W, true pixels
+    # the engine's warp fill: the keyframes' latents decoded one by one, warped, the in-between frames encoded again
+    decoded_keys = rearrange(codec.decode(rearrange(key_z, "b k c h w -> (b k) c h w")).float().cpu(),
+                             "(b k) c h w -> b k c h w", b=b)  # fmt: skip
+    engine_warp = warp_keyframes(decoded_keys, key_speeds, factor, filled.interval, camera)  # b t 3 H W
+    warped_z = rearrange(codec.encode(rearrange(engine_warp, "b t c h w -> (b t) c h w").to(z.device)),
+                         "(b t) c h w -> b t c h w", b=b)  # fmt: skip
+    warped_z[:, ::factor] = key_z  # the keyframes keep their own latents
 
     def decode(latents: torch.Tensor) -> torch.Tensor:
         td = world.temporal_decoder
