@@ -105,6 +105,8 @@ def main() -> None:
                    help="most rollouts per interpolation call (0 = all in one call)")
     p.add_argument("--decode-frames", type=int, default=EngineConfig.decode_frames,
                    help="most latent frames per decoder call (0 = all rollouts in one call)")
+    p.add_argument("--codec-frames", type=int, default=EngineConfig.codec_frames,
+                   help="most frames per encoder / decoder call of the ego-motion warp (0 = one call)")
     p.add_argument("--planner", action="store_true", help="also time imagine() with K=16, H=8")
     p.add_argument("--compile", action="store_true",
                    help="EngineConfig.compile: torch.compile the per-step networks; the warm-up steps pay the "
@@ -115,6 +117,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.model or build_random_model(Path(tmp), RandomModelSpec(size="default", height=64, width=128))
         cfg = engine_config(args, prediction_window=args.prediction_window, decode_frames=args.decode_frames,
+                            codec_frames=args.codec_frames,
                             fill_keys=args.fill_keys, fill_rollouts=args.fill_rollouts, compile=args.compile)
         engine = load(folder).engine(cfg)
         results = {

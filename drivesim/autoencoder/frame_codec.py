@@ -4,7 +4,9 @@ Used where a model works in latent space but needs a pixel-space operation on si
 between (`drivesim.diffusion.ego_warp`: moving a frame forward along the road is a resampling in
 pixels; resampling the f = 4 latents directly gives latents the encoder would not produce).
 The temporal decoder, when there is one, decodes each frame as a clip of one frame (its image
-decoder predates the current world's look; measured in docs/results.md).
+decoder predates the current world's look; measured in docs/results.md). Frames are independent here, so
+`max_frames` may split a call into chunks without changing a frame: on a CPU, one network call over many
+frames is slower per frame (docs/results.md, *Batched envs*; the engine's `EngineConfig.codec_frames`).
 """
 
 from __future__ import annotations
@@ -20,21 +22,33 @@ from drivesim.autoencoder.temporal_decoder import TemporalDecoder
 
 @dataclass(frozen=True)
 class FrameCodec:
-    """decode: scaled latents (n, C, h, w) -> frames (n, 3, H, W) in [-1, 1]; encode: back (posterior mode)."""
+    """decode: scaled latents (n, C, h, w) -> frames (n, 3, H, W) in [-1, 1]; encode: back (posterior mode).
+    max_frames: most frames per network call (0 = all in one call)."""
 
     autoencoder: Autoencoder
     decoder: TemporalDecoder | None = None
+    max_frames: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_frames < 0:
+            raise ValueError(f"FrameCodec.max_frames={self.max_frames}; allowed: 0 (one call) or a positive count")
+
+    def _chunks(self, x: Tensor) -> tuple[Tensor, ...]:
+        return (x,) if self.max_frames == 0 else x.split(self.max_frames)
 
     @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:
         if z.ndim != 4:
             raise ValueError(f"FrameCodec.decode expects scaled latents (n, C, h, w), got {tuple(z.shape)}")
         if self.decoder is not None:
-            return self.decoder.decode(z / self.decoder.latent_scale.to(z.dtype), num_frames=1)
-        return self.autoencoder.decode(z / self.autoencoder.latent_scale.to(z.dtype))
+            scale = self.decoder.latent_scale.to(z.dtype)
+            return torch.cat([self.decoder.decode(part / scale, num_frames=1) for part in self._chunks(z)])
+        scale = self.autoencoder.latent_scale.to(z.dtype)
+        return torch.cat([self.autoencoder.decode(part / scale) for part in self._chunks(z)])
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"FrameCodec.encode expects frames (n, 3, H, W) in [-1, 1], got {tuple(x.shape)}")
-        return self.autoencoder.encode(x).mode() * self.autoencoder.latent_scale.to(x.dtype)
+        scale = self.autoencoder.latent_scale.to(x.dtype)
+        return torch.cat([self.autoencoder.encode(part).mode() * scale for part in self._chunks(x)])

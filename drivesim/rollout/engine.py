@@ -93,7 +93,8 @@ class LearnedEngine:
         scale = world.upsampler.scale if config.upsample else 1
         self.frame_size = (int(h) * scale, int(w) * scale)
         self.decode_context = 2 if world.temporal_decoder is not None else 0
-        self.frame_codec = FrameCodec(world.autoencoder, world.temporal_decoder)  # for the ego-motion warp
+        # for the ego-motion warp, at most codec_frames frames a call (EngineConfig)
+        self.frame_codec = FrameCodec(world.autoencoder, world.temporal_decoder, config.codec_frames)
         nets = (self.video.model, world.interpolation.model if world.interpolation and config.fill == "model" else None,
                 world.temporal_decoder)  # fmt: skip
         self.layout = apply_layout(config.layout, self.compute_dtype, *nets)  # "nchw" | "channels_last"

@@ -65,6 +65,7 @@ class EngineConfig:
     fill_keys: int = 3  # keyframes the interpolation model sees a step: 3 (both context + the new, as trained) | 2
     fill_rollouts: int = 8  # most rollouts per interpolation call (rollouts split into groups; 0 = one call)
     decode_frames: int = 18  # most latent frames per temporal-decoder call (rollouts split into groups; 0 = one call)
+    codec_frames: int = 8  # most frames per encoder / decoder call of the ego-motion warp's codec (0 = one call)
     reward_discount: float = 0.95  # planner returns
     speed_source: str = "integrated"  # ego speed of info["speed"] and the rewards: reward_reading.SPEED_SOURCES
     compile: bool = False  # torch.compile the per-step networks in place (rollout.compiled; minutes at first steps)
@@ -100,6 +101,8 @@ class EngineConfig:
                              "ancestral variance)")
         if self.decode_frames < 0:
             raise ValueError(f"decode_frames={self.decode_frames}; allowed: 0 (one call) or a positive frame count")
+        if self.codec_frames < 0:
+            raise ValueError(f"codec_frames={self.codec_frames}; allowed: 0 (one call) or a positive frame count")
 
 
 class Engine(Protocol):

@@ -111,3 +111,19 @@ def test_the_engine_fills_by_warp_without_the_interpolation_model(tmp_path):
     assert not torch.allclose(a[:, :-1], b[:, :-1])
     with pytest.raises(ValueError, match="needs the keyframes' ego speeds"):
         engine.fill(keys, None, cond, [torch.Generator()], None)
+
+
+def test_the_engine_codec_takes_codec_frames_a_call_and_fills_the_same(tmp_path):
+    world = load(build_random_model(tmp_path / "m"))
+    fast = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2, fill="warp")
+    one = world.engine(EngineConfig(**fast, codec_frames=0))
+    chunked = world.engine(EngineConfig(**fast, codec_frames=3))
+    assert (one.frame_codec.max_frames, chunked.frame_codec.max_frames) == (0, 3)
+    keys = torch.randn(4, 3, *one.latent_shape)  # 4 rollouts: 8 keyframes decoded, 4 x 3 in-between frames encoded
+    speeds = torch.full((4, 3), 20.0)
+    cond = one._conditioning(torch.zeros(4, dtype=torch.long), torch.zeros(4, dtype=torch.long), [None] * 4)
+    a = one.fill(keys, None, cond, [torch.Generator()] * 4, speeds)
+    b = chunked.fill(keys, None, cond, [torch.Generator()] * 4, speeds)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="codec_frames=-1"):
+        world.engine(EngineConfig(codec_frames=-1))
