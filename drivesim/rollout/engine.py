@@ -223,9 +223,9 @@ class LearnedEngine:
         """keys (b, k, c, h, w) -> the (b, 4^levels, c, h, w) frames after keys[:, -2] up to and including
         keys[:, -1] (`keyframe_fill.fill_keyframes`; actions (b, 2), key_speeds (b, k) m/s or None), or
         with `fill="blend"` the keyframes' linear blend, with `fill="warp"` the keyframes moved by the ego
-        speed and blended (`warp_fill.warp_fill`; key_speeds needed). Rollouts are filled in groups of at most
-        `fill_rollouts` (docs/results.md, *Batched envs*); each draws from its own generator, so grouping does
-        not change a rollout's frames."""
+        speed and blended (`warp_fill.warp_fill`, in the compute dtype; key_speeds needed). Rollouts are filled in
+        groups of at most `fill_rollouts` (docs/results.md, *Batched envs*); each draws from its own generator, so
+        grouping does not change a rollout's frames."""
         if self.config.fill == "blend":
             return blend_keyframes(keys, self.frames_per_step)
         if self.config.fill == "warp":
@@ -233,7 +233,8 @@ class LearnedEngine:
                 raise ValueError('fill="warp" needs the keyframes\' ego speeds (key_speeds)')
             interval = self.keyframe_stride / self.world.fps / self.frames_per_step  # s between output frames
             camera = self.video.model.config.camera()
-            return warp_fill(keys, key_speeds, self.frames_per_step, interval, self.frame_codec, camera)
+            with self._autocast():  # its codec in the compute dtype, as the decode stage (float32 latents out)
+                return warp_fill(keys, key_speeds, self.frames_per_step, interval, self.frame_codec, camera)
         interp = self.world.interpolation
         model = self._video_model(interp.model)
         sampling = VideoSamplingConfig(steps=self.config.interpolation_steps, spacing=self.config.spacing)

@@ -127,3 +127,23 @@ def test_the_engine_codec_takes_codec_frames_a_call_and_fills_the_same(tmp_path)
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="codec_frames=-1"):
         world.engine(EngineConfig(codec_frames=-1))
+
+
+def test_the_engine_warp_fill_runs_in_the_compute_dtype_and_returns_float32(tmp_path):
+    world = load(build_random_model(tmp_path / "m"))
+    fast = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2, fill="warp")
+    f32, bf16 = world.engine(EngineConfig(**fast)), world.engine(EngineConfig(**fast, dtype="bfloat16"))
+    keys, speeds = torch.randn(2, 3, *f32.latent_shape), torch.full((2, 3), 20.0)
+    cond = f32._conditioning(torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long), [None] * 2)
+    seen = []
+    encode = world.autoencoder.encode
+    world.autoencoder.encode = lambda x: seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu")
+                                                     else None) or encode(x)  # fmt: skip
+    try:
+        a = f32.fill(keys, None, cond, [torch.Generator()] * 2, speeds)
+        b = bf16.fill(keys, None, cond, [torch.Generator()] * 2, speeds)
+    finally:
+        del world.autoencoder.encode
+    assert seen == [None, torch.bfloat16]  # float32: no autocast; bfloat16: the codec under autocast
+    assert a.dtype == b.dtype == torch.float32
+    assert (a - b).abs().mean() < 0.1 * a.abs().mean()  # the same frames within bfloat16's precision
