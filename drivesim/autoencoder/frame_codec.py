@@ -11,6 +11,7 @@ frames is slower per frame (docs/results.md, *Batched envs*; the engine's `Engin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -33,8 +34,11 @@ class FrameCodec:
         if self.max_frames < 0:
             raise ValueError(f"FrameCodec.max_frames={self.max_frames}; allowed: 0 (one call) or a positive count")
 
-    def _chunks(self, x: Tensor) -> tuple[Tensor, ...]:
-        return (x,) if self.max_frames == 0 else x.split(self.max_frames)
+    def _chunked(self, fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+        """fn over x (n, ...) in chunks of at most max_frames frames (one call, no copy, when they fit)."""
+        if self.max_frames == 0 or x.shape[0] <= self.max_frames:
+            return fn(x)
+        return torch.cat([fn(part) for part in x.split(self.max_frames)])
 
     @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:
@@ -42,13 +46,13 @@ class FrameCodec:
             raise ValueError(f"FrameCodec.decode expects scaled latents (n, C, h, w), got {tuple(z.shape)}")
         if self.decoder is not None:
             scale = self.decoder.latent_scale.to(z.dtype)
-            return torch.cat([self.decoder.decode(part / scale, num_frames=1) for part in self._chunks(z)])
+            return self._chunked(lambda part: self.decoder.decode(part / scale, num_frames=1), z)
         scale = self.autoencoder.latent_scale.to(z.dtype)
-        return torch.cat([self.autoencoder.decode(part / scale) for part in self._chunks(z)])
+        return self._chunked(lambda part: self.autoencoder.decode(part / scale), z)
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"FrameCodec.encode expects frames (n, 3, H, W) in [-1, 1], got {tuple(x.shape)}")
         scale = self.autoencoder.latent_scale.to(x.dtype)
-        return torch.cat([self.autoencoder.encode(part).mode() * scale for part in self._chunks(x)])
+        return self._chunked(lambda part: self.autoencoder.encode(part).mode() * scale, x)
