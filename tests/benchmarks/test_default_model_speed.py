@@ -2,25 +2,14 @@
 stage methods restored after each."""
 
 import pytest
-import torch
 
 from drivesim.rollout.engine_api import EngineConfig
-from drivesim.rollout.random_model import build_random_model
-from drivesim.rollout.world_model import load
 from tests.benchmarks import load_benchmark
-
-FAST = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2)
 
 
 @pytest.fixture(scope="module")
 def bench():
     return load_benchmark("default_model_speed")
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    torch.set_num_threads(1)
-    return load(build_random_model(tmp_path_factory.mktemp("model"))).engine(EngineConfig(**FAST))
 
 
 def assert_unwrapped(engine):

@@ -1,19 +1,8 @@
 """benchmarks/env_speed.py: `measure` on a tiny random model times every stage and leaves the engine as it was."""
 
 import pytest
-import torch
 
-from drivesim.rollout.engine_api import EngineConfig
-from drivesim.rollout.random_model import build_random_model
-from drivesim.rollout.world_model import load
 from tests.benchmarks import load_benchmark
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    torch.set_num_threads(1)
-    folder = build_random_model(tmp_path_factory.mktemp("model"))
-    return load(folder).engine(EngineConfig(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2))
 
 
 def test_measure_times_each_stage_of_batched_steps(engine):
