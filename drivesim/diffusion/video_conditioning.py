@@ -2,7 +2,7 @@
 
 `VideoConditioning` holds everything the `VideoUNet` is conditioned on for b clips of t
 frames. It implements the `Guidable` protocol of `drivesim.sampling.guidance`
-(`nulled(names)`, `cat`), so classifier-free guidance over any subset of
+(`nulled(names)`, `cat`, and `contrasted(label)`), so classifier-free guidance over any subset of
 `VIDEO_CONDITION_NAMES` works with the generic sampler code:
 
 - "context": the masked context c_S; null = S = 0 (all-zero mask, zero latents). Guidance
@@ -206,6 +206,11 @@ class VideoConditioning:
                 rows = repeat(which, "b -> (b t)", t=self.num_frames)  # (b t,)
             out["image"] = self.image.null_where(image_names, rows)
         return VideoConditioning(**out)
+
+    def contrasted(self, name: str) -> VideoConditioning:
+        """A copy whose image label `name` is replaced by its contrast label (`Conditioning.contrasted`), for
+        contrast guidance (`drivesim.sampling.guidance`)."""
+        return dataclasses.replace(self, image=self.image.contrasted(name))
 
     def nulled(self, names: Collection[str]) -> VideoConditioning:
         """A copy with the named conditions null for every clip."""

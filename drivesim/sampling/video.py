@@ -33,7 +33,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from drivesim.diffusion.conditioning import Conditioning
+from drivesim.diffusion.conditioning import CONTRASTS, Conditioning
 from drivesim.diffusion.context import check_mask, noise_context
 from drivesim.diffusion.parameterization import Target, check_target, output_from_x0
 from drivesim.diffusion.schedule import NoiseSchedule, broadcast_to_sample
@@ -50,6 +50,9 @@ GUIDANCE_ORDER: tuple[str, ...] = ("context", "actions", "time_of_day", "crowded
 class VideoGuidance:
     """Guidance scales; 1.0 = unguided. `context` is s of context guidance (s >= 1).
 
+    contrast: labels ("time_of_day", "crowdedness") guided against a neighbouring value of themselves instead
+    of their absence (`drivesim.sampling.guidance`, contrast; one more evaluation each), as the first frames'
+    crowdedness is (`ImageGuidance`).
     context_interval: (lo, hi) fractions of the diffusion times (0 = clean, 1 = pure noise) where
     the context scale acts; elsewhere the context is kept at scale 1 (conditional, unguided), and
     a step where nothing is guided costs one model evaluation instead of two. The default (0, 1)
@@ -62,11 +65,21 @@ class VideoGuidance:
     crowdedness: float = 1.0
     boxes: float = 1.0
     context_interval: tuple[float, float] = (0.0, 1.0)
+    contrast: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.context < 1.0:
             raise ValueError(f"VideoGuidance.context={self.context}: context guidance needs s >= 1")
         self.context_interval = fraction_interval("VideoGuidance.context_interval", self.context_interval)
+        self.contrast = tuple(self.contrast)
+        bad = [n for n in self.contrast if n not in CONTRASTS]
+        if bad:
+            raise ValueError(f"VideoGuidance.contrast={list(self.contrast)}: {bad} have no contrast; allowed: "
+                             f"{list(CONTRASTS)}")
+
+    def contrasts(self, guided: Mapping[str, float]) -> tuple[str, ...]:
+        """The contrasted names among the `guided` ones (a contrast on an unguided label does nothing)."""
+        return tuple(n for n in self.contrast if n in guided)
 
     def intervals(self, guided: Mapping[str, float], num_steps: int) -> dict[str, tuple[int, int]]:
         """Guidance intervals in diffusion times 0..num_steps-1 of the `guided` names
@@ -213,7 +226,8 @@ def sample_clip(
     if actions is None:
         scales.pop("actions", None)
     intervals = cfg.guidance.intervals(scales, schedule.num_steps)
-    guided = classifier_free_guidance(model, cond, scales, mode="sequential", batched=True, intervals=intervals)
+    guided = classifier_free_guidance(model, cond, scales, mode="sequential", batched=True, intervals=intervals,
+                                      contrasts=cfg.guidance.contrasts(scales))  # fmt: skip
     denoiser = keep_known_frames(guided, known, mask, schedule, target)
     if cfg.skip:
         if init is None:

@@ -124,6 +124,20 @@ def test_video_conditioning_null_and_cat(per_frame):
         cond.nulled(["weather"])
 
 
+@pytest.mark.parametrize("per_frame", [False, True])
+def test_video_conditioning_contrast_swaps_one_label_and_keeps_the_rest(per_frame):
+    cond = _cond(per_frame)  # time of day "day" (0), crowdedness "medium" (1)
+    swapped = cond.contrasted("crowdedness")
+    rows = 6 if per_frame else 2
+    assert swapped.image.crowdedness.tolist() == [0] * rows  # medium against low
+    assert swapped.image.time_of_day.tolist() == [0] * rows
+    assert torch.equal(swapped.context_latents, cond.context_latents) and torch.equal(swapped.actions, cond.actions)
+    assert cond.contrasted("time_of_day").image.time_of_day.tolist() == [1] * rows  # day against night
+    assert cond.nulled(["crowdedness"]).contrasted("crowdedness").image.crowdedness.tolist() == [-1] * rows
+    with pytest.raises(ValueError, match="contrast of 'boxes'"):
+        cond.contrasted("boxes")
+
+
 def test_video_conditioning_create_defaults_and_validation():
     cond = VideoConditioning.create(2, 4, (4, 8, 16))
     assert cond.num_context.tolist() == [0, 0] and cond.actions_given.tolist() == [False, False]

@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 import torch
 
+from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.parameterization import denoised_from_output
 from drivesim.diffusion.schedule import NoiseSchedule, broadcast_to_sample
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
@@ -197,6 +198,36 @@ def test_context_interval_guides_only_the_noisy_steps_and_saves_their_evaluation
         "context": (500, 999)
     }
     assert VideoGuidance(context=2.0).intervals({"context": 2.0}, 1000) == {}  # every step: no interval
+
+
+@torch.no_grad()
+def test_crowdedness_guidance_with_contrast_guides_against_the_sparser_label():
+    """The crowdedness term of the keyframe sampler: with contrast, one more evaluation per step, whose label is
+    the next sparser one; scale 1 is the plain conditional whatever the contrast."""
+    model = _model()
+    z, mask = _context()
+    image = Conditioning.from_labels(["day", "night"], ["high", "medium"], [None, None], [None, None])
+    seen = []
+
+    def recording(x, tau, cond):
+        seen.append(cond.image.crowdedness.tolist())
+        return model(x, tau, cond)
+
+    def run(scale, contrast=()):
+        seen.clear()
+        guidance = VideoGuidance(context=2.0, crowdedness=scale, contrast=contrast)
+        cfg = VideoSamplingConfig(steps=1, spacing="trailing", guidance=guidance)
+        return sample_clip(recording, SCHEDULE, "eps", z, mask, torch.Generator().manual_seed(0), image_cond=image,
+                           config=cfg).latents  # fmt: skip
+
+    plain = run(3.0)
+    assert seen == [[-1, -1, -1, -1, 2, 1]]  # nothing; context; context and crowdedness (high 2, medium 1)
+    contrasted = run(3.0, ("crowdedness",))
+    assert seen == [[-1, -1, -1, -1, 2, 1, 1, 0]]  # ... and the sparser label (high against medium, medium low)
+    assert not torch.allclose(plain[:, 2:], contrasted[:, 2:], atol=1e-5)
+    torch.testing.assert_close(run(1.0, ("crowdedness",)), run(1.0))
+    with pytest.raises(ValueError, match=r"contrast=\['boxes'\].*allowed"):
+        VideoGuidance(contrast=("boxes",))
 
 
 @pytest.mark.parametrize("interval", [(0.6, 0.4), (-0.1, 1.0), (0.0, 1.5), (0.3,)])
