@@ -32,6 +32,7 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
         "anchor_travel": EngineConfig.anchor_travel, "anchor_gain": EngineConfig.anchor_gain,
         "road_from_warp": EngineConfig.road_from_warp, "action_guidance": EngineConfig.action_guidance,
         "keyframe_eta": EngineConfig.keyframe_eta,
+        "keyframe_crowdedness_guidance": EngineConfig.keyframe_crowdedness_guidance,
     })  # fmt: skip
     parser.add_argument("--env", default=None, choices=LEARNED_ENVS,
                         help="engine settings from this env id's YAML (the flags below override them)")
@@ -46,6 +47,9 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
                         help=f"s of context guidance (1 = off; default {EngineConfig.context_guidance})")
     parser.add_argument("--action-guidance", type=float, default=None,
                         help=f"s of action guidance (1 = off; default {EngineConfig.action_guidance})")
+    parser.add_argument("--keyframe-crowdedness-guidance", type=float, default=None,
+                        help="crowdedness guidance of the keyframes (1 = off; EngineConfig.keyframe_crowdedness_"
+                        f"guidance, default {EngineConfig.keyframe_crowdedness_guidance})")
     parser.add_argument("--context-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                         help="fractions of the diffusion times where context guidance acts")
     parser.add_argument("--context-noise", type=float, default=None,

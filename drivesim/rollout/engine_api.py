@@ -40,7 +40,12 @@ class EngineConfig:
     context_interval: tuple[float, float] = (0.0, 1.0)  # diffusion-time fractions where it acts (docs/results.md)
     label_guidance: float = 2.0  # classifier-free guidance scale of time_of_day (and crowdedness, see below)
     crowdedness_guidance: float | None = 5.0  # None: label_guidance
-    crowdedness_contrast: bool = True  # against the next sparser level, not the null (docs/results.md)
+    crowdedness_contrast: bool = True  # against the next sparser level, not the null (docs/results.md); first
+    # frames and, where it is guided, keyframes
+    # classifier-free guidance of crowdedness in the keyframe prediction (1 = off): the traffic a rollout was asked
+    # for stays over its clips (docs/results.md, *Crowdedness over whole clips*); one more model evaluation per DDIM
+    # step, two with crowdedness_contrast
+    keyframe_crowdedness_guidance: float = 1.0
     box_guidance: float = 5.0
     box_interval: tuple[float, float] = (0.25, 1.0)  # diffusion times where box guidance acts (docs/results.md)
     sample_layout: bool = True  # first frames composed without boxes: on a layout from the model's layout prior
@@ -99,6 +104,9 @@ class EngineConfig:
         if not 0.0 <= self.keyframe_eta <= 1.0:
             raise ValueError(f"keyframe_eta={self.keyframe_eta}; allowed [0, 1] (0 = deterministic DDIM, 1 = DDPM's "
                              "ancestral variance)")
+        if not 0.0 <= self.keyframe_crowdedness_guidance < float("inf"):
+            raise ValueError(f"keyframe_crowdedness_guidance={self.keyframe_crowdedness_guidance}; allowed: a finite "
+                             "scale >= 0 (1 = off: the keyframes conditional on crowdedness, unguided)")
         if self.decode_frames < 0:
             raise ValueError(f"decode_frames={self.decode_frames}; allowed: 0 (one call) or a positive frame count")
         if self.codec_frames < 0:

@@ -61,3 +61,13 @@ def test_action_guidance_reaches_the_engine_config():
     assert module.engine_config(args).action_guidance == 2.0
     args, module = parse("--env", "drivesim/DriveWorldSteer-v0")
     assert module.engine_config(args).action_guidance == 1.0  # the env's YAML
+
+
+def test_keyframe_crowdedness_guidance_reaches_the_engine_config():
+    args, module = parse("--env", "drivesim/DriveWorldSteer-v0", "--keyframe-crowdedness-guidance", "3")
+    assert module.engine_config(args).keyframe_crowdedness_guidance == 3.0
+    args, module = parse("--keyframe-crowdedness-guidance", "-2")
+    import pytest
+
+    with pytest.raises(ValueError, match="keyframe_crowdedness_guidance=-2.0; allowed"):
+        module.engine_config(args)

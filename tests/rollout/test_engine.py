@@ -45,6 +45,33 @@ def test_crowdedness_guidance_and_contrast_change_first_frames_with_a_crowdednes
     assert not np.array_equal(plain.start(medium).frames, stronger.start(medium).frames)
 
 
+def test_keyframe_crowdedness_guidance_changes_only_rollouts_told_a_crowdedness(model_dir):
+    """keyframe_crowdedness_guidance reaches the prediction sampler (with the contrast when crowdedness_contrast);
+    a rollout with no crowdedness label draws the same keyframes guided or not; bad scales are refused."""
+    def engine(**kw):
+        return load(model_dir).engine(EngineConfig(**FAST, **kw))
+
+    plain, guided = engine(), engine(keyframe_crowdedness_guidance=4.0)
+    cfg = guided._sampling(2)
+    assert cfg.guidance.scales()["crowdedness"] == 4.0 and cfg.guidance.contrasts(cfg.guidance.scales()) == (
+        "crowdedness",)
+    no_contrast = engine(keyframe_crowdedness_guidance=4.0, crowdedness_contrast=False)
+    assert no_contrast._sampling(2).guidance.contrasts({"crowdedness": 4.0}) == ()
+    assert "crowdedness" not in plain._sampling(2).guidance.scales()
+    act = np.array([[0.2, 0.1]], np.float32)
+
+    def keyframe(eng, crowdedness):
+        state = plain.start([SceneRequest(0, crowdedness, seed=4)]).state  # the same first frame for every engine
+        return eng.step(state, act).state.context[:, -1]
+
+    assert not torch.allclose(keyframe(plain, 2), keyframe(guided, 2), atol=1e-4)
+    assert not torch.allclose(keyframe(guided, 2), keyframe(no_contrast, 2), atol=1e-4)
+    torch.testing.assert_close(keyframe(plain, -1), keyframe(guided, -1), atol=1e-5, rtol=1e-5)
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match=r"keyframe_crowdedness_guidance=.*allowed: a finite scale >= 0"):
+            EngineConfig(keyframe_crowdedness_guidance=bad)
+
+
 def test_rollout_is_independent_of_batch_composition(engine):
     a = engine.start([SceneRequest(0, 1, seed=5)])
     ab = engine.start([SceneRequest(0, 1, seed=5), SceneRequest(1, 2, seed=6)])
