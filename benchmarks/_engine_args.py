@@ -33,6 +33,7 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
         "road_from_warp": EngineConfig.road_from_warp, "action_guidance": EngineConfig.action_guidance,
         "keyframe_eta": EngineConfig.keyframe_eta,
         "keyframe_crowdedness_guidance": EngineConfig.keyframe_crowdedness_guidance,
+        "keyframe_crowdedness_interval": list(EngineConfig.keyframe_crowdedness_interval),
     })  # fmt: skip
     parser.add_argument("--env", default=None, choices=LEARNED_ENVS,
                         help="engine settings from this env id's YAML (the flags below override them)")
@@ -50,6 +51,8 @@ def add_engine_args(parser: argparse.ArgumentParser, keyframe_steps: int = 4, in
     parser.add_argument("--keyframe-crowdedness-guidance", type=float, default=None,
                         help="crowdedness guidance of the keyframes (1 = off; EngineConfig.keyframe_crowdedness_"
                         f"guidance, default {EngineConfig.keyframe_crowdedness_guidance})")
+    parser.add_argument("--keyframe-crowdedness-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                        help="fractions of the diffusion times where the keyframes' crowdedness guidance acts")
     parser.add_argument("--context-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                         help="fractions of the diffusion times where context guidance acts")
     parser.add_argument("--context-noise", type=float, default=None,
@@ -77,7 +80,8 @@ def engine_settings(args: argparse.Namespace) -> dict:
     if args.env is not None:
         settings.update({k: v for k, v in engine_defaults(args.env).items() if k in settings})
     settings.update({k: getattr(args, k) for k in settings if getattr(args, k) is not None})
-    settings["context_interval"] = list(settings["context_interval"])
+    for key in ("context_interval", "keyframe_crowdedness_interval"):
+        settings[key] = list(settings[key])
     return settings
 
 
@@ -92,4 +96,4 @@ def resolve_engine_args(args: argparse.Namespace) -> dict:
 def engine_config(args: argparse.Namespace, **more) -> EngineConfig:
     """The EngineConfig of the resolved settings (`resolve_engine_args` first) and the script's own `more`."""
     settings = {k: getattr(args, k) for k in args._engine_defaults}
-    return EngineConfig(**{**settings, "context_interval": tuple(settings["context_interval"])}, **more)
+    return EngineConfig(**settings, **more)  # EngineConfig takes the intervals as lists

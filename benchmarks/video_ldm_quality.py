@@ -263,6 +263,8 @@ def main() -> None:
     parser.add_argument("--action-guidance", type=float, default=None, help="action guidance scale (engine default)")
     parser.add_argument("--keyframe-crowdedness-guidance", type=float, default=None,
                         help="crowdedness guidance of the keyframes (engine default; 1 = off)")
+    parser.add_argument("--keyframe-crowdedness-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                        help="diffusion-time fractions where the keyframes' crowdedness guidance acts (engine default)")
     parser.add_argument("--context-interval", type=float, nargs=2, default=list(EngineConfig.context_interval),
                         metavar=("LO", "HI"), help="fractions of the diffusion times where context guidance acts")
     parser.add_argument("--long-interpolate", action="store_true", help="long rollout with interpolation")
@@ -302,7 +304,8 @@ def main() -> None:
     world = load(model)
     guidance = {k: v for k, v in (("context_guidance", args.context_guidance),
                                   ("action_guidance", args.action_guidance),
-                                  ("keyframe_crowdedness_guidance", args.keyframe_crowdedness_guidance))
+                                  ("keyframe_crowdedness_guidance", args.keyframe_crowdedness_guidance),
+                                  ("keyframe_crowdedness_interval", args.keyframe_crowdedness_interval))
                 if v is not None}  # else engine defaults
     base = EngineConfig(device=args.device, prediction=args.prediction, keyframe_steps=sizes.keyframe_steps,
                         interpolation_steps=sizes.interpolation_steps, spacing=sizes.spacing, fill=args.fill,

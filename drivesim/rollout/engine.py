@@ -116,9 +116,11 @@ class LearnedEngine:
 
     def _sampling(self, steps: int) -> VideoSamplingConfig:
         c = self.config
-        guidance = VideoGuidance(c.context_guidance, c.action_guidance, crowdedness=c.keyframe_crowdedness_guidance,
-                                 context_interval=c.context_interval,
-                                 contrast=("crowdedness",) if c.crowdedness_contrast else ())  # fmt: skip
+        guidance = VideoGuidance(
+            c.context_guidance, c.action_guidance, crowdedness=c.keyframe_crowdedness_guidance,
+            context_interval=c.context_interval, crowdedness_interval=c.keyframe_crowdedness_interval,
+            contrast=("crowdedness",) if c.crowdedness_contrast else (),
+        )  # fmt: skip
         level = self.video.extra.get("context_noise_level", 0) if c.context_noise < 0 else c.context_noise
         return VideoSamplingConfig(steps=steps, guidance=guidance, context_noise_level=int(level), spacing=c.spacing,
                                    eta=c.keyframe_eta)

@@ -46,6 +46,7 @@ class EngineConfig:
     # for stays over its clips (docs/results.md, *Crowdedness over whole clips*); one more model evaluation per DDIM
     # step, two with crowdedness_contrast
     keyframe_crowdedness_guidance: float = 1.0
+    keyframe_crowdedness_interval: tuple[float, float] = (0.0, 1.0)  # diffusion-time fractions where it acts
     box_guidance: float = 5.0
     box_interval: tuple[float, float] = (0.25, 1.0)  # diffusion times where box guidance acts (docs/results.md)
     sample_layout: bool = True  # first frames composed without boxes: on a layout from the model's layout prior
@@ -84,11 +85,9 @@ class EngineConfig:
             raise ValueError(f"fill_keys={self.fill_keys}; allowed: 2 or 3 (keyframes the interpolation model sees)")
         if self.fill_rollouts < 0:
             raise ValueError(f"fill_rollouts={self.fill_rollouts}; allowed: 0 (one call) or a positive count")
-        interval = tuple(float(v) for v in self.context_interval)
-        if len(interval) != 2 or not 0.0 <= interval[0] < interval[1] <= 1.0:
-            raise ValueError(f"context_interval={list(self.context_interval)}; allowed: [lo, hi] with "
-                             "0 <= lo < hi <= 1 (fractions of the diffusion times where context guidance acts)")
-        self.context_interval = interval
+        self.context_interval = _fractions("context_interval", self.context_interval, "context")
+        self.keyframe_crowdedness_interval = _fractions("keyframe_crowdedness_interval",
+                                                        self.keyframe_crowdedness_interval, "keyframe crowdedness")
         if not 0 <= self.warp_start < self.keyframe_steps:
             raise ValueError(f"warp_start={self.warp_start}; allowed 0 (off) .. keyframe_steps - 1 = "
                              f"{self.keyframe_steps - 1} (keyframe DDIM steps the ego-motion warp replaces)")
@@ -111,6 +110,15 @@ class EngineConfig:
             raise ValueError(f"decode_frames={self.decode_frames}; allowed: 0 (one call) or a positive frame count")
         if self.codec_frames < 0:
             raise ValueError(f"codec_frames={self.codec_frames}; allowed: 0 (one call) or a positive frame count")
+
+
+def _fractions(name: str, value: Any, what: str) -> tuple[float, float]:
+    """An EngineConfig guidance interval checked: [lo, hi] fractions of the diffusion times, 0 <= lo < hi <= 1."""
+    interval = tuple(float(v) for v in value)
+    if len(interval) != 2 or not 0.0 <= interval[0] < interval[1] <= 1.0:
+        raise ValueError(f"{name}={list(value)}; allowed: [lo, hi] with 0 <= lo < hi <= 1 (fractions of the "
+                         f"diffusion times where {what} guidance acts)")
+    return interval[0], interval[1]
 
 
 class Engine(Protocol):

@@ -56,7 +56,7 @@ class VideoGuidance:
     context_interval: (lo, hi) fractions of the diffusion times (0 = clean, 1 = pure noise) where
     the context scale acts; elsewhere the context is kept at scale 1 (conditional, unguided), and
     a step where nothing is guided costs one model evaluation instead of two. The default (0, 1)
-    guides at every step.
+    guides at every step. crowdedness_interval: the same for the crowdedness scale.
     """
 
     context: float = 1.0
@@ -66,11 +66,13 @@ class VideoGuidance:
     boxes: float = 1.0
     context_interval: tuple[float, float] = (0.0, 1.0)
     contrast: tuple[str, ...] = ()
+    crowdedness_interval: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.context < 1.0:
             raise ValueError(f"VideoGuidance.context={self.context}: context guidance needs s >= 1")
         self.context_interval = fraction_interval("VideoGuidance.context_interval", self.context_interval)
+        self.crowdedness_interval = fraction_interval("VideoGuidance.crowdedness_interval", self.crowdedness_interval)
         self.contrast = tuple(self.contrast)
         bad = [n for n in self.contrast if n not in CONTRASTS]
         if bad:
@@ -83,10 +85,11 @@ class VideoGuidance:
 
     def intervals(self, guided: Mapping[str, float], num_steps: int) -> dict[str, tuple[int, int]]:
         """Guidance intervals in diffusion times 0..num_steps-1 of the `guided` names
-        (`drivesim.sampling.guidance`); empty when the context is guided at every step or not at all."""
-        if "context" not in guided or self.context_interval == (0.0, 1.0):
-            return {}
-        return {"context": interval_times(self.context_interval, num_steps)}
+        (`drivesim.sampling.guidance`): the context's and the crowdedness's, each where it is guided on part of
+        the trajectory only."""
+        own = {"context": self.context_interval, "crowdedness": self.crowdedness_interval}
+        return {name: interval_times(fractions, num_steps) for name, fractions in own.items()
+                if name in guided and fractions != (0.0, 1.0)}  # fmt: skip
 
     def scales(self) -> dict[str, float]:
         """The guided conditions (scale != 1) in `GUIDANCE_ORDER`."""

@@ -66,6 +66,8 @@ def test_action_guidance_reaches_the_engine_config():
 def test_keyframe_crowdedness_guidance_reaches_the_engine_config():
     args, module = parse("--env", "drivesim/DriveWorldSteer-v0", "--keyframe-crowdedness-guidance", "3")
     assert module.engine_config(args).keyframe_crowdedness_guidance == 3.0
+    args, module = parse("--keyframe-crowdedness-interval", "0.5", "1")
+    assert module.engine_config(args).keyframe_crowdedness_interval == (0.5, 1.0)
     args, module = parse("--keyframe-crowdedness-guidance", "-2")
     import pytest
 

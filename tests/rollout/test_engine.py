@@ -70,6 +70,10 @@ def test_keyframe_crowdedness_guidance_changes_only_rollouts_told_a_crowdedness(
     for bad in (-1.0, float("inf"), float("nan")):
         with pytest.raises(ValueError, match=r"keyframe_crowdedness_guidance=.*allowed: a finite scale >= 0"):
             EngineConfig(keyframe_crowdedness_guidance=bad)
+    part = engine(keyframe_crowdedness_guidance=4.0, keyframe_crowdedness_interval=[0.5, 1])._sampling(2).guidance
+    assert part.intervals(part.scales(), 1000) == {"crowdedness": (500, 999)}
+    with pytest.raises(ValueError, match=r"keyframe_crowdedness_interval=\[0.5, 0.5\]; allowed: \[lo, hi\]"):
+        EngineConfig(keyframe_crowdedness_interval=(0.5, 0.5))
 
 
 def test_rollout_is_independent_of_batch_composition(engine):

@@ -230,6 +230,39 @@ def test_crowdedness_guidance_with_contrast_guides_against_the_sparser_label():
         VideoGuidance(contrast=("boxes",))
 
 
+@torch.no_grad()
+def test_crowdedness_interval_guides_only_its_steps_and_alone_saves_the_others_evaluations():
+    model = _model()
+    z, mask = _context()
+    image = Conditioning.from_labels(["day", "night"], ["high", "medium"], [None, None], [None, None])
+    batches = []
+
+    def counting(x, tau, cond):
+        batches.append(x.shape[0])
+        return model(x, tau, cond)
+
+    def run(**kw):
+        batches.clear()
+        cfg = VideoSamplingConfig(steps=2, spacing="trailing", guidance=VideoGuidance(**kw))  # tau 999, then 499
+        return sample_clip(counting, SCHEDULE, "eps", z, mask, torch.Generator().manual_seed(0), image_cond=image,
+                           config=cfg).latents  # fmt: skip
+
+    noisy = run(crowdedness=3.0, contrast=("crowdedness",), crowdedness_interval=(0.5, 1.0))
+    assert batches == [6, 2]  # nothing, crowdedness, its contrast at tau 999; the conditional alone at 499
+    every = run(crowdedness=3.0, contrast=("crowdedness",))
+    assert batches == [6, 6]
+    plain = run()
+    assert batches == [2, 2]
+    assert not torch.allclose(noisy[:, 2:], every[:, 2:], atol=1e-5)
+    assert not torch.allclose(noisy[:, 2:], plain[:, 2:], atol=1e-5)
+    run(context=2.0, crowdedness=3.0, crowdedness_interval=(0.5, 1.0))
+    assert batches == [6, 6]  # the context is guided at every step: every evaluation runs, crowdedness at scale 1
+    guidance = VideoGuidance(context=2.0, crowdedness=3.0, crowdedness_interval=[0.5, 1])
+    assert guidance.intervals(guidance.scales(), 1000) == {"crowdedness": (500, 999)}
+    with pytest.raises(ValueError, match=r"crowdedness_interval=.*0 <= lo < hi <= 1"):
+        VideoGuidance(crowdedness_interval=(0.5, 0.2))
+
+
 @pytest.mark.parametrize("interval", [(0.6, 0.4), (-0.1, 1.0), (0.0, 1.5), (0.3,)])
 def test_bad_context_interval_names_what_is_allowed(interval):
     with pytest.raises(ValueError, match=r"context_interval=.*0 <= lo < hi <= 1"):
