@@ -38,12 +38,15 @@ class ConditionPrediction:
 
 @dataclass(frozen=True)
 class ConditionAdherence:
-    """Accuracies in [0, 1] over the clips that requested that label (None when none did)."""
+    """Accuracies in [0, 1] over the clips that requested that label (None when none did).
+    crowdedness_read: for each requested crowdedness level, how many clips the probe read as each level
+    ({requested: {read: count}}, every level listed), which shows where the misses go (e.g. traffic lost)."""
 
     time_of_day: float | None
     crowdedness: float | None
     both: float | None
     num_clips: int
+    crowdedness_read: dict[str, dict[str, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,10 @@ def condition_adherence(
     crowd_acc, crowd_hits = _accuracy(predicted.crowdedness, crowdedness)
     both_mask = np.array([a is not None and c is not None for a, c in zip(time_of_day, crowdedness)], bool)
     both = float((tod_hits & crowd_hits)[both_mask].mean()) if both_mask.any() else None
-    return ConditionAdherence(time_of_day=tod_acc, crowdedness=crowd_acc, both=both, num_clips=n)
+    read = {want: {got: sum(1 for p, r in zip(predicted.crowdedness, crowdedness) if r == want and p == got)
+                   for got in CROWDEDNESS} for want in CROWDEDNESS}  # fmt: skip
+    return ConditionAdherence(time_of_day=tod_acc, crowdedness=crowd_acc, both=both, num_clips=n,
+                              crowdedness_read=read)  # fmt: skip
 
 
 def box_adherence(

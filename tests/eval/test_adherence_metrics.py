@@ -39,6 +39,14 @@ def test_condition_adherence_falls_with_wrong_requests():
     assert partial.time_of_day is None and partial.both is None and partial.crowdedness == 1.0
 
 
+def test_crowdedness_read_counts_where_each_requested_level_went():
+    crowd = ["high", "high", "high", "medium", "medium", "low", None]
+    pred = _prediction(["day"] * 7, ["high", "medium", "low", "low", "medium", "low", "high"])
+    read = condition_adherence(pred, ["day"] * 7, crowd).crowdedness_read
+    assert read == {"low": {"low": 1, "medium": 0, "high": 0}, "medium": {"low": 1, "medium": 1, "high": 0},
+                    "high": {"low": 1, "medium": 1, "high": 1}}  # the unrequested clip is in no row
+
+
 def test_condition_adherence_bad_requests():
     pred = _prediction(["day"], ["low"])
     with pytest.raises(ValueError, match="one entry per clip"):
