@@ -62,6 +62,7 @@ from drivesim.eval.probe_io import Probes, load_probes
 from drivesim.eval.report import plot_storyboard, to_plain, write_json
 from drivesim.eval.results import EvalOptions, EvalReport
 from drivesim.eval.suite import evaluate, prepare_real
+from drivesim.eval.traffic import TrafficCurve, plot_traffic, traffic_curve, vehicle_counts
 from drivesim.eval.video_sets import EvalClip, VideoSet
 from drivesim.paths import default_probes_dir
 from drivesim.rollout.compute_dtype import DTYPE_CHOICES
@@ -97,6 +98,7 @@ DRIVER_SEED_BASE = 7_000_000  # PatternDriver seeds of the action rollouts (+ 10
 @dataclass
 class Sizes:
     clips: int = 16  # real clips per set (A reference, B contexts); generated clips = B clips
+    storyboard_clips: int = 3  # clips drawn in clips_storyboard.png (real B above generated)
     clip_seconds: float = 3.2  # per generated clip (6 keyframes at stride 16, 24 at stride 4)
     action_rollouts: int = 8
     action_seconds: float = 6.4  # per action rollout
@@ -134,6 +136,7 @@ class ClipQuality:
     frames_per_clip: int
     fps: float
     notes: list[str]
+    traffic: TrafficCurve | None = None  # detected vehicles per frame over the clips, generated and real B
 
 
 @dataclass(frozen=True)
@@ -184,11 +187,16 @@ def measure_clips(
     prepared = prepare_real(set_a, probes, o)
     floor: EvalReport = evaluate(prepared, set_b, probes, o)
     rep: EvalReport = evaluate(prepared, gen, probes, o)
-    plot_storyboard(set_b, gen, out / "clips_storyboard.png", num_clips=3, num_frames=8)
+    plot_storyboard(set_b, gen, out / "clips_storyboard.png", num_clips=z.storyboard_clips, num_frames=8)
+    keep = stride // f  # source frames per output frame
+    real_frames = b.frames[:, : frames.shape[1] * keep : keep]  # B from its first frame, at the output rate
+    traffic = traffic_curve(vehicle_counts(probes.frame, frames), vehicle_counts(probes.frame, real_frames),
+                            b.crowdedness, engine.output_fps)  # fmt: skip
+    plot_traffic(traffic, out / "clips_traffic.png")
     return ClipQuality(
         rep.frechet.fvd_probe, floor.frechet.fvd_probe, rep.frechet.fid_probe, floor.frechet.fid_probe,
         rep.condition, floor.condition, rep.action, rep.temporal.flicker, floor.temporal.flicker,
-        len(gen.clips), frames.shape[1], engine.output_fps, rep.notes,
+        len(gen.clips), frames.shape[1], engine.output_fps, rep.notes, traffic,
     )  # fmt: skip
 
 
@@ -297,6 +305,8 @@ def main() -> None:
     sizes = replace(QUICK if args.quick else Sizes(), **{
         f.name: getattr(args, f.name) for f in dataclasses.fields(Sizes) if getattr(args, f.name) is not None
     })  # fmt: skip
+    if sizes.storyboard_clips < 1:
+        raise SystemExit(f"--storyboard-clips: storyboard_clips={sizes.storyboard_clips}; allowed: 1 or more clips")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="video_ldm_quality_")) if args.random else None
