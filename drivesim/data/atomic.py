@@ -10,6 +10,7 @@ import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def temporary_sibling(target: Path, suffix: str = "") -> Path:
@@ -55,3 +56,16 @@ def atomic_write_text(target: str | Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+
+
+def save_figure(fig: Any, target: str | Path, dpi: int = 90) -> Path:
+    """Lay out a matplotlib figure tightly, write it to `target` atomically (its folder made; the format from the
+    suffix) and close it. Returns the path."""
+    import matplotlib.pyplot as plt
+
+    path = Path(target)
+    fig.tight_layout()
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    return path

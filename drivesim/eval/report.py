@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from drivesim.data.atomic import atomic_write_text
+from drivesim.data.atomic import atomic_write_text, save_figure
 from drivesim.eval.results import EvalReport
 from drivesim.eval.video_sets import VideoSet
 
@@ -81,12 +81,7 @@ def plot_drift(report: EvalReport, path: str | Path) -> Path:
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("rollout time (s)")
     fig.suptitle("metrics per rollout window (long-horizon drift)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_storyboard(
@@ -124,9 +119,4 @@ def plot_frame_grid(
             if r == 0:
                 ax.set_title(titles[c] if titles else f"frame {k}", fontsize=7)
         axes[r, 0].set_ylabel(label, fontsize=6)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
+from drivesim.data.atomic import save_figure
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.frame_probe import FrameProbe
 from drivesim.world.types import CROWDEDNESS
@@ -101,9 +102,4 @@ def plot_traffic(curve: TrafficCurve, path: str | Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("vehicles detected per frame")
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

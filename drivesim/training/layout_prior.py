@@ -20,7 +20,7 @@ from safetensors import safe_open
 from tqdm import tqdm
 
 from drivesim.autoencoder.latent_cache import frame_boxes, read_cache
-from drivesim.data.atomic import atomic_path
+from drivesim.data.atomic import save_figure
 from drivesim.data.labels import SPLITS, crowdedness_index, time_of_day_index
 from drivesim.diffusion.layout_prior import LAYOUT_PRIOR_STAGE, LayoutPrior
 from drivesim.model_folder import save_stage
@@ -115,11 +115,7 @@ def plot_layouts(priors: dict[str, LayoutPrior], path: Path, seed: int = 0) -> P
         sub.set_xticks([])
         sub.set_yticks([])
         sub.set_title(f"{name}: {len(xyxy)} boxes", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def train(cfg: LayoutPriorTrainConfig) -> LayoutPrior:

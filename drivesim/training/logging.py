@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from drivesim.data.atomic import atomic_write_text
+from drivesim.data.atomic import atomic_write_text, save_figure
 
 
 class LossLog:
@@ -47,9 +47,4 @@ class LossLog:
         axes[-1, 0].set_xlabel("step")
         if title:
             fig.suptitle(title)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)

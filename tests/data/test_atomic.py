@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from drivesim.data.atomic import atomic_path, atomic_write_text
+from drivesim.data.atomic import atomic_path, atomic_write_text, save_figure
 from drivesim.model_folder import atomic_save_tensors
 
 
@@ -42,3 +42,18 @@ def test_an_error_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> 
             raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]
+
+
+def test_save_figure_writes_the_png_whole_into_a_new_folder_and_closes_the_figure(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = save_figure(fig, tmp_path / "new" / "curve.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["curve.png"]  # no temporary file left
+
