@@ -33,6 +33,9 @@ class VideoTrainCommon:
     # latent rows that see the road (`ego_warp.ground_rows` of the model's camera) weigh this in the denoising
     # loss (1 = off): the action probe reads the accel from the road rows only (docs/results.md, session 34)
     road_weight: float = 1.0
+    # latent cells under a frame's vehicle boxes weigh this in the denoising loss (1 = off), as the image LDM's
+    # box_weight: one prediction step from the truth loses a third of the vehicles (docs/results.md, session 40)
+    box_weight: float = 1.0
     forecast_weight: float = 1.0  # weight of the action forecaster's MSE (video.action_forecast)
     action_consistency_weight: float = 0.0  # > 0: fit a latent inverse-dynamics model, score the outputs with it
     action_consistency_start: int = 200  # steps of fitting g alone before its score enters the loss
@@ -64,8 +67,9 @@ class VideoTrainCommon:
                 raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 1")
         if self.num_frames < 2:
             raise ValueError(f"{name}.num_frames={self.num_frames} must be >= 2")
-        if not self.road_weight >= 1.0:
-            raise ValueError(f"{name}.road_weight={self.road_weight} must be >= 1 (1 = off)")
+        for key in ("road_weight", "box_weight"):
+            if not getattr(self, key) >= 1.0:
+                raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 1 (1 = off)")
         for key in ("forecast_weight", "action_consistency_weight", "action_consistency_start"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 0")

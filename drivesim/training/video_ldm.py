@@ -53,6 +53,7 @@ from drivesim.autoencoder.latent_cache import (
 )
 from drivesim.diffusion.action_forecast import forecast_error
 from drivesim.diffusion.blend_residual import BlendShift
+from drivesim.diffusion.box_loss_weight import latent_box_weights
 from drivesim.diffusion.context import noise_context, prediction_mask, sample_num_context
 from drivesim.diffusion.ego_warp import ground_rows
 from drivesim.diffusion.latent_idm import LatentInverseDynamics, context_pairs, pair_loss, real_pairs
@@ -146,6 +147,10 @@ def masked_loss(
     if cfg.road_weight > 1.0:  # the road rows weigh more (VideoTrainCommon.road_weight)
         rows = ground_rows(batch.z.shape[-2], cfg.video.camera(), device).to(weight)  # h
         weight = weight * rearrange(1.0 + (cfg.road_weight - 1.0) * rows, "h -> 1 1 1 h 1")  # b t 1 h 1
+    if cfg.box_weight > 1.0:  # the cells under each frame's vehicle boxes weigh more (VideoTrainCommon.box_weight)
+        h, w = batch.z.shape[-2:]
+        cells = latent_box_weights(batch.image.boxes, batch.image.box_mask, h, w, cfg.box_weight)  # (b t) 1 h w
+        weight = weight * rearrange(cells.to(weight), "(b t) 1 h w -> b t 1 h w", b=b)
     diffusion = diffusion_loss(model, batch.z, cond, schedule, generator, target=target, weight=weight)
     loss, error, forecast = diffusion.loss, None, None
     if forecaster is not None and forecaster.action_forecast is not None:

@@ -419,3 +419,31 @@ def test_road_weight_weighs_the_road_rows_of_the_frames_to_predict(workspace, mo
     assert (weighted[:, 1:, :, road] == 3).all() and (weighted[:, 1:, :, ~road] == 1).all()
     with pytest.raises(ValueError, match="road_weight=0.5 must be >= 1"):
         dataclasses.replace(cfg, road_weight=0.5)
+
+
+def test_box_weight_weighs_the_cells_under_each_frames_vehicle_boxes(workspace, monkeypatch):
+    from drivesim.diffusion.box_loss_weight import latent_box_mask
+    from drivesim.training import video_ldm as video_module
+
+    seen = []
+
+    def spy(model, x0, cond, schedule, generator, target, weight):
+        seen.append(torch.broadcast_to(weight, x0.shape))
+        return video_module.DiffusionLoss(x0.sum() * 0, x0.new_zeros(x0.shape[0]), x0.new_zeros(x0.shape[0]), x0)
+
+    monkeypatch.setattr(video_module, "diffusion_loss", spy)
+    cfg = _cfg(workspace, "boxes")
+    batch = clip_batch(collate_latent_windows([window_dataset(cfg, cfg.frame_stride)[0]]), use_boxes=True)
+    t = batch.z.shape[1]
+    cells = latent_box_mask(batch.image.boxes, batch.image.box_mask, H, W).reshape(1, t, H, W)  # (b t) -> 1 t
+    assert cells[0, 1:].any() and not cells[0, 1:].all()  # the frames to predict have boxes, not everywhere
+    mask = torch.tensor([[1.0] + [0.0] * (t - 1)])
+    for w in (1.0, 4.0):
+        masked_loss(None, batch, mask, NoiseSchedule(), "eps", torch.Generator().manual_seed(0),
+                    dataclasses.replace(cfg, box_weight=w))  # fmt: skip
+    plain, weighted = seen
+    assert (weighted[:, 0] == 0).all() and (plain[:, 1:] == 1).all()  # the given frame is not in the loss
+    under = cells[:, 1:, None].expand(-1, -1, weighted.shape[2], -1, -1)  # b t-1 c h w
+    assert (weighted[:, 1:][under] == 4).all() and (weighted[:, 1:][~under] == 1).all()
+    with pytest.raises(ValueError, match="box_weight=0.5 must be >= 1"):
+        dataclasses.replace(cfg, box_weight=0.5)
