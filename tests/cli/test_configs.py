@@ -166,6 +166,23 @@ def test_stride4_noise_experiment_continues_the_bundled_stage_and_its_control_di
     assert "video.context_noise=false" in text and "runs/models/stride4_more" in text
 
 
+def test_stride4_boxes_experiment_differs_from_the_noise_control_only_by_the_box_weight():
+    """Issues 6 and 9, traffic: the box-weighted stride-4 run against session 21's equal-budget control."""
+    from drivesim.training.video_config import VideoLDMTrainConfig
+
+    def load(name: str, extra: list[str]) -> VideoLDMTrainConfig:
+        return to_dataclass(compose("train/video_ldm", [f"experiment=default/{name}", *extra]), VideoLDMTrainConfig)
+
+    boxes = load("video_ldm_stride4_boxes", [])
+    control = load("video_ldm_stride4_noise", ["video.context_noise=false"])
+    assert boxes.box_weight == 10.0 and control.box_weight == 1.0 and not boxes.video.context_noise
+    assert boxes.model_dir == "runs/models/stride4_boxes" and boxes.init_stage == "video_ldm_stride4"
+    fields = ("model_dir", "run_dir", "box_weight", "num_threads")  # threads change speed, not the run
+    assert {k: v for k, v in vars(boxes).items() if k not in fields} == {
+        k: v for k, v in vars(control).items() if k not in fields
+    }
+
+
 def test_stride4_own_context_experiment_differs_from_the_noise_control_only_by_own_context():
     """Issue 6, drift: own-rollout context against session 21's equal-budget control (no context noise)."""
     from drivesim.training.video_config import VideoLDMTrainConfig
