@@ -394,8 +394,9 @@ def test_consistency_on_forecast_switch_scores_the_forecast_too(workspace):
     assert float(scores[0]) > float(scores[1]) > 0
 
 
-def test_road_weight_weighs_the_road_rows_of_the_frames_to_predict(workspace, monkeypatch):
-    from drivesim.diffusion.ego_warp import ground_rows
+def _spy_loss_weights(monkeypatch) -> list:
+    """Replace the video trainer's diffusion loss by a spy; the returned list collects each call's loss weights,
+    broadcast to the latents' shape (b, t, c, h, w)."""
     from drivesim.training import video_ldm as video_module
 
     seen = []
@@ -405,6 +406,13 @@ def test_road_weight_weighs_the_road_rows_of_the_frames_to_predict(workspace, mo
         return video_module.DiffusionLoss(x0.sum() * 0, x0.new_zeros(x0.shape[0]), x0.new_zeros(x0.shape[0]), x0)
 
     monkeypatch.setattr(video_module, "diffusion_loss", spy)
+    return seen
+
+
+def test_road_weight_weighs_the_road_rows_of_the_frames_to_predict(workspace, monkeypatch):
+    from drivesim.diffusion.ego_warp import ground_rows
+
+    seen = _spy_loss_weights(monkeypatch)
     cfg = _cfg(workspace, "road")
     batch = clip_batch(collate_latent_windows([window_dataset(cfg, cfg.frame_stride)[0]]), use_boxes=True)
     mask = torch.tensor([[1.0, 0, 0, 0]])
@@ -423,15 +431,8 @@ def test_road_weight_weighs_the_road_rows_of_the_frames_to_predict(workspace, mo
 
 def test_box_weight_weighs_the_cells_under_each_frames_vehicle_boxes(workspace, monkeypatch):
     from drivesim.diffusion.box_loss_weight import latent_box_mask
-    from drivesim.training import video_ldm as video_module
 
-    seen = []
-
-    def spy(model, x0, cond, schedule, generator, target, weight):
-        seen.append(torch.broadcast_to(weight, x0.shape))
-        return video_module.DiffusionLoss(x0.sum() * 0, x0.new_zeros(x0.shape[0]), x0.new_zeros(x0.shape[0]), x0)
-
-    monkeypatch.setattr(video_module, "diffusion_loss", spy)
+    seen = _spy_loss_weights(monkeypatch)
     cfg = _cfg(workspace, "boxes")
     batch = clip_batch(collate_latent_windows([window_dataset(cfg, cfg.frame_stride)[0]]), use_boxes=True)
     t = batch.z.shape[1]
