@@ -70,6 +70,9 @@ class VideoTrainCommon:
         for key in ("road_weight", "box_weight"):
             if not getattr(self, key) >= 1.0:
                 raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 1 (1 = off)")
+        if self.box_weight > 1.0 and not self.use_boxes:
+            raise ValueError(f"{name}.box_weight={self.box_weight} needs use_boxes=true: the weights come from the "
+                             "boxes the batches carry")
         for key in ("forecast_weight", "action_consistency_weight", "action_consistency_start"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 0")

@@ -448,3 +448,5 @@ def test_box_weight_weighs_the_cells_under_each_frames_vehicle_boxes(workspace, 
     assert (weighted[:, 1:][under] == 4).all() and (weighted[:, 1:][~under] == 1).all()
     with pytest.raises(ValueError, match="box_weight=0.5 must be >= 1"):
         dataclasses.replace(cfg, box_weight=0.5)
+    with pytest.raises(ValueError, match="box_weight=4.0 needs use_boxes=true"):
+        dataclasses.replace(cfg, box_weight=4.0, use_boxes=False)
