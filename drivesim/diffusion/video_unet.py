@@ -24,6 +24,8 @@ False, the "from scratch" ablation):
 - with `action_forecast`, a deterministic action-conditioned forecast of the frames after the
   last context frame (`ActionForecast`, trained by its own MSE, detached here) as a second
   masked context (v ∘ z^, v) through its own `ContextEncoder`, added the same way.
+With `clean_context` the given frames also enter the spatial blocks as given (clean, or at the context-noise level),
+at their own diffusion time, instead of noised with the frames to predict.
 
 Every new output projection starts at zero, so a fresh VideoUNet equals the image model
 for any alpha; with every alpha = 1 it equals it exactly for any phi (`set_alpha(1.0)`).
@@ -218,8 +220,13 @@ class VideoUNet(nn.Module):
         if shift is not None:  # denoise z - mu (drivesim.diffusion.blend_residual)
             mu = blend_given_frames(cond.context_latents.to(z.dtype), cond.context_mask)  # b t c h w
             z = shift.shift_input(z, tau, mu)
-        frames = rearrange(z, "b t c h w -> (b t) c h w")
         tau_frames = repeat(tau, "b -> (b t)", t=t)  # (b t,)
+        if self.config.clean_context:  # given frames as given, at their own time tau_c (VideoUNetConfig)
+            given = cond.context_mask.to(torch.bool)  # b t
+            z = torch.where(rearrange(given, "b t -> b t 1 1 1"), cond.context_latents.to(z.dtype), z)
+            tau_given = repeat(cond.context_noise_level.to(tau.dtype), "b -> (b t)", t=t)
+            tau_frames = torch.where(rearrange(given, "b t -> (b t)"), tau_given, tau_frames)
+        frames = rearrange(z, "b t c h w -> (b t) c h w")
         image_cond = cond.image if cond.image.batch_size == b * t else cond.image.repeat_frames(t)
         extra, spatial = self.frame_embedding(cond, z.dtype)
         context: list[Tensor] | None = None

@@ -43,6 +43,12 @@ class VideoUNetConfig:
     blend_residual: denoise z - mu, mu the linear blend of the given frames (`blend_residual`; the
         interpolation model's in-between frames as the keyframes' blend plus a learned correction);
         needs use_context and the image model's schedule and target (`VideoUNet(blend_shift=...)`).
+    clean_context: the given frames enter the denoiser as their given latents (clean, or noised to tau_c with
+        context noise) at their own diffusion time tau_c, not noised with the frames to predict at tau (the paper's
+        choice, which hands them to theta as noise at high tau and to the temporal layers only through c_S): every
+        spatial block then computes sharp features of the context that the temporal layers can carry over (beyond
+        the paper, as GameNGen and DIAMOND condition on clean past frames). Needs use_context; not with
+        blend_residual (its shift is per clip).
     freeze_image: theta frozen (True, the paper) or trained end to end (False, ablation).
     zero_init: new output projections start at zero (the model starts as the image model);
         False gives random temporal layers (e.g. an untrained test model whose actions matter).
@@ -77,6 +83,7 @@ class VideoUNetConfig:
     warp_camera_height: float = WORLD_CAMERA_HEIGHT
     warp_hood: float = WORLD_HOOD
     blend_residual: bool = False
+    clean_context: bool = False
     freeze_image: bool = True
     zero_init: bool = True
     zero_init_actions: bool = False
@@ -119,6 +126,9 @@ class VideoUNetConfig:
             self.camera()  # raises on a bad camera
         if self.blend_residual and not self.use_context:
             raise ValueError("VideoUNetConfig.blend_residual needs use_context=True (the blend is of the given frames)")
+        if self.clean_context and (not self.use_context or self.blend_residual):
+            raise ValueError("VideoUNetConfig.clean_context needs use_context=True and blend_residual=False (the "
+                             "blend's shift is one per clip; clean context frames have their own diffusion time)")
         if self.forecast_channels < 1 or self.forecast_levels < 0:
             raise ValueError(
                 f"VideoUNetConfig.forecast_channels={self.forecast_channels} must be >= 1 and "

@@ -73,6 +73,9 @@ class VideoTrainCommon:
         if self.box_weight > 1.0 and not self.use_boxes:
             raise ValueError(f"{name}.box_weight={self.box_weight} needs use_boxes=true: the weights come from the "
                              "boxes the batches carry")
+        if self.loss_on_context and self.video.clean_context:
+            raise ValueError(f"{name}.loss_on_context needs video.clean_context=false: clean context frames enter "
+                             "as given, so there is nothing to denoise on them")
         for key in ("forecast_weight", "action_consistency_weight", "action_consistency_start"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 0")

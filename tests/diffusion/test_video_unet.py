@@ -339,3 +339,31 @@ def test_ego_warp_starts_as_the_loaded_model_and_then_reads_the_warp_where_it_ho
         VideoUNet(_image_unet(), VideoUNetConfig.tiny(ego_warp=True))
     with pytest.raises(ValueError, match="warp_latents has shape"):
         dataclasses.replace(cond, warp_latents=torch.zeros(B, T + 1, C, H, W))
+
+
+@torch.no_grad()
+def test_clean_context_hands_theta_the_given_frames_at_their_own_time():
+    model = _video(clean_context=True, context_noise=True)
+    z, tau, cond = _inputs()
+    cond = dataclasses.replace(cond, context_noise_level=torch.tensor([0, 300]))  # tau_c of each clip's given frames
+    model.set_alpha(1.0)  # frame by frame: a given frame is the image model on its given latent at tau_c
+    out = model(z, tau, cond)
+    given = rearrange(cond.context_mask.bool(), "b t -> b t 1 1 1")
+    frames = rearrange(torch.where(given, cond.context_latents, z), "b t c h w -> (b t) c h w")
+    tau_frames = torch.where(rearrange(cond.context_mask.bool(), "b t -> (b t)"),
+                             repeat(cond.context_noise_level, "b -> (b t)", t=T), repeat(tau, "b -> (b t)", t=T))
+    expected = rearrange(model.image_unet(frames, tau_frames, cond.image), "(b t) c h w -> b t c h w", t=T)
+    torch.testing.assert_close(out, expected)
+    model.set_alpha(0.5)
+    noised = z.clone()
+    noised[given.expand_as(z)] += 1.0  # the noisy input at given frames is not read
+    torch.testing.assert_close(model(noised, tau, cond), model(z, tau, cond))
+    plain = _video(context_noise=True)
+    assert not torch.allclose(plain(noised, tau, cond), plain(z, tau, cond))  # the paper's model reads them
+
+
+def test_clean_context_needs_context_and_no_blend_shift():
+    with pytest.raises(ValueError, match="clean_context needs use_context"):
+        VideoUNetConfig.tiny(clean_context=True, use_context=False, action_forecast=False)
+    with pytest.raises(ValueError, match="clean_context needs"):
+        VideoUNetConfig.tiny(clean_context=True, blend_residual=True)

@@ -450,3 +450,12 @@ def test_box_weight_weighs_the_cells_under_each_frames_vehicle_boxes(workspace, 
         dataclasses.replace(cfg, box_weight=0.5)
     with pytest.raises(ValueError, match="box_weight=4.0 needs use_boxes=true"):
         dataclasses.replace(cfg, box_weight=4.0, use_boxes=False)
+
+
+def test_a_clean_context_model_trains_and_loads_with_its_switch(workspace):
+    cfg = _prepare(workspace, _cfg(workspace, "clean", video=VideoUNetConfig.tiny(clean_context=True), max_steps=2))
+    assert train(cfg).steps == 2
+    loaded = load_video_ldm(Path(cfg.model_dir), "video_ldm")
+    assert loaded.model.config.clean_context
+    with pytest.raises(ValueError, match="loss_on_context needs video.clean_context=false"):
+        dataclasses.replace(cfg, loss_on_context=True)
