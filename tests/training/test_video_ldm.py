@@ -232,7 +232,7 @@ def test_action_forecast_trains_on_its_own_loss_from_a_plain_model(workspace):
     loaded = load_video_ldm(Path(cfg.model_dir)).model
     assert loaded.config.action_forecast and loaded.action_forecast is not None
 
-    other = VideoUNet(SpatialUNet(UNET), VideoUNetConfig.tiny(conv_kernel=(3, 3, 3)))
+    other = VideoUNet(SpatialUNet(UNET), VideoUNetConfig.tiny(context_hidden_channels=16))
     other.image_unet.load_state_dict(fresh.image_unet.state_dict())
     with pytest.raises(ValueError, match="does not fit"):
         init_from_stage(other, Path(plain.model_dir), "video_ldm")
