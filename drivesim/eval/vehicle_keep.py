@@ -5,7 +5,7 @@ car-coloured smear as traffic (docs/results.md, *Crowdedness over whole clips*).
 rollout started from true keyframes and told the true actions, a few keyframes ahead, before the other cars' own
 choices part the two), the detector's boxes on a generated frame can be matched to the true boxes of the same
 frame: **recall** (true vehicles found at the IoU threshold) falls when cars fade, **precision** (detections that
-are a true vehicle) falls when smears or blobs are counted. Neither moves for a blob that is not where a car is.
+are a true vehicle) falls when smears or blobs are counted: a blob where no car is raises neither.
 
 Shapes: frames (n, h, w, 3) uint8; boxes per frame (k, 4) float32 normalised xyxy.
 """
