@@ -28,7 +28,7 @@ from einops import rearrange
 from tqdm import tqdm
 
 from drivesim.data.atomic import atomic_path, atomic_write_text, save_figure
-from drivesim.eval.checks import uint8_to_video
+from drivesim.eval.checks import uint8_to_video, video_to_uint8
 from drivesim.eval.detection import Detections
 from drivesim.eval.probe_data import HELDOUT_SEED_BASE, EpisodeConfig, Episodes, render_episodes
 from drivesim.eval.probe_io import load_probes
@@ -73,8 +73,7 @@ def decoded_truth(engine, frames: np.ndarray) -> np.ndarray:
     """True frames (n, k, h, w, 3) encoded and decoded by the engine's frame codec."""
     x = rearrange(uint8_to_video(frames), "n k c h w -> (n k) c h w").to(engine.device)
     y = engine.frame_codec.decode(engine.frame_codec.encode(x)).float().clamp(-1, 1)
-    u8 = ((y + 1) * 127.5).round().byte().cpu().numpy()
-    return rearrange(u8, "(n k) c h w -> n k h w c", n=frames.shape[0])
+    return video_to_uint8(rearrange(y, "(n k) c h w -> n k c h w", n=frames.shape[0]))
 
 
 def score_table(dets: list[list[Detections]], truth: list[list[np.ndarray]], levels: list[str]) -> dict:

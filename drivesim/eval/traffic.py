@@ -19,8 +19,8 @@ import torch
 from einops import rearrange
 
 from drivesim.data.atomic import save_figure
-from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.frame_probe import FrameProbe
+from drivesim.eval.vehicle_keep import detect_frames
 from drivesim.world.types import CROWDEDNESS
 
 
@@ -29,15 +29,9 @@ def vehicle_counts(probe: FrameProbe, video: np.ndarray, batch_size: int = 256) 
     """Detected vehicles per frame of (n, t, h, w, 3) uint8 clips -> (n, t) int."""
     if video.ndim != 5:
         raise ValueError(f"video must be (n, t, h, w, 3) uint8 clips, got shape {video.shape}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be >= 1")
-    n, t = video.shape[:2]
-    frames = rearrange(uint8_to_video(video), "n t c h w -> (n t) c h w")  # (n t) 3 h w in [-1, 1]
-    device = next(probe.parameters()).device
-    probe.eval()
-    counts = [len(d.xyxy) for i in range(0, n * t, batch_size)
-              for d in probe.detect(frames[i : i + batch_size].to(device))]  # fmt: skip
-    return rearrange(np.asarray(counts, np.int64), "(n t) -> n t", n=n)
+    frames = rearrange(video, "n t h w c -> (n t) h w c")
+    counts = [len(d.xyxy) for d in detect_frames(probe, frames, batch_size)]
+    return rearrange(np.asarray(counts, np.int64), "(n t) -> n t", n=video.shape[0])
 
 
 def binned_means(counts: np.ndarray, fps: float, bin_seconds: float) -> list[float]:
