@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from drivesim.cli.main import to_dataclass
+from drivesim.cli.typed_config import to_dataclass
 from drivesim.model_bundle import BundleSummary, bundle_stages
 from drivesim.model_folder import read_folder_config
 

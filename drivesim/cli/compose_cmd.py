@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from drivesim.cli.main import to_dataclass
+from drivesim.cli.typed_config import to_dataclass
 
 _SUFFIXES = (".png", ".jpg", ".jpeg")
 PRIOR = "prior"  # boxes=prior: sample the layout from the model's layout prior

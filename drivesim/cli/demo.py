@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from drivesim.cli.main import to_dataclass
+from drivesim.cli.typed_config import to_dataclass
 from drivesim.rollout.engine_api import EngineConfig
 
 SOURCES = ("auto", "learned", "world")

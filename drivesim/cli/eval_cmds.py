@@ -21,7 +21,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from drivesim.cli.main import to_dataclass
+from drivesim.cli.typed_config import to_dataclass
 from drivesim.eval.results import EvalOptions, EvalReport
 from drivesim.eval.torchscript_features import TorchScriptFeatureConfig
 

@@ -22,7 +22,7 @@ import yaml
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from drivesim.cli.main import to_dataclass
+from drivesim.cli.typed_config import to_dataclass
 from drivesim.rollout.engine_api import EngineConfig
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from drivesim.cli.main import to_dataclass
+from drivesim.cli.typed_config import to_dataclass
 
 
 @dataclass

@@ -11,7 +11,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+from drivesim.cli.typed_config import UsageError
 
 
 @dataclass(frozen=True)
@@ -103,10 +105,6 @@ COMMANDS: dict[tuple[str, ...], Command] = {
 }
 
 
-class UsageError(Exception):
-    pass
-
-
 def _usage() -> str:
     lines = ["usage: drivesim <command> [key=value ...]", "", "commands:"]
     for words, cmd in COMMANDS.items():
@@ -185,18 +183,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"drivesim: error: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def to_dataclass(cfg: DictConfig, cls: type) -> object:
-    """Validate a composed config against a typed dataclass; unknown or ill-typed keys raise
-    a UsageError that names the key."""
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(cls), cfg)
-        return OmegaConf.to_object(merged)
-    except OmegaConfBaseException as exc:
-        raise UsageError(f"bad config for {cls.__name__}: {exc}") from None
 
 
 if __name__ == "__main__":

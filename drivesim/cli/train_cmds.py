@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig
 
-from drivesim.cli.main import to_dataclass
+from drivesim.cli.typed_config import to_dataclass
 
 
 def _probes(cfg: DictConfig) -> object:

@@ -4,8 +4,9 @@ import dataclasses
 
 import pytest
 
-from drivesim.cli.main import COMMANDS, UsageError, compose, to_dataclass
+from drivesim.cli.main import COMMANDS, compose
 from drivesim.cli.train_cmds import STAGES
+from drivesim.cli.typed_config import UsageError, to_dataclass
 
 
 def _train_config_classes():

@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 from drivesim.autoencoder.config import AutoencoderConfig
 from drivesim.autoencoder.discriminator import DiscriminatorConfig
 from drivesim.autoencoder.frame_bank import load_clip_frames
-from drivesim.cli.main import compose, main, to_dataclass
+from drivesim.cli.main import compose, main
+from drivesim.cli.typed_config import to_dataclass
 from drivesim.data.dataset import ClipLabels, write_clip
 from drivesim.data.manifest import MANIFEST_NAME, write_manifest
 from drivesim.data.shards import ShardWriteConfig, write_shards

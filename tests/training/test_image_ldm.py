@@ -10,7 +10,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from drivesim.autoencoder.latent_cache import CACHE_FORMAT, CACHE_VERSION
-from drivesim.cli.main import UsageError, to_dataclass
+from drivesim.cli.typed_config import UsageError, to_dataclass
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.image_model import ImageLDM
 from drivesim.diffusion.unet import UNetConfig

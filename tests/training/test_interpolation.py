@@ -10,7 +10,8 @@ import yaml
 from safetensors.torch import save_file
 
 from drivesim.autoencoder.latent_cache import CACHE_FORMAT, CACHE_VERSION
-from drivesim.cli.main import compose, to_dataclass
+from drivesim.cli.main import compose
+from drivesim.cli.typed_config import to_dataclass
 from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
 from drivesim.diffusion.video_loading import load_video_ldm

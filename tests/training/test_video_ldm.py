@@ -12,7 +12,8 @@ from safetensors.torch import save_file
 from drivesim.autoencoder.config import AutoencoderConfig
 from drivesim.autoencoder.latent_cache import CACHE_FORMAT, CACHE_VERSION, collate_latent_windows
 from drivesim.autoencoder.model import Autoencoder
-from drivesim.cli.main import compose, to_dataclass
+from drivesim.cli.main import compose
+from drivesim.cli.typed_config import to_dataclass
 from drivesim.diffusion.latent_idm import LatentInverseDynamics
 from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
