@@ -14,10 +14,10 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from drivesim.cli.demo_config import Scenario, scenario_seconds
 from drivesim.rollout.engine_api import EngineConfig, merge_engine_config
 
 
@@ -31,12 +31,11 @@ def _offset_range(summary: dict) -> list[float] | None:
 
 
 def run_learned_demo(
-    scenarios: list[Any], seconds: float, model: str | None, engine_config: EngineConfig, out: Path, board: int
+    scenarios: list[Scenario], seconds: float, model: str | None, engine_config: EngineConfig, out: Path, board: int
 ) -> dict:
-    """Run every scenario (`drivesim.cli.demo.Scenario`) for `seconds` on the learned model."""
+    """Run every scenario for `seconds` on the learned model."""
     import cv2
 
-    from drivesim.cli.demo import scenario_seconds
     from drivesim.cli.generate_cmd import ScenarioConfig, generate
     from drivesim.data.atomic import atomic_write_text
     from drivesim.rollout.world_model import load
