@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from einops import rearrange
@@ -20,10 +20,8 @@ from tqdm import tqdm
 from drivesim.data.shard_windows import NodeInfo, ShardReadConfig, ShardWindowDataset
 from drivesim.data.shards import read_shard_manifest
 from drivesim.data.windows import WindowConfig, WindowSample
+from drivesim.training.autoencoder_config import AutoencoderTrainConfig
 from drivesim.training.distributed import SINGLE, check_batch
-
-if TYPE_CHECKING:
-    from drivesim.training.autoencoder import AutoencoderTrainConfig
 
 
 @dataclass(frozen=True)
