@@ -1,4 +1,4 @@
-"""What the env and planners need from a rollout engine, and how one is built.
+"""What the env and planners need from a rollout engine, and the settings it is built with.
 
 The engine advances B rollouts in one batched call. `start` makes the first frames
 (composed from labels/boxes by the image LDM, or encoded from user frames); `step`
@@ -142,10 +142,3 @@ def merge_engine_config(defaults: dict[str, Any] | None, overrides: dict[str, An
     if unknown:
         raise ValueError(f"unknown engine settings {unknown}; allowed: {sorted(EngineConfig.__dataclass_fields__)}")
     return EngineConfig(**merged)
-
-
-def build_engine(model: str | None, config: EngineConfig) -> Engine:
-    """The engine of the model folder `model` (None: the bundled default)."""
-    from drivesim.rollout.world_model import load
-
-    return load(model).engine(config)

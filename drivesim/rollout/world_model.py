@@ -38,6 +38,7 @@ from drivesim.diffusion.video_loading import (
 )
 from drivesim.model_folder import config_from_dict, read_folder_config, stage_state
 from drivesim.paths import default_model_dir
+from drivesim.rollout.engine_api import Engine, EngineConfig
 from drivesim.rollout.odometry import TravelReader, load_travel_reader
 from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
 
@@ -64,9 +65,8 @@ class WorldModel:
     odometry: TravelReader | None = None  # stage "odometry": travel between frames (rollout/odometry.py)
     odometry_stride: int = 4  # source frames between the two frames it reads
 
-    def engine(self, config: Any = None) -> Any:
+    def engine(self, config: EngineConfig | None = None) -> Engine:
         from drivesim.rollout.engine import LearnedEngine
-        from drivesim.rollout.engine_api import EngineConfig
 
         return LearnedEngine(self, config or EngineConfig())
 
@@ -168,3 +168,8 @@ def _heads(folder: Path, config: dict[str, Any], stage: str) -> tuple[RewardMode
     heads.load_state_dict(stage_state(folder, stage))
     heads.eval()
     return heads, int(entry.get("extra", {}).get("stride", 4))
+
+
+def build_engine(model: str | Path | None, config: EngineConfig) -> Engine:
+    """The engine of the model folder `model` (None: the bundled default)."""
+    return load(model).engine(config)
