@@ -13,15 +13,28 @@ Boxes whose bottom lies at or above the horizon are placed at the far end of the
 from __future__ import annotations
 
 import reprlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-from drivesim.world.traffic import CAR, DIMS, NUM_CAR_COLOURS, NUM_TRUCK_COLOURS, TRUCK
-from drivesim.world.view import NEAR
+from drivesim.world.config import WorldConfig
+from drivesim.world.ego import EgoCar
+from drivesim.world.road import RoadProfile
+from drivesim.world.traffic import CAR, DIMS, NUM_CAR_COLOURS, NUM_TRUCK_COLOURS, TRUCK, Traffic
+from drivesim.world.view import NEAR, View
 
-if TYPE_CHECKING:
-    from drivesim.world.world import World
+
+class PlacementWorld(Protocol):
+    """What placing vehicles reads and changes of a world (`drivesim.world.world.World` is one)."""
+
+    config: WorldConfig
+    ego_car: EgoCar
+    rng: np.random.Generator
+    traffic: Traffic
+
+    def view(self) -> View: ...
+
+    def profile(self) -> RoadProfile: ...
 
 
 MAX_BOXES = 64  # more vehicles than the densest traffic setting (60) keeps around the ego car
@@ -57,7 +70,7 @@ def validate_boxes(boxes: np.ndarray | list) -> np.ndarray:
     return arr
 
 
-def place_from_boxes(world: World, boxes: np.ndarray) -> None:
+def place_from_boxes(world: PlacementWorld, boxes: np.ndarray) -> None:
     cfg, ego = world.config, world.ego_car
     view = world.view()
     prof = world.profile()
