@@ -26,6 +26,8 @@ ds train stage=reward experiment=default/pose_heads   # stage "pose": lateral of
 ds train stage=temporal_decoder experiment=default/temporal_decoder
 ds train stage=video_ldm experiment=default/video_ldm
 ds train stage=video_ldm experiment=default/video_ldm_stride4   # stage video_ldm_stride4: follows the steering
+ds train stage=video_ldm experiment=default/video_ldm_stride4_cars   # the same stage, trained to keep the cars
+ds train stage=video_ldm experiment=default/video_ldm_stride4_cars run_dir=runs/default/video_ldm_stride4_cars2 seed=1
 ds train stage=interpolation experiment=default/interpolation
 ds train stage=upsampler experiment=default/upsampler
 ds train stage=upsampler_temporal experiment=default/upsampler_temporal
