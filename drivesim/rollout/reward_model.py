@@ -17,11 +17,15 @@ off-road at recall 0.67 / precision 0.73 against 0.94 / 0.97: docs/results.md, R
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from drivesim.model_folder import config_from_dict, read_folder_config, stage_state
 
 
 @dataclass
@@ -106,3 +110,15 @@ class RewardModel(nn.Module):
         speed = F.softplus(out[:, 2]) * cfg.speed_scale
         pose = (out[:, 3], out[:, 4] * cfg.heading_scale) if cfg.pose else (None, None)
         return RewardPrediction(out[:, 0], out[:, 1], speed, *pose)
+
+
+def load_heads(folder: Path, config: dict[str, Any] | None, stage: str) -> tuple[RewardModel | None, int]:
+    """The reward-model stage `stage` of model folder `folder` (eval mode) and its trained pair stride;
+    (None, 4) when the folder has no such stage. `config`: the folder's config (read when None)."""
+    if not (folder / f"{stage}.safetensors").is_file():
+        return None, 4
+    entry = (config if config is not None else read_folder_config(folder))[stage]
+    heads = RewardModel(config_from_dict(RewardModelConfig, entry["config"], f"{folder} [{stage}]"))
+    heads.load_state_dict(stage_state(folder, stage))
+    heads.eval()
+    return heads, int(entry.get("extra", {}).get("stride", 4))

@@ -36,11 +36,11 @@ from drivesim.diffusion.video_loading import (
     load_image_ldm,
     load_video_ldm,
 )
-from drivesim.model_folder import config_from_dict, read_folder_config, stage_state
+from drivesim.model_folder import read_folder_config
 from drivesim.paths import default_model_dir
 from drivesim.rollout.engine_api import Engine, EngineConfig
 from drivesim.rollout.odometry import TravelReader, load_travel_reader
-from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
+from drivesim.rollout.reward_model import RewardModel, load_heads
 
 
 @dataclass
@@ -127,8 +127,8 @@ def load(path: str | Path | None = None) -> WorldModel:
         present = sorted(p.stem for p in folder.glob("*.safetensors"))
         raise FileNotFoundError(f"model folder {folder} lacks stage(s) {missing}; present: {present}")
     config = read_folder_config(folder)
-    reward, stride = _heads(folder, config, "reward")
-    pose, pose_stride = _heads(folder, config, "pose")
+    reward, stride = load_heads(folder, config, "reward")
+    pose, pose_stride = load_heads(folder, config, "pose")
     if pose is not None and not pose.config.pose:
         raise ValueError(f"model folder {folder}: stage 'pose' has pose=false in its config; it must read the pose")
     upsampler = None
@@ -157,17 +157,6 @@ def load(path: str | Path | None = None) -> WorldModel:
         odometry=None if odometry is None else odometry[0],
         odometry_stride=4 if odometry is None else odometry[1],
     )
-
-
-def _heads(folder: Path, config: dict[str, Any], stage: str) -> tuple[RewardModel | None, int]:
-    """The reward-model stage `stage` (eval mode) and its trained pair stride; (None, 4) when absent."""
-    if not _has(folder, stage):
-        return None, 4
-    entry = config[stage]
-    heads = RewardModel(config_from_dict(RewardModelConfig, entry["config"], f"{folder} [{stage}]"))
-    heads.load_state_dict(stage_state(folder, stage))
-    heads.eval()
-    return heads, int(entry.get("extra", {}).get("stride", 4))
 
 
 def build_engine(model: str | Path | None, config: EngineConfig) -> Engine:
