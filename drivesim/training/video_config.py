@@ -109,9 +109,15 @@ class VideoLDMTrainConfig(VideoTrainCommon):
     # stage written into model_dir: "video_ldm", or "video_ldm_<name>" for a further prediction model
     # beside it (EngineConfig.prediction picks one); init_from reads the init folder's init_stage (default "video_ldm")
     export_stage: str = "video_ldm"
+    # > 0: the pose the frozen pose heads read from each predicted frame's clean estimate should match what they
+    # read from the true frame (drivesim.training.pose_consistency), weighted so in the loss
+    pose_weight: float = 0.0
+    pose_from: str | None = None  # model folder with the "pose" stage (default: init_from, else model_dir)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.pose_weight >= 0:
+            raise ValueError(f"VideoLDMTrainConfig.pose_weight={self.pose_weight} must be >= 0 (0 = off)")
         check_context_probs(self.context_probs)
         if self.export_stage != "video_ldm" and not (
             self.export_stage.startswith("video_ldm_") and self.export_stage[10:].isidentifier()

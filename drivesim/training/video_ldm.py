@@ -20,6 +20,10 @@ the run's checkpoints, not in the exported stage), and from step `action_consist
 the model's clean estimates (weighted by alpha(tau)^2) and action forecasts are scored by
 g's detached weights against the actions the model was told.
 
+Pose consistency (`pose_weight` > 0; `drivesim.training.pose_consistency`): the frozen pose heads of
+`pose_from` read each predicted frame's clean estimate beside its true predecessor, and the term asks for the
+pose they read from the true frame.
+
 Ablations (config): `video.temporal_layers` "attention" | "attention+conv3d";
 `video.context_noise` with `context_noise_max` (tau_c ~ U{0..max} noises the context);
 `from_scratch` (theta randomly initialised and trained end to end). Context guidance
@@ -81,6 +85,7 @@ from drivesim.training.ema import EMA
 from drivesim.training.init_from import init_from_stage
 from drivesim.training.logging import LossLog
 from drivesim.training.own_context import own_context
+from drivesim.training.pose_consistency import PoseConsistency, load_pose_consistency
 from drivesim.training.run_state import RunCheckpointer
 from drivesim.training.video_config import VideoLDMTrainConfig, VideoTrainCommon
 from drivesim.training.warp_setup import WarpFn, frame_warp, with_warp_interval
@@ -89,13 +94,15 @@ from drivesim.training.warp_setup import WarpFn, frame_warp, with_warp_interval
 @dataclass(frozen=True)
 class VideoLoss:
     """loss = diffusion.loss + forecast_weight * forecast (the forecaster's MSE, or None)
-    + idm_fit (the inverse-dynamics model's own fit) + weight * consistency (or None)."""
+    + idm_fit (the inverse-dynamics model's own fit) + weight * consistency (or None)
+    + pose_weight * pose (or None)."""
 
     loss: Tensor
     diffusion: DiffusionLoss
     forecast: Tensor | None
     idm_fit: Tensor | None = None
     consistency: Tensor | None = None
+    pose: Tensor | None = None  # the pose-consistency term (drivesim.training.pose_consistency), unweighted
 
 
 def masked_loss(
@@ -110,12 +117,14 @@ def masked_loss(
     idm: nn.Module | None = None,
     consistency_weight: float = 0.0,
     warp: WarpFn | None = None,
+    pose: PoseConsistency | None = None,
 ) -> VideoLoss:
     """The masked denoising loss of Eq. (3) for one batch and its context mask (b, t), plus
     the action forecast's MSE when `forecaster` (the unwrapped VideoUNet) has one, plus, with
     a latent inverse-dynamics model `idm`, its fit on real pairs and (weight > 0) the
     action-consistency loss of the model's clean estimates and forecasts. `warp(z, mask, speed,
-    actions_given)` gives the ego-motion warp of the clean latents for a model with `ego_warp`."""
+    actions_given)` gives the ego-motion warp of the clean latents for a model with `ego_warp`; `pose` adds
+    the pose consistency of the clean estimates, weighted by its weight."""
     b, t = batch.z.shape[:2]
     device = batch.z.device
     context = batch.z
@@ -152,13 +161,17 @@ def masked_loss(
         cells = latent_box_weights(batch.image.boxes, batch.image.box_mask, h, w, cfg.box_weight)  # (b t) 1 h w
         weight = weight * rearrange(cells.to(weight), "(b t) 1 h w -> b t 1 h w", b=b)
     diffusion = diffusion_loss(model, batch.z, cond, schedule, generator, target=target, weight=weight)
-    loss, error, forecast = diffusion.loss, None, None
+    loss, error, forecast, pose_error = diffusion.loss, None, None, None
+    if pose is not None:
+        alpha2 = schedule.alpha(diffusion.tau).to(batch.z.dtype) ** 2  # (b,)
+        pose_error = pose.loss(batch.z, diffusion.x0, mask, alpha2)
+        loss = loss + pose.weight * pose_error
     if forecaster is not None and forecaster.action_forecast is not None:
         forecast, valid = forecaster.forecast(cond, batch.z.dtype)
         error = forecast_error(forecast, valid, batch.z)
         loss = loss + cfg.forecast_weight * error
     if idm is None:
-        return VideoLoss(loss, diffusion, error)
+        return VideoLoss(loss, diffusion, error, pose=pose_error)
     fit = pair_loss(idm, real_pairs(batch.z, batch.actions, batch.has_actions))
     consistency = None
     if consistency_weight > 0:
@@ -169,7 +182,7 @@ def masked_loss(
             scored = context_pairs(batch.z, forecast, mask, batch.actions, cond.actions_given)
             consistency = consistency + pair_loss(unwrap(idm), scored, frozen=True)
         loss = loss + consistency_weight * consistency
-    return VideoLoss(loss + fit, diffusion, error, fit, consistency)
+    return VideoLoss(loss + fit, diffusion, error, fit, consistency, pose_error)
 
 
 def build_video_unet(image: ImageLDM, cfg: VideoTrainCommon) -> VideoUNet:
@@ -200,11 +213,13 @@ def run_video_training(
     export_stage: str | None = None,
     refine: Callable[[ClipBatch, Tensor, VideoUNet, ImageLDM, torch.Generator], ClipBatch] | None = None,
     warp: WarpFn | None = None,
+    pose: PoseConsistency | None = None,
 ) -> VideoTrainResult:
     """The training loop shared by the video stages; `make_batch(info, step, generator)` returns
     this rank's (ClipBatch, context mask (b, t)). `init_from` reads `cfg.init_stage` (default `stage`); the
     result is written as `export_stage` (default: `stage`). `refine(batch, mask, ema_model, image, generator)`,
-    if given, turns the batch into the one trained on (own-rollout context), with the EMA model in eval."""
+    if given, turns the batch into the one trained on (own-rollout context), with the EMA model in eval; `pose`
+    adds the pose-consistency term."""
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
     info = init_distributed(cfg.device)
@@ -263,7 +278,8 @@ def run_video_training(
         weight = cfg.action_consistency_weight if step >= cfg.action_consistency_start else 0.0
         with autocast(info.device, cfg.precision):
             parts = masked_loss(
-                ddp_model, batch, mask, image.schedule, image.target, generator, cfg, model, ddp_idm, weight, warp
+                ddp_model, batch, mask, image.schedule, image.target, generator, cfg, model, ddp_idm, weight, warp,
+                pose,
             )
         loss = parts.loss
         for optimizer in optimizers.values():
@@ -277,7 +293,10 @@ def run_video_training(
         step += 1
         bar.update(1)
         recent = (recent + [float(all_reduce_mean(loss, info))])[-cfg.log_every :]
-        tracked = (("forecast_mse", parts.forecast), ("idm_fit", parts.idm_fit), ("consistency", parts.consistency))
+        tracked = (
+            ("forecast_mse", parts.forecast), ("idm_fit", parts.idm_fit), ("consistency", parts.consistency),
+            ("pose", parts.pose),
+        )
         for key, value in tracked:
             if value is not None:
                 values = recent_extra.setdefault(key, []) + [float(all_reduce_mean(value.detach(), info))]
@@ -374,10 +393,13 @@ def train(cfg: VideoLDMTrainConfig, after_step: Callable[[int], None] | None = N
             warp, cfg.own_context_chain,
         )
 
+    pose = None
+    if cfg.pose_weight > 0:
+        pose = load_pose_consistency(cfg.pose_from or cfg.init_from or cfg.model_dir, cfg.pose_weight, cfg.frame_stride)
     window = VideoWindow(num_frames=cfg.num_frames, frame_stride=cfg.frame_stride)
     extra = {"context_probs": list(cfg.context_probs), "own_context": cfg.own_context,
-             "own_context_chain": cfg.own_context_chain}
+             "own_context_chain": cfg.own_context_chain, "pose_weight": cfg.pose_weight}
     return run_video_training(
         cfg, VIDEO_LDM_STAGE, window, make_batch, after_step, stage_extra=extra, export_stage=cfg.export_stage,
-        refine=refine if cfg.own_context > 0 else None, warp=warp,
+        refine=refine if cfg.own_context > 0 else None, warp=warp, pose=pose,
     )
