@@ -25,6 +25,7 @@ from _video_eval import (
 
 from drivesim.eval.probe_data import episode_conditions
 from drivesim.eval.probe_io import Probes
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.world_model import WorldModel
 
@@ -98,7 +99,7 @@ def setting(s: float | None, fvd: list[float | None], fid: list[float | None], s
 def measure_long(
     world: WorldModel, base: EngineConfig, probes: Probes, z: LongSizes, device: str, seed: int, out: Path
 ) -> LongQuality:
-    engine = world.engine(base)
+    engine = LearnedEngine(world, base)
     stride, f, fps = engine.keyframe_stride, engine.frames_per_step, engine.output_fps
     window = max(2, int(round(z.window_seconds * fps)))
     n_windows = int(z.minutes * 60 // z.window_seconds)
@@ -128,7 +129,7 @@ def measure_long(
     results, thumbs = {}, {"real": np.stack([w.thumb for w in real[0].windows])}
     for name, s in (("guided", base.context_guidance), ("unguided", 1.0)):
         start = time.perf_counter()
-        eng = world.engine(replace(base, context_guidance=s))
+        eng = LearnedEngine(world, replace(base, context_guidance=s))
         gen = [stream() for _ in range(z.long_rollouts)]
         streams = np.stack(starts), list(tods), list(crowds)
         for chunk in rollout(eng, *streams, commanded, seed, f"long {name}", np.array(speeds)):

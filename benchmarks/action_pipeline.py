@@ -69,7 +69,7 @@ from drivesim.eval.probe_io import load_probes
 from drivesim.eval.report import to_plain
 from drivesim.eval.travel_reading import read_travel, travel_pairs, travel_score
 from drivesim.paths import default_probes_dir
-from drivesim.rollout.engine import to_uint8
+from drivesim.rollout.engine import LearnedEngine, to_uint8
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.odometry import ODOMETRY_STAGE, load_travel_reader
 from drivesim.rollout.travel_anchor import move_along_road
@@ -131,7 +131,7 @@ def stage_latents(
     for k in tqdm(range(2, keys.shape[1]), desc="fill", leave=False):
         filled.append(engine.fill(keys[:, k - 2 : k + 1], held[:, k], cond, gens, key_speeds[:, k - 2 : k + 1]))
     rows["interpolated_true_keyframes"] = torch.cat(filled, dim=1)
-    warper = world.engine(dataclasses.replace(engine.config, fill="warp"))
+    warper = LearnedEngine(world, dataclasses.replace(engine.config, fill="warp"))
     rows["warped_true_keyframes"] = warp_filled(warper, keys, cond, gens, key_speeds)
     for spread in noise:
         jittered = jittered_keyframes(engine.frame_codec, keys, spread, seed, GroundCamera())
@@ -324,14 +324,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     probes = load_probes(args.probes)
     world = load(args.model)
-    engine = world.engine(EngineConfig(prediction=args.prediction, interpolation_steps=args.interpolation_steps,
+    engine = LearnedEngine(world, EngineConfig(prediction=args.prediction, interpolation_steps=args.interpolation_steps,
                                        spacing=args.spacing))  # fmt: skip
     fps = int(round(world.fps))
     clips = driven_clips(REFERENCE_SEED_BASE, args.clips, args.seconds, engine.frame_size, fps,
                          DRIVER_SEED_BASE + 1000 * args.seed)  # fmt: skip
     predictor = None
     if args.predict:
-        predictor = world.engine(dataclasses.replace(
+        predictor = LearnedEngine(world, dataclasses.replace(
             engine.config, keyframe_steps=args.keyframe_steps, context_guidance=args.context_guidance,
             action_guidance=args.action_guidance, warp_start=args.warp_start, anchor_travel=args.anchor_travel,
             context_keys=args.context_keys, context_noise=args.context_noise, road_from_warp=args.road_from_warp,

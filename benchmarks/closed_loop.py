@@ -62,6 +62,7 @@ from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_io import Probes, load_probes
 from drivesim.eval.report import write_json
 from drivesim.paths import default_probes_dir
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.lane_keeper import HEADING_FROM, LaneKeeper, LaneKeeperConfig
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import WorldModel, load
@@ -173,7 +174,7 @@ def run_model(
     control step (s); with `sinks` (one WindowStream per start) every output frame also goes to the
     start's sink; with a `recorder` the accel follows each start's `AccelHolds` and the frames are recorded
     as `source`."""
-    engine = world.engine(engine_config(args, compile=args.compile))
+    engine = LearnedEngine(world, engine_config(args, compile=args.compile))
     if not engine.reader.reads_pose:
         raise SystemExit(f"{world.path}: no pose heads (give --pose-from)")
     step_s = engine.keyframe_stride / world.fps

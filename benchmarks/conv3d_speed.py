@@ -18,6 +18,7 @@ from torch import nn
 
 from drivesim.nn import temporal_conv
 from drivesim.registration import engine_defaults, learned_env_ids
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import load
@@ -76,7 +77,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    engine = load(args.model).engine(EngineConfig(**engine_defaults(args.env)))
+    engine = LearnedEngine(load(args.model), EngineConfig(**engine_defaults(args.env)))
     rows = []
     with torch.no_grad():
         for shape, conv in shapes_of_one_step(engine, args.num_envs):

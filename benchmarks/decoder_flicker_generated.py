@@ -118,7 +118,7 @@ def main() -> None:
         parser.error("--rollouts and --steps must be >= 1")
     torch.set_num_threads(args.threads)
     world = load(args.model)
-    engine = world.engine(EngineConfig())
+    engine = LearnedEngine(world, EngineConfig())
     latents = generated_latents(engine, args.rollouts, args.steps, args.seed)
     real = held_out_clips(args.dataset, *engine.frame_size, 16, latents.shape[1])
     decoders = {"image decoder": world.autoencoder.decode_video}

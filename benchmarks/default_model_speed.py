@@ -179,7 +179,7 @@ def time_steps(engine: LearnedEngine, row: Row) -> None:
 def run_variant(folder: Path | None, variant: Variant, args: argparse.Namespace,
                 flops_cache: dict[str, dict[str, float]]) -> tuple[list[Row], dict[str, float]]:
     world = load(folder)
-    engine = world.engine(variant.config)
+    engine = LearnedEngine(world, variant.config)
     key = repr(replace(variant.config, dtype="float32", compile=False))  # nor on dtype, layout or compiling
     if key not in flops_cache:
         flops_cache[key] = count_flops(engine)
@@ -272,7 +272,7 @@ def main() -> None:
         if args.random is not None:
             hw = {"height": 64, "width": 128} if args.random == "default" else {}
             folder = build_random_model(Path(tmp), RandomModelSpec(size=args.random, **hw))
-        probe = load(folder).engine(EngineConfig())
+        probe = LearnedEngine(load(folder), EngineConfig())
         rows, by_stage, cache = [], {}, {}
         for variant in tqdm(chosen, desc="variants"):
             got, flops = run_variant(folder, variant, args, cache)

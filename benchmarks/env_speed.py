@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from _engine_args import add_engine_args, engine_config, resolve_engine_args
 
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import RandomModelSpec, build_random_model
 from drivesim.rollout.types import SceneRequest
@@ -119,7 +120,7 @@ def main() -> None:
         cfg = engine_config(args, prediction_window=args.prediction_window, decode_frames=args.decode_frames,
                             codec_frames=args.codec_frames,
                             fill_keys=args.fill_keys, fill_rollouts=args.fill_rollouts, compile=args.compile)
-        engine = load(folder).engine(cfg)
+        engine = LearnedEngine(load(folder), cfg)
         results = {
             "model": "random-init default size" if args.model is None else str(args.model),
             "threads": torch.get_num_threads(),

@@ -32,6 +32,7 @@ from drivesim.diffusion.ego_warp import GroundCamera, fit_travel
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_data import HELDOUT_SEED_BASE
 from drivesim.rollout.ego_speed import MAX_SPEED
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig, SceneRequest
 from drivesim.rollout.world_model import load
 from drivesim.world.ego import command_for
@@ -76,7 +77,7 @@ def model_travel(
     anchor: bool = False,
 ) -> dict:
     world = load(model)
-    engine = world.engine(
+    engine = LearnedEngine(world,
         EngineConfig(prediction=prediction, keyframe_steps=keyframe_steps, interpolation_steps=2, warp_start=warp_start,
                      anchor_travel=anchor)
     )

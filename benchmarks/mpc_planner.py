@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import build_random_model
 from drivesim.rollout.types import SceneRequest
@@ -49,7 +50,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.model or build_random_model(Path(tmp))
-        engine = load(folder).engine(EngineConfig(keyframe_steps=4, first_frame_steps=4, interpolation_steps=2))
+        engine = LearnedEngine(load(folder), EngineConfig(keyframe_steps=4, first_frame_steps=4, interpolation_steps=2))
         state = engine.start([SceneRequest(0, 1, seed=args.seed)]).state
         log = []
         for _ in range(args.steps):

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from drivesim.rollout.engine import LearnedEngine
+
 
 @dataclass
 class Row:
@@ -44,7 +46,7 @@ def _rollout(model: str, seconds: float, threads: int, fast: bool) -> Row:
 
     torch.set_num_threads(threads)
     steps_cfg = {"keyframe_steps": 1, "first_frame_steps": 1, "interpolation_steps": 1} if fast else {}
-    engine = load(model).engine(EngineConfig(**steps_cfg))
+    engine = LearnedEngine(load(model), EngineConfig(**steps_cfg))
     steps_per_second = engine.output_fps / engine.frames_per_step
     n = max(1, int(round(seconds * steps_per_second)))
     actions = policy_actions("weave", n, 0, steps_per_second)

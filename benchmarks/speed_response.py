@@ -43,7 +43,7 @@ from drivesim.eval.probe_io import load_probes
 from drivesim.eval.report import write_json
 from drivesim.paths import default_probes_dir
 from drivesim.rollout.ego_speed import DEFAULT_SPEED, MAX_SPEED
-from drivesim.rollout.engine import to_uint8
+from drivesim.rollout.engine import LearnedEngine, to_uint8
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.keyframe_fill import FILLS
 from drivesim.rollout.world_model import WorldModel, load
@@ -75,7 +75,7 @@ def measure(model: str, world: WorldModel, args: argparse.Namespace, probes, rea
     settings = EngineConfig(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
                             spacing=args.spacing, prediction=args.prediction,
                             warp_start=args.warp_start, fill=args.fill)  # fmt: skip
-    engine = world.engine(settings)
+    engine = LearnedEngine(world, settings)
     steps = max(2, round(args.seconds * world.fps / engine.keyframe_stride))
     settle = int(round(args.settle * engine.output_fps))
     told_all, read_all, per_speed = [], [], {}
@@ -108,7 +108,7 @@ def measure(model: str, world: WorldModel, args: argparse.Namespace, probes, rea
 @torch.no_grad()
 def pipeline(world: WorldModel, args: argparse.Namespace, probes, real) -> dict:
     """Read speed (m/s, per clip) of the real clips through the model's stages with their true latents."""
-    engine = world.engine(EngineConfig(interpolation_steps=args.interpolation_steps, spacing=args.spacing,
+    engine = LearnedEngine(world, EngineConfig(interpolation_steps=args.interpolation_steps, spacing=args.spacing,
                                        prediction=args.prediction))
     video = uint8_to_video(real.frames)  # b t 3 h w in [-1, 1]
     z = world.autoencoder.encode_video(video)  # b t c h w, scaled

@@ -40,6 +40,7 @@ from drivesim.eval.adherence import pearson
 from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.report import write_json
 from drivesim.rollout.ego_speed import MAX_SPEED
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.world_model import WorldModel, load
 from drivesim.world.ego import command_for
 
@@ -99,7 +100,7 @@ def fit(true: np.ndarray, read: np.ndarray) -> dict:
 
 
 def measure(name: str, world: WorldModel, args: argparse.Namespace, truth: dict, heads: WorldModel) -> dict:
-    engine = world.engine(engine_config(args))
+    engine = LearnedEngine(world, engine_config(args))
     if engine.output_fps != world.fps:
         raise SystemExit(f"{name}: {engine.output_fps:g} output frames/s, not the source rate {world.fps:g}")
     steps = int(round(args.seconds * world.fps / engine.keyframe_stride))

@@ -35,7 +35,7 @@ from drivesim.eval.checks import uint8_to_video
 from drivesim.eval.probe_data import REFERENCE_SEED_BASE
 from drivesim.eval.travel_reading import frame_pairs, read_travel, travel_pairs, travel_score
 from drivesim.model_folder import save_stage
-from drivesim.rollout.engine import to_uint8
+from drivesim.rollout.engine import LearnedEngine, to_uint8
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.odometry import ODOMETRY_STAGE, TravelReader, TravelReaderConfig
 from drivesim.rollout.world_model import load
@@ -161,7 +161,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     t0 = time.time()
     world = load(args.model)
-    engine = world.engine(EngineConfig())
+    engine = LearnedEngine(world, EngineConfig())
     fps = int(round(world.fps))
     data = clip_data(world, engine, args, Path(args.cache) if args.cache else None)
     train_idx, train_travel = travel_pairs(data["train_speed"], args.stride, fps)

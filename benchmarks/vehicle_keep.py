@@ -34,6 +34,7 @@ from drivesim.eval.probe_data import HELDOUT_SEED_BASE, EpisodeConfig, Episodes,
 from drivesim.eval.probe_io import load_probes
 from drivesim.eval.vehicle_keep import detect_frames, keep_scores
 from drivesim.paths import default_model_dir, default_probes_dir
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import SceneRequest
 from drivesim.rollout.world_model import load
 from drivesim.world.storyboard import storyboard
@@ -172,7 +173,7 @@ def main() -> None:
     settings = resolve_engine_args(args)
     torch.set_num_threads(args.threads)
     probe = load_probes(args.probes or default_probes_dir()).frame
-    engines = [load(m).engine(engine_config(args)) for m in models]
+    engines = [LearnedEngine(load(m), engine_config(args)) for m in models]
     strides = {e.keyframe_stride for e in engines}
     if len(strides) != 1 or len({e.frame_size for e in engines}) != 1:
         parser.error(f"the models' {args.prediction} stages have keyframe strides {sorted(strides)} and frame sizes "

@@ -44,6 +44,7 @@ from drivesim.eval.probe_io import load_probes  # noqa: E402
 from drivesim.eval.report import to_plain, write_json  # noqa: E402
 from drivesim.eval.results import EvalOptions  # noqa: E402
 from drivesim.paths import default_probes_dir  # noqa: E402
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig  # noqa: E402
 from drivesim.rollout.random_model import RandomModelSpec, build_random_model  # noqa: E402
 from drivesim.rollout.world_model import load  # noqa: E402
@@ -93,7 +94,7 @@ def measure(variant: Variant, sizes: Sizes, probes_dir: Path, seed: int, out: Pa
     guidance = {} if variant.context_guidance is None else {"context_guidance": variant.context_guidance}
     config = EngineConfig(keyframe_steps=sizes.keyframe_steps, interpolation_steps=sizes.interpolation_steps,
                           **guidance)  # fmt: skip
-    engine = world.engine(config)
+    engine = LearnedEngine(world, config)
     h, w = engine.frame_size
     length = engine.keyframe_stride * (control_steps(sizes.clip_seconds, engine) + 1) + 1
     real_a, real_b = real_sets(sizes.clips, length, h, w, int(round(world.fps)))

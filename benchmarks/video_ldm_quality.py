@@ -324,7 +324,7 @@ def main() -> None:
                         anchor_travel=args.anchor_travel, anchor_gain=args.anchor_gain, context_keys=args.context_keys,
                         road_from_warp=args.road_from_warp,
                         **guidance)
-    engine = world.engine(base)
+    engine = LearnedEngine(world, base)
     h, w = engine.frame_size
     stride = engine.keyframe_stride
     length = stride * (max(control_steps(sizes.clip_seconds, engine), sizes.interp_keys - 1) + 1) + 1

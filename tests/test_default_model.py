@@ -8,6 +8,7 @@ import torch
 import drivesim
 from drivesim.model_bundle import folder_megabytes
 from drivesim.paths import default_model_dir
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.types import SceneRequest
 
@@ -27,7 +28,7 @@ def test_bundled_default_is_complete_and_small():
 def test_bundled_default_rolls_out_a_step():
     torch.set_num_threads(1)
     fast = EngineConfig(keyframe_steps=2, first_frame_steps=2, interpolation_steps=1)
-    engine = drivesim.load().engine(fast)
+    engine = LearnedEngine(drivesim.load(), fast)
     out = engine.start([SceneRequest(time_of_day=1, crowdedness=2, seed=0)])  # night, high
     step = engine.step(out.state, np.array([[0.0, 0.5]], np.float32))
     h, w = engine.frame_size
@@ -43,7 +44,7 @@ def test_the_bundled_stride4_prediction_stage_rolls_out_four_frames_a_step():
     assert world.prediction_stages() == ["video_ldm", "video_ldm_stride4"]
     fast = EngineConfig(prediction="video_ldm_stride4", keyframe_steps=2, first_frame_steps=2, interpolation_steps=1,
                         context_guidance=1.0)  # fmt: skip
-    engine = world.engine(fast)
+    engine = LearnedEngine(world, fast)
     assert engine.keyframe_stride == 4 and engine.frames_per_step == 4
     out = engine.start([SceneRequest(time_of_day=0, crowdedness=1, seed=0)])
     step = engine.step(out.state, np.array([[0.3, 0.0]], np.float32))

@@ -38,11 +38,12 @@ def run_learned_demo(
 
     from drivesim.cli.generate_cmd import ScenarioConfig, generate
     from drivesim.data.atomic import atomic_write_text
+    from drivesim.rollout.engine import LearnedEngine
     from drivesim.rollout.world_model import load
 
     t0 = time.perf_counter()
     world = load(model)
-    engines = {"{}": world.engine(engine_config)}  # by the scenario's engine overrides, as JSON
+    engines = {"{}": LearnedEngine(world, engine_config)}  # by the scenario's engine overrides, as JSON
     load_seconds = time.perf_counter() - t0
     results, rows = [], []
     for sc in scenarios:
@@ -50,7 +51,7 @@ def run_learned_demo(
         key = json.dumps(dict(sc.engine), sort_keys=True)
         if key not in engines:  # a scenario's own engine settings (e.g. the stride-4 prediction stage)
             try:
-                engines[key] = world.engine(merge_engine_config(asdict(engine_config), dict(sc.engine)))
+                engines[key] = LearnedEngine(world, merge_engine_config(asdict(engine_config), dict(sc.engine)))
             except ValueError as exc:
                 raise ValueError(f"scenario {sc.name}: {exc}") from None
         engine = engines[key]

@@ -154,7 +154,7 @@ def generate(sc: ScenarioConfig, engine, model: str | None, board_frames: int) -
 
 def run_generate(cfg: DictConfig) -> list[dict]:
     from drivesim.data.atomic import atomic_write_text
-    from drivesim.rollout.world_model import build_engine
+    from drivesim.rollout.engine import build_engine
     from drivesim.training.distributed import barrier, cleanup, init_distributed, shard
 
     config: GenerateConfig = to_dataclass(cfg, GenerateConfig)

@@ -26,10 +26,10 @@ import numpy as np
 
 from drivesim.env.meta_actions import META_ACTIONS, meta_to_continuous
 from drivesim.env.options import CROWDEDNESS, TIME_OF_DAY, check_action, parse_options
+from drivesim.rollout.engine import build_engine
 from drivesim.rollout.engine_api import Engine, merge_engine_config
 from drivesim.rollout.rewards import RewardTerms, compute_rewards, reward_config
 from drivesim.rollout.types import RolloutState, StepOutput
-from drivesim.rollout.world_model import build_engine
 from drivesim.world.types import VEHICLE_CLASSES
 
 ACTION_TYPES = ("continuous", "discrete")

@@ -20,10 +20,10 @@ from gymnasium.vector.utils import batch_space
 from drivesim.env.drive_env import layout_info, make_spaces
 from drivesim.env.meta_actions import meta_to_continuous
 from drivesim.env.options import CROWDEDNESS, TIME_OF_DAY, check_action, parse_options
+from drivesim.rollout.engine import build_engine
 from drivesim.rollout.engine_api import Engine, merge_engine_config
 from drivesim.rollout.rewards import compute_rewards, reward_config
 from drivesim.rollout.types import RolloutState
-from drivesim.rollout.world_model import build_engine
 
 
 def check_seeds(seed: Any, num_envs: int) -> list[int | None]:

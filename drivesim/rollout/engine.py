@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ from drivesim.rollout.rewards import RewardConfig
 from drivesim.rollout.travel_anchor import anchor_travel, told_travel
 from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOutput
 from drivesim.rollout.warp_fill import warp_fill
-from drivesim.rollout.world_model import WorldModel
+from drivesim.rollout.world_model import WorldModel, load
 from drivesim.sampling.ddim import check_spacing
 from drivesim.sampling.upsample import upsample_video
 from drivesim.sampling.video import VideoGuidance, VideoSamplingConfig, sample_clip
@@ -390,3 +391,8 @@ class LearnedEngine:
             out = self.step(state, a)
             state = out.state
             yield out
+
+
+def build_engine(model: str | Path | None, config: EngineConfig) -> LearnedEngine:
+    """The engine of the model folder `model` (None: the bundled default)."""
+    return LearnedEngine(load(model), config)

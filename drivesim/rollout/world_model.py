@@ -11,7 +11,7 @@ between two frames, which `EngineConfig.anchor_travel` then uses instead of the 
 Further keyframe-prediction models may sit beside video_ldm as stages named `video_ldm_<name>`
 (the bundle's `video_ldm_stride4`: keyframes 4 source frames apart, which follows the steering);
 `WorldModel.prediction(stage)` loads one on first use and `EngineConfig.prediction` picks it.
-Loading reads YAML and safetensors only.
+Loading reads YAML and safetensors only; `drivesim.rollout.engine.LearnedEngine(world, config)` rolls it out.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from drivesim.diffusion.video_loading import (
 )
 from drivesim.model_folder import read_folder_config
 from drivesim.paths import default_model_dir
-from drivesim.rollout.engine_api import Engine, EngineConfig
 from drivesim.rollout.odometry import TravelReader, load_travel_reader
 from drivesim.rollout.reward_model import RewardModel, load_heads
 
@@ -64,11 +63,6 @@ class WorldModel:
     predictions: dict[str, VideoLDM] = field(default_factory=dict)  # further prediction stages, once loaded
     odometry: TravelReader | None = None  # stage "odometry": travel between frames (rollout/odometry.py)
     odometry_stride: int = 4  # source frames between the two frames it reads
-
-    def engine(self, config: EngineConfig | None = None) -> Engine:
-        from drivesim.rollout.engine import LearnedEngine
-
-        return LearnedEngine(self, config or EngineConfig())
 
     def pose_heads(self) -> tuple[RewardModel, int] | None:
         """The heads that read the pose and their trained pair stride: the "pose" stage, else reward
@@ -157,8 +151,3 @@ def load(path: str | Path | None = None) -> WorldModel:
         odometry=None if odometry is None else odometry[0],
         odometry_stride=4 if odometry is None else odometry[1],
     )
-
-
-def build_engine(model: str | Path | None, config: EngineConfig) -> Engine:
-    """The engine of the model folder `model` (None: the bundled default)."""
-    return load(model).engine(config)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import build_random_model
 from drivesim.rollout.world_model import load
@@ -12,4 +13,4 @@ from drivesim.rollout.world_model import load
 def engine(tmp_path_factory):
     torch.set_num_threads(1)
     folder = build_random_model(tmp_path_factory.mktemp("model"))
-    return load(folder).engine(EngineConfig(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2))
+    return LearnedEngine(load(folder), EngineConfig(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2))

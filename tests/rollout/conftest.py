@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import build_random_model
 from drivesim.rollout.world_model import load
@@ -18,4 +19,4 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine(model_dir):
-    return load(model_dir).engine(EngineConfig(**FAST))
+    return LearnedEngine(load(model_dir), EngineConfig(**FAST))

@@ -30,6 +30,7 @@ from drivesim.rollout.compose import (
     request_layouts,
     sample_layout,
 )
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import random_layout_prior
 from drivesim.rollout.types import SceneRequest
@@ -218,7 +219,7 @@ def test_sample_layout_draws_from_the_prior_for_the_labels(models: ComposeModels
 
 def test_sample_layout_composes_unboxed_first_frames_on_a_layout_from_the_prior(model_dir):
     def engine(**kw):
-        return load(model_dir).engine(EngineConfig(**FAST, **kw))
+        return LearnedEngine(load(model_dir), EngineConfig(**FAST, **kw))
 
     plain, prior = engine(sample_layout=False), engine(sample_layout=True)
     assert prior.world.layout_prior is not None  # the random model folder has one
@@ -233,7 +234,7 @@ def test_sample_layout_composes_unboxed_first_frames_on_a_layout_from_the_prior(
 
 
 def test_the_sampled_layout_follows_the_request_labels(model_dir):
-    eng = load(model_dir).engine(EngineConfig(**FAST, sample_layout=True))
+    eng = LearnedEngine(load(model_dir), EngineConfig(**FAST, sample_layout=True))
     gens = [torch.Generator().manual_seed(s) for s in range(3)]
     requests = [SceneRequest(0, c, seed=c) for c in range(3)]
     boxes, classes = request_layouts(requests, eng.world.layout_prior, gens)
@@ -242,7 +243,7 @@ def test_the_sampled_layout_follows_the_request_labels(model_dir):
 
 
 def test_start_reports_the_layout_each_first_frame_was_composed_on(model_dir):
-    eng = load(model_dir).engine(EngineConfig(**FAST, sample_layout=True))
+    eng = LearnedEngine(load(model_dir), EngineConfig(**FAST, sample_layout=True))
     given = np.array([[0.2, 0.5, 0.4, 0.8]], np.float32)
     video = np.full((2, 32, 64, 3), 90, np.uint8)
     requests = [
@@ -259,7 +260,7 @@ def test_start_reports_the_layout_each_first_frame_was_composed_on(model_dir):
     np.testing.assert_array_equal(out.layouts[1][1], [0])  # requested boxes are cars
     assert out.layouts[2] is None  # started from user frames: nothing composed
     assert eng.step(out.state, np.zeros((3, 2), np.float32)).layouts == ()
-    free = load(model_dir).engine(EngineConfig(**FAST, sample_layout=False)).start(requests[:1])
+    free = LearnedEngine(load(model_dir), EngineConfig(**FAST, sample_layout=False)).start(requests[:1])
     assert free.layouts == (None,)  # boxes unknown: the image LDM placed vehicles itself
 
     env = DriveWorldEnv(engine=eng, horizon_steps=5)

@@ -7,6 +7,7 @@ import torch
 
 from drivesim.rollout import compute_dtype
 from drivesim.rollout.compute_dtype import native_bf16, resolve_dtype
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import load
@@ -39,13 +40,13 @@ def test_bad_dtype_names_the_allowed(bad):
 def test_engine_resolves_auto_and_bfloat16_stays_near_float32(model_dir, monkeypatch):
     world = load(model_dir)
     monkeypatch.setattr(compute_dtype, "native_bf16", lambda device: True)
-    auto = world.engine(EngineConfig(dtype="auto", **FAST))
+    auto = LearnedEngine(world, EngineConfig(dtype="auto", **FAST))
     assert auto.compute_dtype == "bfloat16"
     with pytest.raises(ValueError, match="dtype='half'"):
-        world.engine(EngineConfig(dtype="half", **FAST))
+        LearnedEngine(world, EngineConfig(dtype="half", **FAST))
     frames = {}
     for name in ("float32", "bfloat16"):
-        engine = world.engine(EngineConfig(dtype=name, **FAST))
+        engine = LearnedEngine(world, EngineConfig(dtype=name, **FAST))
         state = engine.start([SceneRequest(0, 1, seed=3)]).state
         out = engine.step(state, np.array([[0.3, 0.0]], np.float32))
         frames[name] = out.frames.astype(np.float32)

@@ -10,6 +10,7 @@ from gymnasium.utils.env_checker import check_env
 
 from drivesim.env.drive_env import DriveWorldEnv
 from drivesim.env.vector_env import DriveWorldVectorEnv
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import build_random_model
 from drivesim.rollout.types import SceneRequest
@@ -31,7 +32,7 @@ def test_engine_shapes_and_frames_per_step(engine):
 
 def test_crowdedness_guidance_and_contrast_change_first_frames_with_a_crowdedness_label(model_dir):
     def engine(**kw):
-        return load(model_dir).engine(EngineConfig(**FAST, label_guidance=3.0, **kw))
+        return LearnedEngine(load(model_dir), EngineConfig(**FAST, label_guidance=3.0, **kw))
 
     plain = engine(crowdedness_guidance=None, crowdedness_contrast=False)
     contrast = engine(crowdedness_guidance=None, crowdedness_contrast=True)
@@ -49,7 +50,7 @@ def test_keyframe_crowdedness_guidance_changes_only_rollouts_told_a_crowdedness(
     """keyframe_crowdedness_guidance reaches the prediction sampler (with the contrast when crowdedness_contrast);
     a rollout with no crowdedness label draws the same keyframes guided or not; bad scales are refused."""
     def engine(**kw):
-        return load(model_dir).engine(EngineConfig(**FAST, **kw))
+        return LearnedEngine(load(model_dir), EngineConfig(**FAST, **kw))
 
     plain, guided = engine(), engine(keyframe_crowdedness_guidance=4.0)
     cfg = guided._sampling(2)
@@ -89,8 +90,8 @@ def test_rollout_is_independent_of_batch_composition(engine):
 def test_a_stochastic_keyframe_sampler_draws_each_rollouts_noise_from_its_own_generator(model_dir, engine):
     """keyframe_eta > 0 adds noise after each keyframe DDIM jump: the future changes, the same seed still gives
     the same one, and a rollout's future does not depend on what else is in the batch."""
-    stochastic = load(model_dir).engine(EngineConfig(**{**FAST, "keyframe_steps": 3}, keyframe_eta=1.0))
-    plain = load(model_dir).engine(EngineConfig(**{**FAST, "keyframe_steps": 3}))
+    stochastic = LearnedEngine(load(model_dir), EngineConfig(**{**FAST, "keyframe_steps": 3}, keyframe_eta=1.0))
+    plain = LearnedEngine(load(model_dir), EngineConfig(**{**FAST, "keyframe_steps": 3}))
     a, ab = stochastic.start([SceneRequest(0, 1, seed=5)]), stochastic.start([SceneRequest(0, 1, seed=5),
                                                                               SceneRequest(1, 2, seed=6)])
     act = np.array([[0.3, 0.2]], np.float32)
@@ -181,14 +182,14 @@ def test_engine_with_upsampler_outputs_x4_frames(tmp_path):
     from drivesim.rollout.random_model import RandomModelSpec
 
     folder = build_random_model(tmp_path / "m", RandomModelSpec(upsampler=True, interpolation=False))
-    plain = load(folder).engine(EngineConfig(**FAST))
+    plain = LearnedEngine(load(folder), EngineConfig(**FAST))
     assert plain.frame_size == (32, 64) and plain.frames_per_step == 1
-    eng = load(folder).engine(EngineConfig(**FAST, upsample=True, upsample_steps=1))
+    eng = LearnedEngine(load(folder), EngineConfig(**FAST, upsample=True, upsample_steps=1))
     out = eng.start([SceneRequest(0, 0, seed=1)])
     assert out.frames.shape == (1, 1, 128, 256, 3)
     assert eng.step(out.state, np.zeros((1, 2), np.float32)).frames.shape == (1, 1, 128, 256, 3)
     with pytest.raises(ValueError, match="no upsampler"):
-        load(build_random_model(tmp_path / "n")).engine(EngineConfig(upsample=True))
+        LearnedEngine(load(build_random_model(tmp_path / "n")), EngineConfig(upsample=True))
 
 
 def test_interpolation_model_without_actions_is_called_without_them(tmp_path):
@@ -196,7 +197,7 @@ def test_interpolation_model_without_actions_is_called_without_them(tmp_path):
     from drivesim.rollout.random_model import RandomModelSpec
 
     folder = build_random_model(tmp_path / "m", RandomModelSpec(interpolation_actions=False, keyframe_stride=16))
-    eng = load(folder).engine(EngineConfig(**FAST))
+    eng = LearnedEngine(load(folder), EngineConfig(**FAST))
     assert eng.frames_per_step == 16  # two interpolation levels: x4, x4
     out = eng.start([SceneRequest(0, 0, seed=1)])
     step = eng.step(out.state, np.array([[0.5, -0.5]], np.float32))
@@ -205,8 +206,9 @@ def test_interpolation_model_without_actions_is_called_without_them(tmp_path):
 
 def test_decoding_rollouts_in_groups_gives_the_frames_of_one_call(model_dir):
     world = load(model_dir)
-    one = world.engine(EngineConfig(**FAST, decode_frames=0))
-    grouped = world.engine(EngineConfig(**FAST, decode_frames=7))  # 2 + 4 frames a rollout: one rollout per call
+    one = LearnedEngine(world, EngineConfig(**FAST, decode_frames=0))
+    # 2 + 4 frames a rollout: one rollout per call
+    grouped = LearnedEngine(world, EngineConfig(**FAST, decode_frames=7))
     recent, new = torch.randn(3, 2, *one.latent_shape), torch.randn(3, 4, *one.latent_shape)
     calls = []
     decode_video = world.temporal_decoder.decode_video
@@ -218,29 +220,29 @@ def test_decoding_rollouts_in_groups_gives_the_frames_of_one_call(model_dir):
     assert calls == [3, 1, 1, 1] and a.shape == (3, 4, 3, 32, 64)
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="decode_frames=-1"):
-        world.engine(EngineConfig(decode_frames=-1))
+        LearnedEngine(world, EngineConfig(decode_frames=-1))
 
 
 def test_fill_keys_2_interpolates_from_the_newest_context_key_and_the_new_one(model_dir):
     world = load(model_dir)
     seen = []
-    fill = world.engine(EngineConfig(**FAST)).fill
+    fill = LearnedEngine(world, EngineConfig(**FAST)).fill
 
     for n in (3, 2):
-        eng = world.engine(EngineConfig(**FAST, fill_keys=n))
+        eng = LearnedEngine(world, EngineConfig(**FAST, fill_keys=n))
         eng.fill = lambda keys, *a, **kw: seen.append(keys.shape[1]) or fill(keys, *a, **kw)
         out = eng.start([SceneRequest(0, 0, seed=1)])
         step = eng.step(out.state, np.zeros((1, 2), np.float32))
         assert step.frames.shape == (1, eng.frames_per_step, 32, 64, 3)
     assert seen == [3, 2]
     with pytest.raises(ValueError, match="fill_keys=4"):
-        world.engine(EngineConfig(fill_keys=4))
+        LearnedEngine(world, EngineConfig(fill_keys=4))
 
 
 def test_filling_rollouts_in_groups_gives_the_frames_of_one_call(model_dir):
     world = load(model_dir)
-    one = world.engine(EngineConfig(**FAST, fill_rollouts=0))
-    grouped = world.engine(EngineConfig(**FAST, fill_rollouts=2))  # 3 rollouts: groups of 2 and 1
+    one = LearnedEngine(world, EngineConfig(**FAST, fill_rollouts=0))
+    grouped = LearnedEngine(world, EngineConfig(**FAST, fill_rollouts=2))  # 3 rollouts: groups of 2 and 1
     out = one.start([SceneRequest(i % 2, i % 3, seed=i) for i in range(3)])
     keys = torch.cat([out.state.context, torch.randn(3, 1, *one.latent_shape)], dim=1)  # b 3 c h w
     cond = one._conditioning(out.state.time_of_day, out.state.crowdedness, [None] * 3)
@@ -254,7 +256,7 @@ def test_filling_rollouts_in_groups_gives_the_frames_of_one_call(model_dir):
     assert a.shape == (3, one.frames_per_step, *one.latent_shape)
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="fill_rollouts=-1"):
-        world.engine(EngineConfig(fill_rollouts=-1))
+        LearnedEngine(world, EngineConfig(fill_rollouts=-1))
 
 
 def test_engine_config_prediction_picks_a_further_prediction_stage_of_the_folder(tmp_path):
@@ -266,9 +268,9 @@ def test_engine_config_prediction_picks_a_further_prediction_stage_of_the_folder
     world = load(folder)
     assert world.prediction_stages() == ["video_ldm", "video_ldm_stride4"]
     assert world.prediction("video_ldm") is world.video
-    default = world.engine(EngineConfig(**FAST))
+    default = LearnedEngine(world, EngineConfig(**FAST))
     assert default.keyframe_stride == 16 and default.frames_per_step == 16
-    eng = world.engine(EngineConfig(**FAST, prediction="video_ldm_stride4"))
+    eng = LearnedEngine(world, EngineConfig(**FAST, prediction="video_ldm_stride4"))
     assert eng.video is world.prediction("video_ldm_stride4") and eng.video is not world.video
     assert eng.keyframe_stride == 4 and eng.frames_per_step == 4  # one x4 interpolation level
     out = eng.start([SceneRequest(0, 0, seed=1)])
@@ -282,7 +284,7 @@ def test_engine_config_prediction_picks_a_further_prediction_stage_of_the_folder
     assert not torch.allclose(a, b)
     allowed = r"prediction='video_ldm_stride8'.*allowed: \['video_ldm', 'video_ldm_stride4'\]"
     with pytest.raises(ValueError, match=allowed):
-        world.engine(EngineConfig(prediction="video_ldm_stride8"))
+        LearnedEngine(world, EngineConfig(prediction="video_ldm_stride8"))
     with pytest.raises(ValueError, match="no such prediction stage"):
         world.prediction("interpolation")  # a stage, but not a prediction stage
 
@@ -303,7 +305,7 @@ def test_the_engine_integrates_the_ego_speed_from_the_commanded_accel(engine):
 def test_a_speed_conditioned_model_follows_the_state_speed_and_a_plain_one_ignores_it(tmp_path, engine):
     from drivesim.rollout.random_model import RandomModelSpec
 
-    speedy = load(build_random_model(tmp_path / "m", RandomModelSpec(speed_conditioning=True))).engine(
+    speedy = LearnedEngine(load(build_random_model(tmp_path / "m", RandomModelSpec(speed_conditioning=True))),
         EngineConfig(**FAST)
     )
     act = np.array([[0.2, 0.5]], np.float32)
@@ -319,7 +321,7 @@ def test_an_ego_warp_model_is_given_the_warp_of_the_state_speed(tmp_path, monkey
     from drivesim.rollout.random_model import RandomModelSpec
 
     folder = build_random_model(tmp_path / "m", RandomModelSpec(ego_warp=True))
-    eng = load(folder).engine(EngineConfig(**FAST))
+    eng = LearnedEngine(load(folder), EngineConfig(**FAST))
     seen = []
     real = window_module.warp_context_latents
 
@@ -338,7 +340,7 @@ def test_an_ego_warp_model_is_given_the_warp_of_the_state_speed(tmp_path, monkey
     cfg["video_ldm"]["config"]["video"]["warp_interval"] = 0.5
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
     with pytest.raises(ValueError, match="warps by ego motion over 0.5 s per keyframe"):
-        load(folder).engine(EngineConfig(**FAST))
+        LearnedEngine(load(folder), EngineConfig(**FAST))
 
 
 def test_road_from_warp_puts_the_warped_last_keyframe_into_the_new_keyframes_road_rows(model_dir, monkeypatch):
@@ -356,7 +358,7 @@ def test_road_from_warp_puts_the_warped_last_keyframe_into_the_new_keyframes_roa
 
     monkeypatch.setattr(window_module, "warp_context_latents", spy)
     act = np.array([[0.0, 0.3]], np.float32)
-    drawn, pasted = (load(model_dir).engine(EngineConfig(**FAST, road_from_warp=w)) for w in (0.0, 1.0))
+    drawn, pasted = (LearnedEngine(load(model_dir), EngineConfig(**FAST, road_from_warp=w)) for w in (0.0, 1.0))
     state = drawn.start([SceneRequest(0, 1, seed=2, speed=8.0)]).state
     a, b = drawn.step(state, act).keyframes, pasted.step(state, act).keyframes  # b c h w
     assert len(warps) == 1  # only the pasting engine warps (the random model has no ego_warp)
@@ -374,7 +376,7 @@ def test_warp_start_samples_keyframes_from_the_warped_last_keyframe(model_dir, e
     act = np.array([[0.0, 0.3]], np.float32)
     started = engine.start([SceneRequest(0, 1, seed=2, speed=5.0)]).state
     fast = started.with_(context_speed=started.context_speed + 25.0)
-    warped = load(model_dir).engine(EngineConfig(**FAST, warp_start=1))
+    warped = LearnedEngine(load(model_dir), EngineConfig(**FAST, warp_start=1))
     for eng, moves in ((warped, True), (engine, False)):
         a, b = eng.step(started, act).keyframes, eng.step(fast, act).keyframes
         assert (not torch.allclose(a, b)) == moves
@@ -384,12 +386,12 @@ def test_warp_start_samples_keyframes_from_the_warped_last_keyframe(model_dir, e
 
 def test_bad_spacing_is_refused(model_dir):
     with pytest.raises(ValueError, match="spacing='middle'; allowed"):
-        load(model_dir).engine(EngineConfig(spacing="middle"))
+        LearnedEngine(load(model_dir), EngineConfig(spacing="middle"))
 
 
 def test_context_interval_reaches_the_prediction_sampler(model_dir):
     world = load(model_dir)
-    eng = world.engine(EngineConfig(**FAST, context_guidance=2.0, context_interval=[0.5, 1]))
+    eng = LearnedEngine(world, EngineConfig(**FAST, context_guidance=2.0, context_interval=[0.5, 1]))
     cfg = eng._sampling(2)
     assert cfg.guidance.context_interval == (0.5, 1.0)
     assert cfg.guidance.intervals(cfg.guidance.scales(), eng.video.schedule.num_steps) == {"context": (500, 999)}
@@ -406,7 +408,7 @@ def test_context_keys_one_gives_the_prediction_stage_only_the_last_keyframe(mode
     s = engine.step(engine.start([SceneRequest(0, 1, seed=3)]).state, act).state
     assert s.context.shape[1] == 2
     other = s.with_(context=torch.stack([s.context[:, 0] + 1.0, s.context[:, 1]], dim=1))
-    last_only = load(model_dir).engine(EngineConfig(**FAST, context_keys=1))
+    last_only = LearnedEngine(load(model_dir), EngineConfig(**FAST, context_keys=1))
     for eng, depends in ((last_only, False), (engine, True)):
         a, b = eng.step(s, act), eng.step(other, act)
         assert (not torch.allclose(a.keyframes, b.keyframes)) == depends

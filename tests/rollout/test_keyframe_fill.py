@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.keyframe_fill import blend_keyframes, blend_levels, fill_keyframes, interpolation_levels
 from drivesim.rollout.random_model import RandomModelSpec, build_random_model
@@ -34,7 +35,7 @@ def test_fill_tells_a_speed_conditioned_interpolation_model_the_keyframe_speeds(
     keys = torch.randn(1, 3, 4, 8, 16, generator=torch.Generator().manual_seed(0))
     actions = torch.tensor([[0.1, 0.5]])
     for world, differs in zip(worlds, (False, True)):
-        engine = world.engine(EngineConfig(**FAST))
+        engine = LearnedEngine(world, EngineConfig(**FAST))
         cond = engine._conditioning(torch.tensor([0]), torch.tensor([1]), [None])
 
         def fill(speeds, actions=actions, interp=world.interpolation, cond=cond):
@@ -51,7 +52,7 @@ def test_fill_tells_a_speed_conditioned_interpolation_model_the_keyframe_speeds(
 
 
 def test_the_engine_step_passes_the_state_speeds_to_the_interpolation_model(worlds):
-    engine = worlds[1].engine(EngineConfig(**FAST))
+    engine = LearnedEngine(worlds[1], EngineConfig(**FAST))
     s = engine.start([SceneRequest(0, 1, seed=2, speed=5.0)]).state
     act = np.array([[0.0, 0.5]], np.float32)
     slow, fast = engine.step(s, act), engine.step(s.with_(context_speed=s.context_speed + 20.0), act)
@@ -74,11 +75,11 @@ def test_blending_walks_linearly_from_the_previous_keyframe_to_the_new_one():
 def test_an_engine_that_blends_or_warps_gives_as_many_frames_without_the_interpolation_model(tmp_path, stride, fill):
     folder = build_random_model(tmp_path / "m", RandomModelSpec(keyframe_stride=stride))
     fast = dict(keyframe_steps=1, first_frame_steps=1, interpolation_steps=1)
-    model_fill = load(folder).engine(EngineConfig(**fast))
-    other = load(folder).engine(EngineConfig(**fast, fill=fill))
+    model_fill = LearnedEngine(load(folder), EngineConfig(**fast))
+    other = LearnedEngine(load(folder), EngineConfig(**fast, fill=fill))
     assert other.frames_per_step == model_fill.frames_per_step == stride
     state = other.start([SceneRequest(0, 1, seed=0, speed=20.0)]).state
     out = other.step(state, np.zeros((1, 2), np.float32))
     assert out.frames.shape[1] == stride
     with pytest.raises(ValueError, match=r"fill='cubic'; allowed: \['model', 'blend', 'warp'\]"):
-        load(folder).engine(EngineConfig(**fast, fill="cubic"))
+        LearnedEngine(load(folder), EngineConfig(**fast, fill="cubic"))

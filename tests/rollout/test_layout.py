@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.layout import resolve_layout, to_channels_last
 from drivesim.rollout.types import SceneRequest
@@ -41,9 +42,9 @@ def _rollout(engine):
 
 
 def test_channels_last_engine_converts_its_networks_and_keeps_the_frames(model_dir):
-    nchw = _rollout(load(model_dir).engine(EngineConfig(layout="nchw", **FAST)))
+    nchw = _rollout(LearnedEngine(load(model_dir), EngineConfig(layout="nchw", **FAST)))
     world = load(model_dir)
-    engine = world.engine(EngineConfig(layout="channels_last", **FAST))
+    engine = LearnedEngine(world, EngineConfig(layout="channels_last", **FAST))
     assert engine.layout == "channels_last"
     for net in (engine.video.model, world.interpolation.model, world.temporal_decoder):
         convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
@@ -51,4 +52,4 @@ def test_channels_last_engine_converts_its_networks_and_keeps_the_frames(model_d
     frames = _rollout(engine)
     assert frames.shape == nchw.shape
     assert np.abs(frames - nchw).max() <= 2  # of 255: the same rollout, convolutions in another memory order
-    assert load(model_dir).engine(EngineConfig(**FAST)).layout == "nchw"  # float32 default: auto keeps NCHW
+    assert LearnedEngine(load(model_dir), EngineConfig(**FAST)).layout == "nchw"  # float32 default: auto keeps NCHW

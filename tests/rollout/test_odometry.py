@@ -8,6 +8,7 @@ import torch
 
 from drivesim.diffusion.ego_warp import GroundCamera, warp_forward
 from drivesim.model_folder import save_stage
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.odometry import ODOMETRY_STAGE, TravelReader, TravelReaderConfig, load_travel_reader
 from drivesim.rollout.random_model import build_random_model
@@ -106,10 +107,10 @@ def test_the_odometry_stage_loads_with_its_model_and_anchoring_reads_with_it(tmp
     calls = []
     world.odometry.register_forward_hook(lambda module, args, out: calls.append(out.shape))
     fast = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2)
-    state = world.engine(EngineConfig(**fast)).start([SceneRequest(0, 1, seed=2, speed=5.0)]).state
-    world.engine(EngineConfig(**fast)).step(state, np.array([[0.0, 0.3]], np.float32))
+    state = LearnedEngine(world, EngineConfig(**fast)).start([SceneRequest(0, 1, seed=2, speed=5.0)]).state
+    LearnedEngine(world, EngineConfig(**fast)).step(state, np.array([[0.0, 0.3]], np.float32))
     assert calls == []  # only anchoring reads the travel
-    world.engine(EngineConfig(**fast, anchor_travel=True)).step(state, np.array([[0.0, 0.3]], np.float32))
+    LearnedEngine(world, EngineConfig(**fast, anchor_travel=True)).step(state, np.array([[0.0, 0.3]], np.float32))
     assert calls == [torch.Size([1])]
 
 

@@ -7,6 +7,7 @@ import torch
 from drivesim.env.drive_env import DriveWorldEnv
 from drivesim.env.vector_env import DriveWorldVectorEnv
 from drivesim.model_folder import save_stage
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import RandomModelSpec, build_random_model
 from drivesim.rollout.reward_model import RewardModel, RewardModelConfig
@@ -123,7 +124,7 @@ def test_the_reward_heads_read_a_pair_at_their_trained_stride(tmp_path):
         tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4))
     world = load(folder)
     world.reward = _PairRecorder(world.reward)
-    engine = world.engine(EngineConfig(**FAST))
+    engine = LearnedEngine(world, EngineConfig(**FAST))
     assert engine.frames_per_step == 16 and engine.reader.offset == 4
     state = engine.start([SceneRequest(0, 1, seed=3)]).state
     fills = []
@@ -140,7 +141,7 @@ def test_without_finer_latents_the_reward_heads_read_the_keyframes_with_a_warnin
     folder = build_random_model(
         tmp_path / "m", RandomModelSpec(keyframe_stride=16, reward_stride=4))
     with pytest.warns(UserWarning, match="trained on latents 4 source frames apart"):
-        engine = load(folder).engine(EngineConfig(**FAST, interpolate=False))
+        engine = LearnedEngine(load(folder), EngineConfig(**FAST, interpolate=False))
     assert engine.reader.offset is None
     keys = torch.randn(1, 3, 4, 8, 16)
     torch.testing.assert_close(engine.reader.pair(keys, keys[:, -1:]), keys[:, -2:])
@@ -152,20 +153,21 @@ def test_the_rewarded_speed_follows_the_commanded_accel_and_the_head_reading_is_
     np.testing.assert_allclose(out.speed, out.state.context_speed[:, -1].numpy())
     assert out.speed[0] > 20.0 > out.speed[1]
     np.testing.assert_allclose(out.speed_read, out.state.speed.numpy())  # the reward head's reading
-    head = load(model_dir).engine(EngineConfig(**FAST, speed_source="head"))
+    head = LearnedEngine(load(model_dir), EngineConfig(**FAST, speed_source="head"))
     h = head.step(head.start([SceneRequest(0, 1, seed=4, speed=20.0)]).state, np.zeros((1, 2), np.float32))
     np.testing.assert_allclose(h.speed, h.speed_read)
     with pytest.raises(ValueError, match="speed_source='gps'.*allowed"):
-        load(model_dir).engine(EngineConfig(**FAST, speed_source="gps"))
+        LearnedEngine(load(model_dir), EngineConfig(**FAST, speed_source="gps"))
 
 
 def test_heads_with_pose_put_lateral_offset_and_heading_in_the_env_info(tmp_path):
     folder = build_random_model(tmp_path / "m", RandomModelSpec(reward_pose=True))
-    env = DriveWorldEnv(engine=load(folder).engine(EngineConfig(**FAST)), horizon_steps=3)
+    env = DriveWorldEnv(engine=LearnedEngine(load(folder), EngineConfig(**FAST)), horizon_steps=3)
     _, info = env.reset(seed=0)
     _, _, _, _, info = env.step(np.zeros(2, np.float32))
     assert np.isfinite(info["lateral_offset"]) and np.isfinite(info["heading"])
-    plain = DriveWorldEnv(engine=load(build_random_model(tmp_path / "p")).engine(EngineConfig(**FAST)), horizon_steps=3)
+    plain_world = load(build_random_model(tmp_path / "p"))
+    plain = DriveWorldEnv(engine=LearnedEngine(plain_world, EngineConfig(**FAST)), horizon_steps=3)
     plain.reset(seed=0)
     info = plain.step(np.zeros(2, np.float32))[-1]
     assert "lateral_offset" not in info and "heading" not in info and "speed_read" in info
@@ -175,7 +177,7 @@ def test_a_pose_stage_gives_the_pose_the_lane_rewards_and_leaves_the_events_to_t
     folder = build_random_model(tmp_path / "m", RandomModelSpec(pose_heads=True))
     world = load(folder)
     assert world.pose is not None and world.pose.config.pose and not world.reward.config.pose
-    engine = world.engine(EngineConfig(**FAST))
+    engine = LearnedEngine(world, EngineConfig(**FAST))
     state = engine.start([SceneRequest(0, 1, seed=2)]).state
     out = engine.step(state, np.zeros((1, 2), np.float32))
     assert out.pose.shape == (1, 2) and np.isfinite(out.pose).all()
@@ -189,7 +191,7 @@ def test_a_pose_stage_gives_the_pose_the_lane_rewards_and_leaves_the_events_to_t
     assert vinfo["lateral_offset"].shape == (2,) and "lane_centering" in vinfo["rewards"]
     imagined = engine.imagine(state, np.zeros((2, 2, 2), np.float32), decode=False)
     assert imagined.pose.shape == (2, 2, 2)
-    plain_engine = load(build_random_model(tmp_path / "p")).engine(EngineConfig(**FAST))
+    plain_engine = LearnedEngine(load(build_random_model(tmp_path / "p")), EngineConfig(**FAST))
     plain = DriveWorldVectorEnv(num_envs=2, engine=plain_engine)
     plain.reset(seed=0)
     pinfo = plain.step(np.zeros((2, 2), np.float32))[-1]

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from drivesim.diffusion.ego_warp import GroundCamera, ground_rows, warp_forward
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import build_random_model
 from drivesim.rollout.travel_anchor import anchor_travel, told_travel
@@ -62,8 +63,8 @@ def test_an_anchoring_engine_moves_keyframes_with_the_state_speed(tmp_path):
     world = load(build_random_model(tmp_path / "m"))
     fast = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2)
     act = np.array([[0.0, 0.3]], np.float32)
-    plain = world.engine(EngineConfig(**fast))
-    anchoring = world.engine(EngineConfig(**fast, anchor_travel=True))
+    plain = LearnedEngine(world, EngineConfig(**fast))
+    anchoring = LearnedEngine(world, EngineConfig(**fast, anchor_travel=True))
     started = plain.start([SceneRequest(0, 1, seed=2, speed=5.0)]).state
     fast_state = started.with_(context_speed=started.context_speed + 25.0)
     for eng, moves in ((anchoring, True), (plain, False)):

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from drivesim.diffusion.ego_warp import GroundCamera, ground_rows, ground_warp, warp_travel
+from drivesim.rollout.engine import LearnedEngine
 from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import build_random_model
 from drivesim.rollout.types import SceneRequest
@@ -98,7 +99,7 @@ def test_warp_fill_ends_on_the_new_keyframe_and_moves_with_the_speed():
 def test_the_engine_fills_by_warp_without_the_interpolation_model(tmp_path):
     world = load(build_random_model(tmp_path / "m"))
     fast = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2)
-    engine = world.engine(EngineConfig(**fast, fill="warp"))
+    engine = LearnedEngine(world, EngineConfig(**fast, fill="warp"))
     called = []
     world.interpolation.model.forward = lambda *a, **kw: called.append(1)  # would break the rollout
     out = engine.start([SceneRequest(0, 1, seed=0, speed=20.0)])
@@ -116,8 +117,8 @@ def test_the_engine_fills_by_warp_without_the_interpolation_model(tmp_path):
 def test_the_engine_codec_takes_codec_frames_a_call_and_fills_the_same(tmp_path):
     world = load(build_random_model(tmp_path / "m"))
     fast = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2, fill="warp")
-    one = world.engine(EngineConfig(**fast, codec_frames=0))
-    chunked = world.engine(EngineConfig(**fast, codec_frames=3))
+    one = LearnedEngine(world, EngineConfig(**fast, codec_frames=0))
+    chunked = LearnedEngine(world, EngineConfig(**fast, codec_frames=3))
     assert (one.frame_codec.max_frames, chunked.frame_codec.max_frames) == (0, 3)
     keys = torch.randn(4, 3, *one.latent_shape)  # 4 rollouts: 8 keyframes decoded, 4 x 3 in-between frames encoded
     speeds = torch.full((4, 3), 20.0)
@@ -126,13 +127,13 @@ def test_the_engine_codec_takes_codec_frames_a_call_and_fills_the_same(tmp_path)
     b = chunked.fill(keys, None, cond, [torch.Generator()] * 4, speeds)
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="codec_frames=-1"):
-        world.engine(EngineConfig(codec_frames=-1))
+        LearnedEngine(world, EngineConfig(codec_frames=-1))
 
 
 def test_the_engine_warp_fill_runs_in_the_compute_dtype_and_returns_float32(tmp_path):
     world = load(build_random_model(tmp_path / "m"))
     fast = dict(keyframe_steps=2, first_frame_steps=2, interpolation_steps=2, fill="warp")
-    f32, bf16 = world.engine(EngineConfig(**fast)), world.engine(EngineConfig(**fast, dtype="bfloat16"))
+    f32, bf16 = LearnedEngine(world, EngineConfig(**fast)), LearnedEngine(world, EngineConfig(**fast, dtype="bfloat16"))
     keys, speeds = torch.randn(2, 3, *f32.latent_shape), torch.full((2, 3), 20.0)
     cond = f32._conditioning(torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long), [None] * 2)
     seen = []
