@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from _real_frames import LABEL_PAIRS, RealFrames, largest
 
-from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.compose import (
     BoxLayout,
     ComposeModels,
@@ -25,6 +24,7 @@ from drivesim.rollout.compose import (
     overlay_boxes,
     sample_layout,
 )
+from drivesim.sampling.image import ImageGuidance
 from drivesim.world import TIME_OF_DAY
 
 

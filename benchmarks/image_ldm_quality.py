@@ -42,7 +42,6 @@ import torch
 from tqdm import tqdm
 
 from drivesim.autoencoder.loading import load_temporal_decoder
-from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.eval.adherence import condition_adherence, predict_conditions
 from drivesim.eval.features import frame_features
 from drivesim.eval.frame_probe import FrameProbe
@@ -54,6 +53,7 @@ from drivesim.rollout.compose import (
     ComposeModels,
     load_compose_models,
 )
+from drivesim.sampling.image import ImageGuidance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from image_ldm_quality import QualityPoint, Setup, evaluate_point, setup  # noqa: E402
 
-from drivesim.diffusion.image_model import ImageGuidance  # noqa: E402
 from drivesim.paths import default_probes_dir
+from drivesim.sampling.image import ImageGuidance  # noqa: E402
 
 
 def run_point(s: Setup, per_pair: int, steps: int, scale: float, seed: int, contrast: tuple[str, ...] = ()

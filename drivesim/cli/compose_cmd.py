@@ -62,7 +62,6 @@ class ComposeResult:
 def run_compose(cfg: DictConfig) -> ComposeResult:
     """Compose one frame and write it to `out`."""
     from drivesim.data.atomic import atomic_path, atomic_write_text
-    from drivesim.diffusion.image_model import ImageGuidance
     from drivesim.rollout.compose import (
         compose_scene,
         layout_entries,
@@ -71,6 +70,7 @@ def run_compose(cfg: DictConfig) -> ComposeResult:
         overlay_boxes,
         sample_layout,
     )
+    from drivesim.sampling.image import ImageGuidance
 
     config: ComposeConfig = to_dataclass(cfg, ComposeConfig)
     torch.set_num_threads(config.num_threads)

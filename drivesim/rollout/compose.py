@@ -29,9 +29,10 @@ from drivesim.autoencoder.temporal_decoder import TemporalDecoder
 from drivesim.data.annotations import FrameBoxes
 from drivesim.data.show import draw_boxes as draw_frame_boxes
 from drivesim.diffusion.conditioning import Conditioning
-from drivesim.diffusion.image_model import ImageGuidance, ImageLDM
+from drivesim.diffusion.image_model import ImageLDM
 from drivesim.diffusion.layout_prior import LayoutPrior, load_layout_prior
 from drivesim.rollout.types import SceneRequest
+from drivesim.sampling.image import ImageGuidance, sample_image
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY, VEHICLE_CLASSES
 
 BoxEntry = Sequence[Any] | Mapping[str, Any]
@@ -282,7 +283,7 @@ def generate_latents(
             box_mask=cond.box_mask[index],
             boxes_given=cond.boxes_given[index],
         )
-        rows.append(models.ldm.sample(part, steps, guidance, generator, progress=progress))
+        rows.append(sample_image(models.ldm, part, steps, guidance, generator, progress=progress))
     return torch.cat(rows)
 
 

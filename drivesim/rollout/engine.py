@@ -35,7 +35,6 @@ from torch import Tensor
 from drivesim.autoencoder.frame_codec import FrameCodec
 from drivesim.diffusion.conditioning import Conditioning
 from drivesim.diffusion.ego_warp import check_warp_interval
-from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.compiled import compile_networks
 from drivesim.rollout.compose import request_layouts
 from drivesim.rollout.compute_dtype import DTYPES, resolve_dtype
@@ -54,6 +53,7 @@ from drivesim.rollout.types import Imagined, RolloutState, SceneRequest, StepOut
 from drivesim.rollout.warp_fill import warp_fill
 from drivesim.rollout.world_model import WorldModel, load
 from drivesim.sampling.ddim import check_spacing
+from drivesim.sampling.image import ImageGuidance
 from drivesim.sampling.upsample import upsample_video
 from drivesim.sampling.video import VideoGuidance, VideoSamplingConfig, sample_clip
 from drivesim.world.types import CROWDEDNESS, TIME_OF_DAY

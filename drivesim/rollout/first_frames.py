@@ -14,10 +14,11 @@ import torch
 from torch import Tensor
 
 from drivesim.diffusion.conditioning import Conditioning
-from drivesim.diffusion.image_model import ImageGuidance, ImageLDM
+from drivesim.diffusion.image_model import ImageLDM
 from drivesim.rollout.generators import rollout_noise
 from drivesim.sampling.ddim import ddim_sample
 from drivesim.sampling.guidance import classifier_free_guidance
+from drivesim.sampling.image import ImageGuidance
 
 
 @torch.no_grad()

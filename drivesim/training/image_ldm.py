@@ -33,11 +33,12 @@ from tqdm import tqdm
 from drivesim.autoencoder.latent_cache import LatentWindowConfig, LatentWindowDataset, read_cache
 from drivesim.diffusion.box_loss_weight import latent_box_weights
 from drivesim.diffusion.conditioning import Conditioning, drop_conditions
-from drivesim.diffusion.image_model import IMAGE_STAGE, ImageGuidance, ImageLDM, LatentGeometry
+from drivesim.diffusion.image_model import IMAGE_STAGE, ImageLDM, LatentGeometry
 from drivesim.diffusion.parameterization import check_target, diffusion_loss
 from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.diffusion.unet import UNetConfig, count_parameters
 from drivesim.diffusion.video_loading import config_from_dict
+from drivesim.sampling.image import ImageGuidance, sample_image
 from drivesim.training.checkpoint import save_stage
 from drivesim.training.distributed import (
     DistInfo,
@@ -225,7 +226,7 @@ def preview_grid(model: ImageLDM, autoencoder_folder: Path, steps: int, guidance
     tod = [t for t in TIME_OF_DAY for _ in CROWDEDNESS]
     crowd = [c for _ in TIME_OF_DAY for c in CROWDEDNESS]
     cond = Conditioning.from_labels(tod, crowd, [None] * len(tod), [None] * len(tod))
-    z = model.sample(cond, steps, ImageGuidance.uniform(guidance), torch.Generator().manual_seed(seed))
+    z = sample_image(model, cond, steps, ImageGuidance.uniform(guidance), torch.Generator().manual_seed(seed))
     with torch.no_grad():
         x = autoencoder.decode(z / model.latent.scale).clamp(-1, 1)  # (6, 3, H, W)
     x = ((x + 1) * 127.5).round().to(torch.uint8).cpu()

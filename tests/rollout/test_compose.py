@@ -11,7 +11,7 @@ import torch
 
 from drivesim.autoencoder.config import AutoencoderConfig
 from drivesim.autoencoder.model import Autoencoder
-from drivesim.diffusion.image_model import ImageGuidance, ImageLDM, LatentGeometry
+from drivesim.diffusion.image_model import ImageLDM, LatentGeometry
 from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.diffusion.unet import UNetConfig
 from drivesim.env.drive_env import DriveWorldEnv
@@ -35,6 +35,7 @@ from drivesim.rollout.engine_api import EngineConfig
 from drivesim.rollout.random_model import random_layout_prior
 from drivesim.rollout.types import SceneRequest
 from drivesim.rollout.world_model import load
+from drivesim.sampling.image import ImageGuidance
 from drivesim.training.checkpoint import save_stage
 from tests.rollout.conftest import FAST
 

@@ -5,8 +5,8 @@ import contextlib
 import torch
 
 from drivesim.diffusion.conditioning import Conditioning
-from drivesim.diffusion.image_model import ImageGuidance
 from drivesim.rollout.first_frames import compose_first_frames
+from drivesim.sampling.image import ImageGuidance
 
 
 def _cond(tods, crowds):

@@ -16,6 +16,7 @@ from drivesim.diffusion.image_model import ImageLDM
 from drivesim.diffusion.unet import UNetConfig
 from drivesim.model_folder import read_folder_config
 from drivesim.paths import conf_dir
+from drivesim.sampling.image import sample_image
 from drivesim.training.image_ldm import ImageLDMTrainConfig, load_latent_frames, train, validation_loss
 
 C, H, W = 4, 8, 16
@@ -101,7 +102,7 @@ def test_training_reduces_loss_and_exports_stage(cache: Path, tmp_path: Path) ->
     assert (Path(cfg.run_dir) / "losses.png").is_file()
     # the exported model samples latents of the training geometry
     cond = Conditioning.from_labels(["day", "night"], ["low", None], [None, None], [None, None])
-    z = trained.sample(cond, steps=3, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    z = sample_image(trained, cond, steps=3, guidance=2.0, generator=torch.Generator().manual_seed(0))
     assert z.shape == (2, C, H, W) and torch.isfinite(z).all()
 
 
