@@ -44,7 +44,7 @@ class PoseConsistency:
                 f"pose consistency needs z and x0 (b, t, c, h, w) alike, mask (b, t) and alpha2 (b,); got "
                 f"{tuple(z.shape)}, {tuple(x0.shape)}, {tuple(mask.shape)}, {tuple(alpha2.shape)}"
             )
-        b, t = mask.shape
+        b = mask.shape[0]
         predicted = 1.0 - mask[:, 1:].to(x0.dtype)  # b (t-1): frames read as the newer of a pair
         previous = rearrange(z[:, :-1], "b t c h w -> (b t) c h w")
         made = torch.stack([previous, rearrange(x0[:, 1:], "b t c h w -> (b t) c h w")], dim=1)  # (b t-1) 2 c h w

@@ -18,7 +18,8 @@ from drivesim.training.checkpoint import save_stage
 from drivesim.training.clip_batch import clip_batch
 from drivesim.training.pose_consistency import PoseConsistency, load_pose_consistency
 from drivesim.training.video_config import VideoLDMTrainConfig
-from drivesim.training.video_ldm import masked_loss, train, window_dataset
+from drivesim.training.video_ldm import train, window_dataset
+from drivesim.training.video_loss import masked_loss
 from tests.training.test_video_ldm import UNET, _cfg, _prepare, make_latent_cache
 
 C, H, W = 4, 8, 16

@@ -26,7 +26,8 @@ from drivesim.training.checkpoint import save_stage
 from drivesim.training.clip_batch import clip_batch
 from drivesim.training.init_from import init_from_stage
 from drivesim.training.video_config import VideoLDMTrainConfig
-from drivesim.training.video_ldm import masked_loss, train, window_dataset
+from drivesim.training.video_ldm import train, window_dataset
+from drivesim.training.video_loss import masked_loss
 
 C, H, W = 4, 8, 16
 UNET = dataclasses.replace(UNetConfig.tiny(), zero_init=False)
@@ -398,7 +399,7 @@ def test_consistency_on_forecast_switch_scores_the_forecast_too(workspace):
 def _spy_loss_weights(monkeypatch) -> list:
     """Replace the video trainer's diffusion loss by a spy; the returned list collects each call's loss weights,
     broadcast to the latents' shape (b, t, c, h, w)."""
-    from drivesim.training import video_ldm as video_module
+    from drivesim.training import video_loss as video_module
 
     seen = []
 
