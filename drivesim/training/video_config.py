@@ -20,6 +20,9 @@ class VideoTrainCommon:
     model_dir: str = "runs/models/default"  # holds "image_ldm"; the trained stage is added
     video: VideoUNetConfig = field(default_factory=VideoUNetConfig)
     from_scratch: bool = False  # ablation: theta randomly initialised and trained end to end
+    # > 0: theta (the image UNet, as loaded or from init_theta) trains too, at lr * theta_lr, beside phi
+    # (0: frozen, the paper's way); the stage then carries its own theta
+    theta_lr: float = 0.0
     num_frames: int = 8
     window_step: int = 4  # source frames between training-window starts
     max_boxes: int = 16
@@ -79,6 +82,11 @@ class VideoTrainCommon:
         for key in ("forecast_weight", "action_consistency_weight", "action_consistency_start"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{name}.{key}={getattr(self, key)} must be >= 0")
+        if not self.theta_lr >= 0:
+            raise ValueError(f"{name}.theta_lr={self.theta_lr} must be >= 0 (0 = theta frozen)")
+        if self.theta_lr > 0 and self.from_scratch:
+            raise ValueError(f"{name}.theta_lr={self.theta_lr} needs from_scratch=false: from scratch, theta "
+                             "already trains at lr")
         if self.idm_lr <= 0:
             raise ValueError(f"{name}.idm_lr={self.idm_lr} must be > 0")
         for key in ("action_drop", "label_drop", "box_drop"):

@@ -26,7 +26,8 @@ pose they read from the true frame.
 
 Ablations (config): `video.temporal_layers` "attention" | "attention+conv3d";
 `video.context_noise` with `context_noise_max` (tau_c ~ U{0..max} noises the context);
-`from_scratch` (theta randomly initialised and trained end to end). Context guidance
+`from_scratch` (theta randomly initialised and trained end to end). Beyond the paper, `theta_lr` > 0
+fine-tunes theta from the image model beside phi at lr * theta_lr (the stage carries its own theta). Context guidance
 on/off is a sampling switch (`drivesim.sampling.video.VideoGuidance.context`).
 
 The loss of one batch (Eq. (3) and the terms above) is `drivesim.training.video_loss.masked_loss`.
@@ -92,7 +93,20 @@ def build_video_unet(image: ImageLDM, cfg: VideoTrainCommon) -> VideoUNet:
     if cfg.from_scratch:
         video_cfg = dataclasses.replace(cfg.video, freeze_image=False)
         return VideoUNet(SpatialUNet(image.unet_config), video_cfg, blend_shift=shift)
-    return VideoUNet(image.unet, dataclasses.replace(cfg.video, freeze_image=True), blend_shift=shift)
+    return VideoUNet(image.unet, dataclasses.replace(cfg.video, freeze_image=cfg.theta_lr == 0), blend_shift=shift)
+
+
+def param_groups(model: VideoUNet, cfg: VideoTrainCommon) -> list[dict[str, Any]]:
+    """The optimizer's groups, each with the `lr_scale` its learning rate is cfg.lr times: phi (and theta from
+    scratch) at 1; with `theta_lr` > 0 a second group, the image UNet's theta, at theta_lr."""
+    params = model.trainable_parameters()
+    if cfg.theta_lr == 0 or cfg.from_scratch:
+        return [{"params": params, "lr_scale": 1.0}]
+    theta = {id(p) for p in model.image_unet.parameters()}
+    return [
+        {"params": [p for p in params if id(p) not in theta], "lr_scale": 1.0},
+        {"params": [p for p in params if id(p) in theta], "lr_scale": cfg.theta_lr},
+    ]
 
 
 @dataclass(frozen=True)
@@ -130,7 +144,7 @@ def run_video_training(
     model = build_video_unet(image, cfg).to(info.device)
     ema = EMA(model, decay=cfg.ema_decay)
     params = model.trainable_parameters()
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     modules: dict[str, nn.Module] = {"model": model, "ema": ema}
     optimizers: dict[str, torch.optim.Optimizer] = {"opt": opt}
     idm: LatentInverseDynamics | None = None
@@ -173,8 +187,9 @@ def run_video_training(
         batch, mask = batch.to(info.device), mask.to(info.device)
         if refine is not None:
             batch = refine(batch, mask, ema.module.eval(), image, generator)
+        factor = lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
+            group["lr"] = cfg.lr * group["lr_scale"] * factor
         model.train()
         weight = cfg.action_consistency_weight if step >= cfg.action_consistency_start else 0.0
         with autocast(info.device, cfg.precision):
@@ -236,6 +251,7 @@ def run_video_training(
             "alphas": alphas,
             "cpu_minutes": cpu_minutes,
             "latent_cache": str(cfg.latent_cache),
+            "theta_lr": cfg.theta_lr,
             # tau_c that sampling should noise the context with (drivesim.sampling.video)
             "context_noise_level": cfg.context_noise_sampling if final.config.context_noise else 0,
             **(stage_extra or {}),

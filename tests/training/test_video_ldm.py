@@ -18,7 +18,7 @@ from drivesim.diffusion.latent_idm import LatentInverseDynamics
 from drivesim.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from drivesim.diffusion.unet import SpatialUNet, UNetConfig
 from drivesim.diffusion.video_conditioning import VideoConditioning
-from drivesim.diffusion.video_loading import load_video_ldm
+from drivesim.diffusion.video_loading import load_image_ldm, load_video_ldm
 from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
 from drivesim.paths import conf_dir
 from drivesim.sampling.video import VideoSamplingConfig, sample_clip
@@ -26,7 +26,7 @@ from drivesim.training.checkpoint import save_stage
 from drivesim.training.clip_batch import clip_batch
 from drivesim.training.init_from import init_from_stage
 from drivesim.training.video_config import VideoLDMTrainConfig
-from drivesim.training.video_ldm import train, window_dataset
+from drivesim.training.video_ldm import build_video_unet, param_groups, train, window_dataset
 from drivesim.training.video_loss import masked_loss
 
 C, H, W = 4, 8, 16
@@ -461,3 +461,32 @@ def test_a_clean_context_model_trains_and_loads_with_its_switch(workspace):
     assert loaded.model.config.clean_context
     with pytest.raises(ValueError, match="loss_on_context needs video.clean_context=false"):
         dataclasses.replace(cfg, loss_on_context=True)
+
+
+def test_theta_lr_fine_tunes_the_image_unet_in_its_own_group_at_the_scaled_rate(workspace):
+    cfg = _prepare(workspace, _cfg(workspace, "theta", theta_lr=0.1, max_steps=2))
+    image = load_image_ldm(Path(cfg.model_dir)).unet.state_dict()
+    model = build_video_unet(load_image_ldm(Path(cfg.model_dir)), cfg)
+    phi, theta = param_groups(model, cfg)
+    assert {id(p) for p in theta["params"]} == {id(p) for p in model.image_unet.parameters()}
+    assert not {id(p) for p in theta["params"]} & {id(p) for p in phi["params"]}
+    assert (phi["lr_scale"], theta["lr_scale"]) == (1.0, 0.1)
+    frozen = build_video_unet(load_image_ldm(Path(cfg.model_dir)), dataclasses.replace(cfg, theta_lr=0.0))
+    (only,) = param_groups(frozen, dataclasses.replace(cfg, theta_lr=0.0))
+    assert not {id(p) for p in only["params"]} & {id(p) for p in frozen.image_unet.parameters()}
+
+    assert train(cfg).steps == 2
+    loaded = load_video_ldm(Path(cfg.model_dir))
+    assert not loaded.model.config.freeze_image and loaded.extra["theta_lr"] == 0.1
+    moved = [k for k, v in loaded.model.image_unet.state_dict().items() if not torch.equal(v, image[k])]
+    assert moved  # theta trained and the stage carries it
+    run = sorted(Path(cfg.run_dir).joinpath("checkpoints").iterdir())[-1]
+    groups = json.loads((run / "state.json").read_text())["optimizers"]["opt"]["param_groups"]
+    assert groups[1]["lr"] == pytest.approx(0.1 * groups[0]["lr"]) and groups[0]["lr"] > 0
+
+
+def test_theta_lr_is_checked():
+    with pytest.raises(ValueError, match="theta_lr=-0.1 must be >= 0"):
+        VideoLDMTrainConfig(theta_lr=-0.1)
+    with pytest.raises(ValueError, match="theta_lr=0.5 needs from_scratch=false"):
+        VideoLDMTrainConfig(theta_lr=0.5, from_scratch=True)
