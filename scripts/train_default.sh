@@ -28,6 +28,7 @@ ds train stage=video_ldm experiment=default/video_ldm
 ds train stage=video_ldm experiment=default/video_ldm_stride4   # stage video_ldm_stride4: follows the steering
 ds train stage=video_ldm experiment=default/video_ldm_stride4_cars   # the same stage, trained to keep the cars
 ds train stage=video_ldm experiment=default/video_ldm_stride4_cars run_dir=runs/default/video_ldm_stride4_cars2 seed=1
+ds train stage=video_ldm experiment=default/video_ldm_stride4_cars run_dir=runs/default/video_ldm_stride4_cars3 seed=2 box_drop=1.0 pose_weight=3.0   # trained as the env runs it (no boxes), the pose term keeping the road
 ds train stage=interpolation experiment=default/interpolation
 ds train stage=upsampler experiment=default/upsampler
 ds train stage=upsampler_temporal experiment=default/upsampler_temporal
