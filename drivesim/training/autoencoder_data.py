@@ -84,6 +84,9 @@ class ShardFrameStream:
             num_workers=self.cfg.shard_workers,
             collate_fn=collate_frames,
             drop_last=True,
+            # workers from a clean server process: a fork of a process with other threads (a test runner's I/O,
+            # tqdm's monitor) can inherit a held lock and hang
+            multiprocessing_context="forkserver" if self.cfg.shard_workers > 0 else None,
         )
         return iter(loader)
 

@@ -94,7 +94,7 @@ def test_node_and_worker_splits_partition_the_windows(data: Path) -> None:
     seen: list[tuple[str, int]] = []
     for rank in range(2):
         ds = ShardWindowDataset(data / "sh1", CFG, node=Node(rank, 2))
-        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, multiprocessing_context="forkserver")
         part = _keys(loader)
         assert 0 < len(part) < len(everything)
         seen += part
