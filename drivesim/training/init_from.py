@@ -8,17 +8,20 @@ initialisation, whose zero output projections make the run start exactly as the 
 A temporal 3-D convolution whose kernel grew (e.g. `video.conv_kernel` (3, 1, 1) -> (3, 3, 3)) takes the stored
 kernel at its centre and zeros around it (`widen_kernel`), which computes the same function, so such a run starts
 as the stage too. A stage trained on another image model theta, or with other shapes, is an error that names what
-differs.
+differs. `init_lineage` is what the new stage records of where it started: the source stage's own extra (its
+training config and, if it too started from a folder, that lineage in turn), so a chain of fine-tunes stays
+readable from the last stage alone, bundling included.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from drivesim.diffusion.video_unet import VideoUNet
-from drivesim.model_folder import load_stage
+from drivesim.model_folder import load_stage, read_folder_config
 
 # may be missing from an init_from stage (each starts with a zero output projection)
 NEW_MODULES = (
@@ -80,3 +83,12 @@ def init_from_stage(model: VideoUNet, folder: Path, stage: str, theta: bool = Fa
     grown = sum(v is not None for v in widened.values())
     print(f"{stage}: initialised from {folder} ({len(result.missing_keys)} new tensors keep their init"
           + (f", {grown} convolution kernels widened" if grown else "") + ")")
+
+
+def init_lineage(folder: Path, stage: str, theta: bool) -> dict[str, Any]:
+    """Where a run that starts from `stage` of model folder `folder` came from: the folder, the stage, whether theta
+    came with it, and that stage's extra as recorded there (less its per-layer alphas), which nests the lineage of
+    the stage's own start."""
+    entry = read_folder_config(Path(folder)).get(stage) or {}
+    extra = {k: v for k, v in (entry.get("extra") or {}).items() if k != "alphas"}
+    return {"folder": str(folder), "stage": stage, "theta": theta, "extra": extra}

@@ -77,7 +77,7 @@ from drivesim.training.distributed import (
     wrap_ddp,
 )
 from drivesim.training.ema import EMA
-from drivesim.training.init_from import init_from_stage
+from drivesim.training.init_from import init_from_stage, init_lineage
 from drivesim.training.logging import LossLog
 from drivesim.training.own_context import own_context
 from drivesim.training.pose_consistency import PoseConsistency, load_pose_consistency
@@ -160,6 +160,10 @@ def run_video_training(
         modules["ema"] = ema
     step = restored.step if restored else 0
     cpu_seconds = float(restored.extra.get("cpu_seconds", 0.0)) if restored else 0.0
+    # read where the run started once, at its start (model_dir may be init_from, and this run overwrites its stage)
+    lineage = restored.extra.get("init_from") if restored else None
+    if lineage is None and cfg.init_from is not None:
+        lineage = init_lineage(Path(cfg.init_from), cfg.init_stage or stage, cfg.init_theta)
     if restored and info.is_main:
         print(f"{stage}: resumed from {restored.path} at step {step}")
     ddp_model = wrap_ddp(model, info)
@@ -173,7 +177,7 @@ def run_video_training(
 
     def save_checkpoint() -> None:
         spent = cpu_seconds + time.process_time() - cpu_started
-        checkpointer.save(step, modules, optimizers, extra={"cpu_seconds": spent})
+        checkpointer.save(step, modules, optimizers, extra={"cpu_seconds": spent, "init_from": lineage})
         if info.is_main:
             log.save()
             log.plot(run_dir / "losses.png", title=stage)
@@ -255,7 +259,10 @@ def run_video_training(
             # tau_c that sampling should noise the context with (drivesim.sampling.video)
             "context_noise_level": cfg.context_noise_sampling if final.config.context_noise else 0,
             **(stage_extra or {}),
+            "train_config": dataclasses.asdict(cfg),  # the whole recipe: seed, box_drop, box_weight, lr, ...
         }
+        if lineage is not None:
+            extra["init_from"] = lineage
         export_stage = export_stage or stage
         save_stage(model_dir, export_stage, final, config, extra=extra)
         print(f"{stage}: step {step}, loss {extra['loss']:.4f} -> {model_dir} (stage {export_stage!r})")

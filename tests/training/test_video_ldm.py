@@ -20,6 +20,7 @@ from drivesim.diffusion.unet import SpatialUNet, UNetConfig
 from drivesim.diffusion.video_conditioning import VideoConditioning
 from drivesim.diffusion.video_loading import load_image_ldm, load_video_ldm
 from drivesim.diffusion.video_unet import VideoUNet, VideoUNetConfig
+from drivesim.model_folder import read_folder_config
 from drivesim.paths import conf_dir
 from drivesim.sampling.video import VideoSamplingConfig, sample_clip
 from drivesim.training.checkpoint import save_stage
@@ -490,3 +491,27 @@ def test_theta_lr_is_checked():
         VideoLDMTrainConfig(theta_lr=-0.1)
     with pytest.raises(ValueError, match="theta_lr=0.5 needs from_scratch=false"):
         VideoLDMTrainConfig(theta_lr=0.5, from_scratch=True)
+
+
+def test_a_stage_records_its_recipe_and_the_chain_of_stages_it_started_from(workspace):
+    first = _prepare(workspace, _cfg(workspace, "first", max_steps=1, box_drop=0.1, seed=0))
+    train(first)
+    assert read_folder_config(Path(first.model_dir))["video_ldm"]["extra"]["train_config"]["box_drop"] == 0.1
+    assert "init_from" not in read_folder_config(Path(first.model_dir))["video_ldm"]["extra"]
+    # trained on in place (init_from is the folder it overwrites), then rerun when finished: the lineage is the
+    # stage it started from, read at the start, not its own export
+    second = _cfg(workspace, "second", model_dir=first.model_dir, init_from=first.model_dir, max_steps=1,
+                  box_drop=1.0, box_weight=3.0, seed=3)  # fmt: skip
+    for _ in range(2):
+        train(second)
+        extra = read_folder_config(Path(first.model_dir))["video_ldm"]["extra"]
+        assert extra["train_config"]["box_drop"] == 1.0 and extra["train_config"]["seed"] == 3
+        assert extra["init_from"]["folder"] == first.model_dir and extra["init_from"]["stage"] == "video_ldm"
+        assert extra["init_from"]["extra"]["train_config"]["box_drop"] == 0.1
+        assert "init_from" not in extra["init_from"]["extra"] and "alphas" not in extra["init_from"]["extra"]
+    third = _prepare(workspace, _cfg(workspace, "third", init_from=first.model_dir, max_steps=1,
+                                     export_stage="video_ldm_x"))  # fmt: skip
+    train(third)
+    chain = read_folder_config(Path(third.model_dir))["video_ldm_x"]["extra"]["init_from"]
+    assert chain["extra"]["train_config"]["seed"] == 3
+    assert chain["extra"]["init_from"]["extra"]["train_config"]["seed"] == 0
