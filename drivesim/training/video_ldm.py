@@ -100,7 +100,7 @@ def param_groups(model: VideoUNet, cfg: VideoTrainCommon) -> list[dict[str, Any]
     """The optimizer's groups, each with the `lr_scale` its learning rate is cfg.lr times: phi (and theta from
     scratch) at 1; with `theta_lr` > 0 a second group, the image UNet's theta, at theta_lr."""
     params = model.trainable_parameters()
-    if cfg.theta_lr == 0 or cfg.from_scratch:
+    if cfg.theta_lr == 0:  # (the config forbids theta_lr > 0 with from_scratch)
         return [{"params": params, "lr_scale": 1.0}]
     theta = {id(p) for p in model.image_unet.parameters()}
     return [
