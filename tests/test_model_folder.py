@@ -74,7 +74,7 @@ def _save_many(folder, prefix):
 def test_concurrent_exports_keep_every_stage(tmp_path):
     import multiprocessing as mp
 
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("forkserver")  # a fork of a threaded test worker can inherit a held lock
     procs = [ctx.Process(target=_save_many, args=(tmp_path, p)) for p in ("a", "b")]
     for p in procs:
         p.start()
