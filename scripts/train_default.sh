@@ -25,6 +25,7 @@ ds data latents experiment=default/latents dataset=data/world_explore out=data/w
 ds train stage=reward experiment=default/pose_heads   # stage "pose": lateral offset and heading
 ds train stage=temporal_decoder experiment=default/temporal_decoder
 ds train stage=video_ldm experiment=default/video_ldm
+ds train stage=video_ldm experiment=default/video_ldm_nobox   # the same stage trained on as the env runs it (no boxes)
 ds train stage=video_ldm experiment=default/video_ldm_stride4   # stage video_ldm_stride4: follows the steering
 ds train stage=video_ldm experiment=default/video_ldm_stride4_cars   # the same stage, trained to keep the cars
 ds train stage=video_ldm experiment=default/video_ldm_stride4_cars run_dir=runs/default/video_ldm_stride4_cars2 seed=1

@@ -125,6 +125,27 @@ def test_stride4_experiment_validates():
     assert (cfg.num_frames, cfg.batch_size, cfg.lr, cfg.max_steps) == (3, 8, 1e-4, 1500)
 
 
+def test_video_ldm_nobox_experiment_trains_the_default_stage_on_as_the_env_runs_it():
+    """The bundled video_ldm since session 46: default/video_ldm's stage, in place, trained on with no boxes given
+    (the env gives the prediction steps none), same window and data; the recipe runs it after default/video_ldm."""
+    from pathlib import Path
+
+    from drivesim.training.video_config import VideoLDMTrainConfig
+
+    def load(name: str) -> VideoLDMTrainConfig:
+        return to_dataclass(compose("train/video_ldm", [f"experiment=default/{name}"]), VideoLDMTrainConfig)
+
+    base, nobox = load("video_ldm"), load("video_ldm_nobox")
+    assert nobox.box_drop == 1.0 and base.box_drop == 0.1
+    assert nobox.init_from == nobox.model_dir == base.model_dir
+    assert nobox.init_stage == nobox.export_stage == "video_ldm"
+    assert (nobox.num_frames, nobox.frame_stride, nobox.latent_cache) == (base.num_frames, base.frame_stride,
+                                                                         base.latent_cache)  # fmt: skip
+    assert nobox.run_dir != base.run_dir and nobox.video == base.video
+    script = (Path(__file__).parents[2] / "scripts" / "train_default.sh").read_text()
+    assert script.index("experiment=default/video_ldm\n") < script.index("experiment=default/video_ldm_nobox")
+
+
 def test_stride4_speed_experiment_differs_from_stride4_only_by_the_speed_and_its_folders():
     """Issue 6, accel: the stride-4 recipe with the prediction model told the ego speed, same budget."""
     from drivesim.training.video_config import VideoLDMTrainConfig
