@@ -25,11 +25,13 @@ ds data latents experiment=default/latents dataset=data/world_explore out=data/w
 ds train stage=reward experiment=default/pose_heads   # stage "pose": lateral offset and heading
 ds train stage=temporal_decoder experiment=default/temporal_decoder
 ds train stage=video_ldm experiment=default/video_ldm
-ds train stage=video_ldm experiment=default/video_ldm_nobox   # the same stage trained on as the env runs it (no boxes)
 ds train stage=video_ldm experiment=default/video_ldm_stride4   # stage video_ldm_stride4: follows the steering
 ds train stage=video_ldm experiment=default/video_ldm_stride4_cars   # the same stage, trained to keep the cars
 ds train stage=video_ldm experiment=default/video_ldm_stride4_cars run_dir=runs/default/video_ldm_stride4_cars2 seed=1
 ds train stage=video_ldm experiment=default/video_ldm_stride4_cars run_dir=runs/default/video_ldm_stride4_cars3 seed=2 box_drop=1.0 pose_weight=3.0   # trained as the env runs it (no boxes), the pose term keeping the road
+# DriveWorld-v0's stage trained on as the env runs it (no boxes given), after the
+# stride-4 stage, which starts from the plain video_ldm stage as the shipped one did
+ds train stage=video_ldm experiment=default/video_ldm_nobox   # the same stage trained on as the env runs it (no boxes)
 ds train stage=interpolation experiment=default/interpolation
 ds train stage=upsampler experiment=default/upsampler
 ds train stage=upsampler_temporal experiment=default/upsampler_temporal

@@ -144,6 +144,10 @@ def test_video_ldm_nobox_experiment_trains_the_default_stage_on_as_the_env_runs_
     assert nobox.run_dir != base.run_dir and nobox.video == base.video
     script = (Path(__file__).parents[2] / "scripts" / "train_default.sh").read_text()
     assert script.index("experiment=default/video_ldm\n") < script.index("experiment=default/video_ldm_nobox")
+    # the stride-4 stage starts from runs/models/default's video_ldm: the plain one, as the shipped stage did
+    stride4 = load("video_ldm_stride4")
+    assert (stride4.init_from, stride4.init_stage or "video_ldm") == (base.model_dir, "video_ldm")
+    assert script.index("experiment=default/video_ldm_stride4 ") < script.index("experiment=default/video_ldm_nobox")
 
 
 def test_stride4_speed_experiment_differs_from_stride4_only_by_the_speed_and_its_folders():
