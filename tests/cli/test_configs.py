@@ -150,6 +150,24 @@ def test_video_ldm_nobox_experiment_trains_the_default_stage_on_as_the_env_runs_
     assert script.index("experiment=default/video_ldm_stride4 ") < script.index("experiment=default/video_ldm_nobox")
 
 
+def test_video_ldm_nobox_cars_experiment_continues_the_bundled_stage_with_the_cars_weighted():
+    """Opt-in (session 47): the bundled video_ldm trained on with the cells under the true vehicle boxes weighing 3;
+    otherwise default/video_ldm_nobox's run, into its own folders, not the recipe's model."""
+    from drivesim.training.video_config import VideoLDMTrainConfig
+
+    def load(name: str) -> VideoLDMTrainConfig:
+        return to_dataclass(compose("train/video_ldm", [f"experiment=default/{name}"]), VideoLDMTrainConfig)
+
+    nobox, cars = load("video_ldm_nobox"), load("video_ldm_nobox_cars")
+    assert cars.box_weight == 3.0 and nobox.box_weight == 1.0 and cars.box_drop == 1.0
+    assert cars.init_from == "drivesim/assets/default_model" and cars.init_stage == "video_ldm"
+    assert cars.model_dir not in (nobox.model_dir, cars.init_from) and cars.run_dir != nobox.run_dir
+    fields = ("run_dir", "model_dir", "init_from", "seed", "box_weight")
+    assert {k: v for k, v in vars(cars).items() if k not in fields} == {
+        k: v for k, v in vars(nobox).items() if k not in fields
+    }
+
+
 def test_stride4_speed_experiment_differs_from_stride4_only_by_the_speed_and_its_folders():
     """Issue 6, accel: the stride-4 recipe with the prediction model told the ego speed, same budget."""
     from drivesim.training.video_config import VideoLDMTrainConfig
