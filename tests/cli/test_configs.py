@@ -9,6 +9,13 @@ from drivesim.cli.train_cmds import STAGES
 from drivesim.cli.typed_config import UsageError, to_dataclass
 
 
+def _video_experiment(name: str):
+    """The video_ldm training config of experiment default/<name>."""
+    from drivesim.training.video_config import VideoLDMTrainConfig
+
+    return to_dataclass(compose("train/video_ldm", [f"experiment=default/{name}"]), VideoLDMTrainConfig)
+
+
 def _train_config_classes():
     from drivesim.training.autoencoder import AutoencoderTrainConfig
     from drivesim.training.image_ldm import ImageLDMTrainConfig
@@ -130,12 +137,7 @@ def test_video_ldm_nobox_experiment_trains_the_default_stage_on_as_the_env_runs_
     (the env gives the prediction steps none), same window and data; the recipe runs it after default/video_ldm."""
     from pathlib import Path
 
-    from drivesim.training.video_config import VideoLDMTrainConfig
-
-    def load(name: str) -> VideoLDMTrainConfig:
-        return to_dataclass(compose("train/video_ldm", [f"experiment=default/{name}"]), VideoLDMTrainConfig)
-
-    base, nobox = load("video_ldm"), load("video_ldm_nobox")
+    base, nobox = _video_experiment("video_ldm"), _video_experiment("video_ldm_nobox")
     assert nobox.box_drop == 1.0 and base.box_drop == 0.1
     assert nobox.init_from == nobox.model_dir == base.model_dir
     assert nobox.init_stage == nobox.export_stage == "video_ldm"
@@ -145,7 +147,7 @@ def test_video_ldm_nobox_experiment_trains_the_default_stage_on_as_the_env_runs_
     script = (Path(__file__).parents[2] / "scripts" / "train_default.sh").read_text()
     assert script.index("experiment=default/video_ldm\n") < script.index("experiment=default/video_ldm_nobox")
     # the stride-4 stage starts from runs/models/default's video_ldm: the plain one, as the shipped stage did
-    stride4 = load("video_ldm_stride4")
+    stride4 = _video_experiment("video_ldm_stride4")
     assert (stride4.init_from, stride4.init_stage or "video_ldm") == (base.model_dir, "video_ldm")
     assert script.index("experiment=default/video_ldm_stride4 ") < script.index("experiment=default/video_ldm_nobox")
 
@@ -153,12 +155,7 @@ def test_video_ldm_nobox_experiment_trains_the_default_stage_on_as_the_env_runs_
 def test_video_ldm_nobox_cars_experiment_continues_the_bundled_stage_with_the_cars_weighted():
     """Opt-in (session 47): the bundled video_ldm trained on with the cells under the true vehicle boxes weighing 3;
     otherwise default/video_ldm_nobox's run, into its own folders, not the recipe's model."""
-    from drivesim.training.video_config import VideoLDMTrainConfig
-
-    def load(name: str) -> VideoLDMTrainConfig:
-        return to_dataclass(compose("train/video_ldm", [f"experiment=default/{name}"]), VideoLDMTrainConfig)
-
-    nobox, cars = load("video_ldm_nobox"), load("video_ldm_nobox_cars")
+    nobox, cars = _video_experiment("video_ldm_nobox"), _video_experiment("video_ldm_nobox_cars")
     assert cars.box_weight == 3.0 and nobox.box_weight == 1.0 and cars.box_drop == 1.0
     assert cars.init_from == "drivesim/assets/default_model" and cars.init_stage == "video_ldm"
     assert cars.model_dir not in (nobox.model_dir, cars.init_from) and cars.run_dir != nobox.run_dir
@@ -170,12 +167,7 @@ def test_video_ldm_nobox_cars_experiment_continues_the_bundled_stage_with_the_ca
 
 def test_stride4_speed_experiment_differs_from_stride4_only_by_the_speed_and_its_folders():
     """Issue 6, accel: the stride-4 recipe with the prediction model told the ego speed, same budget."""
-    from drivesim.training.video_config import VideoLDMTrainConfig
-
-    def load(name: str) -> VideoLDMTrainConfig:
-        return to_dataclass(compose("train/video_ldm", [f"experiment=default/{name}"]), VideoLDMTrainConfig)
-
-    base, speed = load("video_ldm_stride4"), load("video_ldm_stride4_speed")
+    base, speed = _video_experiment("video_ldm_stride4"), _video_experiment("video_ldm_stride4_speed")
     assert speed.video.speed_conditioning and not base.video.speed_conditioning
     assert speed.model_dir != base.model_dir and speed.run_dir != base.run_dir
     fields = ("model_dir", "run_dir", "init_from", "export_stage", "video")
